@@ -1,0 +1,1 @@
+"""newsrec serving side: documents, backends (Vespa and the embedded default), feeding, queries."""

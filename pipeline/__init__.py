@@ -1,0 +1,1 @@
+"""newsrec offline pipeline: MIND data, models, training, inference, transforms, evaluation."""

@@ -1,0 +1,78 @@
+"""Reference scorers, evaluated with the same metrics code as every model: random, popularity, oracle.
+
+- random: uniform scores from a seeded generator (expected AUC 0.5);
+- popularity: clicks a candidate received in *train* impressions strictly before the impression's
+  time (no dev labels are used: no leakage);
+- oracle: the planted true click probabilities of generated data (`demo-data`), the Bayes-optimal
+  ranking; only available where `dev/click_probabilities.txt` exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.demo_data import PROBABILITIES_FILE, read_probabilities
+from pipeline.errors import NewsrecError
+from pipeline.mind import Behaviors, MindDataset
+from pipeline.metrics import RankingMetrics, ranking_metrics
+
+
+class MissingGroundTruthError(NewsrecError):
+    """The oracle needs the planted click probabilities, which only generated data has."""
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    name: str
+    metrics: RankingMetrics
+    scores: np.ndarray  # (C,) one score per candidate row of the evaluated split
+
+
+def random_scores(behaviors: Behaviors, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(len(behaviors.candidates))
+
+
+def popularity_scores(train: Behaviors, target: Behaviors) -> np.ndarray:
+    """Number of train clicks on each candidate before the target impression's time."""
+    clicked_rows = np.flatnonzero(train.labels == 1)
+    click_news = train.candidates[clicked_rows].astype(np.int64)
+    click_time = train.time[train.impression_of_candidate()[clicked_rows]]
+    start = min(int(click_time.min(initial=0)), int(target.time.min(initial=0)))
+    span = max(int(click_time.max(initial=0)), int(target.time.max(initial=0))) - start + 2
+    click_keys = np.sort(click_news * span + (click_time - start))
+    candidate_time = target.time[target.impression_of_candidate()] - start
+    news = target.candidates.astype(np.int64)
+    before = np.searchsorted(click_keys, news * span + candidate_time, side="left")  # clicks strictly earlier
+    first = np.searchsorted(click_keys, news * span, side="left")
+    return (before - first).astype(np.float64)
+
+
+def oracle_scores(dataset: MindDataset, split: str) -> np.ndarray:
+    """The planted click probability of every candidate row, checked against the split's impressions."""
+    path = Path(dataset.root) / split / PROBABILITIES_FILE
+    if not path.is_file():
+        raise MissingGroundTruthError(f"{path}: no planted click probabilities; the oracle exists only for "
+                                      "data made by `newsrec demo-data`")
+    behaviors = dataset.splits[split]
+    ids, offsets, probabilities = read_probabilities(path)
+    expected = [str(i) for i in behaviors.impression_ids.tolist()]
+    if ids != expected or not np.array_equal(offsets, behaviors.candidate_offsets):
+        raise MissingGroundTruthError(f"{path}: does not match {behaviors.path} (impression ids or lengths "
+                                      "differ); regenerate the data")
+    return probabilities
+
+
+def evaluate_baselines(dataset: MindDataset, split: str = "dev", seed: int = 0) -> list[BaselineResult]:
+    """Random, popularity and (for generated data) oracle on a labelled split."""
+    target = dataset.splits[split]
+    scorers = {"random": lambda: random_scores(target, seed),
+               "popularity": lambda: popularity_scores(dataset.splits["train"], target)}
+    if (Path(dataset.root) / split / PROBABILITIES_FILE).is_file():
+        scorers["oracle"] = lambda: oracle_scores(dataset, split)
+    results = []
+    for name, scorer in scorers.items():
+        scores = scorer()
+        results.append(BaselineResult(name, ranking_metrics(target.labels, scores, target.candidate_offsets), scores))
+    return results

@@ -1,0 +1,180 @@
+"""`newsrec`: the command line. Thin: parse, call the library, print a summary.
+
+Library code raises `NewsrecError`s; only this module turns them into messages and exit codes
+(1 for bad input or a failed job, 2 for bad usage, as click does).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pipeline.errors import NewsrecError
+from pipeline.metrics import METRIC_NAMES, RankingMetrics
+
+METRIC_TITLES = {"auc": "AUC", "mrr": "MRR", "ndcg5": "nDCG@5", "ndcg10": "nDCG@10"}
+
+
+class NewsrecGroup(click.Group):
+    """Turns the library's named errors into one-line messages with exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NewsrecError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=NewsrecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """newsrec: from MIND to a Vespa-served, personalized news service.
+
+    \b
+    Example:
+      newsrec demo-data mind-demo --size tiny
+      newsrec baselines mind-demo
+    """
+
+
+def format_table(rows: list[tuple[str, RankingMetrics]]) -> str:
+    width = max(len("model"), *(len(name) for name, _ in rows))
+    header = f"{'model':<{width}}  " + "  ".join(f"{METRIC_TITLES[m]:>7}" for m in METRIC_NAMES) + "  impressions"
+    lines = [header, "-" * len(header)]
+    for name, metrics in rows:
+        values = "  ".join(f"{getattr(metrics, m):7.4f}" for m in METRIC_NAMES)
+        skipped = f" ({metrics.skipped_single_class} single-class skipped)" if metrics.skipped_single_class else ""
+        lines.append(f"{name:<{width}}  {values}  {metrics.impressions:>11}{skipped}")
+    return "\n".join(lines)
+
+
+def _read(mind_dir: str, skip_bad_rows: bool, progress: bool = True):
+    from pipeline.mind import read_mind
+
+    dataset = read_mind(mind_dir, on_error="skip" if skip_bad_rows else "raise", progress=progress)
+    if skip_bad_rows:
+        click.echo(f"read {mind_dir}: {dataset.report.summary()}", err=True)
+    return dataset
+
+
+skip_option = click.option("--skip-bad-rows", is_flag=True,
+                           help="Leave out malformed rows instead of stopping; they are counted and reported.")
+
+
+@main.command("demo-data")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
+              help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_data(out_dir: str, size: str, seed: int) -> None:
+    """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
+
+    \b
+    Example:
+      newsrec demo-data mind-demo --size small --seed 0
+    """
+    from pipeline.demo_data import config_for, generate
+    from pipeline.mind import read_mind
+    from pipeline.baselines import oracle_scores
+    from pipeline.metrics import ranking_metrics
+
+    started = time.perf_counter()
+    summary = generate(out_dir, config_for(size, seed))
+    dataset = read_mind(out_dir)
+    dev = dataset.splits["dev"]
+    oracle = ranking_metrics(dev.labels, oracle_scores(dataset, "dev"), dev.candidate_offsets)
+    click.echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
+               f"{summary['news']} news, {summary['train_impressions']} train / {summary['dev_impressions']} dev "
+               f"impressions, dev CTR {summary['dev_ctr']:.3f}, "
+               f"{summary['dev_candidates_unseen_in_train']:.0%} of dev candidates unseen in train")
+    click.echo(format_table([("oracle (dev)", oracle)]))
+
+
+@main.command()
+@click.argument("truth", type=click.Path())
+@click.argument("prediction", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def score(truth: str, prediction: str, as_json: bool) -> None:
+    """Score a leaderboard prediction file against a truth file, as the MIND leaderboard does.
+
+    TRUTH has lines `ImpId [l1,l2,...]` (labels 0/1); PREDICTION has lines `ImpId [r1,r2,...]`
+    (rank 1 = best, candidates in the impression's order).
+
+    \b
+    Example:
+      newsrec score mind-demo/dev/truth.txt baselines/popularity.txt --json
+    """
+    from pipeline.leaderboard import score_files
+
+    metrics = score_files(truth, prediction)
+    if as_json:
+        click.echo(json.dumps(metrics.as_dict()))
+    else:
+        click.echo(format_table([(Path(prediction).name, metrics)]))
+
+
+@main.command()
+@click.argument("mind_dir", type=click.Path())
+@click.option("--split", default="dev", show_default=True, help="Labelled split to score.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write each baseline's leaderboard prediction file here.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@skip_option
+def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, skip_bad_rows: bool) -> None:
+    """Score the random, popularity and (for generated data) oracle baselines.
+
+    \b
+    Example:
+      newsrec baselines mind-demo --out baselines
+      newsrec score mind-demo/dev/truth.txt baselines/popularity.txt
+    """
+    from pipeline.baselines import evaluate_baselines
+    from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
+
+    dataset = _read(mind_dir, skip_bad_rows, progress=not as_json)
+    if split not in dataset.splits or not dataset.splits[split].labelled:
+        raise click.ClickException(f"{mind_dir}: split {split!r} is missing or unlabelled; choose a labelled split")
+    results = evaluate_baselines(dataset, split, seed)
+    target = dataset.splits[split]
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for result in results:
+            ranks = scores_to_ranks(result.scores, target.candidate_offsets)
+            write_leaderboard_file(Path(out_dir) / f"{result.name}.txt", target.impression_ids.tolist(),
+                                   target.candidate_offsets, ranks)
+    if as_json:
+        click.echo(json.dumps({r.name: r.metrics.as_dict() for r in results}))
+        return
+    click.echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
+    click.echo(format_table([(r.name, r.metrics) for r in results]))
+    if out_dir:
+        click.echo(f"prediction files: {', '.join(str(Path(out_dir) / f'{r.name}.txt') for r in results)}")
+
+
+@main.command()
+@click.argument("mind_dir", type=click.Path())
+@skip_option
+def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
+    """Read and check a MIND directory; print what it holds.
+
+    \b
+    Example:
+      newsrec inspect ~/data/MINDsmall
+    """
+    started = time.perf_counter()
+    dataset = _read(mind_dir, skip_bad_rows)
+    click.echo(f"{mind_dir}: read in {time.perf_counter() - started:.1f}s; {len(dataset.news)} news, "
+               f"{len(dataset.users)} users; {dataset.report.summary()}")
+    for name, split in dataset.splits.items():
+        history = split.history_offsets
+        empty = int((history[1:] == history[:-1]).sum())
+        labels = "labelled" if split.labelled else "unlabelled"
+        click.echo(f"  {name}: {split.num_impressions} impressions ({labels}), {len(split.candidates)} candidates, "
+                   f"{empty} with empty history")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""`newsrec demo-data`: deterministic MIND-format data from a planted preference model.
+
+The planted model (everything below is drawn from one seeded numpy Generator):
+- news: a topic (category, subcategory) from `pipeline.demo_vocab`, a latent quality q ~ N(0, σ_q),
+  a publication day and a life of one or two days; titles, abstracts and entities are built from
+  the topic's vocabulary, so text tells topics apart;
+- users: 1-4 favourite topics with weights w ~ U(w_lo, w_hi), half of w spilling over to the other
+  subcategories of the same category; an activity level;
+- click probability p(u, n) = sigmoid(bias + interest(u, topic(n)) + q(n));
+- history: the user's clicks during the weeks before the log (fixed per user, oldest first, as in
+  MIND), drawn from older news with the same preferences; some users have none;
+- impressions: on each logged day, candidates drawn from the news live that day; labels ~ Bernoulli(p),
+  redrawn until the impression has at least one click (this keeps p's order within an impression,
+  so ranking by p is the Bayes-optimal ranking: the oracle).
+The last logged day is `dev`, the days before it `train`: most dev candidates are new that day, so
+they are unseen in train (cold start, as in MIND). `dev/click_probabilities.txt` holds p for every
+dev candidate in leaderboard layout (`ImpId [p1,p2,...]`) and `dev/truth.txt` the labels.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import demo_vocab
+from pipeline.leaderboard import write_leaderboard_file
+
+FIRST_LOGGED_DAY = (2019, 11, 9)  # MIND's train week starts on 11/09/2019; dev is the day after it
+PROBABILITIES_FILE = "click_probabilities.txt"
+TRUTH_FILE = "truth.txt"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    num_users: int
+    news_per_logged_day: int
+    news_per_history_day: int
+    history_days: int  # days before the log whose news only appear in histories
+    train_days: int
+    train_impressions: int
+    dev_impressions: int
+    seed: int = 0
+    median_candidates: float = 24.0  # MIND: median 24, mean 37, max 300
+    max_candidates: int = 300
+    median_history: float = 18.0
+    max_history: int = 120
+    empty_history_fraction: float = 0.05
+    two_day_life_fraction: float = 0.3  # MIND: 84.5% of news live less than two days
+    click_bias: float = -4.6
+    interest_low: float = 2.0
+    interest_high: float = 3.5
+    quality_sd: float = 0.4
+    empty_abstract_fraction: float = 0.08
+
+
+SIZES = {
+    "tiny": DemoConfig(num_users=400, news_per_logged_day=90, news_per_history_day=60, history_days=3,
+                       train_days=6, train_impressions=2400, dev_impressions=800),
+    "small": DemoConfig(num_users=50_000, news_per_logged_day=4_000, news_per_history_day=3_000,
+                        history_days=7, train_days=6, train_impressions=156_965, dev_impressions=73_152),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class PlantedNews:
+    topic: np.ndarray  # (N,) int32 into demo_vocab.TOPICS
+    quality: np.ndarray  # (N,) float64
+    day: np.ndarray  # (N,) int32, 0 = first history day
+    life: np.ndarray  # (N,) int32 days live: 1 or 2
+    ids: list[str]
+
+
+@dataclass(frozen=True, eq=False)
+class PlantedUsers:
+    interest: np.ndarray  # (U, T) float64: interest(u, t) added to the click logit
+    activity: np.ndarray  # (U,) float64, sums to 1
+    history: list[np.ndarray]  # per user, news indices, oldest first
+    ids: list[str]
+
+
+@dataclass(frozen=True, eq=False)
+class Impressions:
+    day: np.ndarray  # (I,) int32
+    seconds: np.ndarray  # (I,) int64 seconds into the day
+    user: np.ndarray  # (I,) int32
+    offsets: np.ndarray  # (I + 1,) int64
+    candidates: np.ndarray  # (C,) int32
+    probability: np.ndarray  # (C,) float64
+    labels: np.ndarray  # (C,) int8
+
+
+def generate(out_dir: str | Path, config: DemoConfig) -> dict:
+    """Write `out_dir/{train,dev}/{news.tsv,behaviors.tsv}` and the dev truth; returns a summary."""
+    rng = np.random.default_rng(config.seed)
+    news = _plant_news(config, rng)
+    users = _plant_users(config, news, rng)
+    last_train_day = config.history_days + config.train_days - 1
+    train = _impressions(config, news, users, rng, range(config.history_days, last_train_day + 1),
+                         config.train_impressions)
+    dev = _impressions(config, news, users, rng, [last_train_day + 1], config.dev_impressions)
+    out = Path(out_dir)
+    texts = _news_texts(news, rng, config)
+    for split, impressions in (("train", train), ("dev", dev)):
+        _write_split(out / split, config, news, users, impressions, texts)
+    dev_ids = list(range(1, len(dev.day) + 1))
+    write_leaderboard_file(out / "dev" / TRUTH_FILE, dev_ids, dev.offsets, dev.labels)
+    _write_probabilities(out / "dev" / PROBABILITIES_FILE, dev_ids, dev)
+    summary = _summary(config, news, train, dev)
+    (out / "planted.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+# ------------------------------------------------------------------------------ planted model
+
+def _plant_news(config: DemoConfig, rng: np.random.Generator) -> PlantedNews:
+    logged_days = config.train_days + 1
+    per_day = [config.news_per_history_day] * config.history_days + [config.news_per_logged_day] * logged_days
+    day = np.repeat(np.arange(len(per_day), dtype=np.int32), per_day)
+    topic_weights = rng.dirichlet(np.full(len(demo_vocab.TOPICS), 2.0))  # some topics publish more
+    topic = rng.choice(len(demo_vocab.TOPICS), size=len(day), p=topic_weights).astype(np.int32)
+    life = np.where(rng.random(len(day)) < config.two_day_life_fraction, 2, 1).astype(np.int32)
+    quality = rng.normal(0.0, config.quality_sd, len(day))
+    ids = [f"N{n}" for n in rng.permutation(len(day)) + 10_001]
+    return PlantedNews(topic, quality, day, life, ids)
+
+
+def _plant_users(config: DemoConfig, news: PlantedNews, rng: np.random.Generator) -> PlantedUsers:
+    interest = _interests(config, rng)
+    activity = rng.lognormal(0.0, 1.0, config.num_users)
+    ids = [f"U{u}" for u in rng.permutation(config.num_users) + 1_001]
+    history = _histories(config, news, interest, rng)
+    return PlantedUsers(interest, activity / activity.sum(), history, ids)
+
+
+def _interests(config: DemoConfig, rng: np.random.Generator) -> np.ndarray:
+    topics = demo_vocab.TOPICS
+    categories = np.array([t.category for t in topics])
+    same_category = categories[:, None] == categories[None, :]  # (T, T)
+    interest = np.zeros((config.num_users, len(topics)))
+    favourites = np.minimum(1 + rng.poisson(1.0, config.num_users), 4)
+    for user, count in enumerate(favourites):
+        chosen = rng.choice(len(topics), size=count, replace=False)
+        weights = rng.uniform(config.interest_low, config.interest_high, count)
+        spill = (same_category[chosen] * (weights[:, None] / 2)).max(axis=0)  # (T,)
+        interest[user] = np.maximum(interest[user], spill)
+        interest[user, chosen] = weights
+    return interest
+
+
+def _histories(config: DemoConfig, news: PlantedNews, interest: np.ndarray,
+               rng: np.random.Generator) -> list[np.ndarray]:
+    """Clicks before the log: topic ~ how often the user would click it, news within topic ~ exp(quality)."""
+    old = np.flatnonzero(news.day < config.history_days)
+    lengths = np.minimum(np.round(rng.lognormal(np.log(config.median_history), 0.8, config.num_users)),
+                         config.max_history).astype(np.int64)
+    lengths[rng.random(config.num_users) < config.empty_history_fraction] = 0
+    user_of_click = np.repeat(np.arange(config.num_users), lengths)
+    topic_counts = np.bincount(news.topic[old], minlength=interest.shape[1])
+    topic_click = topic_counts * _sigmoid(config.click_bias + interest)  # (U, T) expected clicks
+    cumulative = np.cumsum(topic_click / topic_click.sum(axis=1, keepdims=True), axis=1)  # (U, T)
+    draw = rng.random(len(user_of_click))
+    topic = np.minimum((cumulative[user_of_click] < draw[:, None]).sum(axis=1), interest.shape[1] - 1)
+    clicked = np.empty(len(user_of_click), dtype=np.int64)
+    for t in range(interest.shape[1]):
+        rows = np.flatnonzero(topic == t)
+        members = old[news.topic[old] == t]
+        if len(rows) == 0:
+            continue
+        weights = np.cumsum(np.exp(news.quality[members]))  # (members,) news within topic ~ exp(quality)
+        clicked[rows] = members[np.searchsorted(weights, rng.random(len(rows)) * weights[-1], side="right")]
+    order = np.lexsort((rng.random(len(clicked)), news.day[clicked], user_of_click))  # oldest first
+    user_of_click, clicked = user_of_click[order], clicked[order]
+    _, first = np.unique(user_of_click * len(news.day) + clicked, return_index=True)  # each item once per user
+    first.sort()
+    user_of_click, clicked = user_of_click[first], clicked[first].astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(user_of_click, minlength=config.num_users))])
+    return [clicked[offsets[u]:offsets[u + 1]] for u in range(config.num_users)]
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _impressions(config: DemoConfig, news: PlantedNews, users: PlantedUsers, rng: np.random.Generator,
+                 days, total: int) -> Impressions:
+    days = list(days)
+    day = np.sort(rng.choice(np.array(days, dtype=np.int32), size=total))
+    seconds = rng.integers(0, 86_400, size=total)
+    order = np.lexsort((seconds, day))
+    day, seconds = day[order], seconds[order]
+    user = rng.choice(config.num_users, size=total, p=users.activity).astype(np.int32)
+    counts = np.clip(np.round(rng.lognormal(np.log(config.median_candidates), 0.9, total)), 2,
+                     config.max_candidates).astype(np.int64)
+    live = {d: np.flatnonzero((news.day <= d) & (news.day + news.life > d)) for d in days}
+    counts = np.minimum(counts, np.array([len(live[d]) for d in day]))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    candidates = np.concatenate([rng.choice(live[d], size=c, replace=False) for d, c in zip(day, counts)])
+    impression_of = np.repeat(np.arange(total), counts)
+    logit = config.click_bias + users.interest[user[impression_of], news.topic[candidates]] + news.quality[candidates]
+    probability = _sigmoid(logit)
+    labels = _labels_with_a_click(probability, impression_of, total, rng)
+    return Impressions(day, seconds, user, offsets, candidates.astype(np.int32), probability, labels)
+
+
+def _labels_with_a_click(probability, impression_of, total, rng) -> np.ndarray:
+    """Bernoulli(p) labels, redrawn for impressions without a click (rejection sampling)."""
+    labels = (rng.random(len(probability)) < probability).astype(np.int8)
+    for _ in range(10_000):
+        clicks = np.bincount(impression_of, weights=labels, minlength=total)
+        redraw = (clicks == 0)[impression_of]
+        if not redraw.any():
+            return labels
+        labels[redraw] = rng.random(int(redraw.sum())) < probability[redraw]
+    raise RuntimeError("could not draw a click for every impression; click probabilities are too low")
+
+
+# --------------------------------------------------------------------------------------- text
+
+def _news_texts(news: PlantedNews, rng: np.random.Generator, config: DemoConfig) -> list[tuple]:
+    """(title, abstract, title_entities_json, abstract_entities_json) per news item."""
+    return [_news_text(demo_vocab.TOPICS[t], int(t), rng, config) for t in news.topic]
+
+
+def _news_text(topic, topic_index: int, rng: np.random.Generator, config: DemoConfig) -> tuple:
+    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    entity_index = int(rng.integers(len(topic.entities)))
+    label, entity_type = topic.entities[entity_index]
+    words = {"entity": label, "subject": pick(topic.subjects), "action": pick(topic.actions),
+             "object": pick(topic.objects), "detail": pick(topic.details)}
+    title = _headline_case(pick(demo_vocab.HEADLINE_TEMPLATES).format(**words))
+    abstract = pick(demo_vocab.ABSTRACT_TEMPLATES).format(**words)
+    abstract = abstract[0].upper() + abstract[1:]
+    if rng.random() < config.empty_abstract_fraction:
+        abstract = ""
+    wikidata = f"Q{90_000_000 + topic_index * 100 + entity_index}"  # synthetic ids, not real Wikidata items
+    return title, abstract, _entities_json(title, label, entity_type, wikidata), \
+        _entities_json(abstract, label, entity_type, wikidata)
+
+
+def _headline_case(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def _entities_json(text: str, label: str, entity_type: str, wikidata: str) -> str:
+    offset = text.find(label)
+    if offset < 0:
+        return "[]"
+    entity = {"Label": label, "Type": entity_type, "WikidataId": wikidata, "Confidence": 1.0,
+              "OccurrenceOffsets": [offset], "SurfaceForms": [label]}
+    return json.dumps([entity])
+
+
+# ------------------------------------------------------------------------------------- writing
+
+def _write_split(directory: Path, config: DemoConfig, news: PlantedNews, users: PlantedUsers,
+                 impressions: Impressions, texts: list[tuple]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    histories = [users.history[u] for u in impressions.user]
+    referenced = np.unique(np.concatenate([impressions.candidates] + [h for h in histories]))
+    with (directory / "news.tsv").open("w", encoding="utf-8") as handle:
+        for n in referenced:
+            topic = demo_vocab.TOPICS[news.topic[n]]
+            title, abstract, title_entities, abstract_entities = texts[n]
+            url = f"https://news.example.com/{topic.category}/{topic.subcategory}/{news.ids[n].lower()}"
+            handle.write("\t".join((news.ids[n], topic.category, topic.subcategory, title, abstract, url,
+                                    title_entities, abstract_entities)) + "\n")
+    with (directory / "behaviors.tsv").open("w", encoding="utf-8") as handle:
+        for i, (user, history) in enumerate(zip(impressions.user, histories)):
+            rows = slice(impressions.offsets[i], impressions.offsets[i + 1])
+            tokens = " ".join(f"{news.ids[c]}-{label}" for c, label in
+                              zip(impressions.candidates[rows].tolist(), impressions.labels[rows].tolist()))
+            clicked = " ".join(news.ids[n] for n in history.tolist())
+            time = format_time(config, int(impressions.day[i]), int(impressions.seconds[i]))
+            handle.write(f"{i + 1}\t{users.ids[user]}\t{time}\t{clicked}\t{tokens}\n")
+
+
+def format_time(config: DemoConfig, day: int, seconds: int) -> str:
+    """MIND's `M/D/YYYY h:MM:SS AM` clock for `day` (0 = first history day) and seconds into it."""
+    start = calendar.timegm(FIRST_LOGGED_DAY + (0, 0, 0)) + (day - config.history_days) * 86_400
+    year, month, mday, hour, minute, second = __import__("time").gmtime(start + seconds)[:6]
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{month}/{mday}/{year} {hour % 12 or 12}:{minute:02d}:{second:02d} {suffix}"
+
+
+def _write_probabilities(path: Path, impression_ids: list[int], impressions: Impressions) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i, impression_id in enumerate(impression_ids):
+            row = impressions.probability[impressions.offsets[i]:impressions.offsets[i + 1]]
+            handle.write(f"{impression_id} [{','.join(f'{p:.6g}' for p in row)}]\n")
+
+
+def _summary(config: DemoConfig, news: PlantedNews, train: Impressions, dev: Impressions) -> dict:
+    train_candidates = set(train.candidates.tolist())
+    dev_unique = np.unique(dev.candidates)
+    return {
+        "generator": "newsrec demo-data",
+        "config": asdict(config),
+        "news": int(len(news.topic)),
+        "train_impressions": int(len(train.day)),
+        "dev_impressions": int(len(dev.day)),
+        "train_candidate_rows": int(len(train.candidates)),
+        "dev_candidate_rows": int(len(dev.candidates)),
+        "dev_distinct_candidates": int(len(dev_unique)),
+        "dev_candidates_unseen_in_train": float(np.mean([c not in train_candidates for c in dev_unique.tolist()])),
+        "train_ctr": float(train.labels.mean()),
+        "dev_ctr": float(dev.labels.mean()),
+    }
+
+
+def config_for(size: str, seed: int) -> DemoConfig:
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    return replace(SIZES[size], seed=seed)
+
+
+def read_probabilities(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(impression ids, offsets, probabilities) of a `click_probabilities.txt` file."""
+    ids, lengths, values = [], [0], []
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            impression_id, row = line.split(maxsplit=1)
+            probabilities = json.loads(row)
+            ids.append(impression_id)
+            lengths.append(len(probabilities))
+            values.extend(probabilities)
+    return ids, np.cumsum(lengths, dtype=np.int64), np.asarray(values, dtype=np.float64)

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DEV, NEWS, TRAIN, write_tsv
+from pipeline.errors import MindFormatError
+from pipeline.mind import read_mind
+
+
+def test_reads_news_behaviors_and_entities(mind_dir: Path):
+    dataset = read_mind(mind_dir)
+    assert dataset.news.ids == ["N1", "N2", "N3", "N4"]
+    assert dataset.news.title_entities[0][0]["WikidataId"] == "Q90000001"
+    assert dataset.news.abstract[1] == "" and dataset.news.abstract_entities[1] == []
+    train = dataset.splits["train"]
+    assert train.impression_ids.tolist() == [1, 2]
+    assert [dataset.users[u] for u in train.user_index] == ["U1", "U2"]
+    assert train.history_of(0).tolist() == [0, 2] and train.history_of(1).tolist() == []
+    assert train.candidates_of(1).tolist() == [0, 1, 2] and train.labels_of(1).tolist() == [1, 0, 0]
+    assert train.time[0] == 1573290358  # 2019-11-09 09:05:58
+    assert train.time[1] - train.time[0] == 24 * 3600 + 6 * 3600 + 6 * 60 + 3
+    assert dataset.splits["dev"].labelled and "test" not in dataset.splits
+
+
+def test_unlabelled_test_split(mind_dir: Path):
+    write_tsv(mind_dir / "test" / "news.tsv", NEWS)
+    write_tsv(mind_dir / "test" / "behaviors.tsv", [["7", "U9", "11/16/2019 1:00:00 AM", "N1", "N2 N3"]])
+    test = read_mind(mind_dir).splits["test"]
+    assert not test.labelled and test.labels.tolist() == [-1, -1]
+    assert test.candidates.tolist() == [1, 2]
+
+
+def _bad(mind_dir: Path, split: str, name: str, rows=None, content: bytes | None = None) -> str:
+    path = mind_dir / split / name
+    if content is not None:
+        path.write_bytes(content)
+    else:
+        write_tsv(path, rows)
+    with pytest.raises(MindFormatError) as caught:
+        read_mind(mind_dir)
+    return str(caught.value)
+
+
+def test_wrong_column_count(mind_dir: Path):
+    rows = [row[:] for row in TRAIN]
+    rows[1] = rows[1][:4]
+    message = _bad(mind_dir, "train", "behaviors.tsv", rows)
+    assert message == (f"{mind_dir / 'train' / 'behaviors.tsv'}:2: expected 5 tab-separated columns "
+                       "(ImpressionID, UserID, Time, History, Impressions), found 4")
+
+
+def test_news_wrong_column_count(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[2] = rows[2] + ["extra"]
+    message = _bad(mind_dir, "dev", "news.tsv", rows)
+    assert message.startswith(f"{mind_dir / 'dev' / 'news.tsv'}:3: expected 8 tab-separated columns")
+    assert message.endswith("found 9")
+
+
+def test_bad_entity_json(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[3][6] = '[{"Label": "x", '
+    message = _bad(mind_dir, "train", "news.tsv", rows)
+    assert message.startswith(f"{mind_dir / 'train' / 'news.tsv'}:4: news N4: bad TitleEntities JSON (")
+
+
+def test_entity_json_of_the_wrong_shape(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[0][7] = '{"Label": "x"}'
+    message = _bad(mind_dir, "train", "news.tsv", rows)
+    assert message == (f"{mind_dir / 'train' / 'news.tsv'}:1: news N1: AbstractEntities must be a JSON list "
+                       "of objects with a WikidataId")
+
+
+def test_candidate_without_label_in_labelled_split(mind_dir: Path):
+    rows = [row[:] for row in DEV]
+    rows[0][4] = "N2-1 N4"
+    message = _bad(mind_dir, "dev", "behaviors.tsv", rows)
+    assert message == (f"{mind_dir / 'dev' / 'behaviors.tsv'}:1: impression 1: candidate 'N4' has no -0/-1 "
+                       "label (required in a labelled split)")
+
+
+def test_label_other_than_zero_or_one(mind_dir: Path):
+    rows = [row[:] for row in TRAIN]
+    rows[0][4] = "N2-0 N4-2"
+    assert "candidate 'N4-2' has no -0/-1 label" in _bad(mind_dir, "train", "behaviors.tsv", rows)
+
+
+def test_history_id_missing_from_every_news_file(mind_dir: Path):
+    rows = [row[:] for row in TRAIN]
+    rows[1][3] = "N1 N999"
+    message = _bad(mind_dir, "train", "behaviors.tsv", rows)
+    assert message == (f"{mind_dir / 'train' / 'behaviors.tsv'}:2: impression 2: History news id N999 "
+                       "is not in any news.tsv")
+
+
+def test_candidate_id_missing_from_every_news_file(mind_dir: Path):
+    rows = [row[:] for row in DEV]
+    rows[0][4] = "N2-1 N77-0"
+    assert _bad(mind_dir, "dev", "behaviors.tsv", rows).endswith(
+        ":1: impression 1: Impressions news id N77 is not in any news.tsv")
+
+
+def test_news_defined_only_in_another_split_is_found(mind_dir: Path):
+    write_tsv(mind_dir / "dev" / "news.tsv", NEWS[:2])  # N3, N4 only in train's news.tsv
+    assert read_mind(mind_dir).splits["dev"].history_of(0).tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("2019-11-09 09:05:58", "expected MM/DD/YYYY HH:MM:SS AM/PM"),
+    ("11/9/2019 9:05:58", "expected MM/DD/YYYY HH:MM:SS AM/PM"),
+    ("2/30/2019 9:05:58 AM", "no such date or time"),
+    ("11/9/2019 13:05:58 PM", "no such date or time"),
+])
+def test_bad_timestamps(mind_dir: Path, text: str, reason: str):
+    rows = [row[:] for row in TRAIN]
+    rows[1][2] = text
+    message = _bad(mind_dir, "train", "behaviors.tsv", rows)
+    assert message == f"{mind_dir / 'train' / 'behaviors.tsv'}:2: bad Time {text!r}: {reason}"
+
+
+def test_non_utf8_bytes(mind_dir: Path):
+    content = ("\t".join(NEWS[0]) + "\n").encode() + b"N2\tfinance\tmarkets\tSt\xe9cks\t\tu\t[]\t[]\n"
+    message = _bad(mind_dir, "train", "news.tsv", content=content)
+    assert message == f"{mind_dir / 'train' / 'news.tsv'}:2: not valid UTF-8 (byte 0xe9 at column 22)"
+
+
+def test_empty_file(mind_dir: Path):
+    assert _bad(mind_dir, "dev", "behaviors.tsv", content=b"") == f"{mind_dir / 'dev' / 'behaviors.tsv'}: file is empty"
+
+
+def test_missing_file(mind_dir: Path):
+    (mind_dir / "train" / "behaviors.tsv").unlink()
+    with pytest.raises(MindFormatError, match=r"train/behaviors.tsv: file not found$"):
+        read_mind(mind_dir)
+
+
+def test_missing_directory(tmp_path: Path):
+    with pytest.raises(MindFormatError, match="MIND directory not found"):
+        read_mind(tmp_path / "nowhere")
+
+
+def test_duplicate_ids(mind_dir: Path):
+    assert _bad(mind_dir, "train", "news.tsv", NEWS + [NEWS[1]]).endswith(":5: duplicate NewsID N2 (first at line 2)")
+    write_tsv(mind_dir / "train" / "news.tsv", NEWS)
+    rows = TRAIN + [TRAIN[0]]
+    assert _bad(mind_dir, "train", "behaviors.tsv", rows).endswith(":3: duplicate ImpressionID 1 (first at line 1)")
+
+
+def test_mixed_labelled_and_unlabelled_test_file(mind_dir: Path):
+    write_tsv(mind_dir / "test" / "news.tsv", NEWS)
+    write_tsv(mind_dir / "test" / "behaviors.tsv", [["7", "U9", "11/16/2019 1:00:00 AM", "N1", "N2 N3"],
+                                                    ["8", "U9", "11/16/2019 1:00:00 AM", "N1", "N2-1 N3-0"]])
+    with pytest.raises(MindFormatError) as caught:
+        read_mind(mind_dir)
+    assert str(caught.value).endswith(":2: impression 8: candidate 'N2-1' carries a label, but this file's "
+                                      "impressions are unlabelled")
+
+
+def test_skip_mode_counts_and_reports_every_bad_row(mind_dir: Path):
+    news = NEWS + [["N5", "sports", "golf", "Bad entity", "", "u", "[oops", "[]"]]
+    write_tsv(mind_dir / "train" / "news.tsv", news)
+    rows = TRAIN + [["3", "U3", "yesterday", "", "N1-1"],
+                    ["4", "U3", "11/11/2019 1:00:00 AM", "N5", "N1-1 N2-0"],  # N5 was skipped: unknown
+                    ["5", "U4", "11/11/2019 1:00:00 AM", "", "N1-1 N2-0"]]
+    write_tsv(mind_dir / "train" / "behaviors.tsv", rows)
+    dataset = read_mind(mind_dir, on_error="skip")
+    assert dataset.report.skipped == {"bad news rows": 1, "bad train impressions": 2}
+    assert dataset.report.total_skipped == 3
+    assert dataset.splits["train"].impression_ids.tolist() == [1, 2, 5]
+    summary = dataset.report.summary()
+    assert summary.startswith("skipped 3 bad rows (1 bad news rows, 2 bad train impressions); first: ")
+    assert "news.tsv:5: news N5: bad TitleEntities JSON" in summary
+    assert len(dataset.news) == 4
+
+
+def test_crlf_line_endings_and_blank_lines(mind_dir: Path):
+    content = "".join("\t".join(r) + "\r\n" for r in TRAIN) + "\n"
+    (mind_dir / "train" / "behaviors.tsv").write_bytes(content.encode())
+    train = read_mind(mind_dir).splits["train"]
+    assert train.num_impressions == 2 and train.labels.tolist() == [0, 1, 1, 0, 0]
+
+
+def test_impression_of_candidate_matches_offsets(mind_dir: Path):
+    train = read_mind(mind_dir).splits["train"]
+    assert train.impression_of_candidate().tolist() == [0, 0, 1, 1, 1]
+    assert np.array_equal(train.candidate_offsets, [0, 2, 5])
