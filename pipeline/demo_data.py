@@ -1,9 +1,10 @@
 """`newsrec demo-data`: deterministic MIND-format data from a planted preference model.
 
 The planted model (everything below is drawn from one seeded numpy Generator):
-- news: a topic (category, subcategory) from `pipeline.demo_vocab`, a latent quality q ~ N(0, σ_q),
-  a publication day and a life of one or two days; titles, abstracts and entities are built from
-  the topic's vocabulary, so text tells topics apart;
+- news: a topic (category, subcategory) from `pipeline.demo_vocab`, a publication day and a life of
+  one or two days; title, abstract and entity are drawn from the topic's vocabulary, so text tells
+  topics apart; the item's appeal q = appeal(headline template) + appeal(subject phrase) + ε,
+  ε ~ N(0, σ_ε): most of it can be read from the headline, a little cannot;
 - users: 1-4 favourite topics with weights w ~ U(w_lo, w_hi), half of w spilling over to the other
   subcategories of the same category; an activity level;
 - click probability p(u, n) = sigmoid(bias + interest(u, topic(n)) + q(n));
@@ -52,7 +53,9 @@ class DemoConfig:
     click_bias: float = -4.6
     interest_low: float = 2.0
     interest_high: float = 3.5
-    quality_sd: float = 0.4
+    template_appeal_sd: float = 0.35
+    subject_appeal_sd: float = 0.35
+    residual_appeal_sd: float = 0.15
     empty_abstract_fraction: float = 0.08
 
 
@@ -64,10 +67,15 @@ SIZES = {
 }
 
 
+TEXT_PARTS = ("headline", "abstract", "entity", "subject", "action", "object", "detail")
+
+
 @dataclass(frozen=True, eq=False)
 class PlantedNews:
     topic: np.ndarray  # (N,) int32 into demo_vocab.TOPICS
-    quality: np.ndarray  # (N,) float64
+    text: np.ndarray  # (N, len(TEXT_PARTS)) int64: chosen template / phrase of each part
+    has_abstract: np.ndarray  # (N,) bool
+    quality: np.ndarray  # (N,) float64: the appeal q
     day: np.ndarray  # (N,) int32, 0 = first history day
     life: np.ndarray  # (N,) int32 days live: 1 or 2
     ids: list[str]
@@ -102,7 +110,7 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
                          config.train_impressions)
     dev = _impressions(config, news, users, rng, [last_train_day + 1], config.dev_impressions)
     out = Path(out_dir)
-    texts = _news_texts(news, rng, config)
+    texts = _news_texts(news)
     for split, impressions in (("train", train), ("dev", dev)):
         _write_split(out / split, config, news, users, impressions, texts)
     dev_ids = list(range(1, len(dev.day) + 1))
@@ -122,9 +130,20 @@ def _plant_news(config: DemoConfig, rng: np.random.Generator) -> PlantedNews:
     topic_weights = rng.dirichlet(np.full(len(demo_vocab.TOPICS), 2.0))  # some topics publish more
     topic = rng.choice(len(demo_vocab.TOPICS), size=len(day), p=topic_weights).astype(np.int32)
     life = np.where(rng.random(len(day)) < config.two_day_life_fraction, 2, 1).astype(np.int32)
-    quality = rng.normal(0.0, config.quality_sd, len(day))
+    text = (rng.random((len(day), len(TEXT_PARTS))) * _part_sizes()[topic]).astype(np.int64)  # (N, parts)
+    has_abstract = rng.random(len(day)) >= config.empty_abstract_fraction
+    template_appeal = rng.normal(0.0, config.template_appeal_sd, len(demo_vocab.HEADLINE_TEMPLATES))
+    subject_appeal = rng.normal(0.0, config.subject_appeal_sd, (len(demo_vocab.TOPICS), _part_sizes().max()))
+    quality = (template_appeal[text[:, 0]] + subject_appeal[topic, text[:, TEXT_PARTS.index("subject")]]
+               + rng.normal(0.0, config.residual_appeal_sd, len(day)))
     ids = [f"N{n}" for n in rng.permutation(len(day)) + 10_001]
-    return PlantedNews(topic, quality, day, life, ids)
+    return PlantedNews(topic, text, has_abstract, quality, day, life, ids)
+
+
+def _part_sizes() -> np.ndarray:
+    """(T, parts): how many choices each topic offers for each text part."""
+    return np.array([[len(demo_vocab.HEADLINE_TEMPLATES), len(demo_vocab.ABSTRACT_TEMPLATES), len(t.entities),
+                      len(t.subjects), len(t.actions), len(t.objects), len(t.details)] for t in demo_vocab.TOPICS])
 
 
 def _plant_users(config: DemoConfig, news: PlantedNews, rng: np.random.Generator) -> PlantedUsers:
@@ -206,36 +225,36 @@ def _impressions(config: DemoConfig, news: PlantedNews, users: PlantedUsers, rng
 
 
 def _labels_with_a_click(probability, impression_of, total, rng) -> np.ndarray:
-    """Bernoulli(p) labels, redrawn for impressions without a click (rejection sampling)."""
+    """Bernoulli(p) labels, all redrawn for impressions without a click (rejection sampling)."""
     labels = (rng.random(len(probability)) < probability).astype(np.int8)
-    for _ in range(10_000):
-        clicks = np.bincount(impression_of, weights=labels, minlength=total)
-        redraw = (clicks == 0)[impression_of]
-        if not redraw.any():
+    clicks = np.bincount(impression_of, weights=labels, minlength=total)
+    rows = np.flatnonzero(clicks[impression_of] == 0)  # rows of impressions still without a click
+    for _ in range(100_000):
+        if len(rows) == 0:
             return labels
-        labels[redraw] = rng.random(int(redraw.sum())) < probability[redraw]
+        labels[rows] = rng.random(len(rows)) < probability[rows]
+        done = np.unique(impression_of[rows[labels[rows] == 1]])
+        rows = rows[~np.isin(impression_of[rows], done)]
     raise RuntimeError("could not draw a click for every impression; click probabilities are too low")
 
 
 # --------------------------------------------------------------------------------------- text
 
-def _news_texts(news: PlantedNews, rng: np.random.Generator, config: DemoConfig) -> list[tuple]:
+def _news_texts(news: PlantedNews) -> list[tuple]:
     """(title, abstract, title_entities_json, abstract_entities_json) per news item."""
-    return [_news_text(demo_vocab.TOPICS[t], int(t), rng, config) for t in news.topic]
+    return [_news_text(int(t), choice, bool(abstract)) for t, choice, abstract in
+            zip(news.topic, news.text.tolist(), news.has_abstract)]
 
 
-def _news_text(topic, topic_index: int, rng: np.random.Generator, config: DemoConfig) -> tuple:
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-    entity_index = int(rng.integers(len(topic.entities)))
-    label, entity_type = topic.entities[entity_index]
-    words = {"entity": label, "subject": pick(topic.subjects), "action": pick(topic.actions),
-             "object": pick(topic.objects), "detail": pick(topic.details)}
-    title = _headline_case(pick(demo_vocab.HEADLINE_TEMPLATES).format(**words))
-    abstract = pick(demo_vocab.ABSTRACT_TEMPLATES).format(**words)
-    abstract = abstract[0].upper() + abstract[1:]
-    if rng.random() < config.empty_abstract_fraction:
-        abstract = ""
-    wikidata = f"Q{90_000_000 + topic_index * 100 + entity_index}"  # synthetic ids, not real Wikidata items
+def _news_text(topic_index: int, choice: list[int], has_abstract: bool) -> tuple:
+    topic = demo_vocab.TOPICS[topic_index]
+    headline, abstract_template, entity, subject, action, obj, detail = choice
+    label, entity_type = topic.entities[entity]
+    words = {"entity": label, "subject": topic.subjects[subject], "action": topic.actions[action],
+             "object": topic.objects[obj], "detail": topic.details[detail]}
+    title = _headline_case(demo_vocab.HEADLINE_TEMPLATES[headline].format(**words))
+    abstract = _headline_case(demo_vocab.ABSTRACT_TEMPLATES[abstract_template].format(**words)) if has_abstract else ""
+    wikidata = f"Q{90_000_000 + topic_index * 100 + entity}"  # synthetic ids, not real Wikidata items
     return title, abstract, _entities_json(title, label, entity_type, wikidata), \
         _entities_json(abstract, label, entity_type, wikidata)
 

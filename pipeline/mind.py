@@ -172,7 +172,8 @@ def _progress_bar(path: Path, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path}")
+    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path}", disable=None,
+                mininterval=1.0)
 
 
 def _columns(path: Path, number: int, line: str, names: tuple[str, ...]) -> list[str]:
