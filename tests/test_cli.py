@@ -9,12 +9,12 @@ from click.testing import CliRunner
 from feed.cli import main as feed_main
 from pipeline.cli import main
 
-COMMANDS = ["demo-data", "score", "baselines", "inspect"]
+COMMANDS = ["demo-data", "score", "baselines", "inspect", "app build"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command: str):
-    result = CliRunner().invoke(main, [command, "--help"])
+    result = CliRunner().invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and f"newsrec {command}" in result.output
 
 

@@ -1,0 +1,59 @@
+"""Pure document builders: one row and its vectors in, one Vespa document (`{"id", "fields"}`) out.
+
+Document ids follow `id:<namespace>:<doctype>::<id>` with namespace `news` (see schemas/*.sd).
+Vectors must already be in the transformed (D + 1) space; non-finite values are refused.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from pipeline.errors import NewsrecError
+
+NAMESPACE = "news"
+CATEGORY_CTR_ID = f"id:{NAMESPACE}:category_ctr::global"
+
+
+class DocumentError(NewsrecError):
+    """A document that must not be fed (e.g. a NaN in a vector)."""
+
+
+def document_id(doctype: str, local_id: str) -> str:
+    return f"id:{NAMESPACE}:{doctype}::{local_id}"
+
+
+def tensor_values(doc_id: str, field: str, vector: Sequence[float]) -> dict:
+    values = [float(v) for v in vector]
+    if not all(math.isfinite(v) for v in values):
+        raise DocumentError(f"document {doc_id}: field {field!r} has a NaN or infinite value")
+    return {"values": values}
+
+
+def news_document(news_id: str, category: str, subcategory: str, title: str, abstract: str, url: str,
+                  date: int, clicks: int, impressions: int, embedding: Sequence[float]) -> dict:
+    doc_id = document_id("news", news_id)
+    return {"id": doc_id, "fields": {
+        "news_id": news_id, "category": category, "subcategory": subcategory, "title": title,
+        "abstract": abstract, "url": url, "date": int(date), "clicks": int(clicks),
+        "impressions": int(impressions), "embedding": tensor_values(doc_id, "embedding", embedding),
+        "category_ctr_ref": CATEGORY_CTR_ID,
+    }}
+
+
+def user_document(user_id: str, recall_embedding: Sequence[float], ranking_embedding: Sequence[float],
+                  has_read_items: Sequence[str]) -> dict:
+    doc_id = document_id("user", user_id)
+    return {"id": doc_id, "fields": {
+        "user_id": user_id,
+        "recall_embedding": tensor_values(doc_id, "recall_embedding", recall_embedding),
+        "ranking_embedding": tensor_values(doc_id, "ranking_embedding", ranking_embedding),
+        "has_read_items": list(has_read_items),
+    }}
+
+
+def category_ctr_document(ctrs: dict[str, float]) -> dict:
+    """The global parent document: click-through rate per category (computed from train only)."""
+    cells = {category: float(ctr) for category, ctr in sorted(ctrs.items())}
+    if not all(math.isfinite(v) and v >= 0 for v in cells.values()):
+        raise DocumentError(f"document {CATEGORY_CTR_ID}: CTRs must be finite and >= 0")
+    return {"id": CATEGORY_CTR_ID, "fields": {"ctrs": {"cells": cells}}}

@@ -1,0 +1,42 @@
+"""`newsrec app build` drives Maven; the seam is the `mvn` executable, replaced here by a script."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from feed.app import AppBuildError, build_package
+from pipeline.cli import main
+
+
+def fake_mvn(bin_dir: Path, script: str) -> None:
+    bin_dir.mkdir()
+    path = bin_dir / "mvn"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_copies_the_built_zip(tmp_path: Path, monkeypatch):
+    fake_mvn(tmp_path / "bin", 'echo "$@" > args.txt; mkdir -p target; echo zip > target/application.zip\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    app = tmp_path / "app"
+    app.mkdir()
+    out = build_package(tmp_path / "out" / "pkg.zip", skip_tests=True, app_dir=app)
+    assert out.read_text() == "zip\n"
+    assert (app / "args.txt").read_text().split() == ["-B", "-q", "package", "-DskipTests"]
+
+
+def test_maven_failure_is_reported_with_its_output(tmp_path: Path, monkeypatch):
+    fake_mvn(tmp_path / "bin", 'echo "[ERROR] Can not join tensor<float>(x[65]) and tensor<float>(x[10])"; exit 1\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(AppBuildError, match=r"(?s)`mvn package` failed .*exit 1.*Can not join"):
+        build_package(tmp_path / "pkg.zip", app_dir=tmp_path)
+
+
+def test_missing_maven_is_a_clear_cli_error(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["app", "build", "--out", str(tmp_path / "x.zip")])
+    assert result.exit_code == 1 and "Maven (mvn) is not on PATH" in result.output

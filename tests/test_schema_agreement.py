@@ -1,0 +1,100 @@
+"""The Python side and schemas/*.sd agree: every field fed and every query input sent exists there,
+with the same type and dimension. (That Vespa accepts the schemas is proven by `mvn test`.)"""
+from __future__ import annotations
+
+import pytest
+
+from feed import documents, queries
+from feed.schema import SchemaMismatchError, check_document, check_query_inputs, load_schemas, tensor_size
+
+DIM = 65  # serving dimension D = 64, plus the Euclidean-transform coordinate
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    return load_schemas()
+
+
+def news_doc(**overrides):
+    values = dict(news_id="N1", category="sports", subcategory="golf", title="t", abstract="a", url="u",
+                  date=20191115, clicks=3, impressions=40, embedding=[0.1] * DIM)
+    values.update(overrides)
+    return documents.news_document(**values)
+
+
+def test_every_fed_field_exists_with_its_type(schemas):
+    check_document(schemas["news"], news_doc())
+    check_document(schemas["user"], documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"]))
+    check_document(schemas["category_ctr"], documents.category_ctr_document({"sports": 0.05}))
+    assert set(news_doc()["fields"]) == set(schemas["news"].fields)  # nothing fed is missing, nothing extra
+
+
+def test_builders_write_every_user_field(schemas):
+    fields = documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, [])["fields"]
+    assert set(fields) == set(schemas["user"].fields)
+
+
+def test_tensor_dimensions_come_from_the_schemas(schemas):
+    assert tensor_size(schemas["news"].fields["embedding"]) == DIM
+    assert tensor_size(schemas["user"].fields["recall_embedding"]) == DIM
+    assert tensor_size(schemas["user"].fields["ranking_embedding"]) == DIM
+    for profile in ("recommendation", "personalized_search", "recall"):
+        assert tensor_size(schemas["news"].profiles[profile]["user_ranking"]) == DIM
+
+
+def test_mismatches_are_clear_errors(schemas):
+    with pytest.raises(SchemaMismatchError, match=r"document id:news:news::N1: field 'embedding' is "
+                                                   r"tensor<float>\(x\[65\]\) in schema 'news'; got 64 values"):
+        check_document(schemas["news"], news_doc(embedding=[0.1] * 64))
+    bad = news_doc()
+    bad["fields"]["popularity"] = 1
+    with pytest.raises(SchemaMismatchError, match="field 'popularity' is not in schema 'news'"):
+        check_document(schemas["news"], bad)
+    bad = news_doc()
+    bad["fields"]["clicks"] = "3"
+    with pytest.raises(SchemaMismatchError, match="field 'clicks' is int in schema 'news'; got str"):
+        check_document(schemas["news"], bad)
+
+
+def test_non_finite_vectors_are_refused():
+    with pytest.raises(documents.DocumentError, match="id:news:news::N1: field 'embedding' has a NaN"):
+        news_doc(embedding=[float("nan")] + [0.0] * 64)
+    with pytest.raises(documents.DocumentError, match="id:news:user::U1: field 'ranking_embedding'"):
+        documents.user_document("U1", [0.0] * DIM, [float("inf")] * DIM, [])
+
+
+def test_every_query_input_sent_is_declared(schemas):
+    news = schemas["news"]
+    body = queries.recommend_body([0.0] * DIM, [0.0] * DIM, hits=5, filters={"category": "sports"}, exclude=["N1"])
+    check_query_inputs(news, body["ranking"], queries.query_inputs(body))
+    assert set(queries.query_inputs(body)) == {"user_recall", "user_ranking"}
+    body = queries.search_body("hawks win", ranking_vector=[0.0] * DIM)
+    check_query_inputs(news, body["ranking"], queries.query_inputs(body))
+    body = queries.search_body("hawks win")
+    check_query_inputs(news, body["ranking"], queries.query_inputs(body))
+
+
+def test_query_mismatches_are_caught(schemas):
+    news = schemas["news"]
+    with pytest.raises(SchemaMismatchError, match="silently fall back"):
+        check_query_inputs(news, "no_such_profile", {})
+    with pytest.raises(SchemaMismatchError, match=r"query\(popularity_weight\) is not declared in rank profile 'bm25'"):
+        check_query_inputs(news, "bm25", {"popularity_weight": 1.0})
+    check_query_inputs(news, "recommendation", {"popularity_weight": 1.0})
+    with pytest.raises(SchemaMismatchError, match="got 64"):
+        check_query_inputs(news, "recommendation", {"user_ranking": [0.0] * 64})
+
+
+def test_profiles_the_issue_asks_for_exist(schemas):
+    assert {"recall", "recommendation", "popularity", "bm25", "personalized_search",
+            "recommendation_with_global_category_ctr"} <= set(schemas["news"].profiles)
+
+
+def test_user_input_cannot_inject_yql():
+    with pytest.raises(queries.QueryError, match="bad category"):
+        queries.recommend_body([0.0] * DIM, [0.0] * DIM, filters={"category": 'x" or true or "'})
+    with pytest.raises(queries.QueryError, match="cannot filter on 'title'"):
+        queries.search_body("x", filters={"title": "y"})
+    with pytest.raises(queries.QueryError, match="bad user id"):
+        queries.user_profile_params("U1 or true")
+    assert queries.search_body('a" or true')["query"] == 'a" or true'  # text travels as a parameter

@@ -1,0 +1,179 @@
+package ai.newsrec.vespa;
+
+import com.yahoo.component.chain.dependencies.After;
+import com.yahoo.data.access.Inspectable;
+import com.yahoo.data.access.Inspector;
+import com.yahoo.prelude.query.AndItem;
+import com.yahoo.prelude.query.Item;
+import com.yahoo.prelude.query.NearestNeighborItem;
+import com.yahoo.prelude.query.NotItem;
+import com.yahoo.prelude.query.NullItem;
+import com.yahoo.prelude.query.TrueItem;
+import com.yahoo.prelude.query.WordItem;
+import com.yahoo.processing.request.CompoundName;
+import com.yahoo.search.Query;
+import com.yahoo.search.Result;
+import com.yahoo.search.Searcher;
+import com.yahoo.search.result.ErrorMessage;
+import com.yahoo.search.result.Hit;
+import com.yahoo.search.searchchain.Execution;
+import com.yahoo.search.yql.MinimalQueryInserter;
+import com.yahoo.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Turns {@code /search/?user_id=U123} into a personalised news query.
+ *
+ * <ol>
+ *   <li>Validates user_id strictly; it is only ever used as a term value, never pasted into YQL.</li>
+ *   <li>Looks the user document up (sub-query on schema user, summary class user_profile).</li>
+ *   <li>For profiles that rank by closeness (recall, recommendation, recommendation_with_global_category_ctr)
+ *       retrieves with nearestNeighbor(embedding, user_recall), targetHits = hits + offset, AND-ed with
+ *       the caller's query tree (e.g. category contains "sports"). Other profiles (personalized_search, bm25,
+ *       popularity) keep the caller's query tree as the retrieval.</li>
+ *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (NOT news_id),
+ *       restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
+ * </ol>
+ * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}.
+ */
+@After(MinimalQueryInserter.EXTERNAL_YQL)
+public class UserProfileSearcher extends Searcher {
+
+    public static final CompoundName USER_ID = CompoundName.from("user_id");
+    public static final CompoundName FALLBACK = CompoundName.from("user_fallback");
+    public static final Pattern VALID_USER_ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
+    public static final String USER_SUMMARY = "user_profile";
+    public static final String DEFAULT_PROFILE = "recommendation";
+    public static final String FALLBACK_PROFILE = "popularity";
+    /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
+    public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
+            Set.of("recall", "recommendation", "recommendation_with_global_category_ctr");
+
+    record UserProfile(Tensor recall, Tensor ranking, List<String> readItems) { }
+
+    @Override
+    public Result search(Query query, Execution execution) {
+        String userId = query.properties().getString(USER_ID);
+        if (userId == null) return execution.search(query);  // not a recommendation query
+
+        if ( ! VALID_USER_ID.matcher(userId).matches())
+            return error(query, ErrorMessage.createBadRequest(
+                    "Invalid user_id: expected 1 to 64 characters from [A-Za-z0-9_-]"));
+        String fallback = query.properties().getString(FALLBACK, "error");
+        if ( ! fallback.equals("error") && ! fallback.equals("popularity"))
+            return error(query, ErrorMessage.createBadRequest("user_fallback must be 'error' or 'popularity'"));
+
+        Result lookup = lookUp(userId, query, execution);
+        if (lookup.hits().getError() != null) return error(query, lookup.hits().getError());
+
+        Item callerTree = query.getModel().getQueryTree().getRoot();
+        String profile = query.getRanking().getProfile();
+        UserProfile user = toProfile(firstHit(lookup));
+        if (user == null) {
+            if (fallback.equals("error"))
+                return error(query, ErrorMessage.createNotFound("Unknown user_id '" + userId + "' (or no embeddings)"));
+            if (profile.equals("default") || NEAREST_NEIGHBOR_PROFILES.contains(profile))
+                query.getRanking().setProfile(FALLBACK_PROFILE);
+            query.getModel().getQueryTree().setRoot(isEmpty(callerTree) ? new TrueItem() : callerTree);
+            query.getModel().setRestrict("news");
+            query.trace("Unknown user " + userId + ": popularity fallback", 2);
+            return execution.search(query);
+        }
+
+        if (profile.equals("default")) {
+            profile = DEFAULT_PROFILE;
+            query.getRanking().setProfile(profile);
+        }
+        Item retrieval;
+        if (NEAREST_NEIGHBOR_PROFILES.contains(profile)) {
+            NearestNeighborItem nn = new NearestNeighborItem("embedding", "user_recall");
+            nn.setTargetHits(query.getHits() + query.getOffset());
+            nn.setAllowApproximate(true);
+            retrieval = and(nn, callerTree);
+        } else if (isEmpty(callerTree)) {
+            return error(query, ErrorMessage.createBadRequest(
+                    "Rank profile '" + profile + "' needs a query (yql or query) besides user_id"));
+        } else {
+            retrieval = callerTree;
+        }
+        query.getModel().getQueryTree().setRoot(excludeRead(retrieval, user.readItems()));
+        query.getRanking().getFeatures().put("query(user_recall)", user.recall());
+        query.getRanking().getFeatures().put("query(user_ranking)", user.ranking());
+        query.getModel().setRestrict("news");
+        query.trace("Personalised for user " + userId + " with profile " + profile, 2);
+        return execution.search(query);
+    }
+
+    /** Fetches the user document; the id is passed as a term value, so no query syntax applies to it. */
+    private Result lookUp(String userId, Query query, Execution execution) {
+        Query userQuery = new Query();
+        userQuery.attachContext(query);  // shares tracing
+        userQuery.setTimeout(Math.max(1, query.getTimeLeft()));
+        userQuery.getModel().setRestrict("user");
+        userQuery.getModel().getQueryTree().setRoot(new WordItem(userId, "user_id", true));
+        userQuery.getRanking().setProfile("unranked");
+        userQuery.getPresentation().setSummary(USER_SUMMARY);
+        userQuery.setHits(1);
+        Result result = execution.search(userQuery);
+        execution.fill(result, USER_SUMMARY);
+        return result;
+    }
+
+    private static Hit firstHit(Result result) {
+        for (Hit hit : result.hits().asList())
+            if ( ! hit.isMeta()) return hit;
+        return null;
+    }
+
+    /** Returns null for a missing user, and for one without embeddings (treated the same way). */
+    private static UserProfile toProfile(Hit hit) {
+        if (hit == null || hit.getField("recall_embedding") == null || hit.getField("ranking_embedding") == null)
+            return null;
+        return new UserProfile((Tensor) hit.getField("recall_embedding"),
+                               (Tensor) hit.getField("ranking_embedding"),
+                               strings(hit.getField("has_read_items")));
+    }
+
+    /** array&lt;string&gt; summary fields arrive as Inspectable from the backend, as a List from test mocks. */
+    private static List<String> strings(Object field) {
+        List<String> values = new ArrayList<>();
+        if (field instanceof Inspectable inspectable) {
+            Inspector array = inspectable.inspect();
+            for (int i = 0; i < array.entryCount(); i++)
+                values.add(array.entry(i).asString());
+        } else if (field instanceof Iterable<?> iterable) {
+            iterable.forEach(value -> values.add(value.toString()));
+        }
+        return values;
+    }
+
+    private static boolean isEmpty(Item item) {
+        return item == null || item instanceof NullItem || item instanceof TrueItem;
+    }
+
+    private static Item and(Item nn, Item callerTree) {
+        if (isEmpty(callerTree)) return nn;
+        AndItem and = new AndItem();
+        and.addItem(nn);
+        and.addItem(callerTree);
+        return and;
+    }
+
+    private static Item excludeRead(Item positive, List<String> readItems) {
+        if (readItems.isEmpty()) return positive;
+        NotItem not = new NotItem();
+        not.addPositiveItem(positive);
+        for (String newsId : readItems)
+            not.addNegativeItem(new WordItem(newsId, "news_id", true));
+        return not;
+    }
+
+    private static Result error(Query query, ErrorMessage message) {
+        return new Result(query, message);
+    }
+
+}

@@ -1,0 +1,40 @@
+package ai.newsrec.vespa;
+
+import com.yahoo.application.Application;
+import com.yahoo.application.Networking;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+
+/** Locations and helpers shared by the tests. */
+final class TestApp {
+
+    /** The complete package built by process-resources: src/main/application + ../schemas. */
+    static final Path APP_DIR = Path.of(System.getProperty("newsrec.app.dir", "target/application"));
+    static final Path SCHEMAS_DIR = Path.of("../schemas");
+
+    private TestApp() { }
+
+    static Application load(Path dir) {
+        return Application.fromApplicationPackage(dir, Networking.disable);
+    }
+
+    /** Copies the built package to a fresh directory, for tests that modify it. */
+    static Path copyOfPackage(Path parent) {
+        Path target = parent.resolve("app");
+        try (Stream<Path> files = Files.walk(APP_DIR)) {
+            for (Path source : (Iterable<Path>) files::iterator) {
+                Path destination = target.resolve(APP_DIR.relativize(source).toString());
+                if (Files.isDirectory(source)) Files.createDirectories(destination);
+                else Files.copy(source, destination);
+            }
+            return target;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+}

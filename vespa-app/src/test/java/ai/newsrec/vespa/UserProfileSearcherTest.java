@@ -1,0 +1,249 @@
+package ai.newsrec.vespa;
+
+import com.yahoo.application.Application;
+import com.yahoo.component.chain.Chain;
+import com.yahoo.container.protect.Error;
+import com.yahoo.prelude.query.AndItem;
+import com.yahoo.prelude.query.Item;
+import com.yahoo.prelude.query.NearestNeighborItem;
+import com.yahoo.prelude.query.NotItem;
+import com.yahoo.prelude.query.TrueItem;
+import com.yahoo.prelude.query.WordItem;
+import com.yahoo.search.Query;
+import com.yahoo.search.Result;
+import com.yahoo.search.Searcher;
+import com.yahoo.search.result.Hit;
+import com.yahoo.search.searchchain.Execution;
+import com.yahoo.tensor.Tensor;
+import com.yahoo.tensor.TensorType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static ai.newsrec.vespa.ApplicationPackageTest.encode;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Runs the application's own default chain (as configured by services.xml, up to and including
+ * UserProfileSearcher) against a mock backend that knows one user and records the news query.
+ */
+class UserProfileSearcherTest {
+
+    private static final TensorType VECTOR = TensorType.fromSpec("tensor<float>(x[65])");
+    private static final Tensor RECALL = vector(0.5);
+    private static final Tensor RANKING = vector(0.25);
+
+    private static Application app;
+    private static List<Searcher> appSearchers;
+
+    @BeforeAll
+    static void load() {
+        app = TestApp.load(TestApp.APP_DIR);
+        Chain<Searcher> chain = app.getJDisc("default").search().getChains().getComponent("default");
+        appSearchers = new ArrayList<>();
+        for (Searcher searcher : chain.components()) {  // the app's searchers up to ours: YQL parsing included
+            appSearchers.add(searcher);
+            if (searcher instanceof UserProfileSearcher) break;
+        }
+    }
+
+    @AfterAll
+    static void close() { app.close(); }
+
+    @Test
+    void recommendationQueryIsBuiltFromTheUserProfile() {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=U1&hits=5&offset=3");
+        assertNull(result.hits().getError());
+        Query news = backend.newsQuery();
+
+        assertEquals("recommendation", news.getRanking().getProfile());
+        assertEquals("[news]", news.getModel().getRestrict().toString());
+        assertEquals(RECALL, news.getRanking().getFeatures().getTensor("query(user_recall)").get());
+        assertEquals(RANKING, news.getRanking().getFeatures().getTensor("query(user_ranking)").get());
+
+        NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
+        NearestNeighborItem nn = assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem());
+        assertNearestNeighbor(nn, 8);
+        assertEquals(List.of("news_id:N1", "news_id:N2"), negatives(not));
+
+        // the lookup: a term on user_id, schema user, the attribute-only summary class
+        Query user = backend.queries.get(0);
+        assertEquals("[user]", user.getModel().getRestrict().toString());
+        assertEquals("user_id:U1", user.getModel().getQueryTree().getRoot().toString());
+        assertEquals("user_profile", user.getPresentation().getSummary());
+    }
+
+    @Test
+    void callerYqlFilterIsKept() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U1&yql=" +
+                        encode("select * from news where category contains \"sports\" and date > 20191101"));
+        NotItem not = (NotItem) backend.newsQuery().getModel().getQueryTree().getRoot();
+        AndItem and = assertInstanceOf(AndItem.class, not.getPositiveItem());
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 10);
+        assertEquals("(AND category:sports date:>20191101)", and.getItem(1).toString());
+        assertEquals("[news]", backend.newsQuery().getModel().getRestrict().toString());
+    }
+
+    @Test
+    void filterParameterIsKept() {
+        MockBackend backend = new MockBackend();
+        // (tokenized without the app's index facts here, so a one-word value is used)
+        search(backend, "/search/?user_id=U1&filter=" + encode("+category:sports"));
+        AndItem and = (AndItem) ((NotItem) backend.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem();
+        assertEquals("|category:sports", and.getItem(1).toString());  // '|' marks a filter term
+    }
+
+    @Test
+    void callerChosenProfileIsKept() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U1&ranking=recommendation_with_global_category_ctr");
+        Query news = backend.newsQuery();
+        assertEquals("recommendation_with_global_category_ctr", news.getRanking().getProfile());
+        assertInstanceOf(NearestNeighborItem.class, ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem());
+    }
+
+    @Test
+    void personalizedSearchRetrievesByTextAndRanksWithTheUser() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U1&ranking=personalized_search&yql=" +
+                        encode("select * from news where userQuery()") + "&query=" + encode("nfl injury"));
+        Query news = backend.newsQuery();
+        NotItem not = (NotItem) news.getModel().getQueryTree().getRoot();
+        assertFalse(not.getPositiveItem().toString().contains("NEAREST_NEIGHBOR"), not.toString());
+        assertTrue(not.getPositiveItem().toString().contains("nfl"), not.toString());
+        assertEquals(RANKING, news.getRanking().getFeatures().getTensor("query(user_ranking)").get());
+    }
+
+    @Test
+    void personalizedSearchWithoutTextIsRejected() {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=U1&ranking=personalized_search");
+        assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode());
+        assertNull(backend.newsQuery());
+    }
+
+    @Test
+    void maliciousOrMalformedUserIdsAreRejectedBeforeAnyLookup() {
+        for (String id : List.of("", "U1\" or true or \"", "U1) or (true", "U1 U2", "U1'", "Ü1", "U1\n",
+                                 "U1;drop", "x".repeat(65))) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, "/search/?user_id=" + encode(id));
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), id);
+            assertTrue(result.hits().getError().getDetailedMessage().contains("Invalid user_id"), id);
+            assertTrue(backend.queries.isEmpty(), id);
+        }
+        assertNull(search(new MockBackend(), "/search/?user_id=" + "x".repeat(64)).hits().getError());
+    }
+
+    @Test
+    void unknownUserIsAnErrorByDefault() {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=U404");
+        assertEquals(Error.NOT_FOUND.code, result.hits().getError().getCode());
+        assertTrue(result.hits().getError().getDetailedMessage().contains("U404"));
+        assertNull(backend.newsQuery());
+    }
+
+    @Test
+    void unknownUserFallsBackToPopularityOnRequest() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U404&user_fallback=popularity");
+        Query news = backend.newsQuery();
+        assertEquals("popularity", news.getRanking().getProfile());
+        assertInstanceOf(TrueItem.class, news.getModel().getQueryTree().getRoot());
+        assertEquals("[news]", news.getModel().getRestrict().toString());
+
+        MockBackend filtered = new MockBackend();
+        search(filtered, "/search/?user_id=U404&user_fallback=popularity&yql=" +
+                         encode("select * from news where category contains \"sports\""));
+        assertEquals("category:sports", filtered.newsQuery().getModel().getQueryTree().getRoot().toString());
+    }
+
+    @Test
+    void invalidFallbackIsRejected() {
+        assertEquals(Error.BAD_REQUEST.code, search(new MockBackend(), "/search/?user_id=U1&user_fallback=x").hits().getError().getCode());
+    }
+
+    @Test
+    void queriesWithoutUserIdAreUntouched() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?yql=" + encode("select * from news where category contains \"sports\""));
+        assertEquals(1, backend.queries.size());
+        Query news = backend.queries.get(0);
+        assertEquals("category:sports", news.getModel().getQueryTree().getRoot().toString());
+        assertEquals("default", news.getRanking().getProfile());
+        assertTrue(news.getRanking().getFeatures().getTensor("query(user_recall)").isEmpty());
+    }
+
+    private static void assertNearestNeighbor(NearestNeighborItem nn, int targetHits) {
+        assertEquals("embedding", nn.getIndexName());
+        assertEquals("user_recall", nn.getQueryTensorName());
+        assertEquals(targetHits, nn.getTargetHits());
+        assertTrue(nn.getAllowApproximate());
+    }
+
+    private static List<String> negatives(NotItem not) {
+        List<String> terms = new ArrayList<>();
+        for (Item item : not.items().subList(1, not.getItemCount()))
+            terms.add(((WordItem) item).getIndexName() + ":" + ((WordItem) item).getWord());
+        return terms;
+    }
+
+    private static Result search(MockBackend backend, String request) {
+        List<Searcher> searchers = new ArrayList<>(appSearchers);
+        searchers.add(backend);
+        Query query = new Query(request);
+        return new Execution(new Chain<>(searchers), Execution.Context.createContextStub()).search(query);
+    }
+
+    private static Tensor vector(double value) {
+        Tensor.Builder builder = Tensor.Builder.of(VECTOR);
+        for (int i = 0; i < 64; i++) builder.cell(value, i);
+        builder.cell(0.0, 64);  // MIPS coordinate: 0 for users
+        return builder.build();
+    }
+
+    /** Answers user lookups from a map, records every query, returns no news. */
+    static class MockBackend extends Searcher {
+
+        final List<Query> queries = new ArrayList<>();
+        final Map<String, List<String>> users = Map.of("U1", List.of("N1", "N2"),
+                                                       "x".repeat(64), List.of());
+
+        @Override
+        public Result search(Query query, Execution execution) {
+            queries.add(query);
+            Result result = new Result(query);
+            if ( ! query.getModel().getRestrict().contains("user")) return result;
+            String userId = ((WordItem) query.getModel().getQueryTree().getRoot()).getWord();
+            if ( ! users.containsKey(userId)) return result;
+            Hit hit = new Hit("id:news:user::" + userId, 1.0);
+            hit.setField("user_id", userId);
+            hit.setField("recall_embedding", RECALL);
+            hit.setField("ranking_embedding", RANKING);
+            hit.setField("has_read_items", users.get(userId));
+            result.hits().add(hit);
+            result.setTotalHitCount(1);
+            return result;
+        }
+
+        @Override
+        public void fill(Result result, String summaryClass, Execution execution) { }
+
+        /** The query sent to schema news, or null if none was sent. */
+        Query newsQuery() {
+            return queries.stream().filter(q -> q.getModel().getRestrict().contains("news")).findFirst().orElse(null);
+        }
+    }
+
+}
