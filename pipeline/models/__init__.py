@@ -1,0 +1,1 @@
+"""News recommendation models, one module each, all behind one contract (`pipeline.models.contract`)."""

@@ -1,0 +1,47 @@
+"""The Vespa tutorial's content-based model: a user-id embedding times a content news embedding.
+
+News: the same `ContentNewsEncoder` as UniRec (LM vectors + category, subcategory, entities).
+User: one learned vector per training user id. Row 0 is the unknown user: training maps a random
+`unknown_user_rate` of samples to it, so users never seen in training get a learned average user
+rather than noise. No news-id embedding (the tutorial has one): unseen news are encoded from content.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    news: NewsEncoderConfig
+    num_users: int  # including row 0, the unknown user
+    unknown_user_rate: float = 0.05
+
+
+class ContentModel(nn.Module):
+    stages = ("ranking",)
+
+    def __init__(self, config: ContentConfig):
+        super().__init__()
+        self.config = config
+        self.news_encoder = ContentNewsEncoder(config.news)
+        self.user_embedding = nn.Embedding(config.num_users, config.news.dim)
+        nn.init.normal_(self.user_embedding.weight, std=0.1)
+
+    def encode_news(self, news: NewsFeatures) -> torch.Tensor:
+        return self.news_encoder(news)
+
+    def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
+        if self.training:
+            forget = torch.rand(user_index.shape, device=user_index.device) < self.config.unknown_user_rate
+            user_index = user_index.masked_fill(forget, 0)
+        user = self.user_embedding(user_index)  # (B, D)
+        return UserVectors(ranking=user, recall=user)
+
+    def forward(self, batch: Batch) -> Output:
+        return Output(score_candidates(self, batch)[0])

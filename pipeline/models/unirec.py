@@ -1,0 +1,112 @@
+"""UniRec (unified user modeling for ranking and recall), on a pre-trained LM news encoder.
+
+- News encoder: `ContentNewsEncoder` (LM title/abstract vectors + category, subcategory, entities -> D).
+- User encoder (§2.1): multi-head self-attention over the clicked-news vectors plus position
+  embeddings, then additive attention pooling -> the ranking user embedding u_ra; click score u_ra · r.
+  A user with no history gets a learned vector (`empty_user`): defined, and not constant across news.
+- Recall (§2.2-2.3): M basis user embeddings with separate keys w_i and values v_i;
+  α = softmax(u_ra · w_i), u_re = Σ α_i v_i. At inference only the top P bases, re-normalized (Eq. 4).
+- Training: stage 1 "ranking" (click vs K impression negatives, softmax); stage 2 "recall" with the
+  news and user encoders frozen, only the bases learn, against T random negatives from all news.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig
+
+
+@dataclass(frozen=True)
+class UniRecConfig:
+    news: NewsEncoderConfig
+    heads: int = 4
+    max_history: int = 50
+    num_bases: int = 20  # M
+    top_p: int = 5  # P, bases kept at inference (0 = all)
+    dropout: float = 0.1
+
+
+class UserEncoder(nn.Module):
+    def __init__(self, config: UniRecConfig):
+        super().__init__()
+        dim = config.news.dim
+        self.position = nn.Embedding(config.max_history, dim)
+        self.attention = nn.MultiheadAttention(dim, config.heads, dropout=config.dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.pooling = AdditiveAttention(dim, dim)
+        self.empty_user = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, history_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # history_vectors (B, H, D), mask (B, H) -> u_ra (B, D)
+        has_history = mask.any(dim=1)  # (B,)
+        safe_mask = mask.clone()
+        safe_mask[~has_history, 0] = True  # keep softmax defined; replaced by empty_user below
+        positions = torch.arange(history_vectors.shape[1], device=history_vectors.device)
+        x = history_vectors + self.position(positions)  # (B, H, D)
+        attended, _ = self.attention(x, x, x, key_padding_mask=~safe_mask, need_weights=False)
+        user = self.pooling(self.norm(x + attended), safe_mask)  # (B, D)
+        return torch.where(has_history[:, None], user, self.empty_user.expand_as(user))
+
+
+class RecallBases(nn.Module):
+    def __init__(self, config: UniRecConfig):
+        super().__init__()
+        dim = config.news.dim
+        self.keys = nn.Parameter(torch.randn(config.num_bases, dim) * dim ** -0.5)
+        self.values = nn.Parameter(torch.randn(config.num_bases, dim) * dim ** -0.5)
+
+    def weights(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
+        # ranking_user (B, D) -> α (B, M); with top_p > 0 only the top P are kept and re-normalized (Eq. 4)
+        logits = ranking_user @ self.keys.T  # (B, M)
+        if 0 < top_p < logits.shape[1]:
+            kept = torch.topk(logits, top_p, dim=1).indices
+            logits = torch.full_like(logits, float("-inf")).scatter(1, kept, logits.gather(1, kept))
+        return torch.softmax(logits, dim=1)
+
+    def forward(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
+        return self.weights(ranking_user, top_p) @ self.values  # (B, D)
+
+
+class UniRec(nn.Module):
+    stages = ("ranking", "recall")
+
+    def __init__(self, config: UniRecConfig):
+        super().__init__()
+        self.config = config
+        self.news_encoder = ContentNewsEncoder(config.news)
+        self.user_encoder = UserEncoder(config)
+        self.bases = RecallBases(config)
+        self.top_p = config.top_p  # inference-time P; evaluation may set 0 (all bases)
+        self.stage = "ranking"
+
+    def encode_news(self, news: NewsFeatures) -> torch.Tensor:
+        return self.news_encoder(news)  # (N, D)
+
+    def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
+        ranking = self.user_encoder(history_vectors, history_mask)  # (B, D)
+        top_p = 0 if self.training else self.top_p  # train over all bases, serve the top P
+        return UserVectors(ranking=ranking, recall=self.bases(ranking, top_p))
+
+    def forward(self, batch: Batch) -> Output:
+        if self.stage == "ranking":
+            return Output(score_candidates(self, batch)[0])
+        news_vectors = self.encode_news(batch.news)  # (U, D)
+        user = self.encode_user(news_vectors[batch.history], batch.history_mask, batch.user_index)
+        return Output(torch.einsum("bd,bkd->bk", user.recall, news_vectors[batch.candidates]))
+
+    def set_stage(self, stage: str) -> None:
+        """Stage 2 ("recall") freezes the news and user encoders: only the bases learn."""
+        self.stage = stage
+        for module in (self.news_encoder, self.user_encoder):
+            module.requires_grad_(stage == "ranking")
+
+    def train(self, mode: bool = True) -> "UniRec":
+        super().train(mode)
+        if self.stage == "recall":  # frozen encoders run without dropout
+            self.news_encoder.eval()
+            self.user_encoder.eval()
+        return self

