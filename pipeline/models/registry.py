@@ -23,12 +23,13 @@ class CheckpointError(NewsrecError):
     """A checkpoint that cannot be loaded."""
 
 
-def new_config(kind: str, vocab: Vocabulary, dim: int, text_dim: int):
+def new_config(kind: str, vocab: Vocabulary, dim: int, text_dim: int, finetune_layers: int = 0,
+               text_model: str = "default"):
     if kind not in MODELS:
         raise NewsrecError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
     news = NewsEncoderConfig(text_dim=text_dim, num_categories=vocab.size("categories"),
                              num_subcategories=vocab.size("subcategories"), num_entities=vocab.size("entities"),
-                             dim=dim)
+                             dim=dim, finetune_layers=finetune_layers, text_model=text_model)
     return {"unirec": lambda: UniRecConfig(news=news),
             "content": lambda: ContentConfig(news=news, num_users=vocab.size("users")),
             "mf": lambda: MFConfig(num_users=vocab.size("users"), num_news=vocab.size("news"), dim=dim),

@@ -99,10 +99,14 @@ class UniRec(nn.Module):
         return Output(torch.einsum("bd,bkd->bk", user.recall, news_vectors[batch.candidates]))
 
     def set_stage(self, stage: str) -> None:
-        """Stage 2 ("recall") freezes the news and user encoders: only the bases learn."""
+        """Stage 2 ("recall") freezes the news and user encoders: only the bases learn. Stage 1
+        restores what was trainable at construction (a fine-tuned LM keeps its lower layers frozen)."""
         self.stage = stage
-        for module in (self.news_encoder, self.user_encoder):
-            module.requires_grad_(stage == "ranking")
+        if not hasattr(self, "_trainable_at_start"):
+            self._trainable_at_start = {name: p.requires_grad for name, p in self.named_parameters()}
+        for name, parameter in self.named_parameters():
+            frozen_now = stage == "recall" and not name.startswith("bases.")
+            parameter.requires_grad_(self._trainable_at_start[name] and not frozen_now)
 
     def train(self, mode: bool = True) -> "UniRec":
         super().train(mode)

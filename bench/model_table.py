@@ -1,0 +1,72 @@
+"""The model table: every model trained on generated MIND-small-sized data, evaluated on dev, next to
+the oracle (the planted click probabilities). CPU is fine; it picks CUDA when present.
+
+    python bench/model_table.py                 # demo-data small, seed 0, into bench/out/
+    python bench/model_table.py --size tiny     # a quick look
+
+Prints a markdown table (and writes bench/out/<size>/table.json). Recall is by exact maximum inner
+product over the dev-day pool (every dev candidate) and over all news.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from pipeline.baselines import oracle_scores
+from pipeline.demo_data import config_for, generate
+from pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
+from pipeline.mind import read_mind
+from pipeline.training import TrainConfig, train
+
+MODELS = ("unirec", "content", "mf", "meanpool")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="small", choices=["tiny", "small"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--recall-epochs", type=int, default=2)
+    parser.add_argument("--out", default="bench/out")
+    args = parser.parse_args()
+    root = Path(args.out) / args.size
+    mind = root / "mind"
+    if not (mind / "dev" / "truth.txt").is_file():
+        generate(mind, config_for(args.size, 0))
+    dataset = read_mind(mind)
+    rows, timings = [], {}
+    for model in MODELS:
+        started = time.perf_counter()
+        summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=args.epochs,
+                                                                 recall_epochs=args.recall_epochs), dataset=dataset)
+        timings[model] = {"seconds": time.perf_counter() - started,
+                          "impressions_per_s": [e["impressions_per_s"] for s in summary["stages"] for e in s["epochs"]]}
+        cache = root / "runs" / "cache"
+        rows.append(evaluate_model(root / "runs" / model, dataset, name=f"{model} (top-P)" if model == "unirec" else model,
+                                   cache_dir=cache))
+        if model == "unirec":
+            rows.append(evaluate_model(root / "runs" / model, dataset, top_p=0, name="unirec (all bases)", cache_dir=cache))
+    rows.append(popularity_evaluation(dataset))
+    rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev")))
+    print(markdown(rows))
+    (root / "table.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "timings": timings}, indent=1))
+    print(json.dumps(timings, indent=1))
+
+
+def markdown(rows) -> str:
+    head = ("| model | AUC | MRR | nDCG@5 | nDCG@10 | AUC cold news | R@100 day | R@1000 day | R@100 all | R@1000 all |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for row in rows:
+        r = row.ranking
+        day, every = row.recall.get("dev-day pool", {}), row.recall.get("all news", {})
+        recall = [f"{pool.get(k):.4f}" if pool else "—" for pool in (day, every) for k in (100, 1000)]
+        lines.append(f"| {row.model} | {r.auc:.4f} | {r.mrr:.4f} | {r.ndcg5:.4f} | {r.ndcg10:.4f} | "
+                     f"{row.splits['cold news'].auc:.4f} | " + " | ".join(recall) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

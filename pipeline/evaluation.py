@@ -1,0 +1,127 @@
+"""`newsrec evaluate` / `newsrec predict`: a checkpoint on dev (or test) impressions.
+
+Ranking: leaderboard metrics of u_ra · r over each impression's candidates, overall and split by
+cold (never a train candidate) vs warm news and by empty vs non-empty history.
+Recall: Recall@K of u_re by exact maximum inner product over two stated pools: (a) the dev-day pool
+(every news item that is a candidate of the split) and (b) every news item in the news.tsv files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.features import model_news_features, user_rows
+from pipeline.inference import candidate_scores, encode_all_news, encode_users, top_k_inner_product
+from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
+from pipeline.metrics import RankingMetrics, per_impression_metrics, ranking_metrics, recall_at_k
+from pipeline.mind import Behaviors, MindDataset
+from pipeline.models.registry import load_checkpoint
+from pipeline.text_encoder import TextEncoderConfig, pick_device
+from pipeline.training import clicked_sets
+
+RECALL_KS = (100, 200, 500, 1000)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    model: str
+    ranking: RankingMetrics
+    splits: dict[str, RankingMetrics] = field(default_factory=dict)
+    recall: dict[str, dict[int, float]] = field(default_factory=dict)  # pool -> K -> Recall@K
+    pool_sizes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """Everything evaluation needs from a model: candidate scores and the two user vectors."""
+
+    scores: np.ndarray  # (C,) per candidate row of the split
+    news_matrix: torch.Tensor  # (N, D)
+    recall_users: torch.Tensor  # (I, D)
+
+
+def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_name: str = "auto",
+                top_p: int | None = None, cache_dir: str | Path | None = None) -> tuple[str, Scored]:
+    model, vocab, saved = load_checkpoint(model_dir)
+    if top_p is not None and hasattr(model, "top_p"):
+        model.top_p = top_p
+    device = pick_device(device_name)
+    model.to(device)
+    finetune_layers = model.config.news.finetune_layers if hasattr(model.config, "news") else 0
+    features = model_news_features(dataset.news, vocab, TextEncoderConfig(**saved["text"]), finetune_layers, device,
+                                   cache_dir)
+    news_matrix = encode_all_news(model, features, device, batch_size=256 if finetune_layers else 4096)
+    behaviors = dataset.splits[split]
+    impressions = np.arange(behaviors.num_impressions)
+    ranking, recall = encode_users(model, news_matrix, behaviors, impressions, user_rows(dataset, behaviors, vocab),
+                                   saved["max_history"], device)
+    scores = candidate_scores(news_matrix, ranking, behaviors, impressions)[0]
+    return saved["kind"], Scored(scores, news_matrix, recall)
+
+
+def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,
+                    recall_lists: dict[str, np.ndarray] | None = None) -> Evaluation:
+    """Ranking metrics (overall and split) of candidate scores, and Recall@K of retrieved lists per pool."""
+    behaviors = dataset.splits[split]
+    per = per_impression_metrics(behaviors.labels, scores, behaviors.candidate_offsets)
+    history_lengths = np.diff(behaviors.history_offsets)
+    splits = {"empty history": per.mean(history_lengths == 0), "non-empty history": per.mean(history_lengths > 0)}
+    warm = np.isin(behaviors.candidates, dataset.splits["train"].candidates)
+    splits["cold news"] = _subset_metrics(behaviors, scores, ~warm)
+    splits["warm news"] = _subset_metrics(behaviors, scores, warm)
+    evaluation = Evaluation(name, per.mean(), splits)
+    if recall_lists:
+        clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
+        for pool, top in recall_lists.items():
+            evaluation.recall[pool] = {k: recall_at_k(top[:, :k], clicked_offsets, clicked)[0] for k in RECALL_KS}
+    return evaluation
+
+
+def _subset_metrics(behaviors: Behaviors, scores: np.ndarray, keep: np.ndarray) -> RankingMetrics:
+    """Metrics of each impression restricted to the candidate rows where `keep` is True."""
+    owner = behaviors.impression_of_candidate()[keep]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=behaviors.num_impressions))])
+    return ranking_metrics(behaviors.labels[keep], scores[keep], offsets)
+
+
+def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
+    return {"dev-day pool": np.unique(dataset.splits[split].candidates),
+            "all news": np.arange(len(dataset.news))}
+
+
+def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
+                   top_p: int | None = None, cache_dir: str | Path | None = None, name: str | None = None) -> Evaluation:
+    kind, scored = score_split(model_dir, dataset, split, device_name, top_p, cache_dir)
+    pools = recall_pools(dataset, split)
+    lists = {pool: top_k_inner_product(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows)
+             for pool, rows in pools.items()}
+    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists)
+    evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})
+    return evaluation
+
+
+def popularity_evaluation(dataset: MindDataset, split: str = "dev") -> Evaluation:
+    """Popularity (train clicks before the impression) ranking; recall = the most clicked news of each pool."""
+    from pipeline.baselines import popularity_scores
+
+    behaviors = dataset.splits[split]
+    train = dataset.splits["train"]
+    clicks = np.bincount(train.candidates[train.labels == 1], minlength=len(dataset.news)).astype(np.float64)
+    lists = {}
+    for pool, rows in recall_pools(dataset, split).items():
+        ranked = rows[np.argsort(-clicks[rows], kind="stable")][:max(RECALL_KS)]
+        lists[pool] = np.broadcast_to(ranked, (behaviors.num_impressions, len(ranked)))
+    return evaluate_scores("popularity", dataset, split, popularity_scores(train, behaviors), lists)
+
+
+def predict(model_dir: str | Path, dataset: MindDataset, split: str, out: str | Path, device_name: str = "auto",
+            cache_dir: str | Path | None = None) -> Path:
+    """Write a leaderboard prediction file (`ImpId [r1,r2,...]`) for every impression of `split`."""
+    _, scored = score_split(model_dir, dataset, split, device_name, None, cache_dir)
+    behaviors = dataset.splits[split]
+    write_leaderboard_file(out, behaviors.impression_ids.tolist(), behaviors.candidate_offsets,
+                           scores_to_ranks(scored.scores, behaviors.candidate_offsets))
+    return Path(out)

@@ -1,0 +1,136 @@
+"""Tiny-config model tests: shapes, masking, top-P re-normalization, fallbacks, learning on a toy batch."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.models.content import ContentConfig, ContentModel
+from pipeline.models.contract import Batch, NewsFeatures
+from pipeline.models.layers import NewsEncoderConfig
+from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+from pipeline.models.mf import MatrixFactorization, MFConfig
+from pipeline.models.unirec import UniRec, UniRecConfig
+
+D, N, B, H, K = 8, 12, 3, 5, 4
+NEWS = NewsEncoderConfig(text_dim=6, num_categories=4, num_subcategories=5, num_entities=7, dim=D, hidden_dim=16,
+                         category_dim=4, entity_dim=4, dropout=0.0)
+
+
+def features(n: int = N) -> NewsFeatures:
+    generator = torch.Generator().manual_seed(0)
+    return NewsFeatures(news_index=torch.arange(n), text=torch.randn(n, 2, 6, generator=generator),
+                        category=torch.randint(0, 4, (n,), generator=generator),
+                        subcategory=torch.randint(0, 5, (n,), generator=generator),
+                        entities=torch.randint(0, 7, (n, 3), generator=generator))
+
+
+def models():
+    return [UniRec(UniRecConfig(news=NEWS, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0)),
+            ContentModel(ContentConfig(news=NEWS, num_users=4)),
+            MatrixFactorization(MFConfig(num_users=4, num_news=N, dim=D)),
+            MeanPoolModel(MeanPoolConfig(news=NEWS))]
+
+
+def toy_batch() -> Batch:
+    candidates = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 0, 1, 2]])
+    history = torch.tensor([[5, 6, 0, 0, 0], [1, 2, 3, 4, 11], [0, 0, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    return Batch(features(), candidates, history, mask, torch.tensor([1, 2, 3]))
+
+
+@pytest.mark.parametrize("model", models(), ids=lambda m: type(m).__name__)
+def test_contract_shapes(model):
+    model.eval()
+    batch = toy_batch()
+    news = model.encode_news(batch.news)
+    assert news.shape == (N, D)
+    users = model.encode_user(news[batch.history], batch.history_mask, batch.user_index)
+    assert users.ranking.shape == (B, D) and users.recall.shape == (B, D)
+    assert model(batch).logits.shape == (B, 1 + K)
+
+
+@pytest.mark.parametrize("model", models(), ids=lambda m: type(m).__name__)
+def test_a_few_steps_lower_the_loss_on_a_toy_batch(model):
+    from pipeline.training import train_step
+
+    torch.manual_seed(0)
+    batch = toy_batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = [train_step(model, batch, optimizer) for _ in range(30)]
+    assert losses[-1] < losses[0] * 0.7
+
+
+@pytest.mark.parametrize("model", [m for m in models() if not isinstance(m, (ContentModel, MatrixFactorization))],
+                         ids=lambda m: type(m).__name__)
+def test_padded_history_positions_are_ignored(model):
+    model.eval()
+    news = model.encode_news(features())
+    batch = toy_batch()
+    vectors = news[batch.history]
+    noisy = vectors.clone()
+    noisy[~batch.history_mask] = 100.0  # garbage in every padded slot
+    with torch.no_grad():
+        clean = model.encode_user(vectors, batch.history_mask, batch.user_index)
+        dirty = model.encode_user(noisy, batch.history_mask, batch.user_index)
+    assert torch.allclose(clean.ranking, dirty.ranking, atol=1e-5)
+    assert torch.allclose(clean.recall, dirty.recall, atol=1e-5)
+
+
+def test_empty_history_gets_the_learned_fallback_and_scores_still_differ():
+    model = models()[0].eval()
+    with torch.no_grad():
+        model.user_encoder.empty_user.copy_(torch.arange(D, dtype=torch.float32))
+        news = model.encode_news(features())
+        users = model.encode_user(news[toy_batch().history], toy_batch().history_mask, toy_batch().user_index)
+    assert torch.equal(users.ranking[2], model.user_encoder.empty_user)
+    scores = news @ users.ranking[2]
+    assert torch.isfinite(scores).all() and scores.unique().numel() == N
+
+
+def test_top_p_keeps_p_bases_renormalized_as_in_eq_4():
+    model = models()[0].eval()
+    user = torch.randn(B, D)
+    logits = user @ model.bases.keys.T
+    weights = model.bases.weights(user, top_p=2)
+    assert torch.allclose(weights.sum(1), torch.ones(B))
+    assert ((weights > 0).sum(1) == 2).all()
+    top = torch.topk(logits, 2, dim=1)
+    expected = torch.softmax(top.values, dim=1)  # softmax over the kept logits only
+    assert torch.allclose(weights.gather(1, top.indices), expected)
+    all_bases = model.bases.weights(user, top_p=0)
+    assert ((all_bases > 0).sum(1) == 6).all()
+    assert torch.allclose(model.bases(user, 2), weights @ model.bases.values)
+
+
+def test_unirec_trains_over_all_bases_and_serves_top_p():
+    model = models()[0]
+    news = model.encode_news(features())
+    batch = toy_batch()
+    model.train()
+    train_recall = model.encode_user(news[batch.history], batch.history_mask, batch.user_index).recall
+    model.eval()
+    serve_recall = model.encode_user(news[batch.history], batch.history_mask, batch.user_index).recall
+    assert not torch.allclose(train_recall, serve_recall)
+
+
+def test_recall_stage_freezes_the_encoders():
+    model = models()[0]
+    model.set_stage("recall")
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"bases.keys", "bases.values"}
+    model.train()
+    assert not model.news_encoder.training and model.bases.training
+    assert model(toy_batch()).logits.shape == (B, 1 + K)
+
+
+@pytest.mark.parametrize("model", [models()[1], models()[2]], ids=lambda m: type(m).__name__)
+def test_unknown_users_get_the_shared_unknown_row(model):
+    model.eval()
+    news = model.encode_news(features())
+    users = model.encode_user(news[toy_batch().history], toy_batch().history_mask, torch.tensor([0, 0, 3]))
+    assert torch.equal(users.ranking[0], users.ranking[1]) and not torch.equal(users.ranking[0], users.ranking[2])
+
+
+def test_mf_scores_unseen_news_with_untrained_vectors():
+    model = models()[2]
+    assert torch.equal(model.encode_news(features())[3], model.news_embedding.weight[3])
