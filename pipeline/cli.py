@@ -63,6 +63,12 @@ skip_option = click.option("--skip-bad-rows", is_flag=True,
                            help="Leave out malformed rows instead of stopping; they are counted and reported.")
 
 
+def _endpoint_options(function):
+    from feed.cli import endpoint_options
+
+    return endpoint_options(function)
+
+
 @main.command("demo-data")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
@@ -232,22 +238,49 @@ def train_command(mind_dir, out_dir, model, epochs, recall_epochs, batch_size, l
 @click.option("--top-p", type=int, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
+              help="offline: the model alone; local / vespa: candidate scores through the serving path too.")
 @skip_option
-def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, skip_bad_rows) -> None:
+@_endpoint_options
+def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend, skip_bad_rows, endpoint, cert, key,
+                     token, index_dir) -> None:
     """Ranking metrics on dev impressions and Recall@K by exact maximum inner product.
+
+    With --backend local or vespa, the candidates are scored through the serving index instead (after
+    `newsrec-feed`), next to the offline metrics, with the ANN recall@100 against exact MIPS.
 
     \b
     Example:
       newsrec evaluate mind-demo --model runs/unirec --json
+      newsrec evaluate mind-demo --model newsrec-model --backend local
     """
     from dataclasses import asdict
 
-    from pipeline.evaluation import evaluate_model
-
     dataset = _read(mind_dir, skip_bad_rows, progress=not as_json)
     _require_labelled(dataset, mind_dir, split)
-    evaluation = evaluate_model(model_dir, dataset, split, device, top_p, Path(model_dir).parent / "cache")
+    cache = Path(model_dir).parent / "cache"
+    if backend != "offline":
+        from feed.serving_eval import evaluate_serving
+
+        if (backend == "vespa") != (endpoint is not None):
+            raise click.UsageError("--backend vespa needs --endpoint; --backend local takes no --endpoint")
+        result = evaluate_serving(model_dir, dataset, _serving_backend(endpoint, cert, key, token, index_dir), split,
+                                  device, cache)
+        click.echo(json.dumps(asdict(result)) if as_json else _format_serving(result))
+        return
+    from pipeline.evaluation import evaluate_model
+
+    evaluation = evaluate_model(model_dir, dataset, split, device, top_p, cache)
     click.echo(json.dumps(asdict(evaluation)) if as_json else _format_evaluation(evaluation))
+
+
+def _format_serving(result) -> str:
+    lines = [format_table([("offline", result.offline), ("serving path", result.served)]),
+             f"largest |served - offline| candidate score: {result.max_score_difference:.2e}"]
+    if result.ann_recall_at_100 is not None:
+        lines.append(f"ANN recall@100 vs exact maximum inner product: {result.ann_recall_at_100:.4f} "
+                     f"({result.ann_queries} users' recall vectors)")
+    return "\n".join(lines)
 
 
 @main.command("predict")
@@ -272,6 +305,70 @@ def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> N
         raise click.ClickException(f"{mind_dir}: no split {split!r}")
     path = predict(model_dir, dataset, split, out, device, Path(model_dir).parent / "cache")
     click.echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")
+
+
+def _serving_backend(endpoint, cert, key, token, index_dir):
+    from feed.connect import open_backend
+
+    backend = open_backend(endpoint, index_dir, cert, key, token)
+    click.echo(f"[{backend.description}]", err=True)
+    return backend
+
+
+def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for item in filters:
+        field, sep, value = item.partition("=")
+        if not sep or not field or not value:
+            raise click.BadParameter(f"{item!r}: expected FIELD=VALUE, e.g. category=sports", param_hint="--filter")
+        parsed[field] = value
+    return parsed
+
+
+def _print_hits(hits, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([{"news_id": h.news_id, "relevance": h.relevance, "fields": h.fields} for h in hits]))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        click.echo(f"{rank:>3}. {hit.news_id:<8} {hit.relevance:9.4f}  [{hit.fields.get('category', '')}/"
+                   f"{hit.fields.get('subcategory', '')}] {hit.fields.get('title', '')}")
+
+
+@main.command()
+@click.argument("user_id")
+@click.option("--hits", type=int, default=10, show_default=True)
+@click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on category or subcategory; repeatable.")
+@click.option("--json", "as_json", is_flag=True)
+@_endpoint_options
+def recommend(user_id, hits, filters, as_json, endpoint, cert, key, token, index_dir) -> None:
+    """Recommend news for a user: nearest neighbours of the recall vector, re-ranked, read news excluded.
+
+    An unknown user gets the popularity fallback.
+
+    \b
+    Example:
+      newsrec recommend U1001 --hits 5 --filter category=sports
+    """
+    backend = _serving_backend(endpoint, cert, key, token, index_dir)
+    _print_hits(backend.recommend(user_id, hits, _parse_filters(filters)), as_json)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--user", "user_id", default=None, help="Personalize with this user's ranking vector.")
+@click.option("--hits", type=int, default=10, show_default=True)
+@click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on category or subcategory; repeatable.")
+@click.option("--json", "as_json", is_flag=True)
+@_endpoint_options
+def search(text, user_id, hits, filters, as_json, endpoint, cert, key, token, index_dir) -> None:
+    """BM25 search over title and abstract, optionally personalized for a user.
+
+    \b
+    Example:
+      newsrec search "hurricane flooding" --user U1001
+    """
+    backend = _serving_backend(endpoint, cert, key, token, index_dir)
+    _print_hits(backend.search(text, hits, user_id, _parse_filters(filters)), as_json)
 
 
 def _require_labelled(dataset, mind_dir: str, split: str) -> None:

@@ -40,6 +40,7 @@ class Scored:
 
     scores: np.ndarray  # (C,) per candidate row of the split
     news_matrix: torch.Tensor  # (N, D)
+    ranking_users: torch.Tensor  # (I, D)
     recall_users: torch.Tensor  # (I, D)
 
 
@@ -59,7 +60,7 @@ def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_
     ranking, recall = encode_users(model, news_matrix, behaviors, impressions, user_rows(dataset, behaviors, vocab),
                                    saved["max_history"], device)
     scores = candidate_scores(news_matrix, ranking, behaviors, impressions)[0]
-    return saved["kind"], Scored(scores, news_matrix, recall)
+    return saved["kind"], Scored(scores, news_matrix, ranking, recall)
 
 
 def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,

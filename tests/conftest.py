@@ -44,3 +44,18 @@ def tiny_demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "mind"
     generate(root, config_for("tiny", 0))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_demo: Path, tmp_path_factory) -> Path:
+    """A UniRec checkpoint trained for one epoch per stage on the tiny demo data, through the CLI."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "unirec"
+    result = CliRunner().invoke(main, ["train", str(tiny_demo), "--out", str(out), "--epochs", "1",
+                                       "--recall-epochs", "1", "--batch-size", "64", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert "valid_auc" in result.output and "recall epoch 1" in result.output
+    return out

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from feed.cli import main as feed_main
 from pipeline.cli import main
 
-COMMANDS = ["demo-data", "score", "baselines", "inspect", "app build"]
+COMMANDS = ["demo-data", "score", "baselines", "inspect", "train", "evaluate", "predict", "recommend", "search",
+            "app build"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -18,10 +19,14 @@ def test_every_command_has_help_with_an_example(command: str):
     assert result.exit_code == 0 and "Example:" in result.output and f"newsrec {command}" in result.output
 
 
-def test_feed_is_not_built_yet_and_says_so():
-    assert "Example:" in CliRunner().invoke(feed_main, ["--help"]).output
-    result = CliRunner().invoke(feed_main, ["mind"])
-    assert result.exit_code == 2 and "not built yet (issue #5)" in result.output
+def test_feed_has_help_with_an_example():
+    result = CliRunner().invoke(feed_main, ["--help"])
+    assert result.exit_code == 0 and "Example:" in result.output and "newsrec-feed mind-demo" in result.output
+
+
+def test_feed_reports_a_missing_mind_directory(tmp_path: Path):
+    result = CliRunner().invoke(feed_main, [str(tmp_path / "nowhere"), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1 and "MIND directory not found" in result.output
 
 
 def test_baselines_write_predictions_that_score_identically(tmp_path: Path, tiny_demo: Path):

@@ -33,16 +33,6 @@ def test_history_matrix_keeps_the_latest_clicks_and_masks_the_rest(mind_dir: Pat
     assert rows[0, :3].tolist() == [0, 2, 3] and mask.tolist() == [[True, True, True, False, False]]
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_demo: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "unirec"
-    result = CliRunner().invoke(main, ["train", str(tiny_demo), "--out", str(out), "--epochs", "1",
-                                       "--recall-epochs", "1", "--batch-size", "64", "--threads", "2"])
-    assert result.exit_code == 0, result.output
-    assert "valid_auc" in result.output and "recall epoch 1" in result.output
-    return out
-
-
 def test_checkpoint_describes_itself(trained: Path):
     model, vocab, saved = load_checkpoint(trained)
     assert saved["kind"] == "unirec" and saved["dim"] == 64 and saved["max_history"] == 50

@@ -1,0 +1,61 @@
+"""The one interface both serving backends implement: Vespa (feed/vespa_backend.py) and the
+embedded default index (feed/local_backend.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from pipeline.errors import NewsrecError
+
+
+class BackendError(NewsrecError):
+    """A backend request that failed (the message names the document or query and the server's reason)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    news_id: str
+    relevance: float
+    fields: dict  # summary fields (title, category, ...) and `matchfeatures` where the backend has them
+
+
+@dataclass
+class FeedReport:
+    """Per-document accounting of one feed: nothing is swallowed; any failure makes the command exit non-zero."""
+
+    sent: int = 0  # documents attempted in this run (each once, however many retries)
+    ok: int = 0
+    already_fed: int = 0  # skipped by --resume: acknowledged in an earlier run
+    retries: int = 0  # extra attempts after 429 / 5xx / timeouts
+    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (document id, HTTP status, message)
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        text = (f"sent {self.sent}, ok {self.ok}, failed {len(self.failed)}, retries {self.retries}"
+                + (f", {self.already_fed} already fed (resume)" if self.already_fed else ""))
+        for doc_id, status, message in self.failed[:20]:
+            text += f"\n  FAILED {doc_id}: HTTP {status}: {message}"
+        if len(self.failed) > 20:
+            text += f"\n  ... and {len(self.failed) - 20} more"
+        return text
+
+
+class Backend(Protocol):
+    description: str  # e.g. "Vespa at https://..." or "embedded default index in ./newsrec-index (not Vespa)"
+
+    def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport) -> None:
+        """Write documents `{"id": "id:news:<doctype>::<id>", "fields": {...}}`, accounting each in `report`."""
+
+    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+        """Nearest neighbours of the user's recall vector, re-ranked by u_ra · r, read news excluded;
+        an unknown user gets the popularity fallback."""
+
+    def search(self, text: str, hits: int = 10, user_id: str | None = None,
+               filters: dict[str, str] | None = None) -> list[Hit]:
+        """BM25 over title and abstract; personalized with the user's ranking vector when a user is given."""
+
+    def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
+        """u_ra · r for the given news (the `ranking_score` of the rank profiles), in the order given."""

@@ -1,0 +1,170 @@
+"""The main job: embed every news item and user of a MIND directory, transform, and feed a backend.
+
+News: every row of every split's news.tsv, embedded once (batched, sorted by length for the LM,
+CUDA + bf16 when present); clicks and impressions counted from *train* only; date = the day the
+news was first seen in any behaviors.tsv (MIND has no publication date). Users: every user, with
+the history of their latest impression (by time, over all splits): ranking and recall vectors from
+indices into the news matrix, and that history as `has_read_items`. Vectors are transformed
+(`pipeline.transforms.EuclideanTransform`, Φ = the corpus' maximum news norm) and checked against
+schemas/ before anything is sent.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from feed.backend import FeedReport
+from feed.documents import category_ctr_document, news_document, user_document
+from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
+from pipeline.features import model_news_features, user_rows
+from pipeline.inference import encode_all_news, encode_users
+from pipeline.mind import MindDataset
+from pipeline.models.registry import load_checkpoint
+from pipeline.text_encoder import TextEncoderConfig, pick_device
+from pipeline.transforms import EuclideanTransform
+
+
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    dataset: MindDataset
+    news_vectors: np.ndarray  # (N, D) float32, every news row
+    user_ranking: np.ndarray  # (U, D) per dataset user
+    user_recall: np.ndarray  # (U, D)
+    user_history: list[np.ndarray]  # per user: news rows of the latest history
+    clicks: np.ndarray  # (N,) train clicks
+    impressions: np.ndarray  # (N,) train impressions
+    first_seen: np.ndarray  # (N,) yyyymmdd, 0 if never seen in behaviors
+    transform: EuclideanTransform
+    seconds: dict  # timings: news embedding, user embedding
+
+
+def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str = "auto",
+                 cache_dir: str | Path | None = None, progress: bool = False) -> Corpus:
+    device = pick_device(device_name)
+    if device.type == "cpu":
+        torch.set_num_threads(torch.get_num_threads())
+    model, vocab, saved = load_checkpoint(model_dir)
+    model.to(device)
+    started = time.perf_counter()
+    finetune_layers = model.config.news.finetune_layers if hasattr(model.config, "news") else 0
+    features = model_news_features(dataset.news, vocab, TextEncoderConfig(**saved["text"]), finetune_layers, device,
+                                   cache_dir, progress)
+    news_matrix = encode_all_news(model, features, device)
+    news_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ranking, recall, history = _embed_users(dataset, model, vocab, news_matrix, saved["max_history"], device)
+    user_seconds = time.perf_counter() - started
+    news_vectors = news_matrix.cpu().numpy()
+    clicks, impressions = _train_counts(dataset)
+    return Corpus(dataset, news_vectors, ranking, recall, history, clicks, impressions, _first_seen(dataset),
+                  EuclideanTransform.fit(news_vectors), {"news": news_seconds, "users": user_seconds})
+
+
+def _embed_users(dataset: MindDataset, model, vocab, news_matrix: torch.Tensor, max_history: int,
+                 device: torch.device):
+    """Each user's vectors from the history of their latest impression over all splits."""
+    latest = {}  # user -> (time, split, impression)
+    for name, behaviors in dataset.splits.items():
+        order = np.argsort(behaviors.time, kind="stable")
+        for impression in order:  # later impressions overwrite earlier ones
+            latest[int(behaviors.user_index[impression])] = (name, int(impression))
+    ranking = np.zeros((len(dataset.users), news_matrix.shape[1]), dtype=np.float32)
+    recall = np.zeros_like(ranking)
+    history: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * len(dataset.users)
+    for name, behaviors in dataset.splits.items():
+        users = np.array([u for u, (split, _) in latest.items() if split == name], dtype=np.int64)
+        if len(users) == 0:
+            continue
+        impressions = np.array([latest[u][1] for u in users], dtype=np.int64)
+        user_ranking, user_recall = encode_users(model, news_matrix, behaviors, impressions,
+                                                 user_rows(dataset, behaviors, vocab), max_history, device)
+        ranking[users], recall[users] = user_ranking.cpu().numpy(), user_recall.cpu().numpy()
+        for user, impression in zip(users, impressions):
+            history[user] = behaviors.history_of(impression)
+    return ranking, recall, history
+
+
+def _train_counts(dataset: MindDataset) -> tuple[np.ndarray, np.ndarray]:
+    train = dataset.splits["train"]
+    size = len(dataset.news)
+    return (np.bincount(train.candidates[train.labels == 1], minlength=size),
+            np.bincount(train.candidates, minlength=size))
+
+
+def _first_seen(dataset: MindDataset) -> np.ndarray:
+    first = np.full(len(dataset.news), np.iinfo(np.int64).max, dtype=np.int64)
+    for behaviors in dataset.splits.values():
+        np.minimum.at(first, behaviors.candidates, behaviors.time[behaviors.impression_of_candidate()])
+        np.minimum.at(first, behaviors.history, np.repeat(behaviors.time, np.diff(behaviors.history_offsets)))
+    days = np.where(first < np.iinfo(np.int64).max, first, 0).astype("datetime64[s]").astype("datetime64[D]")
+    text = np.datetime_as_string(days)  # YYYY-MM-DD
+    return np.where(first < np.iinfo(np.int64).max, np.char.replace(text, "-", "").astype(np.int64), 0)
+
+
+# ------------------------------------------------------------------------------------ documents
+
+def news_documents(corpus: Corpus) -> Iterator[dict]:
+    news = corpus.dataset.news
+    transformed = corpus.transform.news(corpus.news_vectors)
+    for row, news_id in enumerate(news.ids):
+        yield news_document(news_id, news.categories[news.category[row]], news.subcategories[news.subcategory[row]],
+                            news.title[row], news.abstract[row], news.url[row], int(corpus.first_seen[row]),
+                            int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row])
+
+
+def user_documents(corpus: Corpus) -> Iterator[dict]:
+    ids = corpus.dataset.news.ids
+    recall = corpus.transform.query(corpus.user_recall)
+    ranking = corpus.transform.query(corpus.user_ranking)
+    for row, user_id in enumerate(corpus.dataset.users):
+        yield user_document(user_id, recall[row], ranking[row], [ids[n] for n in corpus.user_history[row].tolist()])
+
+
+def category_ctrs(corpus: Corpus) -> dict[str, float]:
+    news = corpus.dataset.news
+    clicks = np.bincount(news.category, weights=corpus.clicks, minlength=len(news.categories))
+    shown = np.bincount(news.category, weights=corpus.impressions, minlength=len(news.categories))
+    return {category: float(c / s) for category, c, s in zip(news.categories, clicks, shown) if s > 0}
+
+
+def check_against_schemas(corpus: Corpus) -> None:
+    """Before anything is sent: one document of each type checked field by field, dimensions included."""
+    schemas = load_schemas()
+    expected = tensor_size(schemas["news"].fields["embedding"])
+    if corpus.news_vectors.shape[1] + 1 != expected:
+        raise SchemaMismatchError(f"the model's dimension D = {corpus.news_vectors.shape[1]} gives "
+                                  f"{corpus.news_vectors.shape[1] + 1}-d transformed vectors, but schemas/news.sd "
+                                  f"declares embedding as {schemas['news'].fields['embedding']} (train with --dim "
+                                  f"{expected - 1})")
+    check_document(schemas["news"], next(news_documents(corpus)))
+    if len(corpus.dataset.users):
+        check_document(schemas["user"], next(user_documents(corpus)))
+    check_document(schemas["category_ctr"], category_ctr_document(category_ctrs(corpus)))
+
+
+def feed_corpus(corpus: Corpus, backend, log: Callable[[str], None] = print, journal_dir: Path | None = None,
+                resume: bool = False) -> dict[str, FeedReport]:
+    """Feed category CTRs, news and users; one report per document type. With a journal directory,
+    acknowledged ids are journaled per type, and `resume` skips those an earlier run wrote."""
+    check_against_schemas(corpus)
+    reports = {}
+    for doctype, documents in (("category_ctr", iter([category_ctr_document(category_ctrs(corpus))])),
+                               ("news", news_documents(corpus)), ("user", user_documents(corpus))):
+        started = time.perf_counter()
+        report = FeedReport()
+        journal = None
+        if journal_dir is not None:
+            journal = Path(journal_dir) / f"journal-{doctype}.txt"
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                journal.unlink(missing_ok=True)
+        backend.feed(documents, doctype, report, journal=journal)
+        seconds = time.perf_counter() - started
+        log(f"{doctype}: {report.summary()} ({report.ok / max(seconds, 1e-9):.0f} documents/s)")
+        reports[doctype] = report
+    return reports

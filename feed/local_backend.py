@@ -1,0 +1,229 @@
+"""The embedded default index: what newsrec serves from when no Vespa endpoint is given. It is NOT Vespa.
+
+A directory (default `./newsrec-index`) holding a document store (JSON lines + numpy vectors), an
+HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean, 16 links,
+200 neighbours explored at insert: the settings of schemas/news.sd) and a BM25 index over title and
+abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles:
+- recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits, read news and
+  filters applied during graph search (exact search when the filter keeps < 2% of the news, as
+  Vespa's approximate-threshold); first phase closeness = 1 / (1 + distance); second phase
+  ranking_score = user_ranking · embedding on the best 100.
+- bm25: bm25(title) + bm25(abstract) over news matching any query term;
+  personalized_search adds personalization_weight · ranking_score.
+- popularity (fallback for unknown users): 100 · clicks / impressions.
+Tokenization is bm25s' (lowercased words), not Vespa's linguistics, so BM25 values can differ
+slightly from Vespa's; the vector math is the same.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from feed.backend import BackendError, FeedReport, Hit
+from feed.queries import FILTER_FIELDS, QueryError
+from feed.schema import SchemaMismatchError, check_document, load_schemas
+from feed.state import write_state
+
+DEFAULT_INDEX_DIR = "newsrec-index"
+HNSW_LINKS = 16
+HNSW_EXPLORE_AT_INSERT = 200
+APPROXIMATE_THRESHOLD = 0.02
+RERANK_COUNT = 100
+VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
+
+
+class LocalBackend:
+    def __init__(self, directory: str | Path = DEFAULT_INDEX_DIR, explore: int = 200):
+        self.directory = Path(directory)
+        self.explore = explore  # efSearch floor: hits + exploration, like hnsw.exploreAdditionalHits
+        self.description = (f"embedded default index in {self.directory} (not Vespa: faiss HNSW + bm25s BM25, "
+                            "same ranking math as the rank profiles)")
+        self.schemas = load_schemas()
+        self.docs: dict[str, dict[str, dict]] = {doctype: {} for doctype in VECTOR_FIELDS}
+        self._index, self._bm25, self._news_order = None, None, []
+        if (self.directory / "meta.json").is_file():
+            self._load()
+
+    # ------------------------------------------------------------------------------- feeding
+
+    def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal=None) -> None:
+        """Upsert documents (a put replaces the whole document, as in Vespa), then persist and re-index.
+        Idempotent, and written only at the end, so an interrupted feed leaves the previous index and
+        re-running it is the resume (`journal` is accepted for the common interface and not needed)."""
+        store = self.docs[doctype]
+        for document in documents:
+            report.sent += 1
+            try:
+                local_id = _local_id(document["id"], doctype)
+                check_document(self.schemas[doctype], document)
+            except (SchemaMismatchError, BackendError) as error:
+                report.failed.append((document.get("id", "?"), 400, str(error)))
+                continue
+            store[local_id] = document["fields"]
+            report.ok += 1
+        self._save(doctype)
+        if doctype == "news":
+            self._build_news_index()
+
+    def _save(self, doctype: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ids = list(self.docs[doctype])
+        plain, vectors = [], {field: [] for field in VECTOR_FIELDS[doctype]}
+        for local_id in ids:
+            fields = dict(self.docs[doctype][local_id])
+            for field in VECTOR_FIELDS[doctype]:
+                vectors[field].append(fields.pop(field)["values"])
+            plain.append({"id": local_id, "fields": fields})
+        with (self.directory / f"{doctype}.jsonl").open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in plain)
+        for field, rows in vectors.items():
+            np.save(self.directory / f"{doctype}.{field}.npy", np.asarray(rows, dtype=np.float32))
+        write_state(self.directory, {f"{doctype}_count": len(ids)})
+
+    def _load(self) -> None:
+        for doctype, fields in VECTOR_FIELDS.items():
+            path = self.directory / f"{doctype}.jsonl"
+            if not path.is_file():
+                continue
+            rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+            vectors = {field: np.load(self.directory / f"{doctype}.{field}.npy") for field in fields}
+            for i, row in enumerate(rows):
+                self.docs[doctype][row["id"]] = {**row["fields"],
+                                                 **{f: {"values": vectors[f][i].tolist()} for f in fields}}
+        if self.docs["news"]:
+            self._build_news_index(read_graph=True)
+
+    # ------------------------------------------------------------------------------- indexes
+
+    def _build_news_index(self, read_graph: bool = False) -> None:
+        import faiss
+
+        self._news_order = list(self.docs["news"])
+        self._news_fields = [self.docs["news"][i] for i in self._news_order]
+        self._vectors = np.asarray([f["embedding"]["values"] for f in self._news_fields], dtype=np.float32)
+        graph = self.directory / "news.hnsw.faiss"
+        if read_graph and graph.is_file():
+            self._index = faiss.read_index(str(graph))
+        else:
+            self._index = faiss.IndexHNSWFlat(self._vectors.shape[1], HNSW_LINKS, faiss.METRIC_L2)
+            self._index.hnsw.efConstruction = HNSW_EXPLORE_AT_INSERT
+            self._index.add(self._vectors)
+            faiss.write_index(self._index, str(graph))
+        self._position = {news_id: i for i, news_id in enumerate(self._news_order)}
+        self._bm25 = None  # built on first search
+
+    def _text_indexes(self):
+        if self._bm25 is None:
+            import bm25s
+
+            self._bm25 = []
+            for field in ("title", "abstract"):
+                texts = [f.get(field, "") or "" for f in self._news_fields]
+                retriever = bm25s.BM25(k1=1.2, b=0.75)
+                retriever.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+                self._bm25.append(retriever)
+        return self._bm25
+
+    # ------------------------------------------------------------------------------- queries
+
+    def _require_news(self) -> None:
+        if self._index is None:
+            raise BackendError(f"{self.directory}: the index holds no news; run `newsrec-feed MIND_DIR` first")
+
+    def _allowed(self, filters: dict[str, str] | None, exclude: Iterable[str] = ()) -> np.ndarray:
+        allowed = np.ones(len(self._news_order), dtype=bool)
+        for field, value in (filters or {}).items():
+            if field not in FILTER_FIELDS:
+                raise QueryError(f"cannot filter on {field!r}; filterable fields: {', '.join(FILTER_FIELDS)}")
+            allowed &= np.array([f.get(field, "").lower() == value.lower() for f in self._news_fields])
+        for news_id in exclude:
+            if news_id in self._position:
+                allowed[self._position[news_id]] = False
+        return allowed
+
+    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1)."""
+        import faiss
+
+        query = np.asarray(query, dtype=np.float32)[None, :]
+        if allowed.mean() < APPROXIMATE_THRESHOLD:  # restrictive filter: exact search, as Vespa does
+            rows = np.flatnonzero(allowed)
+            distances = ((self._vectors[rows] - query) ** 2).sum(1)
+            best = np.argsort(distances, kind="stable")[:k]
+            return rows[best], distances[best]
+        selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.explore, k))
+        distances, rows = self._index.search(query, k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep], distances[0][keep]
+
+    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+        self._require_news()
+        user = self.docs["user"].get(user_id)
+        if user is None or "recall_embedding" not in user:
+            return self.popular(hits, filters)
+        rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]), hits,
+                                     self._allowed(filters, user.get("has_read_items", [])))
+        closeness = 1.0 / (1.0 + np.sqrt(squared))
+        ranking = self._vectors[rows] @ np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
+        order = np.argsort(-closeness, kind="stable")
+        second = order[:RERANK_COUNT]  # second phase on the best `rerank-count` by closeness
+        scored = sorted(((float(ranking[i]), i) for i in second), key=lambda pair: -pair[0])
+        scored += [(float(closeness[i]), i) for i in order[RERANK_COUNT:]]
+        return [self._hit(rows[i], relevance, {"closeness(field,embedding)": float(closeness[i]),
+                                               "ranking_score": float(ranking[i])}) for relevance, i in scored[:hits]]
+
+    def nearest_news(self, query_vector, k: int) -> list[str]:
+        """Ids of the k nearest news to a transformed query vector (the `recall` profile's retrieval)."""
+        self._require_news()
+        rows, _ = self.nearest(np.asarray(query_vector), k, self._allowed(None))
+        return [self._news_order[row] for row in rows]
+
+    def popular(self, hits: int, filters: dict[str, str] | None = None) -> list[Hit]:
+        """The popularity profile without text: 100 · clicks / impressions (0 for news never shown)."""
+        self._require_news()
+        ctr = np.array([f["clicks"] / f["impressions"] if f.get("impressions") else 0.0 for f in self._news_fields])
+        rows = np.flatnonzero(self._allowed(filters))
+        best = rows[np.argsort(-ctr[rows], kind="stable")[:hits]]
+        return [self._hit(row, 100.0 * ctr[row], {"ctr": float(ctr[row])}) for row in best]
+
+    def search(self, text: str, hits: int = 10, user_id: str | None = None,
+               filters: dict[str, str] | None = None, personalization_weight: float = 1.0) -> list[Hit]:
+        import bm25s
+
+        self._require_news()
+        tokens = bm25s.tokenize([text], stopwords=None, show_progress=False, return_ids=False)[0]
+        text_score = sum(index.get_scores(tokens) for index in self._text_indexes())  # bm25(title) + bm25(abstract)
+        matched = (text_score > 0) & self._allowed(filters)
+        score = text_score.copy()
+        if user_id is not None:
+            user = self.docs["user"].get(user_id)
+            if user is None:
+                raise BackendError(f"unknown user {user_id!r}: not in {self.directory}")
+            score += personalization_weight * (self._vectors @ np.asarray(user["ranking_embedding"]["values"],
+                                                                          dtype=np.float32))
+        rows = np.flatnonzero(matched)
+        best = rows[np.argsort(-score[rows], kind="stable")[:hits]]
+        return [self._hit(row, float(score[row]), {"text_score": float(text_score[row])}) for row in best]
+
+    def ranking_scores(self, ranking_vector, news_ids: list[str]) -> list[float]:
+        self._require_news()
+        missing = [n for n in news_ids if n not in self._position]
+        if missing:
+            raise BackendError(f"news {missing[0]} is not in {self.directory} ({len(missing)} missing)")
+        rows = np.fromiter((self._position[n] for n in news_ids), dtype=np.int64, count=len(news_ids))
+        return (self._vectors[rows] @ np.asarray(ranking_vector, dtype=np.float32)).tolist()
+
+    def _hit(self, row: int, relevance: float, features: dict) -> Hit:
+        fields = {k: v for k, v in self._news_fields[row].items() if k != "embedding"}
+        return Hit(self._news_order[row], float(relevance), {**fields, "matchfeatures": features})
+
+
+def _local_id(document_id: str, doctype: str) -> str:
+    prefix = f"id:news:{doctype}::"
+    if not document_id.startswith(prefix) or len(document_id) == len(prefix):
+        raise BackendError(f"document id {document_id!r} is not of the form {prefix}<id>")
+    return document_id[len(prefix):]

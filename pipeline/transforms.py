@@ -1,0 +1,64 @@
+"""Maximum inner product search as Euclidean nearest neighbour (Bachrach et al. 2014, §3.1).
+
+News vector r (D) -> [r, sqrt(Φ² − |r|²)] with Φ the global maximum norm over the corpus being fed;
+query vector q -> [q, 0]. Then |q' − r'|² = |q|² + Φ² − 2 q·r, so the Euclidean nearest neighbours
+of q' are exactly the news with the largest inner product q·r, whatever the feed order.
+
+Vespa's built-in `dotproduct` metric does the same with a *running* maximum norm (starting at 1.0)
+over the vectors fed so far (`running_max_transform`), which makes each document's extra
+coordinate depend on the feed order; `bench/bench_ann.py` measures what that costs in recall.
+
+Adding news later: Φ is stored with the feed's metadata. News whose norm exceeds the stored Φ
+cannot be represented (the square root would be of a negative number), so `newsrec-feed` then
+re-transforms and re-writes every news vector with the new Φ (`needs_retransform`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EuclideanTransform:
+    max_norm: float  # Φ
+
+    @staticmethod
+    def fit(news_vectors: np.ndarray) -> "EuclideanTransform":
+        norms = np.linalg.norm(np.asarray(news_vectors, dtype=np.float64), axis=1)
+        return EuclideanTransform(float(norms.max(initial=0.0)))
+
+    def news(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, D + 1) float32: [r, sqrt(Φ² − |r|²)]."""
+        vectors = np.asarray(vectors, dtype=np.float64)
+        squared = np.einsum("nd,nd->n", vectors, vectors)
+        if squared.size and squared.max() > self.max_norm ** 2 * (1 + 1e-9):
+            raise ValueError(f"a news vector has norm {np.sqrt(squared.max()):.6g} > Φ = {self.max_norm:.6g}; "
+                             "re-transform the corpus with the larger Φ")
+        extra = np.sqrt(np.clip(self.max_norm ** 2 - squared, 0.0, None))
+        return np.concatenate([vectors, extra[:, None]], axis=1).astype(np.float32)
+
+    def query(self, vectors: np.ndarray) -> np.ndarray:
+        """(B, D) -> (B, D + 1) float32: [q, 0]."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        return np.concatenate([vectors, np.zeros((len(vectors), 1), dtype=np.float32)], axis=1)
+
+    def needs_retransform(self, new_vectors: np.ndarray) -> bool:
+        norms = np.linalg.norm(np.asarray(new_vectors, dtype=np.float64), axis=1)
+        return bool(norms.size and norms.max() > self.max_norm)
+
+
+def running_max_transform(vectors_in_feed_order: np.ndarray, initial_max_norm: float = 1.0) -> np.ndarray:
+    """Vespa's `dotproduct` metric: each vector's extra coordinate uses the running maximum norm seen
+    so far (starting at `initial_max_norm`), so the result depends on the feed order."""
+    vectors = np.asarray(vectors_in_feed_order, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1)
+    running = np.maximum.accumulate(np.maximum(norms, initial_max_norm))
+    extra = np.sqrt(np.clip(running ** 2 - norms ** 2, 0.0, None))
+    return np.concatenate([vectors, extra[:, None]], axis=1).astype(np.float32)
+
+
+def no_transform(vectors: np.ndarray) -> np.ndarray:
+    """Plain vectors with a zero extra coordinate: Euclidean NN on raw vectors (not MIPS)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return np.concatenate([vectors, np.zeros((len(vectors), 1), dtype=np.float32)], axis=1)

@@ -1,0 +1,105 @@
+"""The main job on the embedded default: newsrec-feed, recommend, search, evaluate --backend local."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from feed.backend import FeedReport
+from feed.cli import main as feed_main
+from feed.documents import news_document, user_document
+from feed.local_backend import LocalBackend
+from pipeline.cli import main
+from pipeline.mind import read_mind
+
+DIM = 65
+
+
+@pytest.fixture(scope="module")
+def fed(tiny_demo: Path, trained: Path, tmp_path_factory) -> Path:
+    index = tmp_path_factory.mktemp("index") / "newsrec-index"
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    return index
+
+
+def test_every_news_item_and_user_is_fed(tiny_demo: Path, fed: Path):
+    dataset = read_mind(tiny_demo)
+    backend = LocalBackend(fed)
+    assert len(backend.docs["news"]) == len(dataset.news) and len(backend.docs["user"]) == len(dataset.users)
+    meta = json.loads((fed / "meta.json").read_text())
+    assert meta["news_count"] == len(dataset.news) and meta["max_norm"] > 0
+
+
+def test_feed_output_counts_and_says_it_is_not_vespa(tiny_demo: Path, trained: Path, tmp_path: Path):
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--index", str(tmp_path / "i")])
+    dataset = read_mind(tiny_demo)
+    assert result.exit_code == 0, result.output
+    assert "embedded default index" in result.output and "not Vespa" in result.output
+    assert f"{len(dataset.news)} of {len(dataset.news)} news and {len(dataset.users)} of {len(dataset.users)} users" \
+        in result.output
+
+
+def test_recommendations_exclude_read_news_and_keep_filters(tiny_demo: Path, fed: Path):
+    backend = LocalBackend(fed)
+    user_id, user = next((u, f) for u, f in backend.docs["user"].items() if f["has_read_items"])
+    hits = backend.recommend(user_id, 20)
+    assert len(hits) == 20 and not {h.news_id for h in hits} & set(user["has_read_items"])
+    assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
+    category = hits[0].fields["category"]
+    filtered = backend.recommend(user_id, 5, {"category": category})
+    assert filtered and all(h.fields["category"] == category for h in filtered)
+
+
+def test_unknown_user_gets_the_popularity_fallback(fed: Path):
+    hits = LocalBackend(fed).recommend("U_nobody", 3)
+    ctrs = [h.fields["matchfeatures"]["ctr"] for h in hits]
+    assert len(hits) == 3 and ctrs == sorted(ctrs, reverse=True) and ctrs[0] > 0
+
+
+def test_recommend_and_search_commands(fed: Path):
+    runner = CliRunner()
+    user_id = next(iter(LocalBackend(fed).docs["user"]))
+    result = runner.invoke(main, ["recommend", user_id, "--hits", "3", "--index", str(fed), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output.splitlines()[-1])) == 3
+    title_word = LocalBackend(fed).docs["news"][next(iter(LocalBackend(fed).docs["news"]))]["title"].split()[-1]
+    searched = runner.invoke(main, ["search", title_word, "--user", user_id, "--index", str(fed), "--json"])
+    assert searched.exit_code == 0 and json.loads(searched.output.splitlines()[-1])
+    bad = runner.invoke(main, ["recommend", user_id, "--filter", "category", "--index", str(fed)])
+    assert bad.exit_code == 2 and "expected FIELD=VALUE" in bad.output
+
+
+def test_serving_path_metrics_equal_offline(tiny_demo: Path, trained: Path, fed: Path):
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_demo), "--model", str(trained), "--backend", "local",
+                                       "--index", str(fed), "--json"])
+    assert result.exit_code == 0, result.output
+    values = json.loads(result.output.splitlines()[-1])
+    for metric in ("auc", "mrr", "ndcg5", "ndcg10"):
+        assert values["served"][metric] == pytest.approx(values["offline"][metric], abs=1e-6)
+    assert values["max_score_difference"] < 1e-4 and values["ann_recall_at_100"] >= 0.99
+
+
+def test_bad_documents_are_counted_not_dropped(tmp_path: Path):
+    backend, report = LocalBackend(tmp_path / "i"), FeedReport()
+    good = news_document("N1", "sports", "golf", "t", "a", "u", 20191115, 1, 2, [0.1] * DIM)
+    short = news_document("N2", "sports", "golf", "t", "a", "u", 20191115, 1, 2, [0.1] * 64)
+    wrong_type = {"id": "id:news:user::U1", "fields": {}}
+    backend.feed([good, short, wrong_type], "news", report)
+    assert (report.sent, report.ok, len(report.failed)) == (3, 1, 2) and not report.success
+    assert report.failed[0][0] == "id:news:news::N2" and "got 64 values" in report.failed[0][2]
+    assert "is not of the form id:news:news::<id>" in report.failed[1][2]
+
+
+def test_reloaded_index_answers_the_same(fed: Path):
+    user_id = next(iter(LocalBackend(fed).docs["user"]))
+    assert [h.news_id for h in LocalBackend(fed).recommend(user_id, 10)] == \
+        [h.news_id for h in LocalBackend(fed).recommend(user_id, 10)]
+
+
+def test_user_document_fields(fed: Path):
+    user = next(iter(LocalBackend(fed).docs["user"].values()))
+    assert len(user["recall_embedding"]["values"]) == DIM and user["recall_embedding"]["values"][-1] == 0.0
+    assert user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"])["fields"]["has_read_items"] == ["N1"]
