@@ -79,6 +79,9 @@ def _feed(mind_dir, model_dir, endpoint, cert, key, token, index_dir, state_dir,
     fed = {doctype: report.ok + report.already_fed for doctype, report in reports.items()}
     click.echo(f"done in {time.perf_counter() - started:.0f}s: {fed['news']} of {len(dataset.news)} news and "
                f"{fed['user']} of {len(dataset.users)} users in {backend.description}")
+    example = next((u for u, h in zip(dataset.users, corpus.user_history) if len(h)), None)
+    if example:
+        click.echo(f"try: newsrec recommend {example}{f' --index {index_dir}' if index_dir else ''}")
     if not all(report.success for report in reports.values()):
         failed = sum(len(report.failed) for report in reports.values())
         raise click.ClickException(f"{failed} documents failed (listed above)")

@@ -4,7 +4,8 @@ A directory (default `./newsrec-index`) holding a document store (JSON lines + n
 HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean, 16 links,
 200 neighbours explored at insert: the settings of schemas/news.sd) and a BM25 index over title and
 abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles:
-- recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits, read news and
+- recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits (exploring
+  max(200, 10 x hits) graph candidates, like hnsw.exploreAdditionalHits = 9 x targetHits), read news and
   filters applied during graph search (exact search when the filter keeps < 2% of the news, as
   Vespa's approximate-threshold); first phase closeness = 1 / (1 + distance); second phase
   ranking_score = user_ranking · embedding on the best 100.
@@ -32,6 +33,8 @@ HNSW_LINKS = 16
 HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
 RERANK_COUNT = 100
+EXPLORE_FACTOR = 10  # HNSW explores max(200, 10 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
+                     # vectors needs ~10x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 9 x targetHits
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 
 
@@ -108,9 +111,7 @@ class LocalBackend:
         if read_graph and graph.is_file():
             self._index = faiss.read_index(str(graph))
         else:
-            self._index = faiss.IndexHNSWFlat(self._vectors.shape[1], HNSW_LINKS, faiss.METRIC_L2)
-            self._index.hnsw.efConstruction = HNSW_EXPLORE_AT_INSERT
-            self._index.add(self._vectors)
+            self._index = build_hnsw(self._vectors)
             faiss.write_index(self._index, str(graph))
         self._position = {news_id: i for i, news_id in enumerate(self._news_order)}
         self._bm25 = None  # built on first search
@@ -155,7 +156,7 @@ class LocalBackend:
             best = np.argsort(distances, kind="stable")[:k]
             return rows[best], distances[best]
         selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.explore, k))
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.explore, EXPLORE_FACTOR * k))
         distances, rows = self._index.search(query, k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep], distances[0][keep]
@@ -220,6 +221,16 @@ class LocalBackend:
     def _hit(self, row: int, relevance: float, features: dict) -> Hit:
         fields = {k: v for k, v in self._news_fields[row].items() if k != "embedding"}
         return Hit(self._news_order[row], float(relevance), {**fields, "matchfeatures": features})
+
+
+def build_hnsw(vectors: np.ndarray):
+    """faiss HNSW over (N, D + 1) vectors with the schema's settings (16 links, 200 explored at insert)."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_LINKS, faiss.METRIC_L2)
+    index.hnsw.efConstruction = HNSW_EXPLORE_AT_INSERT
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def _local_id(document_id: str, doctype: str) -> str:
