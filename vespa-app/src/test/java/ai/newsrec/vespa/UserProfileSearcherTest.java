@@ -185,10 +185,12 @@ class UserProfileSearcherTest {
         assertTrue(news.getRanking().getFeatures().getTensor("query(user_recall)").isEmpty());
     }
 
+    @SuppressWarnings("deprecation") // getHnswExploreAdditionalHits: see UserProfileSearcher.exploreMore
     private static void assertNearestNeighbor(NearestNeighborItem nn, int targetHits) {
         assertEquals("embedding", nn.getIndexName());
         assertEquals("user_recall", nn.getQueryTensorName());
         assertEquals(targetHits, nn.getTargetHits());
+        assertEquals(9 * targetHits, nn.getHnswExploreAdditionalHits());
         assertTrue(nn.getAllowApproximate());
     }
 
