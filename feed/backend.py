@@ -3,6 +3,7 @@ embedded default index (feed/local_backend.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Protocol
 
 from pipeline.errors import NewsrecError
@@ -46,8 +47,9 @@ class FeedReport:
 class Backend(Protocol):
     description: str  # e.g. "Vespa at https://..." or "embedded default index in ./newsrec-index (not Vespa)"
 
-    def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport) -> None:
-        """Write documents `{"id": "id:news:<doctype>::<id>", "fields": {...}}`, accounting each in `report`."""
+    def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None) -> None:
+        """Write documents `{"id": "id:news:<doctype>::<id>", "fields": {...}}`, accounting each in `report`;
+        with a journal, acknowledged ids are appended to it and ids already in it are skipped (resume)."""
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
         """Nearest neighbours of the user's recall vector, re-ranked by u_ra · r, read news excluded;

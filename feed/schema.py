@@ -14,10 +14,11 @@ from pathlib import Path
 from pipeline.errors import NewsrecError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-_FIELD = re.compile(r"^\s*field\s+(\w+)\s+type\s+([^{]+?)\s*\{", re.MULTILINE)
+_FIELD = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
 _PROFILE = re.compile(r"^\s*rank-profile\s+(\w+)(?:\s+inherits\s+([\w,\s]+?))?\s*\{", re.MULTILINE)
 _INPUT = re.compile(r"^\s*query\((\w+)\)\s+([^:\n]+?)\s*(?::\s*(\S+))?\s*$", re.MULTILINE)
 _TENSOR = re.compile(r"tensor<(\w+)>\((\w+)\[(\d+)\]\)")
+_MAPPED_TENSOR = re.compile(r"tensor<(\w+)>\((\w+)\{\}\)")
 
 
 class SchemaMismatchError(NewsrecError):
@@ -93,6 +94,11 @@ def _check_value(schema: Schema, doc_id: str, field: str, vespa_type: str, value
             got = len(values) if isinstance(values, list) else type(value).__name__
             raise SchemaMismatchError(f"document {doc_id}: field {field!r} is {vespa_type} in schema "
                                       f"{schema.name!r}; got {got} values")
+    elif _MAPPED_TENSOR.fullmatch(vespa_type):
+        cells = value.get("cells") if isinstance(value, dict) else None
+        if not isinstance(cells, dict) or not all(isinstance(v, (int, float)) for v in cells.values()):
+            raise SchemaMismatchError(f"document {doc_id}: field {field!r} is {vespa_type} in schema "
+                                      f"{schema.name!r}; expected {{\"cells\": {{label: number}}}}")
     elif expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
         raise SchemaMismatchError(f"document {doc_id}: field {field!r} is {vespa_type} in schema "
                                   f"{schema.name!r}; got {type(value).__name__}")

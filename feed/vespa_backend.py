@@ -111,12 +111,13 @@ def _read_journal(journal: Path) -> set[str]:
 
 
 def _open_journal(journal: Path) -> IO[str]:
+    """Open for appending, first cutting a torn last line (it would otherwise join the next id)."""
     journal.parent.mkdir(parents=True, exist_ok=True)
-    needs_newline = journal.exists() and journal.stat().st_size > 0 and not journal.read_bytes().endswith(b"\n")
-    handle = open(journal, "a", encoding="utf-8")
-    if needs_newline:
-        handle.write("\n")
-    return handle
+    if journal.exists():
+        content = journal.read_bytes()
+        if content and not content.endswith(b"\n"):
+            journal.write_bytes(content[:content.rfind(b"\n") + 1])
+    return open(journal, "a", encoding="utf-8")
 
 
 @dataclass

@@ -56,6 +56,12 @@ def test_mismatches_are_clear_errors(schemas):
         check_document(schemas["news"], bad)
 
 
+def test_mapped_tensor_form_is_checked(schemas):
+    with pytest.raises(SchemaMismatchError, match=r"field 'ctrs' is tensor<float>\(category\{\}\)"):
+        check_document(schemas["category_ctr"], {"id": "id:news:category_ctr::global",
+                                                 "fields": {"ctrs": {"values": [0.1]}}})
+
+
 def test_non_finite_vectors_are_refused():
     with pytest.raises(documents.DocumentError, match="id:news:news::N1: field 'embedding' has a NaN"):
         news_doc(embedding=[float("nan")] + [0.0] * 64)

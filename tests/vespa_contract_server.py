@@ -35,17 +35,21 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from feed.schema import SCHEMA_DIR, Schema, SchemaMismatchError, check_document, check_query_inputs, load_schemas, tensor_size  # noqa: E402
+from feed.schema import (SCHEMA_DIR, Schema, SchemaMismatchError, check_document,  # noqa: E402
+                         check_query_inputs, load_schemas, tensor_size)
 
 _DOC_PATH = re.compile(r"^/document/v1/([^/]+)/([^/]+)/docid/([^/]+)$")
 _SELECT = re.compile(r"^\s*select\s+\*\s+from\s+(\w+)\s+where\s+(.+?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
-_NN = re.compile(r"^\{\s*targetHits\s*:\s*(\d+)\s*\}\s*nearestNeighbor\(\s*(\w+)\s*,\s*(\w+)\s*\)$")
+_NN = re.compile(r"^\{([^}]*)\}\s*nearestNeighbor\(\s*(\w+)\s*,\s*(\w+)\s*\)$")
+_ANNOTATION = re.compile(r"^\s*(targetHits|totalTargetHits|hnsw\.exploreAdditionalHits|approximate|label)\s*:\s*"
+                         r"(\d+|true|false|\"\w+\")\s*$")
 _CONTAINS = re.compile(r'^(\w+)\s+contains\s+"([^"\\]*)"$')
 _NOT = re.compile(r"^!\s*\((.+)\)$")
 _IN = re.compile(r'^(\w+)\s+in\s*\(\s*("[^"\\]*"(?:\s*,\s*"[^"\\]*")*)\s*\)$')
 _USER_INPUT = re.compile(r"^userInput\(\s*@(\w+)\s*\)$")
 _QUERY_INPUT = re.compile(r"^(?:input|ranking\.features|rankfeature)\.query\((\w+)\)$")
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FIELD_LINE = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
 _SUMMARY = re.compile(r"field\s+(\w+)\s+type\s+[^{]+\{\s*indexing:([^\n]*)")
 NN_PROFILES = ("recall", "recommendation", "recommendation_with_global_category_ctr")
 MATCH_FEATURES = {
@@ -83,6 +87,7 @@ class Recorded:
     headers: dict
     status: int = 0
     held_s: float = 0.0  # time a "timeout" fault held the response
+    fault: object = None  # the injected fault this request got (status 0: the client left before the answer)
 
 
 @dataclass
@@ -208,7 +213,7 @@ def _parse_clause(clause: str, schema: Schema, parsed: _Parsed) -> None:
     elif m := _NN.match(clause):
         if not schema.fields.get(m.group(2), "").startswith("tensor<"):
             raise ApiError(400, f"nearestNeighbor: {m.group(2)!r} is not a tensor field")
-        parsed.nearest = (int(m.group(1)), m.group(2), m.group(3))
+        parsed.nearest = (_target_hits(m.group(1)), m.group(2), m.group(3))
     elif m := _NOT.match(clause):
         inner = _Parsed()
         _parse_clause(m.group(1).strip(), schema, inner)
@@ -221,6 +226,19 @@ def _parse_clause(clause: str, schema: Schema, parsed: _Parsed) -> None:
         parsed.filters.append(lambda doc, name=m.group(1): doc.get(name) in allowed)
     else:
         raise ApiError(400, f"Could not instantiate query from YQL: unsupported clause {clause!r}")
+
+
+def _target_hits(annotations: str) -> int:
+    """targetHits from `{targetHits: 10, hnsw.exploreAdditionalHits: 90}` (the others only widen HNSW search)."""
+    values = {}
+    for annotation in annotations.split(","):
+        match = _ANNOTATION.match(annotation)
+        if not match:
+            raise ApiError(400, f"nearestNeighbor: unknown or malformed annotation {annotation.strip()!r}")
+        values[match.group(1)] = match.group(2)
+    if "targetHits" not in values:
+        raise ApiError(400, "nearestNeighbor: targetHits is required")
+    return int(values["targetHits"])
 
 
 def _field_type(schema: Schema, name: str) -> str:
@@ -257,7 +275,7 @@ class VespaContractApp:
     """ASGI application: the state (documents, faults, records) and the two APIs."""
 
     def __init__(self, schema_dir: str | Path = SCHEMA_DIR, hold_s: float = 3.0, token: str | None = None):
-        self.schemas = load_schemas(schema_dir)
+        self.schemas = _with_full_types(load_schemas(schema_dir), Path(schema_dir))
         self.summary_fields = _summary_fields(Path(schema_dir) / "news.sd")
         self.hold_s = hold_s
         self.token = token
@@ -292,11 +310,12 @@ class VespaContractApp:
         status, body = await self._respond(scope, record, raw)
         record.status = status
         payload = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
-        with self.lock:
+        with self.lock:  # handler time only: not the fault holds, not the transport
             self.busy_s += time.perf_counter() - started - record.held_s
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
 
     def _record(self, scope, raw: bytes) -> Recorded:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
@@ -342,6 +361,7 @@ class VespaContractApp:
         return None
 
     async def _fault(self, record: Recorded, fault) -> tuple[int, dict]:
+        record.fault = fault
         if fault == "timeout":
             held = min(self.hold_s, _seconds(record.params.get("timeout")) or self.hold_s)
             record.held_s = held
@@ -386,7 +406,8 @@ class VespaContractApp:
                 return 200, {"pathId": record.path, "id": doc_id}  # Vespa: update of a missing doc is a 200
             target = self.documents.setdefault(doc_id, {})
             for name, operation in updates.items():
-                target[name] = operation["assign"] if "assign" in operation else target.get(name, 0) + operation["increment"]
+                target[name] = (operation["assign"] if "assign" in operation
+                                else target.get(name, 0) + operation["increment"])
         return 200, {"pathId": record.path, "id": doc_id}
 
     def _get(self, schema: Schema, doc_id: str, record: Recorded, raw: bytes) -> tuple[int, dict]:
@@ -468,7 +489,8 @@ class VespaContractApp:
                 return fields
         return None
 
-    def _rank(self, profile: str, parsed: _Parsed, inputs: dict, terms: list[str]) -> list[tuple[float, str, dict, dict]]:
+    def _rank(self, profile: str, parsed: _Parsed, inputs: dict, terms: list[str]) -> list[tuple]:
+        """(relevance, document id, fields, rank features), best first."""
         news = [(doc_id, f) for doc_id, f in list(self.documents.items()) if doc_id.split(":")[2] == "news"]
         matched = [(doc_id, f) for doc_id, f in news if all(p(f) for p in parsed.filters)]
         if parsed.text_param:  # userInput: weakAnd-like, any term in title or abstract
@@ -514,6 +536,17 @@ def _fields_of(body, doc_id: str) -> dict:
     if unknown:
         raise ApiError(400, f"Could not read document '{doc_id}': unexpected keys {sorted(unknown)}")
     return body["fields"]
+
+
+def _with_full_types(schemas: dict[str, Schema], schema_dir: Path) -> dict[str, Schema]:
+    """feed.schema cuts a type at its first '{' (`tensor<float>(category{})` -> `tensor<float>(category`):
+    re-read the types to the last '{' of the line."""
+    fixed = {}
+    for name, schema in schemas.items():
+        text = (schema_dir / f"{name}.sd").read_text(encoding="utf-8")
+        types = {m.group(1): m.group(2) for m in _FIELD_LINE.finditer(text)}
+        fixed[name] = Schema(name, {f: types.get(f, t) for f, t in schema.fields.items()}, schema.profiles)
+    return fixed
 
 
 def _summary_fields(path: Path) -> set:
@@ -646,7 +679,12 @@ def main() -> None:
     args = parser.parse_args()
     app = VespaContractApp(hold_s=args.hold_s)
     print(f"listening on http://127.0.0.1:{args.port}", flush=True)
-    asyncio.run(serve(app, _config(args.port)))
+    asyncio.run(_serve_quietly(app, _config(args.port)))
+
+
+async def _serve_quietly(app: VespaContractApp, config: Config) -> None:
+    asyncio.get_running_loop().set_exception_handler(_quiet_cancellation)
+    await serve(app, config)
 
 
 if __name__ == "__main__":
