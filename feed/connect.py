@@ -15,18 +15,24 @@ class FeedStateError(NewsrecError):
 
 
 def open_backend(endpoint: str | None = None, index_dir: str | None = None, cert: str | None = None,
-                 key: str | None = None, token: str | None = None):
+                 key: str | None = None, token: str | None = None, mode: str = "sync", jsonl: str | None = None):
+    """Vespa (pyvespa, `mode` sync or async) at `endpoint`; a JSONL file for `vespa feed`; else the embedded index."""
+    if jsonl is not None:
+        from feed.vespa_backend import JsonlFeedFile
+
+        return JsonlFeedFile(jsonl)
     if endpoint is None:
         return LocalBackend(index_dir or DEFAULT_INDEX_DIR)
     from feed.vespa_backend import VespaBackend
 
-    return VespaBackend(endpoint, cert=cert, key=key, token=token)
+    return VespaBackend(endpoint, cert=cert, key=key, token=token, mode=mode)
 
 
 def state_dir(backend, explicit: str | None = None) -> Path:
     if explicit:
         return Path(explicit)
     return backend.directory if isinstance(backend, LocalBackend) else Path(DEFAULT_STATE_DIR)
+
 
 
 def choose_transform(corpus: EuclideanTransform, news_ids: list[str], state: dict) -> tuple[EuclideanTransform, str]:

@@ -62,15 +62,30 @@ def parse_document_id(doc_id: str) -> tuple[str, str, str]:
     return match.group(1), match.group(2), match.group(4)
 
 
-def write_jsonl(documents: Iterable[dict], path: str | Path) -> int:
+def write_jsonl(documents: Iterable[dict], path: str | Path, append: bool = False) -> int:
     """Write documents as a `vespa feed` file (`{"put": "<full id>", "fields": {...}}` per line); returns the count."""
     count = 0
-    with open(path, "w", encoding="utf-8") as out:
+    with open(path, "a" if append else "w", encoding="utf-8") as out:
         for document in documents:
             parse_document_id(document["id"])
             out.write(json.dumps({"put": document["id"], "fields": document["fields"]}, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+class JsonlFeedFile:
+    """A 'backend' that writes the feed to a JSONL file for `vespa feed` (the Go CLI) instead of sending it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.description = f"JSONL feed file {self.path} (send with: vespa feed {self.path})"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None) -> None:
+        written = write_jsonl(documents, self.path, append=True)
+        report.sent += written
+        report.ok += written
 
 
 def tensor_vector(value) -> list[float]:

@@ -103,3 +103,51 @@ def test_user_document_fields(fed: Path):
     user = next(iter(LocalBackend(fed).docs["user"].values()))
     assert len(user["recall_embedding"]["values"]) == DIM and user["recall_embedding"]["values"][-1] == 0.0
     assert user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"])["fields"]["has_read_items"] == ["N1"]
+
+
+# ------------------------------------------------------------------ newsrec-feed against a Vespa stand-in
+
+@pytest.fixture
+def vespa_server():
+    from vespa_contract_server import ContractServer
+
+    with ContractServer(hold_s=1.5) as running:
+        yield running
+
+
+def test_feed_to_vespa_sends_every_document_once(tiny_demo: Path, trained: Path, tmp_path: Path, vespa_server):
+    dataset = read_mind(tiny_demo)
+    first_news = f"id:news:news::{dataset.news.ids[0]}"
+    vespa_server.inject(first_news, [429, 503, 500])  # retried, not lost
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", vespa_server.url,
+                                            "--state", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    assert "feeding Vespa at" in result.output
+    counts = vespa_server.put_counts
+    assert sum(1 for d in counts if ":news::" in d) == len(dataset.news)
+    assert sum(1 for d in counts if ":user::" in d) == len(dataset.users)
+    assert max(counts.values()) == 1 and "retries 3" in result.output
+    user = dataset.users[0]
+    recommended = CliRunner().invoke(main, ["recommend", user, "--endpoint", vespa_server.url, "--json"])
+    assert recommended.exit_code == 0 and json.loads(recommended.output.splitlines()[-1])
+
+
+def test_a_rejected_document_fails_the_feed_and_is_named(tiny_demo: Path, trained: Path, tmp_path: Path,
+                                                          vespa_server):
+    news_id = read_mind(tiny_demo).news.ids[3]
+    vespa_server.inject(f"id:news:news::{news_id}", [400])
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", vespa_server.url,
+                                            "--state", str(tmp_path / "state")])
+    assert result.exit_code == 1
+    assert f"FAILED id:news:news::{news_id}: HTTP 400" in result.output and "1 documents failed" in result.output
+
+
+def test_jsonl_feed_file_for_the_vespa_cli(tiny_demo: Path, trained: Path, tmp_path: Path):
+    path = tmp_path / "feed.jsonl"
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--jsonl", str(path),
+                                            "--state", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    dataset = read_mind(tiny_demo)
+    assert len(lines) == 1 + len(dataset.news) + len(dataset.users)
+    assert lines[0]["put"] == "id:news:category_ctr::global" and all("fields" in line for line in lines)
