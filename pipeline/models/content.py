@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
-from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig
+from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig, UserIdEmbedding
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,12 @@ class ContentModel(nn.Module):
         super().__init__()
         self.config = config
         self.news_encoder = ContentNewsEncoder(config.news)
-        self.user_embedding = nn.Embedding(config.num_users, config.news.dim)
-        nn.init.normal_(self.user_embedding.weight, std=0.1)
+        self.user_embedding = UserIdEmbedding(config.num_users, config.news.dim, config.unknown_user_rate)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_encoder(news)
 
     def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
-        if self.training:
-            forget = torch.rand(user_index.shape, device=user_index.device) < self.config.unknown_user_rate
-            user_index = user_index.masked_fill(forget, 0)
         user = self.user_embedding(user_index)  # (B, D)
         return UserVectors(ranking=user, recall=user)
 

@@ -25,6 +25,22 @@ class AdditiveAttention(nn.Module):
         return torch.einsum("bh,bhd->bd", weights, x)
 
 
+class UserIdEmbedding(nn.Embedding):
+    """One learned vector per training user id; row 0 is the unknown user. In training a random
+    `unknown_rate` of the samples use row 0, so users never seen in training get a learned average."""
+
+    def __init__(self, num_users: int, dim: int, unknown_rate: float):
+        super().__init__(num_users, dim)
+        self.unknown_rate = unknown_rate
+        nn.init.normal_(self.weight, std=0.1)
+
+    def forward(self, user_index: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            forget = torch.rand(user_index.shape, device=user_index.device) < self.unknown_rate
+            user_index = user_index.masked_fill(forget, 0)
+        return super().forward(user_index)  # (B, D)
+
+
 @dataclass(frozen=True)
 class NewsEncoderConfig:
     text_dim: int  # width of the language model's vectors (384 for all-MiniLM-L6-v2)

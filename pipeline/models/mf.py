@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.layers import UserIdEmbedding
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,14 @@ class MatrixFactorization(nn.Module):
     def __init__(self, config: MFConfig):
         super().__init__()
         self.config = config
-        self.user_embedding = nn.Embedding(config.num_users, config.dim)
+        self.user_embedding = UserIdEmbedding(config.num_users, config.dim, config.unknown_user_rate)
         self.news_embedding = nn.Embedding(config.num_news, config.dim)
-        nn.init.normal_(self.user_embedding.weight, std=0.1)
         nn.init.normal_(self.news_embedding.weight, std=0.1)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_embedding(news.news_index)  # (N, D)
 
     def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
-        if self.training:
-            forget = torch.rand(user_index.shape, device=user_index.device) < self.config.unknown_user_rate
-            user_index = user_index.masked_fill(forget, 0)
         user = self.user_embedding(user_index)
         return UserVectors(ranking=user, recall=user)
 
