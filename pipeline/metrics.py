@@ -154,10 +154,11 @@ def recall_at_k(top_items: np.ndarray, clicked_offsets: np.ndarray, clicked: np.
     if top_items.ndim != 2 or top_items.shape[0] != num_queries:
         raise ValueError(f"top_items must be (queries={num_queries}, K), got {top_items.shape}")
     counts = np.diff(clicked_offsets)
-    stride = max(int(top_items.max(initial=0)), int(clicked.max(initial=0))) + 2
     query_of_click = np.repeat(np.arange(num_queries), counts)
-    retrieved_keys = (np.arange(num_queries)[:, None] * stride + top_items + 1).ravel()
-    hit = np.isin(query_of_click * stride + clicked + 1, retrieved_keys)
+    hit = np.zeros(len(clicked), dtype=bool)
+    for start in range(0, len(clicked), 65_536):  # (chunk, K) comparisons, bounded memory
+        rows = slice(start, start + 65_536)
+        hit[rows] = (top_items[query_of_click[rows]] == clicked[rows, None]).any(axis=1)
     hits_per_query = np.bincount(query_of_click, weights=hit, minlength=num_queries)
     has_clicks = counts > 0
     if not has_clicks.any():
