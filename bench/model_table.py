@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--recall-epochs", type=int, default=2)
     parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--reuse", action="store_true", help="keep checkpoints already trained by an earlier run")
     args = parser.parse_args()
     root = Path(args.out) / args.size
     mind = root / "mind"
@@ -38,11 +39,13 @@ def main() -> None:
     dataset = read_mind(mind)
     rows, timings = [], {}
     for model in MODELS:
-        started = time.perf_counter()
-        summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=args.epochs,
-                                                                 recall_epochs=args.recall_epochs), dataset=dataset)
-        timings[model] = {"seconds": time.perf_counter() - started,
-                          "impressions_per_s": [e["impressions_per_s"] for s in summary["stages"] for e in s["epochs"]]}
+        summary = trained_summary(root / "runs" / model) if args.reuse else None
+        if summary is None:
+            summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=args.epochs,
+                                                                     recall_epochs=args.recall_epochs), dataset=dataset)
+        timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
+                          "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
+                                                for e in s["epochs"]]}
         cache = root / "runs" / "cache"
         rows.append(evaluate_model(root / "runs" / model, dataset, name=f"{model} (top-P)" if model == "unirec" else model,
                                    cache_dir=cache))
@@ -53,6 +56,15 @@ def main() -> None:
     print(markdown(rows))
     (root / "table.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "timings": timings}, indent=1))
     print(json.dumps(timings, indent=1))
+
+
+def trained_summary(model_dir: Path) -> dict | None:
+    """The training report inside an existing checkpoint (to resume an interrupted table run)."""
+    from pipeline.models.registry import CHECKPOINT_FILE, load_checkpoint
+
+    if not (model_dir / CHECKPOINT_FILE).is_file():
+        return None
+    return load_checkpoint(model_dir)[2]["training"]
 
 
 def markdown(rows) -> str:
