@@ -1,7 +1,7 @@
 """ANN recall@100 against exact maximum inner product: the explicit Euclidean transform (global Φ)
 vs Vespa's running-maximum transform in feed order vs no transform, with the embedded index's HNSW
 (faiss, 16 links, 200 explored at insert as in schemas/news.sd; at query time newsrec explores
-max(200, 10 x hits) = 1000 candidates for 100 hits, like Vespa's hnsw.exploreAdditionalHits = 900).
+max(200, 20 x hits) = 2000 candidates for 100 hits, like Vespa's hnsw.exploreAdditionalHits = 1900).
 
     python bench/bench_ann.py --model bench/out/small/runs/unirec --mind bench/out/small/mind
     python bench/bench_ann.py --synthetic 100000
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--mind")
     parser.add_argument("--synthetic", type=int, default=0, help="number of generated news vectors instead")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--ef-search", type=int, default=1000, help="graph candidates explored (newsrec: 10 x 100)")
+    parser.add_argument("--ef-search", type=int, default=2000, help="graph candidates explored (newsrec: 20 x 100)")
     args = parser.parse_args()
     news, users = (synthetic_vectors(args.synthetic, args.queries) if args.synthetic
                    else model_vectors(args.model, args.mind, args.queries))

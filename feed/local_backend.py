@@ -5,7 +5,7 @@ HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidea
 200 neighbours explored at insert: the settings of schemas/news.sd) and a BM25 index over title and
 abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles:
 - recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits (exploring
-  max(200, 10 x hits) graph candidates, like hnsw.exploreAdditionalHits = 9 x targetHits), read news and
+  max(200, 20 x hits) graph candidates, like hnsw.exploreAdditionalHits = 19 x targetHits), read news and
   filters applied during graph search (exact search when the filter keeps < 2% of the news, as
   Vespa's approximate-threshold); first phase closeness = 1 / (1 + distance); second phase
   ranking_score = user_ranking · embedding on the best 100.
@@ -33,8 +33,8 @@ HNSW_LINKS = 16
 HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
 RERANK_COUNT = 100
-EXPLORE_FACTOR = 10  # HNSW explores max(200, 10 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
-                     # vectors needs ~10x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 9 x targetHits
+EXPLORE_FACTOR = 20  # HNSW explores max(200, 20 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
+                     # vectors needs ~20x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 19 x targetHits
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 
 

@@ -12,7 +12,7 @@ from pipeline.errors import NewsrecError
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FILTER_FIELDS = ("category", "subcategory")
-EXPLORE_ADDITIONAL_FACTOR = 9  # HNSW explores targetHits + 9 x targetHits (see bench/bench_ann.py)
+EXPLORE_ADDITIONAL_FACTOR = 19  # HNSW explores targetHits + 19 x targetHits (see bench/bench_ann.py)
 
 
 class QueryError(NewsrecError):

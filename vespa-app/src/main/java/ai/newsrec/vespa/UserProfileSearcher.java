@@ -50,7 +50,7 @@ public class UserProfileSearcher extends Searcher {
     public static final String DEFAULT_PROFILE = "recommendation";
     public static final String FALLBACK_PROFILE = "popularity";
     /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
-    static final int EXPLORE_ADDITIONAL_FACTOR = 9;
+    static final int EXPLORE_ADDITIONAL_FACTOR = 19;
     public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
             Set.of("recall", "recommendation", "recommendation_with_global_category_ctr");
 
@@ -94,7 +94,7 @@ public class UserProfileSearcher extends Searcher {
             NearestNeighborItem nn = new NearestNeighborItem("embedding", "user_recall");
             int targetHits = query.getHits() + query.getOffset();
             nn.setTargetHits(targetHits);
-            // Transformed MIPS vectors need a wider graph search: 9 x targetHits more candidates
+            // Transformed MIPS vectors need a wider graph search: 19 x targetHits more candidates
             // keeps recall@100 >= 0.99 (bench/bench_ann.py in the repository).
             exploreMore(nn, EXPLORE_ADDITIONAL_FACTOR * targetHits);
             nn.setAllowApproximate(true);

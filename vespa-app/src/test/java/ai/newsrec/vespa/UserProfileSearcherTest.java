@@ -190,7 +190,7 @@ class UserProfileSearcherTest {
         assertEquals("embedding", nn.getIndexName());
         assertEquals("user_recall", nn.getQueryTensorName());
         assertEquals(targetHits, nn.getTargetHits());
-        assertEquals(9 * targetHits, nn.getHnswExploreAdditionalHits());
+        assertEquals(19 * targetHits, nn.getHnswExploreAdditionalHits());
         assertTrue(nn.getAllowApproximate());
     }
 
