@@ -46,8 +46,6 @@ class Corpus:
 def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str = "auto",
                  cache_dir: str | Path | None = None, progress: bool = False) -> Corpus:
     device = pick_device(device_name)
-    if device.type == "cpu":
-        torch.set_num_threads(torch.get_num_threads())
     model, vocab, saved = load_checkpoint(model_dir)
     model.to(device)
     started = time.perf_counter()
@@ -68,7 +66,7 @@ def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str =
 def _embed_users(dataset: MindDataset, model, vocab, news_matrix: torch.Tensor, max_history: int,
                  device: torch.device):
     """Each user's vectors from the history of their latest impression over all splits."""
-    latest = {}  # user -> (time, split, impression)
+    latest = {}  # user -> (split, impression) of their latest impression
     for name, behaviors in dataset.splits.items():
         order = np.argsort(behaviors.time, kind="stable")
         for impression in order:  # later impressions overwrite earlier ones

@@ -218,7 +218,7 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
     reports = [run_stage(model, data, config, device, "ranking", config.epochs, rng, log, progress)]
     if "recall" in getattr(model, "stages", ()):
         reports.append(run_stage(model, data, config, device, "recall", config.recall_epochs, rng, log, progress))
-    summary = {"train_config": _plain(asdict(config)), "device": str(device),
+    summary = {"train_config": asdict(config), "device": str(device),
                "stages": [asdict(r) for r in reports]}
     save_checkpoint(out_dir, config.model, model.cpu(), data.vocab, {"training": summary,
                                                                      "text": asdict(config.text),
@@ -233,6 +233,3 @@ def _hidden_size(text_model: str) -> int:
 
     return AutoConfig.from_pretrained(resolve_model(text_model)).hidden_size
 
-
-def _plain(values: dict) -> dict:
-    return {k: _plain(v) if isinstance(v, dict) else v for k, v in values.items()}
