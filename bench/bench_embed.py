@@ -1,22 +1,23 @@
 """News embedding throughput: newsrec's batched, length-sorted LM encoding vs the Vespa tutorial's
-one-article-at-a-time loop, same model (all-MiniLM-L6-v2 by default), same process, same texts.
+one-article-at-a-time loop, same model (all-MiniLM-L6-v2), same process, same texts, and how the
+batched encoder's time grows with the number of news.
 
-    python bench/bench_embed.py --mind bench/out/small/mind --news 2000 --loop-news 200
+    python3 bench/run.py embed          # recorded in BENCHMARKS.md
+    python3 bench/bench_embed.py --quick
 
-Texts are each news item's title and abstract (as `newsrec train` / `newsrec-feed` encode them).
-The loop baseline runs on a prefix (--loop-news) and is reported per item, so the ratio compares
-rates. Also times the model's news encoder + user encoder given cached LM vectors (--model).
+Texts are generated news titles and abstracts (`demo-data --size small` wording), each encoded as
+`newsrec train` / `newsrec-feed` encode them: title ≤ 32 tokens, abstract ≤ 64 tokens, mean-pooled.
+On CUDA the same code runs in bf16 autocast.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from common import growth_exponent, growth_verdict, machine, plot, side_by_side, table, timed
 
-from pipeline.mind import read_mind
+from pipeline.demo_data import config_for, generated_news_texts
 from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model, pick_device
 
 
@@ -27,45 +28,67 @@ def per_article_loop(texts: list[str], tokenizer, model, max_tokens: int, device
     with torch.no_grad():
         for text in texts:
             tokens = tokenizer(text, truncation=True, max_length=max_tokens, return_tensors="pt").to(device)
-            out.append(model(**tokens).last_hidden_state.mean(1)[0].cpu().numpy())
+            hidden = model(**tokens).last_hidden_state[0]
+            out.append(torch.nn.functional.normalize(hidden.mean(0), dim=0).cpu().numpy())
     return np.stack(out)
+
+
+def run(quick: bool) -> dict:
+    device = pick_device("auto")
+    config = TextEncoderConfig()
+    tokenizer, model = load_language_model(config.model)
+    titles, abstracts = generated_news_texts(config_for("small", 0))
+    batched_news, loop_news = (400, 100) if quick else (3000, 300)
+
+    def batched(count: int):
+        return lambda: (encode_texts(titles[:count], tokenizer, model, config.title_tokens, config.batch_size, device),
+                        encode_texts(abstracts[:count], tokenizer, model, config.abstract_tokens,
+                                     config.batch_size, device))
+
+    def loop():
+        return (per_article_loop(titles[:loop_news], tokenizer, model, config.title_tokens, device),
+                per_article_loop(abstracts[:loop_news], tokenizer, model, config.abstract_tokens, device))
+
+    batched(64)()  # warm-up
+    fast, slow = side_by_side(batched(batched_news), loop, 2 if quick else 3)
+    same = np.abs(batched(loop_news)()[0] - loop()[0]).max()
+    sizes = [100, 200, 400] if quick else [250, 500, 1000, 2000, 4000]
+    curve = [timed(batched(n))[0] for n in sizes]
+    return {"machine": machine(), "device": str(device), "batched_news": batched_news, "loop_news": loop_news,
+            "batched_rate": batched_news / fast, "loop_rate": loop_news / slow, "max_difference": float(same),
+            "curve": {"news": sizes, "seconds": curve}}
+
+
+def render(data: dict) -> str:
+    curve = data["curve"]
+    exponent = growth_exponent(curve["news"], curve["seconds"])
+    path = plot("embed_news", "News embedding (all-MiniLM-L6-v2, title + abstract)", "news items", "seconds",
+                {f"newsrec batched ({data['device']})": (curve["news"], curve["seconds"])})
+    speedup = data["batched_rate"] / data["loop_rate"]
+    return f"""## News embedding: batched vs the per-article loop
+
+`python3 bench/run.py embed`
+
+all-MiniLM-L6-v2 on {data['device']}; every news item's title (≤ 32 tokens) and abstract (≤ 64 tokens),
+mean-pooled, generated MIND-style texts; the loop runs on the first {data['loop_news']} items, the
+batched encoder on {data['batched_news']:,}, rates compared (the vectors agree to
+{data['max_difference']:.0e}).
+
+{table(["encoder", "news/s", "ratio"], [
+        ["newsrec: length-sorted batches of 128, `inference_mode` (bf16 on CUDA)", f"{data['batched_rate']:.1f}", ""],
+        ["the tutorial's one-article-at-a-time loop", f"{data['loop_rate']:.1f}", ""],
+        ["**speed-up**", "", f"**{speedup:.1f}×** (target ≥ 30×{' — not met' if speedup < 30 else ''})"]])}
+
+![news embedding time vs number of news]({path})
+
+Time grows {growth_verdict(exponent)} with the number of news (log-log slope {exponent:.2f} between the two
+largest sizes: {', '.join(f'{n:,} news {s:.1f} s' for n, s in zip(curve['news'], curve['seconds']))})."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mind", required=True)
-    parser.add_argument("--news", type=int, default=2000)
-    parser.add_argument("--loop-news", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    device = pick_device(args.device)
-    news = read_mind(args.mind).news
-    config = TextEncoderConfig()
-    tokenizer, model = load_language_model(config.model)
-    titles, abstracts = news.title[:args.news], news.abstract[:args.news]
-
-    def batched() -> float:
-        started = time.perf_counter()
-        encode_texts(titles, tokenizer, model, config.title_tokens, config.batch_size, device)
-        encode_texts(abstracts, tokenizer, model, config.abstract_tokens, config.batch_size, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return len(titles) / (time.perf_counter() - started)
-
-    def loop() -> float:
-        started = time.perf_counter()
-        per_article_loop(titles[:args.loop_news], tokenizer, model, config.title_tokens, device)
-        per_article_loop([a for a in abstracts[:args.loop_news]], tokenizer, model, config.abstract_tokens, device)
-        return args.loop_news / (time.perf_counter() - started)
-
-    batched_rates = [batched() for _ in range(args.repeats)]
-    loop_rates = [loop() for _ in range(args.repeats)]
-    fast, slow = statistics.median(batched_rates), statistics.median(loop_rates)
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'})")
-    print(f"newsrec batched, length-sorted : {fast:8.1f} news/s (title + abstract; median of {args.repeats})")
-    print(f"per-article loop (tutorial)    : {slow:8.1f} news/s")
-    print(f"speed-up                       : {fast / slow:8.1f} x")
+    parser.add_argument("--quick", action="store_true")
+    print(render(run(parser.parse_args().quick)))
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ def _endpoint_options(function):
 
 @main.command("demo-data")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
-              help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions).")
+@click.option("--size", type=click.Choice(["tiny", "small", "large"]), default="tiny", show_default=True,
+              help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions); "
+                   "large: MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo_data(out_dir: str, size: str, seed: int) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.

@@ -64,6 +64,8 @@ SIZES = {
                        train_days=6, train_impressions=2400, dev_impressions=800),
     "small": DemoConfig(num_users=50_000, news_per_logged_day=4_000, news_per_history_day=3_000,
                         history_days=7, train_days=6, train_impressions=156_965, dev_impressions=73_152),
+    "large": DemoConfig(num_users=1_000_000, news_per_logged_day=13_000, news_per_history_day=10_000,
+                        history_days=7, train_days=6, train_impressions=2_232_748, dev_impressions=376_471),
 }
 
 
@@ -119,6 +121,12 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     summary = _summary(config, news, train, dev)
     (out / "planted.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def generated_news_texts(config: DemoConfig) -> tuple[list[str], list[str]]:
+    """(titles, abstracts) of the news `generate` would write for `config`, without any behaviours."""
+    texts = _news_texts(_plant_news(config, np.random.default_rng(config.seed)))
+    return [t[0] for t in texts], [t[1] for t in texts]
 
 
 # ------------------------------------------------------------------------------ planted model

@@ -84,7 +84,7 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
 def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncoderConfig, device: torch.device,
                       cache_dir: str | Path | None = None, progress: bool = False) -> np.ndarray:
     """(N, 2, H) float32: title and abstract vectors, read from / written to `cache_dir` when given."""
-    cache = _cache_path(cache_dir, config, titles, abstracts)
+    cache = cache_path(cache_dir, config, titles, abstracts)
     if cache is not None and cache.is_file():
         return np.load(cache)
     tokenizer, model = load_language_model(config.model)
@@ -98,7 +98,7 @@ def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncod
     return vectors
 
 
-def _cache_path(cache_dir, config: TextEncoderConfig, titles: list[str], abstracts: list[str]) -> Path | None:
+def cache_path(cache_dir, config: TextEncoderConfig, titles: list[str], abstracts: list[str]) -> Path | None:
     if cache_dir is None:
         return None
     digest = hashlib.sha256(repr(sorted(asdict(config).items())).encode())

@@ -1,0 +1,159 @@
+"""What every benchmark row shares: timing with medians, the machine's description, peak memory of a
+child process, and plots.
+
+A row module (bench/bench_*.py) has `run(quick: bool) -> dict` (JSON-safe measurements, including
+`machine()`) and `render(data: dict) -> str` (its BENCHMARKS.md section, made from those
+measurements only, so the document is regenerated from saved results without rerunning).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"  # scratch data (ignored by git)
+PLOTS = ROOT / "bench" / "plots"  # committed PNGs
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """(seconds, result) of one call, CUDA work included."""
+    started = time.perf_counter()
+    result = fn()
+    _sync()
+    return time.perf_counter() - started, result
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    return statistics.median(timed(fn)[0] for _ in range(repeats))
+
+
+def side_by_side(ours: Callable[[], object], baseline: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of (ours, baseline), interleaved so drift on a noisy machine hits both alike."""
+    ours_times, base_times = [], []
+    for _ in range(repeats):
+        ours_times.append(timed(ours)[0])
+        base_times.append(timed(baseline)[0])
+    return statistics.median(ours_times), statistics.median(base_times)
+
+
+def _sync() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def machine() -> dict:
+    """The machine a measurement ran on (device included: rows say whether a GPU did the work)."""
+    import numpy
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    memory_kib = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kib / 2**20), "gpu": gpu,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+
+
+def describe(m: dict) -> str:
+    device = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
+    return (f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {device}; torch {m['torch']} "
+            f"({m['torch_threads']} threads), numpy {m['numpy']}, Python {m['python']}; measured {m['date']}")
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def child_peak(code: str, *args: str) -> dict:
+    """Run `code` in a fresh Python (so the peak is its own); its last output line is a JSON object with
+    `peak_kib` (resource.getrusage(RUSAGE_SELF).ru_maxrss at the end) and `base_kib` (the same after its
+    imports). Returns it with `peak_mib` and `added_mib` (the peak above the imports) instead."""
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data["peak_mib"] = data.pop("peak_kib") / 1024  # ru_maxrss is in KiB on Linux
+    data["added_mib"] = data["peak_mib"] - data.pop("base_kib") / 1024
+    return data
+
+
+def ratio(fast: float, slow: float) -> str:
+    return f"{fast / slow:.1f}×" if slow else "n/a"
+
+
+def table(columns: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot(name: str, title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list, list]],
+         loglog: bool = True) -> str:
+    """A line plot of each series (x, y) to bench/plots/NAME.png, with a dotted linear reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for label, (xs, ys) in series.items():
+        axes.plot(xs, ys, marker="o", label=label)
+        if loglog and len(xs) > 1:  # linear growth from the first point, for the eye
+            axes.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle=":", color="grey", linewidth=1)
+    if loglog:
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(title="dotted: linear growth" if loglog else None, fontsize=8, title_fontsize=8)
+    figure.tight_layout()
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    path = PLOTS / f"{name}.png"
+    figure.savefig(path)
+    plt.close(figure)
+    return str(path.relative_to(ROOT))
+
+
+def growth_exponent(xs: list[float], ys: list[float]) -> float:
+    """Slope of log(y) against log(x) between the two largest sizes: 1.0 = linear."""
+    import math
+
+    if len(xs) < 2 or min(ys[-2:]) <= 0:
+        return float("nan")
+    return math.log(ys[-1] / ys[-2]) / math.log(xs[-1] / xs[-2])
+
+
+def growth_verdict(exponent: float) -> str:
+    if exponent != exponent:
+        return "n/a"
+    return "linear" if exponent < 1.2 else f"**worse than linear (×{exponent:.2f} in log-log)**"
+
+
+def tiny_setup() -> tuple[Path, Path]:
+    """Generated tiny MIND data and a UniRec model trained on it (1 + 1 epochs), made once in bench/out/tiny."""
+    from pipeline.demo_data import config_for, generate
+    from pipeline.training import TrainConfig, train
+
+    mind, model = OUT / "tiny" / "mind", OUT / "tiny" / "unirec"
+    if not (mind / "dev" / "behaviors.tsv").is_file():
+        generate(mind, config_for("tiny", 0))
+    if not (model / "model.pt").is_file():
+        train(mind, model, TrainConfig(epochs=1, recall_epochs=1, batch_size=64), log=lambda _: None)
+    return mind, model

@@ -1,0 +1,68 @@
+"""The benchmark suite's baselines compute what newsrec computes (so the ratios compare like with like),
+and the runner renders BENCHMARKS.md from saved results."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import bench_metrics  # noqa: E402
+import bench_users  # noqa: E402
+import run as bench_run  # noqa: E402
+from common import growth_exponent, growth_verdict  # noqa: E402
+
+from pipeline.metrics import ranking_metrics  # noqa: E402
+
+
+def test_sklearn_loop_baseline_agrees_with_newsrec_metrics():
+    labels, scores, offsets = bench_metrics.mind_small_dev(300)
+    ours = ranking_metrics(labels, scores, offsets)
+    assert np.allclose([ours.auc, ours.mrr, ours.ndcg5, ours.ndcg10], bench_metrics.sklearn_loop(labels, scores, offsets),
+                       atol=1e-12)
+
+
+def test_one_user_at_a_time_gives_the_batched_vectors():
+    device = torch.device("cpu")
+    model, news = bench_users.model_and_news(device)
+    behaviors = bench_users.histories(40)
+    rows = np.zeros(40, np.int64)
+    batched = bench_users.encode_users(model, news, behaviors, np.arange(40), rows, 50, device)[0]
+    single = torch.cat([bench_users.encode_users(model, news, behaviors, np.array([i]), rows, 50, device)[0]
+                        for i in range(40)])
+    assert torch.allclose(batched, single, atol=1e-5)
+    assert np.diff(behaviors.history_offsets).max() > 50  # some histories are cut to the model's 50
+
+
+def test_per_article_loop_gives_the_batched_vectors():
+    import bench_embed
+    from pipeline.text_encoder import encode_texts, load_language_model
+
+    tokenizer, model = load_language_model("default")
+    texts = ["Storm floods the valley", "A longer headline about a football match and its result", "Markets slide"]
+    batched = encode_texts(texts, tokenizer, model, 32, 2, torch.device("cpu"))
+    assert np.allclose(bench_embed.per_article_loop(texts, tokenizer, model, 32, torch.device("cpu")), batched,
+                       atol=1e-5)
+
+
+def test_growth_verdict_flags_worse_than_linear():
+    assert growth_verdict(growth_exponent([1e3, 1e4, 1e5], [1.0, 10.0, 100.0])) == "linear"
+    assert "worse than linear" in growth_verdict(growth_exponent([1e3, 1e4], [1.0, 100.0]))
+
+
+def test_document_renders_saved_rows_and_names_missing_ones(tmp_path):
+    saved = {"machine": {"cores": 2, "cpu": "test cpu", "memory_gib": 1, "gpu": None, "torch": "x", "torch_threads": 2,
+                         "numpy": "y", "python": "z", "date": "2026-01-01"},
+             "impressions": 10, "rows": 100, "ours_s": 0.01, "ours_repeats": 5, "loop_s": 1.0, "agree": True,
+             "serving": {"impressions": 10, "rows": 100, "ours_s": 0.1, "per_query_s": 2.0, "agree": True},
+             "seconds": 3.0, "quick": False}
+    (tmp_path / "metrics.json").write_text(json.dumps(saved))
+    document = bench_run.render_document(tmp_path)
+    assert "**100.0×** (target ≥ 20×)" in document and "**20×**" in document
+    assert "test cpu" in document
+    assert "Not measured yet: `python3 bench/run.py ann`" in document
