@@ -11,11 +11,10 @@ norms, which is what makes the transform matter.
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import torch
-from common import OUT, machine, plot, table, timed
+from common import OUT, machine, plot, row_main, table, timed
 
 from feed.local_backend import build_hnsw
 from pipeline.inference import top_k_inner_product
@@ -136,11 +135,5 @@ ascending-norm order it degenerates to no transform at all.
 ![ANN build and query time vs number of news]({path})"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

@@ -11,11 +11,10 @@ On CUDA the same code runs in bf16 autocast.
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import torch
-from common import growth_exponent, growth_verdict, machine, plot, side_by_side, table, timed
+from common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
 
 from pipeline.demo_data import config_for, generated_news_texts
 from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model, pick_device
@@ -85,11 +84,5 @@ Time grows {growth_verdict(exponent)} with the number of news (log-log slope {ex
 largest sizes: {', '.join(f'{n:,} news {s:.1f} s' for n, s in zip(curve['news'], curve['seconds']))})."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

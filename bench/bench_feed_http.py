@@ -12,7 +12,6 @@ Also feeds the same documents to the embedded default index.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -164,11 +163,7 @@ from `vespa feed`): read the ratios. `newsrec-feed --endpoint` feeds with pyvesp
 (`--feed-mode async` available), and `--jsonl FILE` writes the feed for `vespa feed`."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    from common import row_main
+
+    row_main(__doc__, run, render)

@@ -13,9 +13,8 @@ pandas `read_csv` of behaviors.tsv, which gives one Python string per impression
 """
 from __future__ import annotations
 
-import argparse
 
-from common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, table, tiny_setup
+from common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, row_main, table, tiny_setup
 
 from pipeline.demo_data import config_for, generate
 
@@ -128,11 +127,5 @@ largest sizes). {lm_line}
 ![reading and embedding time vs data size]({path})"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

@@ -12,12 +12,11 @@ Also times dev evaluation from a trained model's vectors: vectorized vs one quer
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
 import torch
-from common import OUT, machine, side_by_side, table, timed, tiny_setup
+from common import OUT, machine, row_main, side_by_side, table, timed, tiny_setup
 
 from pipeline.metrics import ranking_metrics
 
@@ -139,11 +138,5 @@ HTTP time is counted in the baseline's favour) and scores each impression with s
         ["**speed-up**", "", f"**{serving['per_query_s'] / serving['ours_s']:.0f}×** (metrics agree: {serving['agree']})"]])}"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

@@ -13,12 +13,11 @@ the first timed steps after one warm-up step.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 import torch
-from common import OUT, machine, table, timed
+from common import OUT, machine, row_main, table, timed
 
 from pipeline.demo_data import config_for, generate
 from pipeline.features import Vocabulary, model_news_features, news_features, user_rows
@@ -102,11 +101,5 @@ token slots each), so its cost follows the distinct news per batch, not the impr
 newsrec trains on cached vectors by default and offers `--finetune-layers` for a GPU."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

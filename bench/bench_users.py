@@ -10,11 +10,10 @@ fresh weights (throughput does not depend on the weights). Both paths produce th
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import torch
-from common import growth_exponent, growth_verdict, machine, plot, side_by_side, table, timed
+from common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
 
 from pipeline.inference import encode_users
 from pipeline.mind import Behaviors
@@ -96,11 +95,5 @@ the latest 50 used) over 161,013 news. Rates: batched on {data['fast_users']:,} 
 ![user embedding time vs number of users]({path})"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(render(run(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    row_main(__doc__, run, render)

@@ -7,6 +7,7 @@ measurements only, so the document is regenerated from saved results without rer
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -157,3 +158,10 @@ def tiny_setup() -> tuple[Path, Path]:
     if not (model / "model.pt").is_file():
         train(mind, model, TrainConfig(epochs=1, recall_epochs=1, batch_size=64), log=lambda _: None)
     return mind, model
+
+
+def row_main(doc: str, run: Callable[[bool], dict], render: Callable[[dict], str]) -> None:
+    """The command line of one row module: measure (quick or full), print its section; saves nothing."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check that the row works")
+    print(render(run(parser.parse_args().quick)))
