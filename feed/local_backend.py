@@ -156,7 +156,10 @@ class LocalBackend:
             best = np.argsort(distances, kind="stable")[:k]
             return rows[best], distances[best]
         selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.explore, EXPLORE_FACTOR * k))
+        # A filter hides most graph nodes: explore 1 / (share allowed) times more, or the search stops before it
+        # reaches the allowed neighbours (category filter on the tiny demo data: recall@10 0.46 -> 1.00).
+        explore = int(max(self.explore, EXPLORE_FACTOR * k) / allowed.mean())
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=explore)
         distances, rows = self._index.search(query, k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep], distances[0][keep]

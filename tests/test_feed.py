@@ -217,3 +217,20 @@ def test_both_backends_answer_the_new_queries_alike(tiny_demo: Path, trained: Pa
     assert ids(served) == ids(embedded)
     assert [h.relevance for h in served] == pytest.approx([h.relevance for h in embedded], rel=1e-5)
     assert vespa_server.requests[-1].params["ranking"] == profile
+
+
+def test_filtered_nearest_neighbours_are_the_exact_ones(fed: Path):
+    """A filter keeping a few % of the news must not make the HNSW search stop short of them."""
+    import numpy as np
+
+    backend = LocalBackend(fed)
+    found = total = 0
+    for user in list(backend.docs["user"].values())[:60]:
+        query = np.asarray(user["recall_embedding"]["values"], dtype=np.float32)
+        for category in ("sports", "weather", "finance"):
+            allowed = backend._allowed({"category": category}, user["has_read_items"])
+            rows = np.flatnonzero(allowed)
+            exact = rows[np.argsort(((backend._vectors[rows] - query) ** 2).sum(1), kind="stable")[:10]]
+            found += len(set(exact) & set(backend.nearest(query, 10, allowed)[0]))
+            total += len(exact)
+    assert found / total >= 0.99
