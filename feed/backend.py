@@ -51,13 +51,23 @@ class Backend(Protocol):
         """Write documents `{"id": "id:news:<doctype>::<id>", "fields": {...}}`, accounting each in `report`;
         with a journal, acknowledged ids are appended to it and ids already in it are skipped (resume)."""
 
-    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
-        """Nearest neighbours of the user's recall vector, re-ranked by u_ra · r, read news excluded;
-        an unknown user gets the popularity fallback."""
+    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
+                  ranking: str = "recommendation") -> list[Hit]:
+        """Nearest neighbours of the user's recall vector, read news excluded, ranked by `ranking`:
+        recommendation (re-ranked by u_ra · r) or recommendation_with_global_category_ctr (closeness ×
+        the category's CTR); an unknown user gets the popularity fallback."""
 
-    def search(self, text: str, hits: int = 10, user_id: str | None = None,
-               filters: dict[str, str] | None = None) -> list[Hit]:
-        """BM25 over title and abstract; personalized with the user's ranking vector when a user is given."""
+    def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
+               filters: dict[str, str] | None = None, sort: str | None = None) -> list[Hit]:
+        """BM25 over title and abstract (every news item without text); personalized with the user's ranking
+        vector when a user is given; sort="date": newest first."""
+
+    def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+        """The popularity profile over every news item: relevance 100 · clicks / impressions."""
+
+    def group_counts(self, field: str, text: str | None = None,
+                     filters: dict[str, str] | None = None) -> list[tuple[str, int]]:
+        """(value, matches) per value of `field` over the news matching text and filters, most first."""
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r for the given news (the `ranking_score` of the rank profiles), in the order given."""

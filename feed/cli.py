@@ -103,3 +103,7 @@ def _train_if_missing(mind_dir: str, model_dir: str, dataset) -> None:
     click.echo(f"no trained model in {model_dir}/: training UniRec first "
                f"(the same as `newsrec train {mind_dir} --out {model_dir}`)")
     train(mind_dir, model_dir, TrainConfig(), log=click.echo, progress=True, dataset=dataset)
+
+
+if __name__ == "__main__":
+    main()

@@ -47,21 +47,65 @@ def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[floa
             "input.query(user_ranking)": [float(v) for v in ranking_vector]}
 
 
-def search_body(text: str, hits: int = 10, ranking_vector: Sequence[float] | None = None,
-                filters: dict[str, str] | None = None) -> dict:
-    """BM25 over title and abstract; personalized with the user's ranking vector when given."""
-    yql = f"select * from news where userInput(@query){filter_clause(filters or {})}"
-    body = {"yql": yql, "query": text, "hits": int(hits), "ranking": "bm25"}
+SORT_FIELDS = ("date",)  # int attribute (yyyymmdd); newest first
+RECOMMEND_PROFILES = ("recommendation", "recommendation_with_global_category_ctr")
+
+
+def where_clause(text: str | None, filters: dict[str, str] | None) -> str:
+    """`userInput(@query)` when there is text, else `true` (every news item), AND-ed with the filters."""
+    return f"{'userInput(@query)' if text else 'true'}{filter_clause(filters or {})}"
+
+
+def order_clause(sort: str | None) -> str:
+    """` order by date desc, news_id asc` (news id breaks ties between news of the same day)."""
+    if sort is None:
+        return ""
+    if sort not in SORT_FIELDS:
+        raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(SORT_FIELDS)}")
+    return f" order by {sort} desc, news_id asc"
+
+
+def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float] | None = None,
+                filters: dict[str, str] | None = None, sort: str | None = None) -> dict:
+    """BM25 over title and abstract (every news item when there is no text), newest first with sort="date";
+    personalized with the user's ranking vector when given."""
+    yql = f"select * from news where {where_clause(text, filters)}{order_clause(sort)}"
+    body = {"yql": yql, "hits": int(hits), "ranking": "bm25"}
+    if text:
+        body["query"] = text
     if ranking_vector is not None:
         body["ranking"] = "personalized_search"
         body["input.query(user_ranking)"] = [float(v) for v in ranking_vector]
     return body
 
 
+def group_body(field: str, text: str | None = None, filters: dict[str, str] | None = None,
+               max_groups: int = 50) -> dict:
+    """Matches per value of `field`, most first: a grouping request with no hits."""
+    if field not in FILTER_FIELDS:
+        raise QueryError(f"cannot group by {field!r}; groupable fields: {', '.join(FILTER_FIELDS)}")
+    grouping = f"all(group({field}) max({int(max_groups)}) order(-count()) each(output(count())))"
+    body = {"yql": f"select * from news where {where_clause(text, filters)} | {grouping}", "hits": 0,
+            "ranking": "bm25"}
+    if text:
+        body["query"] = text
+    return body
+
+
+def popularity_body(hits: int = 10, filters: dict[str, str] | None = None) -> dict:
+    """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · CTR."""
+    return {"yql": f"select * from news where {where_clause(None, filters)}", "hits": int(hits),
+            "ranking": "popularity"}
+
+
 def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                        fallback: str = "error") -> dict:
+                        fallback: str = "error", ranking: str = "recommendation") -> dict:
     """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`."""
+    if ranking not in RECOMMEND_PROFILES:
+        raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(RECOMMEND_PROFILES)}")
     params = {"user_id": safe_value("user id", user_id), "hits": int(hits), "user_fallback": fallback}
+    if ranking != "recommendation":
+        params["ranking"] = ranking
     if filters:
         params["yql"] = f"select * from news where true{filter_clause(filters)}"
     return params

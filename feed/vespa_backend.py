@@ -32,7 +32,7 @@ from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
 from feed.backend import BackendError, FeedReport, Hit
-from feed.queries import safe_value, search_body, user_profile_params
+from feed.queries import group_body, popularity_body, safe_value, search_body, user_profile_params
 
 log = logging.getLogger(__name__)
 
@@ -312,9 +312,10 @@ class VespaBackend:
 
     # ------------------------------------------------------------------------- queries
 
-    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+    def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
+                  ranking: str = "recommendation") -> list[Hit]:
         """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user)."""
-        params = user_profile_params(user_id, hits, filters, fallback="popularity")
+        params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking)
         try:
             response = self._client().get(self._app.search_end_point, params={k: str(v) for k, v in params.items()})
         except httpr.HTTPError as error:
@@ -324,11 +325,20 @@ class VespaBackend:
             raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}: {_message(body)}")
         return _hits(body)
 
-    def search(self, text: str, hits: int = 10, user_id: str | None = None,
-               filters: dict[str, str] | None = None) -> list[Hit]:
+    def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
+               filters: dict[str, str] | None = None, sort: str | None = None) -> list[Hit]:
         """BM25 over title and abstract; with a user, personalized by the user document's ranking_embedding."""
         ranking_vector = self._ranking_embedding(user_id) if user_id is not None else None
-        return _hits(self._query(search_body(text, hits, ranking_vector, filters), f"search {text!r}"))
+        return _hits(self._query(search_body(text, hits, ranking_vector, filters, sort), f"search {text!r}"))
+
+    def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+        """The popularity profile over every news item (relevance 100 · CTR)."""
+        return _hits(self._query(popularity_body(hits, filters), "popular"))
+
+    def group_counts(self, field: str, text: str | None = None,
+                     filters: dict[str, str] | None = None) -> list[tuple[str, int]]:
+        """(value, matches) per value of `field`, most matches first: Vespa grouping."""
+        return _group_counts(self._query(group_body(field, text, filters), f"group by {field}"))
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r per news id (relevance of personalized_search with no text and weight 1), in the given order."""
@@ -402,9 +412,23 @@ def _json(response) -> dict:
         return {"message": response.text[:500]}
 
 
+def _group_counts(body: dict) -> list[tuple[str, int]]:
+    """The `count()` of each group in a grouping result: root -> group:root:0 -> grouplist:<field> -> groups."""
+    counts = []
+    for root in (body.get("root") or {}).get("children", []):
+        if not str(root.get("id", "")).startswith("group:root"):
+            continue
+        for group_list in root.get("children", []):
+            counts += [(str(group["value"]), int(group["fields"]["count()"]))
+                       for group in group_list.get("children", [])]
+    return counts
+
+
 def _hits(body: dict) -> list[Hit]:
     hits = []
     for child in (body.get("root") or {}).get("children", []):
+        if str(child.get("id", "")).startswith("group:"):
+            continue
         fields = child.get("fields", {})
         if "news_id" not in fields:
             raise BackendError(f"hit {child.get('id')} has no news_id field (summary fields: {sorted(fields)})")

@@ -326,12 +326,13 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _print_hits(hits, as_json: bool) -> None:
+def _print_hits(hits, as_json: bool, show_date: bool = False) -> None:
     if as_json:
         click.echo(json.dumps([{"news_id": h.news_id, "relevance": h.relevance, "fields": h.fields} for h in hits]))
         return
     for rank, hit in enumerate(hits, start=1):
-        click.echo(f"{rank:>3}. {hit.news_id:<8} {hit.relevance:9.4f}  [{hit.fields.get('category', '')}/"
+        date = f"{hit.fields.get('date', '')}  " if show_date else ""
+        click.echo(f"{rank:>3}. {hit.news_id:<8} {hit.relevance:9.4f}  {date}[{hit.fields.get('category', '')}/"
                    f"{hit.fields.get('subcategory', '')}] {hit.fields.get('title', '')}")
 
 
@@ -339,9 +340,12 @@ def _print_hits(hits, as_json: bool) -> None:
 @click.argument("user_id")
 @click.option("--hits", type=int, default=10, show_default=True)
 @click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on category or subcategory; repeatable.")
+@click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr"]),
+              default="recommendation", show_default=True,
+              help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR.")
 @click.option("--json", "as_json", is_flag=True)
 @_endpoint_options
-def recommend(user_id, hits, filters, as_json, endpoint, cert, key, token, index_dir) -> None:
+def recommend(user_id, hits, filters, ranking, as_json, endpoint, cert, key, token, index_dir) -> None:
     """Recommend news for a user: nearest neighbours of the recall vector, re-ranked, read news excluded.
 
     An unknown user gets the popularity fallback.
@@ -351,25 +355,58 @@ def recommend(user_id, hits, filters, as_json, endpoint, cert, key, token, index
       newsrec recommend U1001 --hits 5 --filter category=sports
     """
     backend = _serving_backend(endpoint, cert, key, token, index_dir)
-    _print_hits(backend.recommend(user_id, hits, _parse_filters(filters)), as_json)
+    _print_hits(backend.recommend(user_id, hits, _parse_filters(filters), ranking), as_json)
 
 
 @main.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("--user", "user_id", default=None, help="Personalize with this user's ranking vector.")
 @click.option("--hits", type=int, default=10, show_default=True)
 @click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on category or subcategory; repeatable.")
+@click.option("--sort", type=click.Choice(["date"]), default=None, help="Newest first instead of by relevance.")
+@click.option("--group-by", type=click.Choice(["category", "subcategory"]), default=None,
+              help="Print the number of matches per value of this field instead of hits.")
 @click.option("--json", "as_json", is_flag=True)
 @_endpoint_options
-def search(text, user_id, hits, filters, as_json, endpoint, cert, key, token, index_dir) -> None:
-    """BM25 search over title and abstract, optionally personalized for a user.
+def search(text, user_id, hits, filters, sort, group_by, as_json, endpoint, cert, key, token, index_dir) -> None:
+    """BM25 search over title and abstract (every news item without TEXT), optionally personalized for a user.
 
     \b
     Example:
       newsrec search "hurricane flooding" --user U1001
+      newsrec search "hurricane" --sort date
+      newsrec search --group-by category
     """
     backend = _serving_backend(endpoint, cert, key, token, index_dir)
-    _print_hits(backend.search(text, hits, user_id, _parse_filters(filters)), as_json)
+    if group_by is not None:
+        _print_groups(backend.group_counts(group_by, text, _parse_filters(filters)), as_json)
+        return
+    _print_hits(backend.search(text, hits, user_id, _parse_filters(filters), sort), as_json, show_date=bool(sort))
+
+
+@main.command()
+@click.option("--hits", type=int, default=10, show_default=True)
+@click.option("--filter", "filters", multiple=True, help="FIELD=VALUE on category or subcategory; repeatable.")
+@click.option("--json", "as_json", is_flag=True)
+@_endpoint_options
+def popular(hits, filters, as_json, endpoint, cert, key, token, index_dir) -> None:
+    """The most popular news by the popularity profile: 100 × clicks / impressions (train clicks only).
+
+    \b
+    Example:
+      newsrec popular --hits 5 --filter category=sports
+    """
+    backend = _serving_backend(endpoint, cert, key, token, index_dir)
+    _print_hits(backend.popular(hits, _parse_filters(filters)), as_json)
+
+
+def _print_groups(counts: list[tuple[str, int]], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(dict(counts)))
+        return
+    width = max((len(value) for value, _ in counts), default=0)
+    for value, count in counts:
+        click.echo(f"{value:<{width}}  {count:>6}")
 
 
 def _require_labelled(dataset, mind_dir: str, split: str) -> None:

@@ -10,7 +10,7 @@ from feed.cli import main as feed_main
 from pipeline.cli import main
 
 COMMANDS = ["demo-data", "score", "baselines", "inspect", "train", "evaluate", "predict", "recommend", "search",
-            "app build"]
+            "popular", "app build"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

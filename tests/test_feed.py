@@ -11,6 +11,7 @@ from feed.backend import FeedReport
 from feed.cli import main as feed_main
 from feed.documents import news_document, user_document
 from feed.local_backend import LocalBackend
+from feed.queries import QueryError
 from pipeline.cli import main
 from pipeline.mind import read_mind
 
@@ -151,3 +152,85 @@ def test_jsonl_feed_file_for_the_vespa_cli(tiny_demo: Path, trained: Path, tmp_p
     dataset = read_mind(tiny_demo)
     assert len(lines) == 1 + len(dataset.news) + len(dataset.users)
     assert lines[0]["put"] == "id:news:category_ctr::global" and all("fields" in line for line in lines)
+
+
+# ------------------------------------------------------------------ sorting, grouping, popularity, category CTR
+
+def test_search_sorted_by_date_is_newest_first_with_ties_by_news_id(fed: Path):
+    hits = LocalBackend(fed).search(None, 50, sort="date")
+    keys = [(-h.fields["date"], h.news_id) for h in hits]
+    assert len(hits) == 50 and keys == sorted(keys)
+    assert hits[0].fields["date"] == max(f["date"] for f in LocalBackend(fed).docs["news"].values())
+
+
+def test_group_counts_count_every_match_once(fed: Path):
+    backend = LocalBackend(fed)
+    counts = backend.group_counts("category")
+    assert sum(c for _, c in counts) == len(backend.docs["news"])
+    assert [c for _, c in counts] == sorted((c for _, c in counts), reverse=True)
+    category = counts[0][0]
+    assert backend.group_counts("subcategory", filters={"category": category}) and \
+        sum(c for _, c in backend.group_counts("subcategory", filters={"category": category})) == counts[0][1]
+    with pytest.raises(QueryError, match="cannot group by 'title'"):
+        backend.group_counts("title")
+
+
+def test_popular_is_100_times_ctr(fed: Path):
+    hits = LocalBackend(fed).popular(5)
+    expected = sorted((100 * f["clicks"] / f["impressions"] for f in LocalBackend(fed).docs["news"].values()
+                       if f["impressions"]), reverse=True)[:5]
+    assert [h.relevance for h in hits] == pytest.approx(expected)
+
+
+def test_recommend_with_global_category_ctr_multiplies_closeness_by_the_category_ctr(fed: Path):
+    backend = LocalBackend(fed)
+    user_id = next(u for u, f in backend.docs["user"].items() if f["has_read_items"])
+    ctrs = backend.docs["category_ctr"]["global"]["ctrs"]["cells"]
+    hits = backend.recommend(user_id, 10, ranking="recommendation_with_global_category_ctr")
+    plain = {h.news_id for h in backend.recommend(user_id, 10)}
+    assert {h.news_id for h in hits} == plain  # the same 10 nearest neighbours, ranked differently
+    for hit in hits:
+        features = hit.fields["matchfeatures"]
+        assert features["category_ctr"] == pytest.approx(ctrs[hit.fields["category"]])
+        assert hit.relevance == pytest.approx(features["nearest_neighbor"] * features["category_ctr"])
+    assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
+
+
+def test_both_backends_answer_the_new_queries_alike(tiny_demo: Path, trained: Path, fed: Path, tmp_path: Path,
+                                                    vespa_server):
+    """Sorting, grouping, popularity and the category-CTR profile: embedded default vs the Vespa stand-in."""
+    from feed.vespa_backend import VespaBackend
+
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", vespa_server.url,
+                                            "--state", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    local, vespa = LocalBackend(fed), VespaBackend(vespa_server.url)
+    assert vespa.group_counts("category") == local.group_counts("category")
+    assert vespa.group_counts("subcategory", "storm", {"category": "weather"}) == \
+        local.group_counts("subcategory", "storm", {"category": "weather"})
+    ids = lambda hits: [h.news_id for h in hits]  # noqa: E731
+    assert ids(vespa.search(None, 20, sort="date")) == ids(local.search(None, 20, sort="date"))
+    assert [h.relevance for h in vespa.popular(10)] == pytest.approx([h.relevance for h in local.popular(10)])
+    user_id = next(u for u, f in local.docs["user"].items() if f["has_read_items"])
+    profile = "recommendation_with_global_category_ctr"
+    served, embedded = vespa.recommend(user_id, 10, ranking=profile), local.recommend(user_id, 10, ranking=profile)
+    assert ids(served) == ids(embedded)
+    assert [h.relevance for h in served] == pytest.approx([h.relevance for h in embedded], rel=1e-5)
+    assert vespa_server.requests[-1].params["ranking"] == profile
+
+
+def test_filtered_nearest_neighbours_are_the_exact_ones(fed: Path):
+    """A filter keeping a few % of the news must not make the HNSW search stop short of them."""
+    import numpy as np
+
+    backend = LocalBackend(fed)
+    found = total = 0
+    for user in list(backend.docs["user"].values())[:60]:
+        query = np.asarray(user["recall_embedding"]["values"], dtype=np.float32)
+        for category in ("sports", "weather", "finance"):
+            allowed = backend._allowed({"category": category}, user["has_read_items"])
+            rows = np.flatnonzero(allowed)
+            exact = rows[np.argsort(((backend._vectors[rows] - query) ** 2).sum(1), kind="stable")[:10]]
+            found += len(set(exact) & set(backend.nearest(query, 10, allowed)[0]))
+            total += len(exact)
+    assert found / total >= 0.99

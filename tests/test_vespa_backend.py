@@ -442,6 +442,73 @@ def test_the_server_refuses_what_vespa_would_refuse(vespa):
     assert vespa.documents == {}
 
 
+def test_search_sorted_by_date_sends_order_by(vespa):
+    backend = make_backend(vespa)
+    documents = news_docs(6)
+    for i, document in enumerate(documents):
+        document["fields"]["date"] = 20191110 + i % 3
+    feed(backend, documents, "news")
+    vespa.app.requests.clear()
+    hits = backend.search(None, hits=4, sort="date", filters={"category": "sports"})
+    (request,) = vespa.requests
+    assert request.body["yql"] == ('select * from news where true and category contains "sports" '
+                                   "order by date desc, news_id asc")
+    assert "query" not in request.body
+    expected = sorted((d["fields"] for d in documents if d["fields"]["category"] == "sports"),
+                      key=lambda f: (-f["date"], f["news_id"]))
+    assert [h.news_id for h in hits] == [f["news_id"] for f in expected][:4]
+
+
+def test_group_counts_read_vespa_grouping_result(vespa, fed):
+    counts = fed.group_counts("category", "hawks")
+    (request,) = vespa.requests
+    assert request.body == {"yql": "select * from news where userInput(@query) | all(group(category) max(50) "
+                                   "order(-count()) each(output(count())))", "hits": 0, "ranking": "bm25",
+                            "query": "hawks"}
+    hawks = [d["fields"]["category"] for d in news_docs(30) if "hawks" in d["fields"]["title"]]
+    assert dict(counts) == {c: hawks.count(c) for c in set(hawks)}
+    assert [c for _, c in counts] == sorted((c for _, c in counts), reverse=True)
+
+
+def test_grouping_response_has_vespa_shape(vespa, fed):
+    from vespa.application import Vespa
+
+    body = {"yql": "select * from news where true | all(group(category) max(2) order(-count()) "
+                   "each(output(count())))", "hits": 0, "ranking": "bm25"}
+    root = Vespa(vespa.url).query(body=body).json["root"]
+    (group_root,) = root["children"]
+    (group_list,) = group_root["children"]
+    assert (group_root["id"], group_list["id"], group_list["label"]) == ("group:root:0", "grouplist:category",
+                                                                         "category")
+    assert [g["fields"]["count()"] for g in group_list["children"]] == [10, 10]
+    assert group_list["children"][0]["id"] == f"group:string:{group_list['children'][0]['value']}"
+    assert root["fields"]["totalCount"] == 30
+
+
+def test_popular_and_the_category_ctr_profile(vespa, fed):
+    hits = fed.popular(3)
+    assert vespa.requests[-1].body == {"yql": "select * from news where true", "hits": 3, "ranking": "popularity"}
+    assert [h.relevance for h in hits] == pytest.approx([60, 60, 60])  # 100 x 6 clicks / 10 impressions
+    hits = fed.recommend("U1", hits=5, ranking="recommendation_with_global_category_ctr")
+    assert vespa.requests[-1].params["ranking"] == "recommendation_with_global_category_ctr"
+    assert hits and all(h.fields["category"] == "sports" for h in hits if h.relevance > 0)  # only sports has a CTR
+    with pytest.raises(QueryError, match="unknown recommendation profile"):
+        fed.recommend("U1", ranking="bm25")
+
+
+def test_the_server_refuses_sorting_and_grouping_vespa_would_refuse(vespa):
+    from vespa.application import Vespa
+    from vespa.exceptions import VespaError
+
+    app = Vespa(vespa.url)
+    with pytest.raises(VespaError, match="Cannot sort on field 'title': it is not an attribute"):
+        app.query(body={"yql": "select * from news where true order by title desc"})
+    with pytest.raises(VespaError, match="Cannot group on field 'abstract'"):
+        app.query(body={"yql": "select * from news where true | all(group(abstract) each(output(count())))"})
+    with pytest.raises(VespaError, match="Could not parse grouping"):
+        app.query(body={"yql": "select * from news where true | all(group(category) each(output(sum(clicks))))"})
+
+
 # ----------------------------------------------------------------------------- vespa feed (Go CLI) format
 
 def test_write_jsonl_is_vespa_feed_format(tmp_path):

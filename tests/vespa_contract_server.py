@@ -51,6 +51,10 @@ _QUERY_INPUT = re.compile(r"^(?:input|ranking\.features|rankfeature)\.query\((\w
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FIELD_LINE = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
 _SUMMARY = re.compile(r"field\s+(\w+)\s+type\s+[^{]+\{\s*indexing:([^\n]*)")
+_ORDER_BY = re.compile(r"^(.*?)\s+order\s+by\s+(\w+(?:\s+(?:asc|desc))?(?:\s*,\s*\w+(?:\s+(?:asc|desc))?)*)$",
+                       re.IGNORECASE | re.DOTALL)
+_GROUPING = re.compile(r"^all\(\s*group\((\w+)\)\s*(?:max\((\d+)\)\s*)?(order\(-count\(\)\)\s*)?"
+                       r"each\(\s*output\(\s*count\(\)\s*\)\s*\)\s*\)$")
 NN_PROFILES = ("recall", "recommendation", "recommendation_with_global_category_ctr")
 MATCH_FEATURES = {
     "recall": ("closeness(field,embedding)", "distance(field,embedding)"),
@@ -97,6 +101,8 @@ class _Parsed:
     nearest: tuple[int, str, str] | None = None  # (targetHits, field, query tensor name)
     text_param: str | None = None
     filters: list = field(default_factory=list)  # predicates on a document's fields
+    order: list = field(default_factory=list)  # [(attribute, descending)] from `order by`
+    grouping: tuple[str, int, bool] | None = None  # (attribute, max groups or 0, ordered by -count())
 
 
 # ----------------------------------------------------------------------------- documents
@@ -192,17 +198,46 @@ def features(profile: str, fields: dict, inputs: dict, terms: list[str], categor
 
 # ----------------------------------------------------------------------------- YQL
 
-def parse_yql(yql: str, schema: Schema) -> _Parsed:
-    """The YQL shapes newsrec sends: clauses joined by `and`; anything else is a 400."""
-    match = _SELECT.match(yql)
+def parse_yql(yql: str, schema: Schema, attributes: set | None = None) -> _Parsed:
+    """The YQL shapes newsrec sends: clauses joined by `and`, an optional `order by` on attributes and an
+    optional grouping `| all(group(f) max(n) order(-count()) each(output(count())))`; anything else is a 400."""
+    selection, _, grouping = yql.partition("|")
+    match = _SELECT.match(selection)
     if not match:
         raise ApiError(400, f"Could not instantiate query from YQL: cannot parse {yql!r}")
     if match.group(1) != schema.name:
         raise ApiError(400, f"Unknown source {match.group(1)!r} (the contract server serves {schema.name!r})")
     parsed = _Parsed()
-    for clause in re.split(r"\s+and\s+", match.group(2)):
+    where = match.group(2)
+    if order := _ORDER_BY.match(where):
+        where = order.group(1)
+        parsed.order = [_order_item(item, schema, attributes) for item in order.group(2).split(",")]
+    for clause in re.split(r"\s+and\s+", where):
         _parse_clause(clause.strip(), schema, parsed)
+    if grouping.strip():
+        parsed.grouping = _grouping(grouping.strip(), schema, attributes)
     return parsed
+
+
+def _order_item(item: str, schema: Schema, attributes: set | None) -> tuple[str, bool]:
+    name, *direction = item.split()
+    _require_attribute(schema, name, attributes, "sort on")
+    return name, bool(direction) and direction[0].lower() == "desc"
+
+
+def _grouping(text: str, schema: Schema, attributes: set | None) -> tuple[str, int, bool]:
+    match = _GROUPING.match(text)
+    if not match:
+        raise ApiError(400, f"Could not parse grouping {text!r} (the contract server knows "
+                            "all(group(f) max(n) order(-count()) each(output(count()))))")
+    _require_attribute(schema, match.group(1), attributes, "group on")
+    return match.group(1), int(match.group(2) or 0), bool(match.group(3))
+
+
+def _require_attribute(schema: Schema, name: str, attributes: set | None, what: str) -> None:
+    _field_type(schema, name)
+    if attributes is not None and name not in attributes:
+        raise ApiError(400, f"Cannot {what} field '{name}': it is not an attribute")
 
 
 def _parse_clause(clause: str, schema: Schema, parsed: _Parsed) -> None:
@@ -277,6 +312,7 @@ class VespaContractApp:
     def __init__(self, schema_dir: str | Path = SCHEMA_DIR, hold_s: float = 3.0, token: str | None = None):
         self.schemas = _with_full_types(load_schemas(schema_dir), Path(schema_dir))
         self.summary_fields = _summary_fields(Path(schema_dir) / "news.sd")
+        self.attributes = _attribute_fields(Path(schema_dir) / "news.sd")
         self.hold_s = hold_s
         self.token = token
         self.documents: dict[str, dict] = {}  # full id -> fields
@@ -435,7 +471,7 @@ class VespaContractApp:
         profile = params.get("ranking", params.get("ranking.profile", "default"))
         inputs = {m.group(1): query_tensor(m.group(1), v) for k, v in params.items() if (m := _QUERY_INPUT.match(k))}
         schema = self.schemas["news"]
-        parsed = parse_yql(params["yql"], schema) if params.get("yql") else None
+        parsed = parse_yql(params["yql"], schema, self.attributes) if params.get("yql") else None
         if "user_id" in params:
             profile, parsed = self._user_profile(params, profile, parsed, inputs, hits + offset)
         if parsed is None:
@@ -444,8 +480,11 @@ class VespaContractApp:
         if parsed.text_param and parsed.text_param not in params:
             raise ApiError(400, f"userInput(@{parsed.text_param}): parameter '{parsed.text_param}' is not given")
         terms = re.findall(r"\w+", str(params.get(parsed.text_param, "")).lower()) if parsed.text_param else []
-        ranked = self._rank(profile, parsed, inputs, terms)
-        return _result(ranked, hits, offset, profile, self.summary_fields)
+        ranked = _sorted(self._rank(profile, parsed, inputs, terms), parsed.order)
+        result = _result(ranked, hits, offset, profile, self.summary_fields)
+        if parsed.grouping:
+            result["root"]["children"].append(_group_root(ranked, *parsed.grouping))
+        return result
 
     def _check_inputs(self, schema: Schema, profile: str, inputs: dict, parsed: _Parsed) -> None:
         try:
@@ -527,6 +566,29 @@ def _result(ranked: list, hits: int, offset: int, profile: str, summary_fields: 
                      "coverage": {"coverage": 100, "documents": len(ranked), "full": True, "nodes": 1,
                                   "results": 1, "resultsFull": 1},
                      "children": children}}
+
+
+def _sorted(ranked: list, order: list[tuple[str, bool]]) -> list:
+    """`order by a desc, b asc`: a stable sort per key, least significant first."""
+    for name, descending in reversed(order):
+        ranked = sorted(ranked, key=lambda r: r[2].get(name), reverse=descending)
+    return ranked
+
+
+def _group_root(ranked: list, name: str, max_groups: int, by_count: bool) -> dict:
+    """Vespa's grouping result: group:root:0 -> grouplist:<name> -> group:<type>:<value> with fields.count()."""
+    counts = Counter(fields.get(name) for _, _, fields, _ in ranked)
+    values = sorted(counts, key=lambda v: (-counts[v], str(v))) if by_count else sorted(counts, key=str)
+    kept = values[:max_groups] if max_groups else values
+    groups = [{"id": f"group:{'string' if isinstance(v, str) else 'long'}:{v}",
+               "relevance": (len(kept) - i) / len(kept), "value": str(v), "fields": {"count()": counts[v]}}
+              for i, v in enumerate(kept)]
+    group_list = {"id": f"grouplist:{name}", "relevance": 1.0, "label": name, "children": groups}
+    return {"id": "group:root:0", "relevance": 1.0, "continuation": {"this": ""}, "children": [group_list]}
+
+
+def _attribute_fields(path: Path) -> set:
+    return {m.group(1) for m in _SUMMARY.finditer(path.read_text(encoding="utf-8")) if "attribute" in m.group(2)}
 
 
 def _fields_of(body, doc_id: str) -> dict:
