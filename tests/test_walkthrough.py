@@ -61,9 +61,16 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_a_changed_output_is_detected(tmp_path: Path):
     good = write(tmp_path, "```console\n$ echo 'AUC 0.6164 in 3.2s'\nAUC 0.6164 in 12s\n```\n")
     assert walkthrough.run(good).differences() == []  # durations are normalized
-    stale = write(tmp_path, "```console\n$ echo 'AUC 0.6164 in 3.2s'\nAUC 0.6165 in 3.2s\n```\n")
+    stale = write(tmp_path, "```console\n$ echo 'AUC 0.6164 in 3.2s'\nAUC 0.6264 in 3.2s\n```\n")
     (difference,) = walkthrough.run(stale).differences()
-    assert "line 2: echo" in difference and "AUC 0.6165" in difference and "AUC 0.6164" in difference
+    assert "line 2: echo" in difference and "AUC 0.6264" in difference and "AUC 0.6164" in difference
+
+
+def test_float_noise_passes_but_text_integers_and_order_do_not():
+    assert walkthrough.same_output("AUC 0.6164, 12 users", "AUC 0.6165, 12 users")
+    assert not walkthrough.same_output("AUC 0.6164, 12 users", "AUC 0.6164, 13 users")
+    assert not walkthrough.same_output("1. N1 0.51\n2. N2 0.50", "1. N2 0.50\n2. N1 0.51")
+    assert not walkthrough.same_output("AUC 0.6164", "MRR 0.6164")
 
 
 def test_update_writes_the_real_output(tmp_path: Path):
