@@ -32,7 +32,7 @@ def test_every_command_and_request_gives_what_the_document_shows(document_run: w
 
 def test_the_walkthrough_runs_in_a_few_minutes(document_run: walkthrough.Run):
     print(f"walkthrough: {len(document_run.steps)} steps in {document_run.seconds:.0f}s")
-    assert document_run.seconds < 300
+    assert document_run.seconds < 900  # ~2 min on 2 idle cores; only a blow-up fails
 
 
 def test_figures_quoted_in_the_prose_come_from_the_outputs():
