@@ -84,7 +84,7 @@ def render(data: dict) -> str:
     modes = data["modes"]
     base = next(v for k, v in modes.items() if "batch 16" in k and "cached" in k)["impressions_per_s"]
     rows = [[label, f"{m['impressions_per_s']:,.1f}", f"{m['news_per_batch']:,.0f}", f"{m['steps']}",
-             f"{m['impressions_per_s'] / base:.3g}×"] for label, m in modes.items()]
+             _relative(m["impressions_per_s"] / base)] for label, m in modes.items()]
     return f"""## Training throughput: cached LM vectors vs fine-tuning
 
 `python3 bench/run.py training`
@@ -99,6 +99,10 @@ against cached vectors at the same batch size.
 Fine-tuning runs the 6-layer LM over every distinct news item of each batch (title and abstract, 64
 token slots each), so its cost follows the distinct news per batch, not the impressions: that is why
 newsrec trains on cached vectors by default and offers `--finetune-layers` for a GPU."""
+
+
+def _relative(value: float) -> str:
+    return f"{value:.2f}×" if value >= 0.1 else f"1/{1 / value:,.0f}"
 
 
 if __name__ == "__main__":
