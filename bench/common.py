@@ -117,8 +117,7 @@ def plot(name: str, title: str, xlabel: str, ylabel: str, series: dict[str, tupl
         if loglog and len(xs) > 1:  # linear growth from the first point, for the eye
             axes.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle=":", color="grey", linewidth=1)
     if loglog:
-        axes.set_xscale("log")
-        axes.set_yscale("log")
+        _log_axes(axes, sorted({x for xs, _ in series.values() for x in xs}))
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
@@ -130,6 +129,27 @@ def plot(name: str, title: str, xlabel: str, ylabel: str, series: dict[str, tupl
     figure.savefig(path)
     plt.close(figure)
     return str(path.relative_to(ROOT))
+
+
+def _log_axes(axes, xs: list) -> None:
+    """Log-log axes labelled in plain numbers: x ticks at the measured sizes (1k, 1M), y at 1-2-5 steps."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.xaxis.set_major_locator(FixedLocator(xs))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _compact(value: float) -> str:
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
 
 
 def growth_exponent(xs: list[float], ys: list[float]) -> float:
@@ -144,7 +164,7 @@ def growth_exponent(xs: list[float], ys: list[float]) -> float:
 def growth_verdict(exponent: float) -> str:
     if exponent != exponent:
         return "n/a"
-    return "linear" if exponent < 1.2 else f"**worse than linear (×{exponent:.2f} in log-log)**"
+    return "linearly" if exponent < 1.2 else f"**faster than linearly (log-log slope {exponent:.2f})**"
 
 
 def tiny_setup() -> tuple[Path, Path]:

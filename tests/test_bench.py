@@ -51,8 +51,8 @@ def test_per_article_loop_gives_the_batched_vectors():
 
 
 def test_growth_verdict_flags_worse_than_linear():
-    assert growth_verdict(growth_exponent([1e3, 1e4, 1e5], [1.0, 10.0, 100.0])) == "linear"
-    assert "worse than linear" in growth_verdict(growth_exponent([1e3, 1e4], [1.0, 100.0]))
+    assert growth_verdict(growth_exponent([1e3, 1e4, 1e5], [1.0, 10.0, 100.0])) == "linearly"
+    assert "faster than linearly" in growth_verdict(growth_exponent([1e3, 1e4], [1.0, 100.0]))
 
 
 def test_document_renders_saved_rows_and_names_missing_ones(tmp_path):
