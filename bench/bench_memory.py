@@ -19,33 +19,33 @@ from common import OUT, child_peak, growth_exponent, growth_verdict, machine, pl
 from pipeline.demo_data import config_for, generate
 
 READ = r"""
-import json, resource, sys, time
+import json, sys, time
 from pipeline.mind import read_mind
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 started = time.perf_counter()
 d = read_mind(sys.argv[1])
 print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "news": len(d.news), "users": len(d.users),
                   "impressions": sum(b.num_impressions for b in d.splits.values()),
                   "candidates": sum(len(b.candidates) for b in d.splits.values()),
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_kib": hwm()}))
 """
 PANDAS = r"""
-import json, resource, sys, time
+import json, sys, time
 import pandas as pd
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 started = time.perf_counter()
 frames = [pd.read_csv(f"{sys.argv[1]}/{s}/behaviors.tsv", sep="\t", header=None, quoting=3,
                       names=["id", "user", "time", "history", "impressions"]) for s in ("train", "dev")]
 print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started,
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_kib": hwm()}))
 """
 EMBED = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from feed.feeding import embed_corpus
 from pipeline.mind import read_mind
 from pipeline.text_encoder import TextEncoderConfig, cache_path
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 d = read_mind(sys.argv[1])
 cache = cache_path(sys.argv[3], TextEncoderConfig(), d.news.title, d.news.abstract)
 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -53,18 +53,18 @@ np.save(cache, np.random.default_rng(0).normal(size=(len(d.news), 2, 384)).astyp
 started = time.perf_counter()
 corpus = embed_corpus(d, sys.argv[2], "cpu", sys.argv[3])
 print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "users": int(len(corpus.user_ranking)),
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_kib": hwm()}))
 """
 LM = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 from pipeline.demo_data import config_for, generated_news_texts
 from pipeline.text_encoder import TextEncoderConfig, news_text_vectors
 titles, abstracts = generated_news_texts(config_for("small", 0))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 started = time.perf_counter()
 news_text_vectors(titles[:4000], abstracts[:4000], TextEncoderConfig(), torch.device("cpu"))
-print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "peak_kib": hwm()}))
 """
 
 

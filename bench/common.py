@@ -79,16 +79,24 @@ def _lines(path: str) -> list[str]:
         return []
 
 
+HWM = """
+def hwm():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+"""
+
+
 def child_peak(code: str, *args: str) -> dict:
-    """Run `code` in a fresh Python (so the peak is its own); its last output line is a JSON object with
-    `peak_kib` (resource.getrusage(RUSAGE_SELF).ru_maxrss at the end) and `base_kib` (the same after its
-    imports). Returns it with `peak_mib` and `added_mib` (the peak above the imports) instead."""
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+    """Run `code` in a fresh Python; its last output line is a JSON object with `peak_kib` (`hwm()` at the
+    end) and `base_kib` (`hwm()` after its imports). Returns it with `peak_mib` and `added_mib` (the peak
+    above the imports) instead. `hwm()` reads VmHWM, which restarts at exec; ru_maxrss would not: a
+    child inherits its parent's maximum at fork."""
+    result = subprocess.run([sys.executable, "-c", HWM + code, *args], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    data["peak_mib"] = data.pop("peak_kib") / 1024  # ru_maxrss is in KiB on Linux
+    data["peak_mib"] = data.pop("peak_kib") / 1024
     data["added_mib"] = data["peak_mib"] - data.pop("base_kib") / 1024
     return data
 
