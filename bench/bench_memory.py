@@ -31,16 +31,22 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "n
                   "peak_kib": hwm()}))
 """
 PANDAS = r"""
-import json, sys, time
+import json, resource, sys, time
 import pandas as pd
+limit = int(sys.argv[2]) * 2**30  # address space cap, so the baseline fails cleanly instead of the OOM killer
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 base = hwm()
 started = time.perf_counter()
-frames = [pd.read_csv(f"{sys.argv[1]}/{s}/behaviors.tsv", sep="\t", header=None, quoting=3,
-                      names=["id", "user", "time", "history", "impressions"]) for s in ("train", "dev")]
-for frame in frames:  # what the tutorial's scripts do next: Python lists of ids and (id, label) pairs
-    frame["history"] = frame["history"].fillna("").str.split()
-    frame["impressions"] = [[tuple(token.split("-")) for token in row.split()] for row in frame["impressions"]]
-print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started,
+try:
+    frames = [pd.read_csv(f"{sys.argv[1]}/{s}/behaviors.tsv", sep="\t", header=None, quoting=3,
+                          names=["id", "user", "time", "history", "impressions"]) for s in ("train", "dev")]
+    for frame in frames:  # what the tutorial's scripts do next: Python lists of ids and (id, label) pairs
+        frame["history"] = frame["history"].fillna("").str.split()
+        frame["impressions"] = [[tuple(token.split("-")) for token in row.split()] for row in frame["impressions"]]
+    failed = None
+except MemoryError:
+    frames, failed = None, f"MemoryError at the {sys.argv[2]} GiB cap"
+print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "failed": failed,
                   "peak_kib": hwm()}))
 """
 EMBED = r"""
@@ -72,6 +78,9 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "p
 """
 
 
+PANDAS_CAP_GIB = 16
+
+
 def dataset(size: str):
     mind = OUT / size / "mind"
     if not (mind / "dev" / "behaviors.tsv").is_file():
@@ -85,7 +94,7 @@ def run(quick: bool) -> dict:
     scales = {}
     for size in sizes:
         mind = dataset(size)
-        scales[size] = {"read": child_peak(READ, str(mind)), "pandas": child_peak(PANDAS, str(mind)),
+        scales[size] = {"read": child_peak(READ, str(mind)), "pandas": child_peak(PANDAS, str(mind), str(PANDAS_CAP_GIB)),
                         "embed": child_peak(EMBED, str(mind), str(model), str(OUT / size / "stub-cache"))}
         print(size, scales[size], flush=True)
     return {"machine": machine(), "scales": scales, "lm": None if quick else child_peak(LM)}
@@ -97,7 +106,7 @@ def render(data: dict) -> str:
         read, pandas, embed = s["read"], s["pandas"], s["embed"]
         rows.append([size, f"{read['news']:,} / {read['users']:,}", f"{read['impressions']:,}",
                      f"{read['candidates'] / 1e6:.1f} M", f"{read['seconds']:.1f} s", f"{read['added_mib']:,.0f} MiB",
-                     f"{pandas['seconds']:.1f} s, {pandas['added_mib']:,.0f} MiB",
+                     _pandas_cell(pandas),
                      f"{embed['seconds']:.1f} s", f"{embed['added_mib']:,.0f} MiB"])
     impressions = [s["read"]["impressions"] for s in data["scales"].values()]
     read_s = [s["read"]["seconds"] for s in data["scales"].values()]
@@ -129,6 +138,12 @@ Reading time grows {growth_verdict(growth_exponent(impressions, read_s))} and em
 largest sizes). {lm_line}
 
 ![reading and embedding time vs data size]({path})"""
+
+
+def _pandas_cell(pandas: dict) -> str:
+    if pandas.get("failed"):
+        return f"did not finish: {pandas['failed']} after {pandas['seconds']:.0f} s"
+    return f"{pandas['seconds']:.1f} s, {pandas['added_mib']:,.0f} MiB"
 
 
 if __name__ == "__main__":
