@@ -156,7 +156,7 @@ def _log_axes(axes, xs: list) -> None:
 def _compact(value: float) -> str:
     for size, suffix in ((1e6, "M"), (1e3, "k")):
         if value >= size:
-            return f"{value / size:g}{suffix}"
+            return f"{value / size:.3g}{suffix}"
     return f"{value:g}"
 
 
