@@ -11,6 +11,7 @@ norms, which is what makes the transform matter.
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import torch
@@ -60,13 +61,9 @@ def vectors_at(size: int, queries: int) -> tuple[np.ndarray, np.ndarray, str]:
             f"the model's {len(news):,} news vectors + jittered resamples (σ = 5% of each dimension's spread)")
 
 
-_MODEL_VECTORS: dict = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _model_vectors_cached(queries: int) -> tuple[np.ndarray, np.ndarray]:
-    if queries not in _MODEL_VECTORS:
-        _MODEL_VECTORS[queries] = model_vectors(str(SMALL_MODEL), str(SMALL_MIND), queries)
-    return _MODEL_VECTORS[queries]
+    return model_vectors(str(SMALL_MODEL), str(SMALL_MIND), queries)
 
 
 def variants(news: np.ndarray) -> dict[str, np.ndarray]:

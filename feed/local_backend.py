@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from feed.backend import BackendError, FeedReport, Hit
-from feed.queries import FILTER_FIELDS, RECOMMEND_PROFILES, SORT_FIELDS, QueryError
+from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_profile, require_sort
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 from feed.state import write_state
 
@@ -166,8 +166,7 @@ class LocalBackend:
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                   ranking: str = "recommendation") -> list[Hit]:
-        if ranking not in RECOMMEND_PROFILES:
-            raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(RECOMMEND_PROFILES)}")
+        require_profile(ranking)
         self._require_news()
         user = self.docs["user"].get(user_id)
         if user is None or "recall_embedding" not in user:
@@ -235,8 +234,7 @@ class LocalBackend:
                      filters: dict[str, str] | None = None) -> list[tuple[str, int]]:
         """(value, matches) per value of `field`, most matches first (ties by value), like
         `all(group(field) order(-count()) each(output(count())))`."""
-        if field not in FILTER_FIELDS:
-            raise QueryError(f"cannot group by {field!r}; groupable fields: {', '.join(FILTER_FIELDS)}")
+        require_group_field(field)
         self._require_news()
         _, matched = self._match(text, filters)
         counts: dict[str, int] = {}
@@ -257,8 +255,7 @@ class LocalBackend:
         return text_score, (text_score > 0) & allowed
 
     def _sorted_rows(self, rows: np.ndarray, sort: str) -> list[int]:
-        if sort not in SORT_FIELDS:
-            raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(SORT_FIELDS)}")
+        require_sort(sort)
         return sorted(rows.tolist(), key=lambda row: (-self._news_fields[row][sort], self._news_order[row]))
 
     def ranking_scores(self, ranking_vector, news_ids: list[str]) -> list[float]:

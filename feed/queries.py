@@ -51,6 +51,24 @@ SORT_FIELDS = ("date",)  # int attribute (yyyymmdd); newest first
 RECOMMEND_PROFILES = ("recommendation", "recommendation_with_global_category_ctr")
 
 
+def require_sort(sort: str) -> str:
+    if sort not in SORT_FIELDS:
+        raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(SORT_FIELDS)}")
+    return sort
+
+
+def require_group_field(field: str) -> str:
+    if field not in FILTER_FIELDS:
+        raise QueryError(f"cannot group by {field!r}; groupable fields: {', '.join(FILTER_FIELDS)}")
+    return field
+
+
+def require_profile(ranking: str) -> str:
+    if ranking not in RECOMMEND_PROFILES:
+        raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(RECOMMEND_PROFILES)}")
+    return ranking
+
+
 def where_clause(text: str | None, filters: dict[str, str] | None) -> str:
     """`userInput(@query)` when there is text, else `true` (every news item), AND-ed with the filters."""
     return f"{'userInput(@query)' if text else 'true'}{filter_clause(filters or {})}"
@@ -60,9 +78,7 @@ def order_clause(sort: str | None) -> str:
     """` order by date desc, news_id asc` (news id breaks ties between news of the same day)."""
     if sort is None:
         return ""
-    if sort not in SORT_FIELDS:
-        raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(SORT_FIELDS)}")
-    return f" order by {sort} desc, news_id asc"
+    return f" order by {require_sort(sort)} desc, news_id asc"
 
 
 def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float] | None = None,
@@ -82,8 +98,7 @@ def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float
 def group_body(field: str, text: str | None = None, filters: dict[str, str] | None = None,
                max_groups: int = 50) -> dict:
     """Matches per value of `field`, most first: a grouping request with no hits."""
-    if field not in FILTER_FIELDS:
-        raise QueryError(f"cannot group by {field!r}; groupable fields: {', '.join(FILTER_FIELDS)}")
+    require_group_field(field)
     grouping = f"all(group({field}) max({int(max_groups)}) order(-count()) each(output(count())))"
     body = {"yql": f"select * from news where {where_clause(text, filters)} | {grouping}", "hits": 0,
             "ranking": "bm25"}
@@ -101,8 +116,7 @@ def popularity_body(hits: int = 10, filters: dict[str, str] | None = None) -> di
 def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                         fallback: str = "error", ranking: str = "recommendation") -> dict:
     """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`."""
-    if ranking not in RECOMMEND_PROFILES:
-        raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(RECOMMEND_PROFILES)}")
+    require_profile(ranking)
     params = {"user_id": safe_value("user id", user_id), "hits": int(hits), "user_fallback": fallback}
     if ranking != "recommendation":
         params["ranking"] = ranking
