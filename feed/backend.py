@@ -71,3 +71,6 @@ class Backend(Protocol):
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r for the given news (the `ranking_score` of the rank profiles), in the order given."""
+
+    def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
+        """Ids of the k news nearest to a transformed query vector (the `recall` profile's retrieval)."""

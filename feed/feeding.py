@@ -16,16 +16,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
 from feed.backend import FeedReport
 from feed.documents import category_ctr_document, news_document, user_document
 from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
-from pipeline.features import model_news_features, user_rows
-from pipeline.inference import encode_all_news, encode_users
+from pipeline.encoding import EncodedDataset, encode_dataset
 from pipeline.mind import MindDataset
-from pipeline.models.registry import load_checkpoint
-from pipeline.text_encoder import TextEncoderConfig, pick_device
 from pipeline.transforms import EuclideanTransform
 
 
@@ -44,34 +40,27 @@ class Corpus:
 
 
 def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str = "auto",
-                 cache_dir: str | Path | None = None, progress: bool = False) -> Corpus:
-    device = pick_device(device_name)
-    model, vocab, saved = load_checkpoint(model_dir)
-    model.to(device)
+                 progress: bool = False) -> Corpus:
+    """Every news item and user of `dataset` embedded by the checkpoint in `model_dir`; Φ fitted to the news."""
+    encoded = encode_dataset(model_dir, dataset, device_name, progress=progress)
     started = time.perf_counter()
-    finetune_layers = model.config.news.finetune_layers if hasattr(model.config, "news") else 0
-    features = model_news_features(dataset.news, vocab, TextEncoderConfig(**saved["text"]), finetune_layers, device,
-                                   cache_dir, progress)
-    news_matrix = encode_all_news(model, features, device)
-    news_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    ranking, recall, history = _embed_users(dataset, model, vocab, news_matrix, saved["max_history"], device)
+    ranking, recall, history = _embed_users(encoded)
     user_seconds = time.perf_counter() - started
-    news_vectors = news_matrix.cpu().numpy()
+    news_vectors = encoded.news_matrix.cpu().numpy()
     clicks, impressions = _train_counts(dataset)
     return Corpus(dataset, news_vectors, ranking, recall, history, clicks, impressions, _first_seen(dataset),
-                  EuclideanTransform.fit(news_vectors), {"news": news_seconds, "users": user_seconds})
+                  EuclideanTransform.fit(news_vectors), {"news": encoded.seconds, "users": user_seconds})
 
 
-def _embed_users(dataset: MindDataset, model, vocab, news_matrix: torch.Tensor, max_history: int,
-                 device: torch.device):
+def _embed_users(encoded: EncodedDataset) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Each user's vectors from the history of their latest impression over all splits."""
+    dataset = encoded.dataset
     latest = {}  # user -> (split, impression) of their latest impression
     for name, behaviors in dataset.splits.items():
         order = np.argsort(behaviors.time, kind="stable")
         for impression in order:  # later impressions overwrite earlier ones
             latest[int(behaviors.user_index[impression])] = (name, int(impression))
-    ranking = np.zeros((len(dataset.users), news_matrix.shape[1]), dtype=np.float32)
+    ranking = np.zeros((len(dataset.users), encoded.news_matrix.shape[1]), dtype=np.float32)
     recall = np.zeros_like(ranking)
     history: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * len(dataset.users)
     for name, behaviors in dataset.splits.items():
@@ -79,9 +68,8 @@ def _embed_users(dataset: MindDataset, model, vocab, news_matrix: torch.Tensor, 
         if len(users) == 0:
             continue
         impressions = np.array([latest[u][1] for u in users], dtype=np.int64)
-        user_ranking, user_recall = encode_users(model, news_matrix, behaviors, impressions,
-                                                 user_rows(dataset, behaviors, vocab), max_history, device)
-        ranking[users], recall[users] = user_ranking.cpu().numpy(), user_recall.cpu().numpy()
+        vectors = encoded.users(behaviors, impressions)
+        ranking[users], recall[users] = vectors.ranking.cpu().numpy(), vectors.recall.cpu().numpy()
         for user, impression in zip(users, impressions):
             history[user] = behaviors.history_of(impression)
     return ranking, recall, history

@@ -34,17 +34,21 @@ def filter_clause(filters: dict[str, str]) -> str:
     return "".join(f" and {c}" for c in clauses)
 
 
-def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[float], hits: int = 10,
-                   filters: dict[str, str] | None = None, exclude: Sequence[str] = ()) -> dict:
-    """nearestNeighbor over news with the user's recall vector, ranked by `recommendation`."""
+def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[float] | None = None, hits: int = 10,
+                   filters: dict[str, str] | None = None, exclude: Sequence[str] = (),
+                   ranking: str = "recommendation") -> dict:
+    """nearestNeighbor over news with the user's recall vector, ranked by `ranking` (`recommendation`:
+    re-ranked by the ranking vector; `recall`: by closeness alone, no ranking vector needed)."""
     exclusion = "".join(f' and !(news_id contains "{safe_value("news id", n)}")' for n in exclude)
     explore = EXPLORE_ADDITIONAL_FACTOR * int(hits)  # recall@100 >= 0.99 on MIPS-transformed vectors
     yql = (f"select * from news where {{targetHits: {int(hits)}, hnsw.exploreAdditionalHits: {explore}}}"
            f"nearestNeighbor(embedding, user_recall)"
            f"{filter_clause(filters or {})}{exclusion}")
-    return {"yql": yql, "hits": int(hits), "ranking": "recommendation",
-            "input.query(user_recall)": [float(v) for v in recall_vector],
-            "input.query(user_ranking)": [float(v) for v in ranking_vector]}
+    body = {"yql": yql, "hits": int(hits), "ranking": ranking,
+            "input.query(user_recall)": [float(v) for v in recall_vector]}
+    if ranking_vector is not None:
+        body["input.query(user_ranking)"] = [float(v) for v in ranking_vector]
+    return body
 
 
 SORT_FIELDS = ("date",)  # int attribute (yyyymmdd); newest first

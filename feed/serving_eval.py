@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.evaluation import score_split
+from pipeline.models.contract import ModelConfigError
 from pipeline.inference import top_k_inner_product
 from pipeline.metrics import RankingMetrics, ranking_metrics
 from pipeline.mind import MindDataset
@@ -23,13 +24,16 @@ class ServingEvaluation:
     offline: RankingMetrics
     served: RankingMetrics
     max_score_difference: float
-    ann_recall_at_100: float | None  # HNSW top-100 vs exact MIPS over all fed news
+    ann_recall_at_100: float  # the backend's nearest-neighbour top-100 vs exact MIPS over all fed news
     ann_queries: int
 
 
 def evaluate_serving(model_dir, dataset: MindDataset, backend, split: str = "dev", device_name: str = "auto",
-                     cache_dir=None, ann_queries: int = 1000, seed: int = 0) -> ServingEvaluation:
-    _, scored = score_split(model_dir, dataset, split, device_name, None, cache_dir)
+                     ann_queries: int = 1000, seed: int = 0) -> ServingEvaluation:
+    """Offline vs served metrics of every candidate of `split`, and the ANN recall@100 of the backend."""
+    kind, scored = score_split(model_dir, dataset, split, device_name)
+    if scored.ranking_users is None:
+        raise ModelConfigError(f"{kind} has no user vector to serve: the serving path ranks with u_ra · r")
     behaviors = dataset.splits[split]
     query = EuclideanTransform(1.0).query(scored.ranking_users.cpu().numpy())  # [u_ra, 0]
     ids = dataset.news.ids
@@ -37,11 +41,11 @@ def evaluate_serving(model_dir, dataset: MindDataset, backend, split: str = "dev
         backend.ranking_scores(query[i].tolist(), [ids[n] for n in behaviors.candidates_of(i).tolist()])
         for i in range(behaviors.num_impressions)]).astype(np.float64)
     offsets = behaviors.candidate_offsets
-    recall = _ann_recall(backend, scored, dataset, ann_queries, seed) if hasattr(backend, "nearest_news") else None
+    recall = _ann_recall(backend, scored, dataset, ann_queries, seed)
     return ServingEvaluation(ranking_metrics(behaviors.labels, scored.scores, offsets),
                              ranking_metrics(behaviors.labels, served, offsets),
                              float(np.abs(served - scored.scores).max(initial=0.0)),
-                             recall, min(ann_queries, behaviors.num_impressions) if recall is not None else 0)
+                             recall, min(ann_queries, behaviors.num_impressions))
 
 
 def _ann_recall(backend, scored, dataset: MindDataset, queries: int, seed: int) -> float:

@@ -32,7 +32,9 @@ from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
 from feed.backend import BackendError, FeedReport, Hit
-from feed.queries import group_body, popularity_body, safe_value, search_body, user_profile_params
+from feed.queries import (group_body, popularity_body, query_inputs, recommend_body, safe_value, search_body,
+                          user_profile_params)
+from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +247,7 @@ class VespaBackend:
         self._cert_path = cert
         self._app = _Vespa(self.url, client_timeout_s=timeout_s, cert=cert, key=key, vespa_cloud_secret_token=token)
         self._session: httpr.Client | None = None
+        self._news_schema = load_schemas()["news"]
 
     @property
     def description(self) -> str:
@@ -340,6 +343,11 @@ class VespaBackend:
         """(value, matches) per value of `field`, most matches first: Vespa grouping."""
         return _group_counts(self._query(group_body(field, text, filters), f"group by {field}"))
 
+    def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
+        """Ids of the k news nearest to a transformed query vector: nearestNeighbor with the `recall` profile."""
+        return [hit.news_id for hit in _hits(self._query(recommend_body(query_vector, None, hits=k, ranking="recall"),
+                                                         "nearest news"))]
+
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r per news id (relevance of personalized_search with no text and weight 1), in the given order."""
         for news_id in news_ids:
@@ -369,6 +377,11 @@ class VespaBackend:
         return tensor_vector(fields["ranking_embedding"])
 
     def _query(self, body: dict, what: str) -> dict:
+        """POST /search/ with `body`, its query inputs first checked against the rank profile in schemas/."""
+        try:
+            check_query_inputs(self._news_schema, body["ranking"], query_inputs(body))
+        except SchemaMismatchError as error:
+            raise BackendError(f"{what}: {error}") from None
         try:
             with self._app.syncio(session=self._client(), num_retries_429=2) as sync:
                 return sync.query(body=body).json

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.demo_data import PROBABILITIES_FILE, read_probabilities
+from pipeline.demo_data import PROBABILITIES_FILE, DemoConfig, generate, read_probabilities
 from pipeline.errors import NewsrecError
-from pipeline.mind import Behaviors, MindDataset
+from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
 from pipeline.metrics import RankingMetrics, ranking_metrics
+from pipeline.mind import Behaviors, MindDataset, read_mind
 
 
 class MissingGroundTruthError(NewsrecError):
@@ -76,3 +77,24 @@ def evaluate_baselines(dataset: MindDataset, split: str = "dev", seed: int = 0) 
         scores = scorer()
         results.append(BaselineResult(name, ranking_metrics(target.labels, scores, target.candidate_offsets), scores))
     return results
+
+
+def write_predictions(results: list[BaselineResult], target: Behaviors, out_dir: str | Path) -> list[Path]:
+    """One leaderboard prediction file per baseline, `<out_dir>/<name>.txt`."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for result in results:
+        path = Path(out_dir) / f"{result.name}.txt"
+        write_leaderboard_file(path, target.impression_ids.tolist(), target.candidate_offsets,
+                               scores_to_ranks(result.scores, target.candidate_offsets))
+        paths.append(path)
+    return paths
+
+
+def generate_with_oracle(out_dir: str | Path, config: DemoConfig) -> tuple[dict, RankingMetrics]:
+    """Generate MIND-format data (`demo_data.generate`), read it back with every check on, and score the
+    planted probabilities on dev: (generation summary, oracle dev metrics)."""
+    summary = generate(out_dir, config)
+    dataset = read_mind(out_dir)
+    dev = dataset.splits["dev"]
+    return summary, ranking_metrics(dev.labels, oracle_scores(dataset, "dev"), dev.candidate_offsets)

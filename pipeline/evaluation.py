@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.features import model_news_features, user_rows
-from pipeline.inference import candidate_scores, encode_all_news, encode_users, top_k_inner_product
+from pipeline.encoding import encode_dataset
+from pipeline.features import clicked_sets
+from pipeline.inference import top_k_inner_product
 from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
 from pipeline.metrics import RankingMetrics, per_impression_metrics, ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset
-from pipeline.models.registry import load_checkpoint
-from pipeline.text_encoder import TextEncoderConfig, pick_device
-from pipeline.training import clicked_sets
 
 RECALL_KS = (100, 200, 500, 1000)
 
@@ -40,27 +38,22 @@ class Scored:
 
     scores: np.ndarray  # (C,) per candidate row of the split
     news_matrix: torch.Tensor  # (N, D)
-    ranking_users: torch.Tensor  # (I, D)
-    recall_users: torch.Tensor  # (I, D)
+    ranking_users: torch.Tensor | None  # (I, D); None for a cross-encoder (no user vector)
+    recall_users: torch.Tensor | None  # (I, D)
 
 
 def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_name: str = "auto",
-                top_p: int | None = None, cache_dir: str | Path | None = None) -> tuple[str, Scored]:
-    model, vocab, saved = load_checkpoint(model_dir)
-    if top_p is not None and hasattr(model, "top_p"):
-        model.top_p = top_p
-    device = pick_device(device_name)
-    model.to(device)
-    finetune_layers = model.config.news.finetune_layers if hasattr(model.config, "news") else 0
-    features = model_news_features(dataset.news, vocab, TextEncoderConfig(**saved["text"]), finetune_layers, device,
-                                   cache_dir)
-    news_matrix = encode_all_news(model, features, device, batch_size=256 if finetune_layers else 4096)
+                top_p: int | None = None) -> tuple[str, Scored]:
+    """(model kind, scores and vectors) of every impression of `split`."""
+    encoded = encode_dataset(model_dir, dataset, device_name, top_p)
     behaviors = dataset.splits[split]
     impressions = np.arange(behaviors.num_impressions)
-    ranking, recall = encode_users(model, news_matrix, behaviors, impressions, user_rows(dataset, behaviors, vocab),
-                                   saved["max_history"], device)
-    scores = candidate_scores(news_matrix, ranking, behaviors, impressions)[0]
-    return saved["kind"], Scored(scores, news_matrix, ranking, recall)
+    if not encoded.checkpoint.model.user_is_cacheable:
+        return encoded.checkpoint.kind, Scored(encoded.candidate_scores(behaviors, impressions),
+                                               encoded.news_matrix, None, None)
+    users = encoded.users(behaviors, impressions)
+    scores = encoded.candidate_scores(behaviors, impressions, users)
+    return encoded.checkpoint.kind, Scored(scores, encoded.news_matrix, users.ranking, users.recall)
 
 
 def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,
@@ -94,9 +87,11 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 
 
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
-                   top_p: int | None = None, cache_dir: str | Path | None = None, name: str | None = None) -> Evaluation:
-    kind, scored = score_split(model_dir, dataset, split, device_name, top_p, cache_dir)
-    pools = recall_pools(dataset, split)
+                   top_p: int | None = None, name: str | None = None) -> Evaluation:
+    """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
+    (no recall for a cross-encoder, which has no recall vector)."""
+    kind, scored = score_split(model_dir, dataset, split, device_name, top_p)
+    pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
     lists = {pool: top_k_inner_product(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows)
              for pool, rows in pools.items()}
     evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists)
@@ -118,10 +113,10 @@ def popularity_evaluation(dataset: MindDataset, split: str = "dev") -> Evaluatio
     return evaluate_scores("popularity", dataset, split, popularity_scores(train, behaviors), lists)
 
 
-def predict(model_dir: str | Path, dataset: MindDataset, split: str, out: str | Path, device_name: str = "auto",
-            cache_dir: str | Path | None = None) -> Path:
+def predict(model_dir: str | Path, dataset: MindDataset, split: str, out: str | Path,
+            device_name: str = "auto") -> Path:
     """Write a leaderboard prediction file (`ImpId [r1,r2,...]`) for every impression of `split`."""
-    _, scored = score_split(model_dir, dataset, split, device_name, None, cache_dir)
+    _, scored = score_split(model_dir, dataset, split, device_name)
     behaviors = dataset.splits[split]
     write_leaderboard_file(out, behaviors.impression_ids.tolist(), behaviors.candidate_offsets,
                            scores_to_ranks(scored.scores, behaviors.candidate_offsets))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.mind import Behaviors, MindDataset, NewsTable
-from pipeline.models.contract import NewsFeatures
+from pipeline.models.contract import Batch, NewsFeatures, NewsInputs
 
 MAX_ENTITIES = 4
 
@@ -71,19 +71,22 @@ def news_tokens(news: NewsTable, tokenizer, max_tokens: int) -> tuple[torch.Tens
     return torch.stack([parts[0][0], parts[1][0]], 1), torch.stack([parts[0][1], parts[1][1]], 1)
 
 
-def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, finetune_layers: int,
+def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, inputs: NewsInputs,
                         device: torch.device, cache_dir=None, progress: bool = False) -> NewsFeatures:
-    """The features a model reads: cached LM vectors (frozen mode) or token ids (fine-tuning mode)."""
+    """The features a model reads (`NewsRecModel.news_inputs`): cached LM vectors and/or token ids."""
     from dataclasses import replace
 
     from pipeline.text_encoder import load_language_model, news_text_vectors
 
-    if not finetune_layers:
-        return news_features(news, vocab, news_text_vectors(news.title, news.abstract, text_config, device,
-                                                             cache_dir, progress))
+    if inputs.text_vectors:
+        text = news_text_vectors(news.title, news.abstract, text_config, device, cache_dir, progress)
+    else:
+        text = np.zeros((len(news), 2, 0), dtype=np.float32)
+    features = news_features(news, vocab, text)
+    if not inputs.tokens:
+        return features
     tokenizer = load_language_model(text_config.model)[0]
     tokens, mask = news_tokens(news, tokenizer, max(text_config.title_tokens, text_config.abstract_tokens))
-    features = news_features(news, vocab, np.zeros((len(news), 2, 0), dtype=np.float32))
     return replace(features, tokens=tokens, token_mask=mask)
 
 
@@ -102,3 +105,24 @@ def history_matrix(behaviors: Behaviors, impressions: np.ndarray, max_history: i
 def user_rows(dataset: MindDataset, behaviors: Behaviors, vocab: Vocabulary) -> np.ndarray:
     """(I,) vocabulary row of each impression's user (0 = unknown)."""
     return vocab.lookup("users", [dataset.users[u] for u in behaviors.user_index])
+
+
+def make_batch(features: NewsFeatures, behaviors: Behaviors, impressions: np.ndarray, candidates: np.ndarray,
+               user_rows: np.ndarray, max_history: int, device: torch.device) -> Batch:
+    """A `Batch` of impressions (B,) with candidate news rows (B, C): the distinct news it touches are
+    gathered once, candidates and histories re-indexed into them; `user_rows` are the impressions' users."""
+    history, mask = history_matrix(behaviors, impressions, max_history)
+    unique, inverse = np.unique(np.concatenate([candidates.ravel(), history[mask]]), return_inverse=True)
+    local_history = np.zeros_like(history)
+    local_history[mask] = inverse[candidates.size:]
+    return Batch(news=features.select(torch.from_numpy(unique)).to(device),
+                 candidates=torch.from_numpy(inverse[:candidates.size].reshape(candidates.shape)).to(device),
+                 history=torch.from_numpy(local_history).to(device), history_mask=torch.from_numpy(mask).to(device),
+                 user_index=torch.from_numpy(user_rows).to(device))
+
+
+def clicked_sets(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, news rows) of the clicked candidates of each impression."""
+    starts, ends = behaviors.candidate_offsets[impressions], behaviors.candidate_offsets[impressions + 1]
+    parts = [behaviors.candidates[s:e][behaviors.labels[s:e] == 1] for s, e in zip(starts, ends)]
+    return np.concatenate([[0], np.cumsum([len(p) for p in parts])]), (np.concatenate(parts) if parts else np.zeros(0))

@@ -1,23 +1,23 @@
 """Batched inference: every news item encoded once, users computed from indices into that matrix.
 
-Device moves happen here, at the batch boundary; models never move data themselves.
+Device moves happen here, at the batch boundary; models never move data themselves. A model whose
+user is not a cacheable vector (a cross-encoder) is scored pair by pair through its `forward`.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from pipeline.features import history_matrix
+from pipeline.device import autocast
+from pipeline.features import history_matrix, make_batch
 from pipeline.mind import Behaviors
-from pipeline.models.contract import NewsFeatures
+from pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
 
 
-def autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def encode_all_news(model, features: NewsFeatures, device: torch.device, batch_size: int = 4096) -> torch.Tensor:
-    """(N, D) float32 vectors of every news row, on `device`."""
+def encode_all_news(model: NewsRecModel, features: NewsFeatures, device: torch.device,
+                    batch_size: int | None = None) -> torch.Tensor:
+    """(N, D) float32 vectors of every news row, on `device` (smaller batches when the LM runs too)."""
+    batch_size = batch_size or (256 if model.finetune_layers else 4096)
     model.eval()
     parts = []
     with torch.inference_mode(), autocast(device):
@@ -27,35 +27,92 @@ def encode_all_news(model, features: NewsFeatures, device: torch.device, batch_s
     return torch.cat(parts) if parts else torch.zeros(0, 0, device=device)
 
 
-def encode_users(model, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
-                 user_rows: np.ndarray, max_history: int, device: torch.device,
-                 batch_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ranking (B, D), recall (B, D)) user vectors of `impressions`, from their histories."""
+def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
+                 user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int = 2048,
+                 features: NewsFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ranking (B, D), recall (B, D)) user vectors of `impressions`, from their histories; `features` (every
+    news row) is needed by models that read the clicked news' features (`reads_history_news`)."""
+    _require_user_vectors(model)
     model.eval()
     ranking, recall = [], []
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(impressions), batch_size):
             chunk = impressions[start:start + batch_size]
-            rows, mask = history_matrix(behaviors, chunk, max_history)
-            history_vectors = news_matrix[torch.from_numpy(rows).to(device)]  # (b, H, D)
-            users = model.encode_user(history_vectors, torch.from_numpy(mask).to(device),
-                                      torch.from_numpy(user_rows[chunk]).to(device))
+            users = _encode_chunk(model, news_matrix, behaviors, chunk, user_rows[chunk], max_history, device,
+                                  features)
             ranking.append(users.ranking.float())
             recall.append(users.recall.float())
     return torch.cat(ranking), torch.cat(recall)
 
 
-def candidate_scores(news_matrix: torch.Tensor, user_ranking: torch.Tensor, behaviors: Behaviors,
-                     impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores u_ra · r of the candidates of `impressions` (in order): (scores, labels, offsets)."""
+def _encode_chunk(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
+                  user_rows: np.ndarray, max_history: int, device: torch.device,
+                  features: NewsFeatures | None) -> UserVectors:
+    rows, mask = history_matrix(behaviors, impressions, max_history)
+    history_vectors = news_matrix[torch.from_numpy(rows).to(device)]  # (b, H, D)
+    history_news = None
+    if model.reads_history_news:
+        if features is None:
+            raise ModelConfigError(f"{type(model).__name__} reads the clicked news' features: pass `features`")
+        history_news = features.select(torch.from_numpy(rows)).to(device)  # (b, H, ...)
+    return model.encode_user(history_vectors, torch.from_numpy(mask).to(device),
+                             torch.from_numpy(user_rows).to(device), history_news)
+
+
+def _require_user_vectors(model: NewsRecModel) -> None:
+    if not model.user_is_cacheable:
+        raise ModelConfigError(f"{type(model).__name__} is a cross-encoder: it has no user vector to compute "
+                               "once (score candidates with `pair_scores`)")
+
+
+def candidate_rows(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows (C,), offsets (I + 1,)): the candidate rows of `impressions` in order, and where each one starts."""
     starts, ends = behaviors.candidate_offsets[impressions], behaviors.candidate_offsets[impressions + 1]
     lengths = ends - starts
     rows = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-    owner = torch.from_numpy(np.repeat(np.arange(len(impressions)), lengths)).to(user_ranking.device)
+    return rows, np.concatenate([[0], np.cumsum(lengths)])
+
+
+def candidate_scores(news_matrix: torch.Tensor, user_ranking: torch.Tensor, behaviors: Behaviors,
+                     impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores u_ra · r of the candidates of `impressions` (in order): (scores, labels, offsets)."""
+    rows, offsets = candidate_rows(behaviors, impressions)
+    owner = torch.from_numpy(np.repeat(np.arange(len(impressions)), np.diff(offsets))).to(user_ranking.device)
     news = torch.from_numpy(behaviors.candidates[rows].astype(np.int64)).to(news_matrix.device)
     with torch.inference_mode():
         scores = (user_ranking[owner] * news_matrix[news]).sum(-1).float().cpu().numpy()
-    return scores, behaviors.labels[rows], np.concatenate([[0], np.cumsum(lengths)])
+    return scores, behaviors.labels[rows], offsets
+
+
+def score_impressions(model: NewsRecModel, features: NewsFeatures, news_matrix: torch.Tensor, behaviors: Behaviors,
+                      impressions: np.ndarray, user_rows: np.ndarray, max_history: int, device: torch.device,
+                      user_ranking: torch.Tensor | None = None) -> np.ndarray:
+    """(C,) click scores of the candidates of `impressions`, in order: u_ra · r with the users' ranking vectors
+    (computed unless given), or pair by pair through `forward` for a model without user vectors."""
+    if not model.user_is_cacheable:
+        return pair_scores(model, features, behaviors, impressions, user_rows, max_history, device)
+    if user_ranking is None:
+        user_ranking = encode_users(model, news_matrix, behaviors, impressions, user_rows, max_history, device,
+                                    features=features)[0]
+    return candidate_scores(news_matrix, user_ranking, behaviors, impressions)[0]
+
+
+def pair_scores(model: NewsRecModel, features: NewsFeatures, behaviors: Behaviors, impressions: np.ndarray,
+                user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int = 512) -> np.ndarray:
+    """Scores of every candidate of `impressions` (in order) through `forward`, one (candidate, history) pair
+    per row: the path of models without a cacheable user vector (cross-encoders)."""
+    rows, offsets = candidate_rows(behaviors, impressions)
+    owners = np.repeat(impressions, np.diff(offsets))  # (R,) the impression of each pair
+    candidates = behaviors.candidates[rows].astype(np.int64)
+    model.eval()
+    scores = []
+    with torch.inference_mode(), autocast(device):
+        for start in range(0, len(owners), batch_size):
+            chunk = slice(start, start + batch_size)
+            batch = make_batch(features, behaviors, owners[chunk], candidates[chunk, None],
+                               user_rows[owners[chunk]], max_history, device)
+            scores.append(model(batch).logits[:, 0].float().cpu().numpy())
+    return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
 
 
 def top_k_inner_product(queries: torch.Tensor, items: torch.Tensor, k: int, pool: np.ndarray,

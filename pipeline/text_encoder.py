@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.device import autocast
 from pipeline.errors import NewsrecError
 
 DEFAULT_MODEL = "default"
@@ -72,7 +73,7 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
     out = np.zeros((len(texts), width), dtype=np.float32)
     order = [i for i in np.argsort([len(t) for t in texts], kind="stable") if texts[i]]  # length buckets
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.inference_mode(), autocast(device):
         for rows in tqdm(batches, desc="encoding texts", disable=not progress or None, mininterval=2.0):
             tokens = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens,
                                return_tensors="pt").to(device)
@@ -109,10 +110,3 @@ def cache_path(cache_dir, config: TextEncoderConfig, titles: list[str], abstract
         digest.update(abstract.encode())
         digest.update(b"\n")
     return Path(cache_dir) / f"text-vectors-{digest.hexdigest()[:16]}.npy"
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA when present (and asked for), else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

@@ -1,29 +1,38 @@
 """Training: one linear loop for every model, validated on a held-out slice of train (never on dev).
 
-Stage "ranking": each click of a training impression against K non-clicked news of the same
-impression, softmax cross-entropy. Stage "recall" (models that declare it, i.e. UniRec): each click
-against T news drawn at random from the whole news set (shared within a batch), softmax.
-The best epoch by validation metric (AUC for ranking, Recall@100 over the validation impressions'
-candidates for recall) is kept and saved as a self-describing checkpoint.
+A model trains its `stages` in order; each stage (`STAGES`) says how its batches are sampled, how
+it is validated and how many epochs it runs:
+- "ranking": each click of a training impression against K non-clicked news of the same impression,
+  softmax cross-entropy; validated by AUC.
+- "recall" (UniRec's second stage): each click against T news drawn at random from the whole news set
+  (shared within a batch), softmax; validated by Recall@100 over the validation impressions' candidates.
+The best epoch of each stage by its validation metric is kept and saved as a self-describing checkpoint.
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from pipeline.features import Vocabulary, history_matrix, model_news_features, user_rows
-from pipeline.inference import candidate_scores, encode_all_news, encode_users, top_k_inner_product
+from pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save_checkpoint
+from pipeline.device import autocast, pick_device
+from pipeline.errors import NewsrecError
+from pipeline.features import Vocabulary, clicked_sets, make_batch, model_news_features, user_rows
+from pipeline.inference import candidate_rows, encode_all_news, encode_users, score_impressions, top_k_inner_product
 from pipeline.metrics import ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset, read_mind
-from pipeline.models.contract import Batch, NewsFeatures
-from pipeline.models.registry import build_model, new_config, save_checkpoint
-from pipeline.text_encoder import TextEncoderConfig, pick_device
+from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel
+from pipeline.models.registry import model_class, new_model
+from pipeline.text_encoder import TextEncoderConfig
+
+
+class TrainingError(NewsrecError):
+    """Training cannot start as configured (e.g. a model that needs a base checkpoint got none)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads; 0 = torch's default
     finetune_layers: int = 0  # 0: frozen LM with cached vectors; k: fine-tune the LM's top k layers
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    base: str = ""  # checkpoint directory a model with `needs_base` is trained on top of
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,10 +71,12 @@ class TrainingData:
 
 
 def prepare(dataset: MindDataset, config: TrainConfig, device: torch.device, cache_dir: str | Path | None,
-            progress: bool = False) -> TrainingData:
-    vocab = Vocabulary.build(dataset)
-    features = model_news_features(dataset.news, vocab, config.text, config.finetune_layers, device, cache_dir,
-                                   progress)
+            progress: bool = False, base: Checkpoint | None = None) -> TrainingData:
+    """Vocabulary (the base checkpoint's, if any), the news features the model reads, and the split of
+    the train impressions by time: the latest `validation_fraction` validate."""
+    vocab = base.vocab if base is not None else Vocabulary.build(dataset)
+    inputs = model_class(config.model).news_inputs(config.finetune_layers)
+    features = model_news_features(dataset.news, vocab, config.text, inputs, device, cache_dir, progress)
     train = dataset.splits["train"]
     by_time = np.argsort(train.time, kind="stable")
     if config.max_impressions:
@@ -93,44 +105,29 @@ def ranking_samples(behaviors: Behaviors, impressions: np.ndarray, negatives: in
     return sample_impression, candidates.astype(np.int64)
 
 
-def make_batch(data: TrainingData, impressions: np.ndarray, candidates: np.ndarray, max_history: int,
-               device: torch.device) -> Batch:
-    """Gather the distinct news a batch touches, and re-index candidates and histories into them."""
-    history, mask = history_matrix(data.behaviors, impressions, max_history)
-    unique, inverse = np.unique(np.concatenate([candidates.ravel(), history[mask]]), return_inverse=True)
-    local_history = np.zeros_like(history)
-    local_history[mask] = inverse[candidates.size:]
-    return Batch(news=data.features.select(torch.from_numpy(unique)).to(device),
-                 candidates=torch.from_numpy(inverse[:candidates.size].reshape(candidates.shape)).to(device),
-                 history=torch.from_numpy(local_history).to(device), history_mask=torch.from_numpy(mask).to(device),
-                 user_index=torch.from_numpy(data.users[impressions]).to(device))
-
-
-def ranking_batches(data: TrainingData, config: TrainConfig, rng: np.random.Generator,
-                    device: torch.device) -> Iterator[Batch]:
-    impressions, candidates = ranking_samples(data.behaviors, data.train_impressions, config.negatives, rng)
+def stage_batches(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device,
+                  stage: str) -> Iterator[Batch]:
+    """One epoch of shuffled batches: each click with its stage's negatives (see `STAGES`)."""
+    negatives = config.negatives if STAGES[stage].impression_negatives else 0
+    impressions, candidates = ranking_samples(data.behaviors, data.train_impressions, negatives, rng)
     order = rng.permutation(len(impressions))
     for start in range(0, len(order), config.batch_size):
         rows = order[start:start + config.batch_size]
-        yield make_batch(data, impressions[rows], candidates[rows], config.max_history, device)
+        if STAGES[stage].impression_negatives:
+            batch_candidates = candidates[rows]
+        else:
+            shared = rng.integers(0, len(data.features), config.recall_negatives)  # T random news for the batch
+            batch_candidates = np.concatenate([candidates[rows, :1],
+                                               np.broadcast_to(shared, (len(rows), len(shared)))], 1)
+        yield make_batch(data.features, data.behaviors, impressions[rows], batch_candidates,
+                         data.users[impressions[rows]], config.max_history, device)
 
 
-def recall_batches(data: TrainingData, config: TrainConfig, rng: np.random.Generator,
-                   device: torch.device) -> Iterator[Batch]:
-    impressions, candidates = ranking_samples(data.behaviors, data.train_impressions, 0, rng)
-    order = rng.permutation(len(impressions))
-    for start in range(0, len(order), config.batch_size):
-        rows = order[start:start + config.batch_size]
-        shared = rng.integers(0, len(data.features), config.recall_negatives)  # T random news for the batch
-        batch_candidates = np.concatenate([candidates[rows, :1], np.broadcast_to(shared, (len(rows), len(shared)))], 1)
-        yield make_batch(data, impressions[rows], batch_candidates, config.max_history, device)
-
-
-def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer) -> float:
+def train_step(model: NewsRecModel, batch: Batch, optimizer: torch.optim.Optimizer) -> float:
     """One optimizer step of softmax cross-entropy with the clicked item in column 0."""
     model.train()
     device = batch.candidates.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with autocast(device):
         output = model(batch)
         loss = torch.nn.functional.cross_entropy(output.logits.float(), torch.zeros(len(output.logits), dtype=torch.long,
                                                                                    device=device))
@@ -142,24 +139,37 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
     return float(loss.detach())
 
 
-def validate(model, data: TrainingData, config: TrainConfig, device: torch.device, stage: str) -> float:
-    """Validation AUC (ranking) or Recall@100 over the validation candidates (recall)."""
+def validate_ranking(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device) -> float:
+    """AUC of the validation impressions' candidates."""
     news_matrix = encode_all_news(model, data.features, device)
-    ranking, recall = encode_users(model, news_matrix, data.behaviors, data.valid_impressions, data.users,
-                                   config.max_history, device)
-    if stage == "ranking":
-        scores, labels, offsets = candidate_scores(news_matrix, ranking, data.behaviors, data.valid_impressions)
-        return ranking_metrics(labels, scores, offsets).auc
+    scores = score_impressions(model, data.features, news_matrix, data.behaviors, data.valid_impressions, data.users,
+                               config.max_history, device)
+    rows, offsets = candidate_rows(data.behaviors, data.valid_impressions)
+    return ranking_metrics(data.behaviors.labels[rows], scores, offsets).auc
+
+
+def validate_recall(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device) -> float:
+    """Recall@100 of the recall vectors over the validation impressions' candidates."""
+    news_matrix = encode_all_news(model, data.features, device)
+    _, recall = encode_users(model, news_matrix, data.behaviors, data.valid_impressions, data.users,
+                             config.max_history, device, features=data.features)
     clicked_offsets, clicked = clicked_sets(data.behaviors, data.valid_impressions)
     pool = np.unique(data.behaviors.candidates[np.isin(data.behaviors.impression_of_candidate(), data.valid_impressions)])
     return recall_at_k(top_k_inner_product(recall, news_matrix, 100, pool), clicked_offsets, clicked)[0]
 
 
-def clicked_sets(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (offsets, news rows) of the clicked candidates of each impression."""
-    starts, ends = behaviors.candidate_offsets[impressions], behaviors.candidate_offsets[impressions + 1]
-    parts = [behaviors.candidates[s:e][behaviors.labels[s:e] == 1] for s, e in zip(starts, ends)]
-    return np.concatenate([[0], np.cumsum([len(p) for p in parts])]), (np.concatenate(parts) if parts else np.zeros(0))
+@dataclass(frozen=True)
+class Stage:
+    impression_negatives: bool  # K negatives from the click's impression; else T random news per batch
+    metric: str  # name of the validation metric in the report
+    validate: Callable[[NewsRecModel, TrainingData, TrainConfig, torch.device], float]
+    epochs: Callable[[TrainConfig], int]
+
+
+STAGES = {
+    "ranking": Stage(True, "valid_auc", validate_ranking, lambda config: config.epochs),
+    "recall": Stage(False, "valid_recall@100", validate_recall, lambda config: config.recall_epochs),
+}
 
 
 @dataclass
@@ -170,32 +180,38 @@ class StageReport:
     best_metric: float = float("-inf")
 
 
-def run_stage(model, data: TrainingData, config: TrainConfig, device: torch.device, stage: str, epochs: int,
+def run_stage(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device, stage: str,
               rng: np.random.Generator, log: Callable[[str], None], progress: bool) -> StageReport:
-    from tqdm import tqdm
-
-    if hasattr(model, "set_stage"):
-        model.set_stage(stage)
+    """Train one stage for its epochs; keep the weights of its best validation epoch."""
+    model.set_stage(stage)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    make = ranking_batches if stage == "ranking" else recall_batches
     report, best_state = StageReport(stage), copy.deepcopy(model.state_dict())
-    for epoch in range(1, epochs + 1):
-        started, losses, samples = time.perf_counter(), [], 0
-        for batch in tqdm(make(data, config, rng, device), desc=f"{stage} epoch {epoch}", disable=not progress or None,
-                          mininterval=2.0, total=None):
-            losses.append(train_step(model, batch, optimizer))
-            samples += len(batch.candidates)
-        seconds = time.perf_counter() - started
-        metric = validate(model, data, config, device, stage)
-        name = "valid_auc" if stage == "ranking" else "valid_recall@100"
-        report.epochs.append({"epoch": epoch, "loss": float(np.mean(losses)), name: metric, "seconds": seconds,
-                              "impressions_per_s": len(data.train_impressions) / seconds, "samples": samples})
-        log(f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}, {name} {metric:.4f}, "
-            f"{len(data.train_impressions) / seconds:.0f} impressions/s")
-        if metric > report.best_metric:
-            report.best_epoch, report.best_metric, best_state = epoch, metric, copy.deepcopy(model.state_dict())
+    for epoch in range(1, STAGES[stage].epochs(config) + 1):
+        metrics = run_epoch(model, optimizer, data, config, device, stage, rng, progress, epoch)
+        report.epochs.append(metrics)
+        log(f"{stage} epoch {epoch}: loss {metrics['loss']:.4f}, {STAGES[stage].metric} "
+            f"{metrics[STAGES[stage].metric]:.4f}, {metrics['impressions_per_s']:.0f} impressions/s")
+        if metrics[STAGES[stage].metric] > report.best_metric:
+            report.best_epoch, report.best_metric = epoch, metrics[STAGES[stage].metric]
+            best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return report
+
+
+def run_epoch(model: NewsRecModel, optimizer: torch.optim.Optimizer, data: TrainingData, config: TrainConfig,
+              device: torch.device, stage: str, rng: np.random.Generator, progress: bool, epoch: int) -> dict:
+    """One pass over the stage's batches, then validation; returns the epoch's row of the report."""
+    from tqdm import tqdm
+
+    started, losses, samples = time.perf_counter(), [], 0
+    for batch in tqdm(stage_batches(data, config, rng, device, stage), desc=f"{stage} epoch {epoch}",
+                      disable=not progress or None, mininterval=2.0, total=None):
+        losses.append(train_step(model, batch, optimizer))
+        samples += len(batch.candidates)
+    seconds = time.perf_counter() - started
+    metric = STAGES[stage].validate(model, data, config, device)
+    return {"epoch": epoch, "loss": float(np.mean(losses)), STAGES[stage].metric: metric, "seconds": seconds,
+            "impressions_per_s": len(data.train_impressions) / seconds, "samples": samples}
 
 
 def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: Callable[[str], None] = print,
@@ -207,23 +223,40 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
+    base = _base_checkpoint(config)
+    if base is not None:  # the base decides the inputs: text model, LM mode, history length, D
+        config = replace(config, text=base.text, finetune_layers=base.model.finetune_layers,
+                         max_history=base.max_history, dim=base.dim)
     dataset = dataset or read_mind(mind_dir, progress=progress)
-    data = prepare(dataset, config, device, Path(out_dir).parent / "cache", progress)
-    text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
-    model = build_model(config.model, new_config(config.model, data.vocab, config.dim, text_dim,
-                                                 config.finetune_layers, config.text.model))
+    data = prepare(dataset, config, device, cache_dir_for(out_dir), progress, base)
+    model = new_model(config.model, data.vocab, _settings(config, data, base))
+    if base is not None:
+        model.load_base(base)
     model.to(device)
     log(f"training {config.model} on {device}: {len(data.train_impressions)} train / "
         f"{len(data.valid_impressions)} validation impressions (held out from train)")
-    reports = [run_stage(model, data, config, device, "ranking", config.epochs, rng, log, progress)]
-    if "recall" in getattr(model, "stages", ()):
-        reports.append(run_stage(model, data, config, device, "recall", config.recall_epochs, rng, log, progress))
-    summary = {"train_config": asdict(config), "device": str(device),
-               "stages": [asdict(r) for r in reports]}
-    save_checkpoint(out_dir, config.model, model.cpu(), data.vocab, {"training": summary,
-                                                                     "text": asdict(config.text),
-                                                                     "max_history": config.max_history})
+    reports = [run_stage(model, data, config, device, stage, rng, log, progress) for stage in model.stages]
+    summary = {"train_config": asdict(config), "device": str(device), "stages": [asdict(r) for r in reports]}
+    save_checkpoint(out_dir, model.cpu(), data.vocab, config.text, config.max_history, summary)
     return summary
+
+
+def _base_checkpoint(config: TrainConfig) -> Checkpoint | None:
+    """The checkpoint a model with `needs_base` trains on top of; refused for the others."""
+    cls = model_class(config.model)
+    unknown = [stage for stage in cls.stages if stage not in STAGES]
+    if unknown:
+        raise TrainingError(f"{config.model}: no training stage {unknown[0]!r} (known: {', '.join(STAGES)})")
+    if cls.needs_base != bool(config.base):
+        need = "needs a base checkpoint (--base DIR)" if cls.needs_base else "is not trained on a base checkpoint"
+        raise TrainingError(f"model {config.model} {need}")
+    return load_checkpoint(config.base) if config.base else None
+
+
+def _settings(config: TrainConfig, data: TrainingData, base: Checkpoint | None) -> ModelSettings:
+    text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
+    return ModelSettings(dim=config.dim, text_dim=text_dim, finetune_layers=config.finetune_layers,
+                         text_model=config.text.model, base=base)
 
 
 def _hidden_size(text_model: str) -> int:
@@ -232,4 +265,3 @@ def _hidden_size(text_model: str) -> int:
     from pipeline.text_encoder import resolve_model
 
     return AutoConfig.from_pretrained(resolve_model(text_model)).hidden_size
-

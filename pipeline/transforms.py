@@ -9,8 +9,9 @@ over the vectors fed so far (`running_max_transform`), which makes each document
 coordinate depend on the feed order; `bench/bench_ann.py` measures what that costs in recall.
 
 Adding news later: Φ is stored with the feed's metadata. News whose norm exceeds the stored Φ
-cannot be represented (the square root would be of a negative number), so `newsrec-feed` then
-re-transforms and re-writes every news vector with the new Φ (`needs_retransform`).
+cannot be represented (the square root would be of a negative number): `needs_retransform` says so,
+and `newsrec-feed` (`feed.connect.choose_transform`) then re-transforms and re-writes every news
+vector with the new Φ.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class EuclideanTransform:
         return np.concatenate([vectors, np.zeros((len(vectors), 1), dtype=np.float32)], axis=1)
 
     def needs_retransform(self, new_vectors: np.ndarray) -> bool:
+        """True when a vector's norm exceeds Φ: the corpus must be re-transformed with a larger Φ."""
         norms = np.linalg.norm(np.asarray(new_vectors, dtype=np.float64), axis=1)
         return bool(norms.size and norms.max() > self.max_norm)
 

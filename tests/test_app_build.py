@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from feed.app import AppBuildError, build_package
-from pipeline.cli import main
+from newsrec.cli import main
 
 
 def fake_mvn(bin_dir: Path, script: str) -> None:

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from feed.cli import main as feed_main
-from pipeline.cli import main
+from newsrec.cli import feed_main, main
 
 COMMANDS = ["demo-data", "score", "baselines", "inspect", "train", "evaluate", "predict", "recommend", "search",
             "popular", "app build"]

@@ -8,14 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from feed.backend import FeedReport
-from feed.cli import main as feed_main
 from feed.documents import news_document, user_document
 from feed.local_backend import LocalBackend
 from feed.queries import QueryError
-from pipeline.cli import main
+from newsrec.cli import feed_main, main
 from pipeline.mind import read_mind
-
-DIM = 65
+from support import DIM
 
 
 @pytest.fixture(scope="module")

@@ -53,15 +53,15 @@ def test_unloadable_model_is_a_clear_error(tmp_path: Path):
 
 
 def test_fine_tuning_trains_only_the_top_layers(tiny_demo: Path, tiny_bert: Path, tmp_path: Path):
-    from pipeline.models.registry import load_checkpoint
+    from pipeline.checkpoint import load_checkpoint
     from pipeline.training import TrainConfig, train
 
     config = TrainConfig(model="unirec", epochs=1, recall_epochs=0, batch_size=32, max_impressions=120,
                          finetune_layers=1, text=TextEncoderConfig(model=str(tiny_bert), title_tokens=16,
                                                                    abstract_tokens=16))
     train(tiny_demo, tmp_path / "ft", config, log=lambda line: None)
-    model, _, saved = load_checkpoint(tmp_path / "ft")
-    assert saved["config"]["news"]["finetune_layers"] == 1
+    model = load_checkpoint(tmp_path / "ft").model
+    assert model.config.news.finetune_layers == 1
     original = load_language_model(str(tiny_bert))[1].state_dict()
     tuned = model.news_encoder.language_model.state_dict()
     changed = {k for k in original if not torch.equal(original[k], tuned[k])}

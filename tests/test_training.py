@@ -9,10 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from newsrec.cli import main
 from pipeline.features import history_matrix
 from pipeline.mind import read_mind
-from pipeline.models.registry import CheckpointError, load_checkpoint
+from pipeline.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training import ranking_samples
 
 
@@ -34,17 +34,18 @@ def test_history_matrix_keeps_the_latest_clicks_and_masks_the_rest(mind_dir: Pat
 
 
 def test_checkpoint_describes_itself(trained: Path):
-    model, vocab, saved = load_checkpoint(trained)
-    assert saved["kind"] == "unirec" and saved["dim"] == 64 and saved["max_history"] == 50
-    assert saved["text"]["model"] == "default" and len(vocab.categories) > 5
-    assert [s["stage"] for s in saved["training"]["stages"]] == ["ranking", "recall"]
+    checkpoint = load_checkpoint(trained)
+    model, vocab = checkpoint.model, checkpoint.vocab
+    assert checkpoint.kind == "unirec" and checkpoint.dim == 64 and checkpoint.max_history == 50
+    assert checkpoint.text.model == "default" and len(vocab.categories) > 5
+    assert [s["stage"] for s in checkpoint.training["stages"]] == ["ranking", "recall"]
     assert model.config.news.dim == 64 and not model.training
 
 
 def test_training_is_reproducible(tiny_demo: Path, trained: Path, tmp_path: Path):
     CliRunner().invoke(main, ["train", str(tiny_demo), "--out", str(tmp_path / "again"), "--epochs", "1",
                               "--recall-epochs", "1", "--batch-size", "64", "--threads", "2"])
-    first, second = load_checkpoint(trained)[0].state_dict(), load_checkpoint(tmp_path / "again")[0].state_dict()
+    first, second = load_checkpoint(trained).model.state_dict(), load_checkpoint(tmp_path / "again").model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 

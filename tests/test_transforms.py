@@ -46,11 +46,12 @@ def test_a_vector_beyond_phi_is_refused():
 
 
 def test_phi_kept_grown_or_refused_by_the_feed_state():
-    corpus = EuclideanTransform(2.0)
+    corpus = np.array([[2.0, 0.0], [0.0, 1.0]])  # maximum norm 2
+    larger = np.array([[0.0, 4.0]])  # maximum norm 4
     assert choose_transform(corpus, ["N1"], {})[0].max_norm == 2.0
     kept, note = choose_transform(corpus, ["N1"], {"max_norm": 3.0, "news_ids": ["N1", "N9"]})
     assert kept.max_norm == 3.0 and "kept" in note
-    grown, note = choose_transform(EuclideanTransform(4.0), ["N1", "N9"], {"max_norm": 3.0, "news_ids": ["N1", "N9"]})
+    grown, note = choose_transform(larger, ["N1", "N9"], {"max_norm": 3.0, "news_ids": ["N1", "N9"]})
     assert grown.max_norm == 4.0 and "re-transformed" in note
     with pytest.raises(FeedStateError, match="1 news fed earlier .*N9.* stale"):
-        choose_transform(EuclideanTransform(4.0), ["N1"], {"max_norm": 3.0, "news_ids": ["N1", "N9"]})
+        choose_transform(larger, ["N1"], {"max_norm": 3.0, "news_ids": ["N1", "N9"]})

@@ -8,12 +8,16 @@ rather than noise. No news-id embedding (the tutorial has one): unseen news are 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
 from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig, UserIdEmbedding
+
+if TYPE_CHECKING:
+    from pipeline.features import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -22,22 +26,22 @@ class ContentConfig:
     num_users: int  # including row 0, the unknown user
     unknown_user_rate: float = 0.05
 
+    @classmethod
+    def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "ContentConfig":
+        return cls(news=NewsEncoderConfig.from_vocabulary(vocab, settings), num_users=vocab.size("users"))
 
-class ContentModel(nn.Module):
-    stages = ("ranking",)
+
+class ContentModel(NewsRecModel):
+    config_class = ContentConfig
 
     def __init__(self, config: ContentConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.news_encoder = ContentNewsEncoder(config.news)
         self.user_embedding = UserIdEmbedding(config.num_users, config.news.dim, config.unknown_user_rate)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_encoder(news)
 
-    def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
+    def encode_user(self, history_vectors, history_mask, user_index, history_news=None) -> UserVectors:
         user = self.user_embedding(user_index)  # (B, D)
         return UserVectors(ranking=user, recall=user)
-
-    def forward(self, batch: Batch) -> Output:
-        return Output(score_candidates(self, batch)[0])

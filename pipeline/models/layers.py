@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from pipeline.models.contract import NewsFeatures
+from pipeline.models.contract import ModelSettings, NewsFeatures
+
+if TYPE_CHECKING:
+    from pipeline.features import Vocabulary
 
 
 class AdditiveAttention(nn.Module):
@@ -54,6 +58,12 @@ class NewsEncoderConfig:
     dropout: float = 0.1
     finetune_layers: int = 0  # 0: frozen LM, vectors cached once; k > 0: the top k LM layers train
     text_model: str = "default"  # the LM to fine-tune (a path or name; "default" = all-MiniLM-L6-v2)
+
+    @classmethod
+    def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "NewsEncoderConfig":
+        return cls(text_dim=settings.text_dim, num_categories=vocab.size("categories"),
+                   num_subcategories=vocab.size("subcategories"), num_entities=vocab.size("entities"),
+                   dim=settings.dim, finetune_layers=settings.finetune_layers, text_model=settings.text_model)
 
 
 class ContentNewsEncoder(nn.Module):

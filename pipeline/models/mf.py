@@ -7,12 +7,16 @@ Unknown users: row 0, trained as in the content model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
 from pipeline.models.layers import UserIdEmbedding
+
+if TYPE_CHECKING:
+    from pipeline.features import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,16 @@ class MFConfig:
     dim: int = 64
     unknown_user_rate: float = 0.05
 
+    @classmethod
+    def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "MFConfig":
+        return cls(num_users=vocab.size("users"), num_news=vocab.size("news"), dim=settings.dim)
 
-class MatrixFactorization(nn.Module):
-    stages = ("ranking",)
+
+class MatrixFactorization(NewsRecModel):
+    config_class = MFConfig
 
     def __init__(self, config: MFConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.user_embedding = UserIdEmbedding(config.num_users, config.dim, config.unknown_user_rate)
         self.news_embedding = nn.Embedding(config.num_news, config.dim)
         nn.init.normal_(self.news_embedding.weight, std=0.1)
@@ -36,9 +43,14 @@ class MatrixFactorization(nn.Module):
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_embedding(news.news_index)  # (N, D)
 
-    def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
+    def encode_user(self, history_vectors, history_mask, user_index, history_news=None) -> UserVectors:
         user = self.user_embedding(user_index)
         return UserVectors(ranking=user, recall=user)
 
-    def forward(self, batch: Batch) -> Output:
-        return Output(score_candidates(self, batch)[0])
+    @property
+    def serving_dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def finetune_layers(self) -> int:
+        return 0  # no language model

@@ -1,79 +1,74 @@
-"""Model kinds by name, their configs from a vocabulary, and self-describing checkpoints."""
+"""Model kinds by name. Adding a model = its module + one line in `MODELS`.
+
+Entries are "module:Class" and imported on first use, so that listing the kinds (the CLI's choices)
+does not import torch. A kind is built either new, from a vocabulary and `ModelSettings` (training),
+or from the config a checkpoint stored (loading); configs are frozen dataclasses, nested ones rebuilt
+by their type hints.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
-
-import torch
+import dataclasses
+import importlib
+import typing
+from typing import TYPE_CHECKING
 
 from pipeline.errors import NewsrecError
-from pipeline.features import Vocabulary
-from pipeline.models.content import ContentConfig, ContentModel
-from pipeline.models.layers import NewsEncoderConfig
-from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-from pipeline.models.mf import MatrixFactorization, MFConfig
-from pipeline.models.unirec import UniRec, UniRecConfig
 
-MODELS = {"unirec": (UniRec, UniRecConfig), "content": (ContentModel, ContentConfig),
-          "mf": (MatrixFactorization, MFConfig), "meanpool": (MeanPoolModel, MeanPoolConfig)}
-CHECKPOINT_FILE = "model.pt"
+if TYPE_CHECKING:
+    from pipeline.features import Vocabulary
+    from pipeline.models.contract import ModelSettings, NewsRecModel
 
-
-class CheckpointError(NewsrecError):
-    """A checkpoint that cannot be loaded."""
+MODELS: dict[str, str] = {
+    "unirec": "pipeline.models.unirec:UniRec",
+    "content": "pipeline.models.content:ContentModel",
+    "mf": "pipeline.models.mf:MatrixFactorization",
+    "meanpool": "pipeline.models.meanpool:MeanPoolModel",
+}
 
 
-def new_config(kind: str, vocab: Vocabulary, dim: int, text_dim: int, finetune_layers: int = 0,
-               text_model: str = "default"):
+class UnknownModelError(NewsrecError):
+    """A model kind that is not in the registry."""
+
+
+def model_class(kind: str) -> type[NewsRecModel]:
     if kind not in MODELS:
-        raise NewsrecError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    news = NewsEncoderConfig(text_dim=text_dim, num_categories=vocab.size("categories"),
-                             num_subcategories=vocab.size("subcategories"), num_entities=vocab.size("entities"),
-                             dim=dim, finetune_layers=finetune_layers, text_model=text_model)
-    return {"unirec": lambda: UniRecConfig(news=news),
-            "content": lambda: ContentConfig(news=news, num_users=vocab.size("users")),
-            "mf": lambda: MFConfig(num_users=vocab.size("users"), num_news=vocab.size("news"), dim=dim),
-            "meanpool": lambda: MeanPoolConfig(news=news)}[kind]()
+        raise UnknownModelError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    module, name = MODELS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def build_model(kind: str, config) -> torch.nn.Module:
-    return MODELS[kind][0](config)
+def kind_of(model: NewsRecModel) -> str:
+    """The registry name of a model instance."""
+    path = f"{type(model).__module__}:{type(model).__qualname__}"
+    for kind, entry in MODELS.items():
+        if entry == path:
+            return kind
+    raise UnknownModelError(f"{path} is not in the model registry (pipeline/models/registry.py)")
 
 
-def config_from_dict(kind: str, values: dict):
-    config_class = MODELS[kind][1]
-    if "news" in values:
-        values = {**values, "news": NewsEncoderConfig(**values["news"])}
-    return config_class(**values)
+def new_model(kind: str, vocab: Vocabulary, settings: ModelSettings) -> NewsRecModel:
+    """A freshly initialized model of `kind`, sized by the vocabulary."""
+    cls = model_class(kind)
+    return cls(cls.config_class.from_vocabulary(vocab, settings))
 
 
-def save_checkpoint(directory: str | Path, kind: str, model: torch.nn.Module, vocab: Vocabulary,
-                    extra: dict) -> Path:
-    """Weights of the unwrapped module + model config + vocabularies + serving dimension + `extra`."""
-    path = Path(directory) / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "newsrec-checkpoint-1", "kind": kind, "config": asdict(model.config),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "vocab": asdict(vocab), "dim": serving_dim(model), **extra}, path)
-    return path
+def build_model(kind: str, config: dict) -> NewsRecModel:
+    """A model of `kind` from a config as `dataclasses.asdict` wrote it (weights not loaded)."""
+    cls = model_class(kind)
+    return cls(config_from_dict(cls.config_class, config))
 
 
-def load_checkpoint(directory: str | Path) -> tuple[torch.nn.Module, Vocabulary, dict]:
-    path = Path(directory)
-    path = path / CHECKPOINT_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint (train one with `newsrec train`)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a corrupt file
-        raise CheckpointError(f"{path}: not a newsrec checkpoint ({error})") from None
-    if saved.get("format") != "newsrec-checkpoint-1" or saved.get("kind") not in MODELS:
-        raise CheckpointError(f"{path}: not a newsrec checkpoint")
-    model = build_model(saved["kind"], config_from_dict(saved["kind"], saved["config"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), Vocabulary(**saved["vocab"]), saved
-
-
-def serving_dim(model: torch.nn.Module) -> int:
-    config = model.config
-    return config.news.dim if hasattr(config, "news") else config.dim
+def config_from_dict(config_class: type, values: dict):
+    """Rebuild a (possibly nested) frozen dataclass config from plain values."""
+    hints = typing.get_type_hints(config_class)
+    unknown = set(values) - {field.name for field in dataclasses.fields(config_class)}
+    if unknown:
+        raise NewsrecError(f"{config_class.__name__} has no field(s) {', '.join(sorted(unknown))}: "
+                           "a checkpoint from another newsrec version?")
+    rebuilt = {}
+    for field in dataclasses.fields(config_class):
+        if field.name not in values:
+            continue  # a field added since the checkpoint was written keeps its default
+        value, hint = values[field.name], hints[field.name]
+        rebuilt[field.name] = config_from_dict(hint, value) if dataclasses.is_dataclass(hint) else value
+    return config_class(**rebuilt)

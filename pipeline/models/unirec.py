@@ -12,12 +12,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from pipeline.models.contract import Batch, NewsFeatures, Output, UserVectors, score_candidates
+from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output, UserVectors
 from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig
+
+if TYPE_CHECKING:
+    from pipeline.features import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,10 @@ class UniRecConfig:
     num_bases: int = 20  # M
     top_p: int = 5  # P, bases kept at inference (0 = all)
     dropout: float = 0.1
+
+    @classmethod
+    def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "UniRecConfig":
+        return cls(news=NewsEncoderConfig.from_vocabulary(vocab, settings))
 
 
 class UserEncoder(nn.Module):
@@ -71,46 +79,32 @@ class RecallBases(nn.Module):
         return self.weights(ranking_user, top_p) @ self.values  # (B, D)
 
 
-class UniRec(nn.Module):
+class UniRec(NewsRecModel):
+    config_class = UniRecConfig
     stages = ("ranking", "recall")
+    stage_trainable = {"recall": ("bases.",)}  # stage 2: news and user encoders frozen, only the bases learn
 
     def __init__(self, config: UniRecConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.news_encoder = ContentNewsEncoder(config.news)
         self.user_encoder = UserEncoder(config)
         self.bases = RecallBases(config)
         self.top_p = config.top_p  # inference-time P; evaluation may set 0 (all bases)
-        self.stage = "ranking"
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_encoder(news)  # (N, D)
 
-    def encode_user(self, history_vectors, history_mask, user_index) -> UserVectors:
+    def encode_user(self, history_vectors, history_mask, user_index, history_news=None) -> UserVectors:
         ranking = self.user_encoder(history_vectors, history_mask)  # (B, D)
         top_p = 0 if self.training else self.top_p  # train over all bases, serve the top P
         return UserVectors(ranking=ranking, recall=self.bases(ranking, top_p))
 
     def forward(self, batch: Batch) -> Output:
         if self.stage == "ranking":
-            return Output(score_candidates(self, batch)[0])
+            return super().forward(batch)
         news_vectors = self.encode_news(batch.news)  # (U, D)
         user = self.encode_user(news_vectors[batch.history], batch.history_mask, batch.user_index)
         return Output(torch.einsum("bd,bkd->bk", user.recall, news_vectors[batch.candidates]))
 
-    def set_stage(self, stage: str) -> None:
-        """Stage 2 ("recall") freezes the news and user encoders: only the bases learn. Stage 1
-        restores what was trainable at construction (a fine-tuned LM keeps its lower layers frozen)."""
-        self.stage = stage
-        if not hasattr(self, "_trainable_at_start"):
-            self._trainable_at_start = {name: p.requires_grad for name, p in self.named_parameters()}
-        for name, parameter in self.named_parameters():
-            frozen_now = stage == "recall" and not name.startswith("bases.")
-            parameter.requires_grad_(self._trainable_at_start[name] and not frozen_now)
-
-    def train(self, mode: bool = True) -> "UniRec":
-        super().train(mode)
-        if self.stage == "recall":  # frozen encoders run without dropout
-            self.news_encoder.eval()
-            self.user_encoder.eval()
-        return self
+    def set_top_p(self, top_p: int) -> None:
+        self.top_p = top_p

@@ -1,0 +1,4 @@
+"""`python -m newsrec` = `newsrec`."""
+from newsrec.cli import main
+
+main()

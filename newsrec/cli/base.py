@@ -1,0 +1,111 @@
+"""What every command shares: named errors turned into one-line messages, help with sections by stage,
+the options of several commands, and reading a MIND directory."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from feed.connect import Target
+from pipeline.errors import NewsrecError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class NewsrecCommand(click.Command):
+    """Library errors (`NewsrecError`) become `Error: <message>` and exit status 1; usage errors exit 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NewsrecError as error:
+            raise click.ClickException(str(error)) from None
+
+
+class StageGroup(click.Group):
+    """A group whose help lists its commands by pipeline stage, in the order they run."""
+
+    def __init__(self, *args, sections: dict[str, list[click.Command]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sections: dict[str, list[str]] = {}
+        for section, commands in (sections or {}).items():
+            for command in commands:
+                self.add_command(command)
+            self.sections[section] = [command.name for command in commands]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        for section, names in self.sections.items():
+            rows = [(name, self.commands[name].get_short_help_str(limit)) for name in names]
+            with formatter.section(section):
+                formatter.write_dl(rows)
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print `text` unless it is empty (an empty result prints nothing, not a blank line)."""
+    if text:
+        click.echo(text, err=err)
+
+
+skip_option = click.option("--skip-bad-rows", is_flag=True,
+                           help="Leave out malformed rows instead of stopping; they are counted and reported.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto (CUDA + bf16 when present), cpu or cuda.")
+
+
+def target_options(function):
+    """--endpoint/--cert/--key/--token/--index, given to the command as one `target` (feed.connect.Target):
+    Vespa when an endpoint is given, else the embedded default index."""
+    @functools.wraps(function)
+    def with_target(*args, endpoint, cert, key, token, index_dir, **kwargs):
+        target = Target(endpoint=endpoint, index_dir=index_dir, cert=cert, key=key, token=token)
+        return function(*args, target=target, **kwargs)
+
+    options = [
+        click.option("--endpoint", default=None, help="Vespa endpoint URL (e.g. http://localhost:8080); "
+                                                      "without it: the embedded default index."),
+        click.option("--cert", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS certificate."),
+        click.option("--key", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS private key."),
+        click.option("--token", envvar="NEWSREC_VESPA_TOKEN", default=None, show_envvar=True,
+                     help="Vespa Cloud data-plane token (never logged)."),
+        click.option("--index", "index_dir", default=None,
+                     help="Embedded index directory [default: ./newsrec-index]."),
+    ]
+    for option in reversed(options):
+        with_target = option(with_target)
+    return with_target
+
+
+def open_target(target: Target):
+    """The backend, its banner on stderr (so that it never mixes with JSON output)."""
+    from feed.connect import open_backend
+
+    backend = open_backend(target)
+    click.echo(f"[{backend.description}]", err=True)
+    return backend
+
+
+def read_dataset(mind_dir: str, skip_bad_rows: bool, progress: bool = True):
+    """The MIND directory, read and checked; with `skip_bad_rows` the skips are reported on stderr."""
+    from pipeline.mind import read_mind
+
+    dataset = read_mind(mind_dir, on_error="skip" if skip_bad_rows else "raise", progress=progress)
+    if skip_bad_rows:
+        click.echo(f"read {mind_dir}: {dataset.report.summary()}", err=True)
+    return dataset
+
+
+def require_labelled(dataset, mind_dir: str, split: str) -> None:
+    if split not in dataset.splits or not dataset.splits[split].labelled:
+        raise click.ClickException(f"{mind_dir}: split {split!r} is missing or unlabelled; choose a labelled split")
+
+
+def parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for item in filters:
+        field, sep, value = item.partition("=")
+        if not sep or not field or not value:
+            raise click.BadParameter(f"{item!r}: expected FIELD=VALUE, e.g. category=sports", param_hint="--filter")
+        parsed[field] = value
+    return parsed

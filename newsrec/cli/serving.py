@@ -1,0 +1,110 @@
+"""Serving commands: the main job (embed, transform, feed) and the queries (recommend, search, popular)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import click
+
+from feed.connect import Target
+from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, open_target,
+                              parse_filters, target_options)
+from newsrec.cli.output import format_feed, format_groups, format_hits
+
+filter_option = click.option("--filter", "filters", multiple=True,
+                             help="FIELD=VALUE on category or subcategory; repeatable.")
+
+
+@click.command("feed", cls=NewsrecCommand, context_settings=CONTEXT)
+@click.argument("mind_dir", type=click.Path())
+@click.option("--model", "model_dir", default="newsrec-model", show_default=True,
+              help="Checkpoint of `newsrec train`; when missing, a UniRec model is trained there first.")
+@target_options
+@click.option("--state", "state_dir", default=None,
+              help="Feed state (Φ, counts, resume journals) [default: the index dir, or ./newsrec-feed-state].")
+@click.option("--resume", is_flag=True, help="Skip documents an interrupted earlier feed already wrote.")
+@click.option("--feed-mode", type=click.Choice(["sync", "async"]), default="sync", show_default=True,
+              help="pyvespa client: sync (HTTP/1.1, measured faster here) or async (HTTP/2).")
+@click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
+              help="Write a `vespa feed` JSONL file instead of sending (the Go CLI feeds fastest).")
+@device_option
+@click.option("--skip-bad-rows", is_flag=True, help="Leave out malformed MIND rows (counted and reported).")
+def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **options) -> None:
+    """Embed every news item and user of MIND_DIR and feed them to Vespa or the embedded default index.
+
+    The main job; installed as `newsrec-feed` too.
+
+    \b
+    Example:
+      newsrec-feed mind-demo                                  # embedded default index in ./newsrec-index
+      newsrec-feed mind-demo --endpoint http://localhost:8080 # a Vespa deployment
+    """
+    from feed.job import FeedOptions, run_feed
+
+    summary = run_feed(mind_dir, replace(target, feed_mode=feed_mode, jsonl=jsonl), FeedOptions(**options),
+                       log=click.echo, progress=True)
+    click.echo(format_feed(summary, target.index_dir))
+    if not summary.success:
+        raise click.ClickException(f"{summary.failed} documents failed (listed above)")
+
+
+@click.command(cls=NewsrecCommand, context_settings=CONTEXT)
+@click.argument("user_id")
+@click.option("--hits", type=int, default=10, show_default=True)
+@filter_option
+@click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr"]),
+              default="recommendation", show_default=True,
+              help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR.")
+@json_option
+@target_options
+def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, as_json: bool, target: Target) -> None:
+    """Recommend news for a user: nearest neighbours of the recall vector, re-ranked, read news excluded.
+
+    An unknown user gets the popularity fallback.
+
+    \b
+    Example:
+      newsrec recommend U1001 --hits 5 --filter category=sports
+    """
+    backend = open_target(target)
+    echo(format_hits(backend.recommend(user_id, hits, parse_filters(filters), ranking), as_json))
+
+
+@click.command(cls=NewsrecCommand, context_settings=CONTEXT)
+@click.argument("text", required=False)
+@click.option("--user", "user_id", default=None, help="Personalize with this user's ranking vector.")
+@click.option("--hits", type=int, default=10, show_default=True)
+@filter_option
+@click.option("--sort", type=click.Choice(["date"]), default=None, help="Newest first instead of by relevance.")
+@click.option("--group-by", type=click.Choice(["category", "subcategory"]), default=None,
+              help="Print the number of matches per value of this field instead of hits.")
+@json_option
+@target_options
+def search(text, user_id, hits, filters, sort, group_by, as_json, target: Target) -> None:
+    """BM25 search over title and abstract (every news item without TEXT), optionally personalized for a user.
+
+    \b
+    Example:
+      newsrec search "hurricane flooding" --user U1001
+      newsrec search "hurricane" --sort date
+      newsrec search --group-by category
+    """
+    backend = open_target(target)
+    if group_by is not None:
+        echo(format_groups(backend.group_counts(group_by, text, parse_filters(filters)), as_json))
+        return
+    echo(format_hits(backend.search(text, hits, user_id, parse_filters(filters), sort), as_json, show_date=bool(sort)))
+
+
+@click.command(cls=NewsrecCommand, context_settings=CONTEXT)
+@click.option("--hits", type=int, default=10, show_default=True)
+@filter_option
+@json_option
+@target_options
+def popular(hits: int, filters: tuple[str, ...], as_json: bool, target: Target) -> None:
+    """The most popular news by the popularity profile: 100 × clicks / impressions (train clicks only).
+
+    \b
+    Example:
+      newsrec popular --hits 5 --filter category=sports
+    """
+    echo(format_hits(open_target(target).popular(hits, parse_filters(filters)), as_json))
