@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DEV, NEWS, TRAIN, write_tsv
 from pipeline.errors import MindFormatError
 from pipeline.mind import read_mind
+from support import DEV, NEWS, TRAIN, write_tsv
 
 
 def test_reads_news_behaviors_and_entities(mind_dir: Path):

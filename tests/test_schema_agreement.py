@@ -6,8 +6,7 @@ import pytest
 
 from feed import documents, queries
 from feed.schema import SchemaMismatchError, check_document, check_query_inputs, load_schemas, tensor_size
-
-DIM = 65  # serving dimension D = 64, plus the Euclidean-transform coordinate
+from support import DIM
 
 
 @pytest.fixture(scope="module")
