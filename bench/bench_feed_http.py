@@ -1,7 +1,7 @@
 """Feed throughput over HTTP: pyvespa sync (feed_iterable, HTTP/1.1), pyvespa async (feed_async_iterable,
 h2c) and the `vespa feed` Go CLI (h2c, from the `vespacli` PyPI package), same documents, side by side.
 
-The target is the local contract server (tests/vespa_contract_server.py) in its own process, not Vespa:
+The target is the local contract server (newsrec/contract_server/) in its own process, not Vespa:
 it is single-threaded Python, so it is likely the bottleneck; the table shows its CPU use per run
 (server CPU s / wall s near 1.0 = saturated) and its own time per request.
 
@@ -31,7 +31,6 @@ from feed.backend import FeedReport  # noqa: E402
 from feed.documents import news_document  # noqa: E402
 from feed.vespa_backend import VespaBackend, write_jsonl  # noqa: E402
 
-SERVER = ROOT / "tests" / "vespa_contract_server.py"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -44,12 +43,12 @@ def documents(count: int, seed: int = 0) -> list[dict]:
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
-    sys.path.insert(0, str(SERVER.parent))
-    from vespa_contract_server import _wait_listening, free_port
+    from newsrec.contract_server.server import free_port, wait_listening
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)], stdout=subprocess.DEVNULL)
-    _wait_listening(port)
+    process = subprocess.Popen([sys.executable, "-m", "newsrec.contract_server", "--port", str(port)],
+                               stdout=subprocess.DEVNULL)
+    wait_listening(port)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -151,7 +150,7 @@ def render(data: dict) -> str:
 `python3 bench/run.py feed` (`vespacli`, in `.[bench]`, ships the Go `vespa` binary)
 
 {data['documents']:,} news documents with 65-d embeddings, median of {data['repeats']}, fed to the local Vespa
-contract server (`tests/vespa_contract_server.py`: one Python process speaking HTTP/1.1 and h2c,
+contract server (`newsrec/contract_server/`: one Python process speaking HTTP/1.1 and h2c,
 enforcing document/v1), client and server sharing the machine's {cores} cores; and to the embedded
 default index (faiss HNSW + bm25s, persisted to disk), the same documents.
 

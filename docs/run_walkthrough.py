@@ -6,7 +6,7 @@ The document's fenced blocks, by info string:
   `newsrec-feed` are this checkout's (`python -m pipeline.cli` / `python -m feed.cli`).
 - ```http: one request to Vespa's HTTP API: `METHOD /path`, then an optional JSON body. After the
   console blocks, the test feeds the walkthrough's model to the local Vespa contract server
-  (tests/vespa_contract_server.py: a strict stand-in for Vespa's document/v1 and /search/ API, NOT Vespa)
+  (newsrec/contract_server/: a strict stand-in for Vespa's document/v1 and /search/ API, NOT Vespa)
   and sends every request there; each must answer HTTP 200 without errors. A string value
   "<FIELD of USER_ID>" in a body stands for that user document's vector (fetched with GET first).
 - ```json right after an http block: an excerpt of the response, checked as Vespa's own test format
@@ -249,8 +249,7 @@ def check_http(step: Step, base_url: str) -> None:
 
 def serve_and_feed(workdir: Path, env: dict, model_dir: str, mind_dir: str):
     """Start the contract server and feed it the walkthrough's model through `newsrec-feed --endpoint`."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from vespa_contract_server import ContractServer
+    from newsrec.contract_server import ContractServer
 
     server = ContractServer().start()
     run_command(f"newsrec-feed {mind_dir} --model {model_dir} --endpoint {server.url} --state contract-feed-state",

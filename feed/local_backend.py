@@ -3,7 +3,8 @@
 A directory (default `./newsrec-index`) holding a document store (JSON lines + numpy vectors), an
 HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean, 16 links,
 200 neighbours explored at insert: the settings of schemas/news.sd) and a BM25 index over title and
-abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles:
+abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles, through
+feed/ranking.py (the one copy of their math, shared with the HTTP contract server):
 - recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits (exploring
   max(200, 20 x hits) graph candidates, like hnsw.exploreAdditionalHits = 19 x targetHits), read news and
   filters applied during graph search (exact search when the filter keeps < 2% of the news, as
@@ -23,8 +24,10 @@ from typing import Iterable
 
 import numpy as np
 
+from feed import ranking as profiles
 from feed.backend import BackendError, FeedReport, Hit
 from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_profile, require_sort
+from feed.ranking import RERANK_COUNT  # noqa: F401  (re-exported: the embedded index's rerank-count)
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 from feed.state import write_state
 
@@ -32,7 +35,6 @@ DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 16
 HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
-RERANK_COUNT = 100
 EXPLORE_FACTOR = 20  # HNSW explores max(200, 20 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
                      # vectors needs ~20x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 19 x targetHits
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
@@ -173,24 +175,24 @@ class LocalBackend:
             return self.popular(hits, filters)
         rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]), hits,
                                      self._allowed(filters, user.get("has_read_items", [])))
-        closeness = 1.0 / (1.0 + np.sqrt(squared))
+        closeness = profiles.closeness(np.sqrt(squared))  # (K,) float32, K <= hits
         if ranking == "recommendation_with_global_category_ctr":
             return self._rank_by_category_ctr(rows, closeness, hits)
-        ranking_score = self._vectors[rows] @ np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
-        order = np.argsort(-closeness, kind="stable")
-        second = order[:RERANK_COUNT]  # second phase on the best `rerank-count` by closeness
-        scored = sorted(((float(ranking_score[i]), i) for i in second), key=lambda pair: -pair[0])
-        scored += [(float(closeness[i]), i) for i in order[RERANK_COUNT:]]
-        return [self._hit(rows[i], relevance, {"closeness(field,embedding)": float(closeness[i]),
-                                               "ranking_score": float(ranking_score[i])})
-                for relevance, i in scored[:hits]]
+        ranking_score = profiles.ranking_score(self._vectors[rows],
+                                               np.asarray(user["ranking_embedding"]["values"], dtype=np.float32))
+        # query(popularity_weight) keeps its default 0 here: recommendation_score = ranking_score
+        second_phase = profiles.recommendation_score(ranking_score, self._ctr(rows), popularity_weight=0.0)
+        relevance, order = profiles.recommendation(closeness, second_phase)
+        return [self._hit(rows[i], float(relevance[i]), {"closeness(field,embedding)": float(closeness[i]),
+                                                         "ranking_score": float(ranking_score[i])})
+                for i in order[:hits]]
 
     def _rank_by_category_ctr(self, rows: np.ndarray, closeness: np.ndarray, hits: int) -> list[Hit]:
         """recommendation_with_global_category_ctr: closeness × the CTR of the news item's category,
         read from the global category_ctr document (0 for a category missing there)."""
         ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
-        category_ctr = np.array([float(ctrs.get(self._news_fields[row].get("category"), 0.0)) for row in rows])
-        relevance = closeness * category_ctr
+        category_ctr = profiles.category_ctr((self._news_fields[row].get("category") for row in rows), ctrs)
+        relevance = profiles.recommendation_with_global_category_ctr(closeness, category_ctr)
         order = np.argsort(-relevance, kind="stable")[:hits]
         return [self._hit(rows[i], float(relevance[i]), {"nearest_neighbor": float(closeness[i]),
                                                          "category_ctr": float(category_ctr[i])}) for i in order]
@@ -204,10 +206,16 @@ class LocalBackend:
     def popular(self, hits: int, filters: dict[str, str] | None = None) -> list[Hit]:
         """The popularity profile without text: 100 · clicks / impressions (0 for news never shown)."""
         self._require_news()
-        ctr = np.array([f["clicks"] / f["impressions"] if f.get("impressions") else 0.0 for f in self._news_fields])
+        ctr = self._ctr(np.arange(len(self._news_order)))
+        relevance = profiles.popularity(0.0, ctr)  # no query text: nativeRank is 0
         rows = np.flatnonzero(self._allowed(filters))
-        best = rows[np.argsort(-ctr[rows], kind="stable")[:hits]]
-        return [self._hit(row, 100.0 * ctr[row], {"ctr": float(ctr[row])}) for row in best]
+        best = rows[np.argsort(-relevance[rows], kind="stable")[:hits]]
+        return [self._hit(row, relevance[row], {"ctr": float(ctr[row])}) for row in best]
+
+    def _ctr(self, rows: np.ndarray) -> np.ndarray:
+        """The `ctr` function of the news at `rows`: (K,) -> (K,) float64."""
+        fields = [self._news_fields[row] for row in rows]
+        return profiles.ctr([f.get("clicks", 0) for f in fields], [f.get("impressions", 0) for f in fields])
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None,
@@ -215,14 +223,15 @@ class LocalBackend:
         """bm25 (personalized_search with a user) over the news matching the text (all news without text);
         sort="date": newest first, ties by news id (YQL `order by date desc, news_id asc`)."""
         self._require_news()
-        text_score, matched = self._match(text, filters)
-        score = text_score.copy()
+        text_score, matched = self._match(text, filters)  # (N,), (N,) over all news
+        score = text_score
         if user_id is not None:
             user = self.docs["user"].get(user_id)
             if user is None:
                 raise BackendError(f"unknown user {user_id!r}: not in {self.directory}")
-            score += personalization_weight * (self._vectors @ np.asarray(user["ranking_embedding"]["values"],
-                                                                          dtype=np.float32))
+            ranking_score = profiles.ranking_score(self._vectors, np.asarray(user["ranking_embedding"]["values"],
+                                                                             dtype=np.float32))
+            score = profiles.personalized_search(text_score, ranking_score, personalization_weight)
         rows = np.flatnonzero(matched)
         if sort is None:
             best = rows[np.argsort(-score[rows], kind="stable")[:hits]]
@@ -264,7 +273,7 @@ class LocalBackend:
         if missing:
             raise BackendError(f"news {missing[0]} is not in {self.directory} ({len(missing)} missing)")
         rows = np.fromiter((self._position[n] for n in news_ids), dtype=np.int64, count=len(news_ids))
-        return (self._vectors[rows] @ np.asarray(ranking_vector, dtype=np.float32)).tolist()
+        return profiles.ranking_score(self._vectors[rows], np.asarray(ranking_vector, dtype=np.float32)).tolist()
 
     def _hit(self, row: int, relevance: float, features: dict) -> Hit:
         fields = {k: v for k, v in self._news_fields[row].items() if k != "embedding"}

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline import demo_vocab
 from pipeline.baselines import evaluate_baselines
@@ -61,3 +64,17 @@ def test_titles_read_like_topic_headlines(tiny_demo: Path):
     news = read_mind(tiny_demo).news
     assert all(5 <= len(title.split()) <= 20 for title in news.title)
     assert len(set(news.title)) > 0.8 * len(news)
+
+
+def test_vocabulary_is_read_from_the_package_data_files(tmp_path: Path):
+    topics_file = resources.files("pipeline").joinpath("data", demo_vocab.TOPICS_FILE)
+    assert topics_file.is_file()
+    topics = json.loads(topics_file.read_text(encoding="utf-8"))
+    assert json.loads(json.dumps([asdict(t) for t in demo_vocab.TOPICS])) == topics  # tuples become lists
+    first = demo_vocab.TOPICS[0]
+    assert isinstance(first.subjects, tuple) and first.entities[0] == tuple(topics[0]["entities"][0])
+    topics[1]["entities"][0][1] = "X"  # not one of P/O/G/E
+    bad = tmp_path / "bad_topics.json"
+    bad.write_text(json.dumps(topics), encoding="utf-8")
+    with pytest.raises(demo_vocab.VocabularyFileError, match=r"bad_topics\.json: topic 1 .*'entities'"):
+        demo_vocab.load_topics(bad)

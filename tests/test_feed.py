@@ -108,7 +108,7 @@ def test_user_document_fields(fed: Path):
 
 @pytest.fixture
 def vespa_server():
-    from vespa_contract_server import ContractServer
+    from newsrec.contract_server import ContractServer
 
     with ContractServer(hold_s=1.5) as running:
         yield running

@@ -1,4 +1,4 @@
-"""Contract tests of VespaBackend against the local Vespa stand-in (tests/vespa_contract_server.py).
+"""Contract tests of VespaBackend against the local Vespa stand-in (newsrec/contract_server/).
 
 Every request our code sends is checked by the server against Vespa's documented API and
 schemas/*.sd; the server also injects 429 / 5xx / timeouts / 400 to test retries and accounting.
@@ -21,7 +21,7 @@ from feed.backend import BackendError, FeedReport
 from feed.documents import category_ctr_document, news_document, user_document
 from feed.queries import QueryError
 from feed.vespa_backend import VespaBackend, parse_document_id, write_jsonl
-from vespa_contract_server import ContractServer
+from newsrec.contract_server import ContractServer
 
 MODES = ("async", "sync")
 HTTP_VERSION = {"async": "2", "sync": "1.1"}
@@ -161,7 +161,7 @@ def test_persistent_timeouts_fail_as_timeouts(vespa, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_unreachable_vespa_fails_every_document_as_transport_error(mode):
-    from vespa_contract_server import free_port
+    from newsrec.contract_server.server import free_port
 
     backend = VespaBackend(f"http://127.0.0.1:{free_port()}", mode=mode, max_attempts=2, backoff_s=0.01)
     report = feed(backend, news_docs(3), "news")

@@ -1,0 +1,90 @@
+"""The rank profiles of schemas/news.sd as numpy functions: the one copy of their math.
+
+Both stand-ins for Vespa's ranking compute relevance through these functions: the embedded default
+index (feed/local_backend.py) and the HTTP contract server (newsrec/contract_server/). Each function
+takes the per-document feature arrays of N matched news, shape (N,), and names the profile expression
+it mirrors. What feeds them (nearest-neighbour search, text scores) is the caller's business.
+
+Pure functions: no I/O, no state. The dtype follows the inputs (float32 vectors give float32 scores),
+so a caller keeps its precision.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+RERANK_COUNT = 100  # `rerank-count: 100` of the recommendation profile's second phase
+POPULARITY_CTR_WEIGHT = 100  # popularity's first phase: nativeRank + 100 * ctr
+
+
+def ctr(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+    """base's `ctr`: if(attribute(impressions) > 0, attribute(clicks) / attribute(impressions), 0).
+    (N,), (N,) -> (N,) float64."""
+    clicks = np.asarray(clicks, dtype=np.float64)
+    impressions = np.asarray(impressions, dtype=np.float64)
+    rates = np.zeros(np.shape(impressions), dtype=np.float64)
+    np.divide(clicks, impressions, out=rates, where=impressions > 0)
+    return rates
+
+
+def euclidean_distance(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """`distance(field, embedding)` for `distance-metric: euclidean`: sqrt(sum((q - d)^2)).
+    embeddings (N, D), query (D,) -> (N,)."""
+    return np.sqrt(((embeddings - query) ** 2).sum(axis=1))
+
+
+def closeness(distance: np.ndarray) -> np.ndarray:
+    """`closeness(field, embedding)` for the euclidean metric: 1 / (1 + distance). (N,) -> (N,)."""
+    return 1.0 / (1.0 + distance)
+
+
+def ranking_score(embeddings: np.ndarray, user_ranking: np.ndarray) -> np.ndarray:
+    """base's `ranking_score`: sum(query(user_ranking) * attribute(embedding)).
+    embeddings (N, D), user_ranking (D,) -> (N,). The user's MIPS coordinate is 0, so the item's adds nothing."""
+    return embeddings @ user_ranking
+
+
+def recommendation_score(ranking_score: np.ndarray, ctr: np.ndarray, popularity_weight: float) -> np.ndarray:
+    """recommendation's `recommendation_score`: ranking_score + query(popularity_weight) * ctr. (N,) -> (N,)."""
+    return ranking_score + popularity_weight * ctr
+
+
+def recommendation(closeness: np.ndarray, recommendation_score: np.ndarray,
+                   rerank_count: int = RERANK_COUNT) -> tuple[np.ndarray, np.ndarray]:
+    """The recommendation profile: first phase closeness(field, embedding); second phase
+    recommendation_score on the best `rerank_count` by first phase (earlier rows win ties).
+
+    Returns (relevance (N,), order (N,)): the re-ranked documents get their second-phase score, the
+    others keep their closeness; `order` lists the re-ranked ones first (by second phase, ties in
+    first-phase order), then the rest by first phase."""
+    first_phase_order = np.argsort(-closeness, kind="stable")
+    reranked, rest = first_phase_order[:rerank_count], first_phase_order[rerank_count:]
+    relevance = closeness.astype(np.result_type(closeness, recommendation_score))  # a copy
+    relevance[reranked] = recommendation_score[reranked]
+    order = np.concatenate([reranked[np.argsort(-relevance[reranked], kind="stable")], rest])
+    return relevance, order
+
+
+def category_ctr(categories: Iterable[str | None], ctrs: Mapping[str, float]) -> np.ndarray:
+    """recommendation_with_global_category_ctr's `category_ctr`:
+    sum(tensorFromLabels(attribute(category), category) * attribute(category_ctrs)), i.e. the parent's
+    CTR cell for the news item's category, 0 for a category missing there. (N,) -> (N,) float64."""
+    return np.array([float(ctrs.get(category, 0.0)) for category in categories], dtype=np.float64)
+
+
+def recommendation_with_global_category_ctr(closeness: np.ndarray, category_ctr: np.ndarray) -> np.ndarray:
+    """First phase nearest_neighbor * category_ctr, nearest_neighbor = closeness(field, embedding). (N,) -> (N,)."""
+    return closeness * category_ctr
+
+
+def popularity(native_rank: np.ndarray | float, ctr: np.ndarray) -> np.ndarray:
+    """The popularity profile: nativeRank + 100 * ctr (nativeRank is 0 for a query without text). (N,) -> (N,)."""
+    return native_rank + POPULARITY_CTR_WEIGHT * ctr
+
+
+def personalized_search(text_score: np.ndarray, ranking_score: np.ndarray,
+                        personalization_weight: float) -> np.ndarray:
+    """personalized_search's `personalized_score`: text_score + query(personalization_weight) * ranking_score,
+    text_score = bm25(title) + bm25(abstract). (N,) -> (N,)."""
+    return text_score + personalization_weight * ranking_score

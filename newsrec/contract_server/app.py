@@ -1,0 +1,169 @@
+"""The ASGI application: routing, the data-plane token, fault injection and the request record.
+
+Every request is recorded (`requests`); faults injected with `inject` are served before the API sees
+the request; `GET /_contract/stats` gives request count, the server's own busy time and document count.
+"""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+import threading
+import time
+from collections import Counter, deque
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote
+
+from feed.schema import SCHEMA_DIR
+from newsrec.contract_server.documents import DocumentApi, document_id
+from newsrec.contract_server.protocol import ApiError, Recorded
+from newsrec.contract_server.schemas import fields_indexed_as, load_full_schemas
+from newsrec.contract_server.search import SearchApi
+
+FAULT_MESSAGES = {429: "Rejecting execution due to overload: too many operations in flight",
+                  500: "Internal server error (injected)", 502: "Bad gateway (injected)",
+                  503: "Service unavailable: no content node available (injected)",
+                  400: "Injected bad request", 507: "Insufficient storage (injected)"}
+
+
+class VespaContractApp:
+    """ASGI application: the state (documents, faults, records) and the two APIs."""
+
+    def __init__(self, schema_dir: str | Path = SCHEMA_DIR, hold_s: float = 3.0, token: str | None = None):
+        self.schemas = load_full_schemas(schema_dir)
+        self.summary_fields = fields_indexed_as(Path(schema_dir) / "news.sd", "summary")
+        self.attributes = fields_indexed_as(Path(schema_dir) / "news.sd", "attribute")
+        self.hold_s = hold_s
+        self.token = token
+        self.documents: dict[str, dict] = {}  # full id -> fields
+        self.put_counts: Counter = Counter()  # full id -> acknowledged puts
+        self.requests: list[Recorded] = []
+        self.faults: list[tuple[str, deque]] = []
+        self.busy_s = 0.0  # time spent handling requests (fault holds excluded)
+        self.lock = threading.Lock()
+        self.document_api = DocumentApi(self.schemas, self.documents, self.put_counts, self.lock)
+        self.search_api = SearchApi(self.schemas["news"], self.documents, self.attributes, self.summary_fields)
+
+    def inject(self, target: str, faults: list) -> None:
+        """Next requests matching `target` (a full document id, or a regex on the path) get `faults` in order:
+        an HTTP status (429, 503, 500, 400, ...) or "timeout" (held past the client's timeout, then 504)."""
+        with self.lock:
+            self.faults.append((target, deque(faults)))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.documents.clear()
+            self.put_counts.clear()
+            self.requests.clear()
+            self.faults.clear()
+            self.busy_s = 0.0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        raw = await _read_body(receive)
+        started = time.perf_counter()
+        record = self._record(scope, raw)
+        status, body = await self._respond(record)
+        record.status = status
+        payload = json.dumps(body).encode()
+        with self.lock:  # handler time only: not the fault holds, not the transport
+            self.busy_s += time.perf_counter() - started - record.held_s
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _record(self, scope, raw: bytes) -> Recorded:
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        try:
+            body = json.loads(_decode(raw, headers)) if raw else None
+        except (ValueError, OSError):
+            body = raw
+        record = Recorded(scope["method"], scope["raw_path"].decode(), dict(parse_qsl(scope["query_string"].decode())),
+                          body, scope["http_version"], headers)
+        with self.lock:
+            self.requests.append(record)
+        return record
+
+    async def _respond(self, record: Recorded) -> tuple[int, dict]:
+        path = record.path
+        try:
+            if self.token is not None and record.headers.get("authorization") != f"Bearer {self.token}":
+                raise ApiError(403, "Missing or wrong data plane token")
+            fault = self._next_fault(path)
+            if fault is not None:
+                return await self._fault(record, fault)
+            return self._route(record)
+        except ApiError as error:
+            return error.status, _error_body(path, error)
+
+    def _route(self, record: Recorded) -> tuple[int, dict]:
+        path = record.path
+        if path == "/_contract/stats":
+            return 200, {"requests": len(self.requests), "busy_s": self.busy_s, "documents": len(self.documents)}
+        if path.startswith("/document/v1/"):
+            return self.document_api.handle(record)
+        if path == "/search/":
+            return 200, self.search_api.search(record)
+        return 404, {"message": f"No handler for {path}"}
+
+    def _next_fault(self, path: str):
+        doc_id = document_id(path)
+        with self.lock:
+            for target, faults in self.faults:
+                hit = (target == doc_id) if target.startswith("id:") else re.search(target, unquote(path))
+                if hit and faults:
+                    return faults.popleft()
+        return None
+
+    async def _fault(self, record: Recorded, fault) -> tuple[int, dict]:
+        record.fault = fault
+        if fault == "timeout":
+            held = min(self.hold_s, _seconds(record.params.get("timeout")) or self.hold_s)
+            record.held_s = held
+            await asyncio.sleep(held)
+            raise ApiError(504, f"Request timeout after {held:g}s (injected)")
+        raise ApiError(int(fault), FAULT_MESSAGES.get(int(fault), f"Injected HTTP {fault}"))
+
+
+def _error_body(path: str, error: ApiError) -> dict:
+    """/search/ errors in root.errors (code 4 for a bad request), document/v1 errors as {pathId, message}."""
+    if path == "/search/":
+        return {"root": {"id": "toplevel", "relevance": 1.0, "fields": {"totalCount": 0},
+                         "errors": [{"code": 4 if error.status == 400 else error.status,
+                                     "summary": "Error", "message": error.message}]}}
+    return {"pathId": path, "message": error.message}
+
+
+def _seconds(value: str | None) -> float | None:
+    """Vespa's timeout parameter: "1.5", "1.5s" or "1500ms"."""
+    if not value:
+        return None
+    match = re.fullmatch(r"([\d.]+)\s*(ms|s)?", value)
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1) if match else None
+
+
+def _decode(raw: bytes, headers: dict) -> bytes:
+    return gzip.decompress(raw) if headers.get("content-encoding") == "gzip" else raw
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,139 @@
+"""The document/v1 API: put (POST), partial update (PUT), get and remove, checked against the schemas.
+
+URL `/document/v1/<namespace>/<doctype>/docid/<url-encoded id>`; document id `id:<ns>:<doctype>::<id>`.
+As Vespa: an update or remove of a missing document is a 200, a GET of one a 404; an unknown field or a
+value not of the field's type is a 400 whose message names the field.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import Counter
+from urllib.parse import unquote
+
+from feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
+from newsrec.contract_server.protocol import ApiError, Recorded
+
+_DOC_PATH = re.compile(r"^/document/v1/([^/]+)/([^/]+)/docid/([^/]+)$")
+_MAPPED_TENSOR = re.compile(r"tensor<\w+>\(\w+\{\}\)")
+_REFERENCE = re.compile(r"reference<(\w+)>")
+_UPDATE_OPERATIONS = {"assign", "increment"}
+
+
+def document_id(path: str) -> str | None:
+    """The full document id a document/v1 path names, or None for another path."""
+    match = _DOC_PATH.match(path)
+    return f"id:{match.group(1)}:{match.group(2)}::{unquote(match.group(3))}" if match else None
+
+
+class DocumentApi:
+    """document/v1 over the shared store: `documents` (full id -> fields) and `put_counts` (full id ->
+    acknowledged puts), both guarded by `lock`."""
+
+    def __init__(self, schemas: dict[str, Schema], documents: dict[str, dict], put_counts: Counter,
+                 lock: threading.Lock):
+        self.schemas = schemas
+        self.documents = documents
+        self.put_counts = put_counts
+        self.lock = lock
+
+    def handle(self, record: Recorded) -> tuple[int, dict]:
+        match = _DOC_PATH.match(record.path)
+        if not match:
+            raise ApiError(400, f"Unsupported document/v1 path {record.path!r} "
+                                "(expected /document/v1/<namespace>/<doctype>/docid/<url-encoded id>)")
+        doctype = match.group(2)
+        if doctype not in self.schemas:
+            raise ApiError(400, f"Document type {doctype} does not exist")
+        handler = {"POST": self._put, "PUT": self._update, "GET": self._get, "DELETE": self._remove}.get(record.method)
+        if handler is None:
+            raise ApiError(405, f"'{record.method}' not allowed at '{record.path}'")
+        return handler(self.schemas[doctype], document_id(record.path), record)
+
+    def _put(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
+        fields = _fields_of(record.body, doc_id)
+        check_fields(schema, doc_id, fields)
+        with self.lock:
+            self.documents[doc_id] = json.loads(json.dumps(fields))
+            self.put_counts[doc_id] += 1
+        return 200, {"pathId": record.path, "id": doc_id}
+
+    def _update(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
+        updates = _fields_of(record.body, doc_id)
+        values = {}
+        for name, operation in updates.items():
+            if not isinstance(operation, dict) or set(operation) - _UPDATE_OPERATIONS or len(operation) != 1:
+                raise ApiError(400, f"Error in document '{doc_id}': field '{name}': unsupported update {operation!r}")
+            values[name] = operation.get("assign", operation.get("increment"))
+        check_fields(schema, doc_id, values)
+        with self.lock:
+            if doc_id not in self.documents and record.params.get("create") != "true":
+                return 200, {"pathId": record.path, "id": doc_id}  # Vespa: update of a missing doc is a 200
+            target = self.documents.setdefault(doc_id, {})
+            for name, operation in updates.items():
+                target[name] = (operation["assign"] if "assign" in operation
+                                else target.get(name, 0) + operation["increment"])
+        return 200, {"pathId": record.path, "id": doc_id}
+
+    def _get(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
+        fields = self.documents.get(doc_id)
+        if fields is None:
+            return 404, {"pathId": record.path, "id": doc_id}
+        return 200, {"pathId": record.path, "id": doc_id, "fields": render_fields(schema, fields)}
+
+    def _remove(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
+        with self.lock:
+            self.documents.pop(doc_id, None)
+        return 200, {"pathId": record.path, "id": doc_id}
+
+
+def check_fields(schema: Schema, doc_id: str, fields: dict) -> None:
+    """Vespa's put/update checks: every field exists in the document type, with a value of its type."""
+    for name, value in fields.items():
+        if name not in schema.fields:
+            raise ApiError(400, f"Error in document '{doc_id}' - could not parse field '{name}' of type "
+                                f"'{schema.name}': No field '{name}' in the structure of type '{schema.name}'")
+        try:
+            _check_field_value(schema, doc_id, name, value)
+        except SchemaMismatchError as error:
+            raise ApiError(400, f"Error in document '{doc_id}' - could not parse field '{name}': {error}")
+
+
+def _check_field_value(schema: Schema, doc_id: str, name: str, value) -> None:
+    """feed.schema's check, plus what it leaves out: finite cells, mapped tensors, reference ids."""
+    vespa_type = schema.fields[name]
+    check_document(schema, {"id": doc_id, "fields": {name: value}})
+    size = tensor_size(vespa_type)
+    if size is not None and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value["values"]):
+        raise SchemaMismatchError(f"document {doc_id}: field {name!r}: tensor cells must be finite numbers")
+    if _MAPPED_TENSOR.fullmatch(vespa_type):
+        cells = value.get("cells") if isinstance(value, dict) else None
+        if not isinstance(cells, dict) or not all(isinstance(v, (int, float)) for v in cells.values()):
+            raise SchemaMismatchError(f"document {doc_id}: field {name!r} is {vespa_type}: "
+                                      'expected {"cells": {"label": number, ...}}')
+    reference = _REFERENCE.fullmatch(vespa_type)
+    if reference and not (isinstance(value, str) and re.fullmatch(rf"id:[^:]+:{reference.group(1)}::.+", value)):
+        raise SchemaMismatchError(f"document {doc_id}: field {name!r} must be a document id of type "
+                                  f"{reference.group(1)!r}, got {value!r}")
+
+
+def render_fields(schema: Schema, fields: dict) -> dict:
+    """Fields as document/v1 GET renders them: tensors as {"type", "values"} or {"type", "cells"}."""
+    rendered = {}
+    for name, value in fields.items():
+        if schema.fields[name].startswith("tensor<") and isinstance(value, dict):
+            rendered[name] = {"type": schema.fields[name], **value}
+        else:
+            rendered[name] = value
+    return rendered
+
+
+def _fields_of(body, doc_id: str) -> dict:
+    if not isinstance(body, dict) or not isinstance(body.get("fields"), dict):
+        raise ApiError(400, f"Could not read document '{doc_id}': expected a JSON object with \"fields\"")
+    unknown = set(body) - {"fields", "condition", "create"}
+    if unknown:
+        raise ApiError(400, f"Could not read document '{doc_id}': unexpected keys {sorted(unknown)}")
+    return body["fields"]
