@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import NewsrecError
-from pipeline.features import Vocabulary
 from pipeline.models.contract import NewsRecModel
 from pipeline.models.registry import MODELS, build_model, kind_of
 from pipeline.text_encoder import TextEncoderConfig
+from pipeline.vocabulary import Vocabulary
 
 CHECKPOINT_FILE = "model.pt"
 FORMAT = "newsrec-checkpoint-1"

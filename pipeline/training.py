@@ -22,13 +22,14 @@ import torch
 from pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save_checkpoint
 from pipeline.device import autocast, pick_device
 from pipeline.errors import NewsrecError
-from pipeline.features import Vocabulary, clicked_sets, make_batch, model_news_features, user_rows
+from pipeline.features import clicked_sets, make_batch, model_news_features, user_rows
 from pipeline.inference import candidate_rows, encode_all_news, encode_users, score_impressions, top_k_inner_product
 from pipeline.metrics import ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset, read_mind
 from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel
 from pipeline.models.registry import model_class, new_model
 from pipeline.text_encoder import TextEncoderConfig
+from pipeline.vocabulary import Vocabulary
 
 
 class TrainingError(NewsrecError):
@@ -231,7 +232,7 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
     data = prepare(dataset, config, device, cache_dir_for(out_dir), progress, base)
     model = new_model(config.model, data.vocab, _settings(config, data, base))
     if base is not None:
-        model.load_base(base)
+        model.load_base(base.model)
     model.to(device)
     log(f"training {config.model} on {device}: {len(data.train_impressions)} train / "
         f"{len(data.valid_impressions)} validation impressions (held out from train)")
@@ -256,7 +257,7 @@ def _base_checkpoint(config: TrainConfig) -> Checkpoint | None:
 def _settings(config: TrainConfig, data: TrainingData, base: Checkpoint | None) -> ModelSettings:
     text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
     return ModelSettings(dim=config.dim, text_dim=text_dim, finetune_layers=config.finetune_layers,
-                         text_model=config.text.model, base=base)
+                         text_model=config.text.model, base=None if base is None else base.model)
 
 
 def _hidden_size(text_model: str) -> int:

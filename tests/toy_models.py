@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output, UserVectors
-from pipeline.models.registry import build_model
+from pipeline.models.registry import build_model, kind_of
 
 BUCKETS = 4096  # token ids hashed into this many word embeddings
 
@@ -93,7 +93,7 @@ class RecallKeyConfig:
 
     @classmethod
     def from_vocabulary(cls, vocab, settings: ModelSettings) -> "RecallKeyConfig":
-        return cls(base_kind=settings.base.kind, base_config=asdict(settings.base.model.config))
+        return cls(base_kind=kind_of(settings.base), base_config=asdict(settings.base.config))
 
 
 class RecallKey(NewsRecModel):
@@ -108,8 +108,8 @@ class RecallKey(NewsRecModel):
         dim = self.base.serving_dim
         self.key = nn.Sequential(nn.Linear(dim, config.hidden), nn.Tanh(), nn.Linear(config.hidden, dim))
 
-    def load_base(self, base) -> None:
-        self.base.load_state_dict(base.model.state_dict())
+    def load_base(self, base: NewsRecModel) -> None:
+        self.base.load_state_dict(base.state_dict())
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.base.encode_news(news)

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
 from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig, UserIdEmbedding
 
 if TYPE_CHECKING:
-    from pipeline.features import Vocabulary
+    from pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

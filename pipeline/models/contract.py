@@ -16,22 +16,19 @@ attributes say what else it needs; the defaults fit a two-tower model over cache
 - `user_is_cacheable`: False for a cross-encoder (UNBERT) that scores a candidate together with the
   history's tokens in `forward`: inference then scores (candidate, history) pairs through `forward`, and
   there is no user vector to feed.
-- `needs_base`: the model is trained on top of another checkpoint (`ModelSettings.base`), e.g. a recall key
-  trained against a ranking model (Recallnet); its checkpoint still describes itself (the base's config
-  and weights are part of it).
+- `needs_base`: the model is trained on top of another checkpoint's model (`ModelSettings.base`,
+  `load_base`), e.g. a recall key trained against a ranking model (Recallnet); its checkpoint still
+  describes itself (the base's config and weights are part of it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from pipeline.errors import NewsrecError
-
-if TYPE_CHECKING:
-    from pipeline.checkpoint import Checkpoint
 
 
 class ModelConfigError(NewsrecError):
@@ -79,7 +76,7 @@ class ModelSettings:
     text_dim: int = 384  # width of the LM's vectors
     finetune_layers: int = 0  # top LM layers trained with the model (0 = frozen, vectors cached)
     text_model: str = "default"
-    base: Checkpoint | None = None  # for models trained on top of another checkpoint (`needs_base`)
+    base: NewsRecModel | None = None  # the trained model of the base checkpoint, for models with `needs_base`
 
 
 @dataclass(frozen=True)
@@ -182,8 +179,8 @@ class NewsRecModel(nn.Module):
         """Recall bases kept at inference (UniRec's P); a model without bases refuses."""
         raise ModelConfigError(f"{type(self).__name__} has no recall bases: --top-p applies to UniRec")
 
-    def load_base(self, base: Checkpoint) -> None:
-        """Before training, take the trained weights of the base checkpoint (models with `needs_base`)."""
+    def load_base(self, base: NewsRecModel) -> None:
+        """Before training, take the trained weights of the base checkpoint's model (models with `needs_base`)."""
         raise ModelConfigError(f"{type(self).__name__} is not trained on top of another checkpoint")
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from pipeline.models.contract import ModelSettings, NewsFeatures
 
 if TYPE_CHECKING:
-    from pipeline.features import Vocabulary
+    from pipeline.vocabulary import Vocabulary
 
 
 class AdditiveAttention(nn.Module):

@@ -16,7 +16,7 @@ from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, 
 from pipeline.models.layers import UserIdEmbedding
 
 if TYPE_CHECKING:
-    from pipeline.features import Vocabulary
+    from pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

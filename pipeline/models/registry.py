@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from pipeline.errors import NewsrecError
 
 if TYPE_CHECKING:
-    from pipeline.features import Vocabulary
     from pipeline.models.contract import ModelSettings, NewsRecModel
+    from pipeline.vocabulary import Vocabulary
 
 MODELS: dict[str, str] = {
     "unirec": "pipeline.models.unirec:UniRec",

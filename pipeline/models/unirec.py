@@ -21,7 +21,7 @@ from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRec
 from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig
 
 if TYPE_CHECKING:
-    from pipeline.features import Vocabulary
+    from pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
