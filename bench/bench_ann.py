@@ -15,8 +15,8 @@ import functools
 
 import numpy as np
 import torch
-from common import OUT, growth_exponent, growth_verdict, machine, plot, row_main, table, timed
 
+from bench.common import OUT, growth_exponent, growth_verdict, machine, plot, row_main, table, timed
 from feed.local_backend import build_hnsw
 from pipeline.inference import top_k_inner_product
 from pipeline.transforms import EuclideanTransform, no_transform, running_max_transform
@@ -25,9 +25,8 @@ from pipeline.transforms import EuclideanTransform, no_transform, running_max_tr
 def model_vectors(model_dir: str, mind_dir: str, queries: int) -> tuple[np.ndarray, np.ndarray]:
     from feed.feeding import embed_corpus
     from pipeline.mind import read_mind
-    from pathlib import Path
 
-    corpus = embed_corpus(read_mind(mind_dir), model_dir, "auto", Path(model_dir).parent / "cache")
+    corpus = embed_corpus(read_mind(mind_dir), model_dir)
     users = corpus.user_recall[np.random.default_rng(0).permutation(len(corpus.user_recall))[:queries]]
     return corpus.news_vectors, users
 
@@ -119,7 +118,7 @@ def render(data: dict) -> str:
     path = plot("ann_scaling", "Embedded index (faiss HNSW 16/200), explicit Φ", "news vectors", "seconds",
                 {"index build": (sizes, [m["build_s"] for m in explicit]),
                  f"{data['queries']:,} queries (efSearch {data['ef_search']:,})":
-                     (sizes, [data["queries"] / m["qps"] for m in explicit])})
+                     (sizes, [data["queries"] / m["qps"] for m in explicit])}, quick=data.get("quick", False))
     at_100k = next((e["variants"]["explicit Φ (newsrec)"]["recall"] for e in data["sizes"] if e["size"] == 100_000), None)
     target = f"recall@100 at 100k with the explicit Φ: {at_100k:.4f} (target ≥ 0.99{'' if at_100k >= 0.99 else ': not met'})" \
         if at_100k is not None else "100k not measured in this run"

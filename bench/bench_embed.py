@@ -11,13 +11,13 @@ On CUDA the same code runs in bf16 autocast.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
-from common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
 
+from bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
 from pipeline.demo_data import config_for, generated_news_texts
-from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model, pick_device
+from pipeline.device import pick_device
+from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
 
 
 def per_article_loop(texts: list[str], tokenizer, model, max_tokens: int, device) -> np.ndarray:
@@ -62,7 +62,8 @@ def render(data: dict) -> str:
     curve = data["curve"]
     exponent = growth_exponent(curve["news"], curve["seconds"])
     path = plot("embed_news", "News embedding (all-MiniLM-L6-v2, title + abstract)", "news items", "seconds",
-                {f"newsrec batched ({data['device']})": (curve["news"], curve["seconds"])})
+                {f"newsrec batched ({data['device']})": (curve["news"], curve["seconds"])},
+                quick=data.get("quick", False))
     speedup = data["batched_rate"] / data["loop_rate"]
     return f"""## News embedding: batched vs the per-article loop
 

@@ -25,11 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from feed.backend import FeedReport  # noqa: E402
-from feed.documents import news_document  # noqa: E402
-from feed.vespa_backend import VespaBackend, write_jsonl  # noqa: E402
+from feed.backend import FeedReport
+from feed.documents import news_document
+from feed.vespa_backend import VespaBackend, write_jsonl
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -14,9 +14,10 @@ no checks.
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 
-from common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, row_main, table, tiny_setup
-
+from bench.common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, row_main, table, tiny_setup
 from pipeline.demo_data import config_for, generate
 
 READ = r"""
@@ -53,15 +54,16 @@ EMBED = r"""
 import json, sys, time
 import numpy as np
 from feed.feeding import embed_corpus
+from pipeline.checkpoint import cache_dir_for
 from pipeline.mind import read_mind
 from pipeline.text_encoder import TextEncoderConfig, cache_path
 base = hwm()
 d = read_mind(sys.argv[1])
-cache = cache_path(sys.argv[3], TextEncoderConfig(), d.news.title, d.news.abstract)
+cache = cache_path(cache_dir_for(sys.argv[2]), TextEncoderConfig(), d.news.title, d.news.abstract)
 cache.parent.mkdir(parents=True, exist_ok=True)
 np.save(cache, np.random.default_rng(0).normal(size=(len(d.news), 2, 384)).astype(np.float32))
 started = time.perf_counter()
-corpus = embed_corpus(d, sys.argv[2], "cpu", sys.argv[3])
+corpus = embed_corpus(d, sys.argv[2], "cpu")
 print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "users": int(len(corpus.user_ranking)),
                   "peak_kib": hwm()}))
 """
@@ -88,6 +90,14 @@ def dataset(size: str):
     return mind
 
 
+def stub_model(model: Path, size: str) -> Path:
+    """A copy of the tiny model whose LM-vector cache (beside it) will hold random stand-ins for `size`."""
+    stub = OUT / size / "stub" / "unirec"
+    stub.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model / "model.pt", stub / "model.pt")
+    return stub
+
+
 def run(quick: bool) -> dict:
     sizes = ["tiny"] if quick else ["tiny", "small", "large"]
     _, model = tiny_setup()
@@ -95,7 +105,7 @@ def run(quick: bool) -> dict:
     for size in sizes:
         mind = dataset(size)
         scales[size] = {"read": child_peak(READ, str(mind)), "pandas": child_peak(PANDAS, str(mind), str(PANDAS_CAP_GIB)),
-                        "embed": child_peak(EMBED, str(mind), str(model), str(OUT / size / "stub-cache"))}
+                        "embed": child_peak(EMBED, str(mind), str(stub_model(model, size)))}
         print(size, scales[size], flush=True)
     return {"machine": machine(), "scales": scales, "lm": None if quick else child_peak(LM)}
 
@@ -113,7 +123,8 @@ def render(data: dict) -> str:
     embed_s = [s["embed"]["seconds"] for s in data["scales"].values()]
     path = plot("read_embed_scaling", "Reading and embedding vs data size (CPU)", "impressions (train + dev)",
                 "seconds", {"read_mind (all checks)": (impressions, read_s),
-                            "embed every news item and user (UniRec)": (impressions, embed_s)})
+                            "embed every news item and user (UniRec)": (impressions, embed_s)},
+                quick=data.get("quick", False))
     lm = data.get("lm")
     lm_line = (f"The LM itself (all-MiniLM-L6-v2 over 4,000 news, titles and abstracts) peaks at "
                f"{lm['added_mib']:,.0f} MiB above its imports, independent of the corpus size but for its "

@@ -16,8 +16,8 @@ import statistics
 
 import numpy as np
 import torch
-from common import OUT, machine, row_main, side_by_side, table, timed, tiny_setup
 
+from bench.common import OUT, machine, row_main, side_by_side, table, timed, tiny_setup
 from pipeline.metrics import ranking_metrics
 
 
@@ -59,17 +59,19 @@ def sklearn_loop(labels, scores, offsets):
 def serving_evaluation(repeats: int) -> dict:
     """Dev metrics from a trained model's vectors: newsrec's vectorized scoring vs the tutorial's one ranking
     query per impression (here to the embedded index, in-process: no HTTP cost counted) + sklearn per impression."""
-    from feed.feeding import embed_corpus, feed_corpus
-    from feed.local_backend import LocalBackend
+    from feed.connect import Target, open_backend
+    from feed.feeding import embed_corpus
+    from feed.job import FeedOptions, run_feed
     from pipeline.inference import candidate_scores
     from pipeline.mind import read_mind
     from pipeline.transforms import EuclideanTransform
 
     mind, model = tiny_setup()
     dataset = read_mind(mind)
-    corpus = embed_corpus(dataset, model, "cpu", OUT / "tiny" / "cache")
-    backend = LocalBackend(OUT / "tiny" / "index")
-    feed_corpus(corpus, backend, log=lambda _: None)
+    corpus = embed_corpus(dataset, model, "cpu")  # the vectors newsrec-feed computes ...
+    target = Target(index_dir=str(OUT / "tiny" / "index"))
+    run_feed(str(mind), target, FeedOptions(model_dir=str(model), device="cpu"), log=lambda _: None)  # ... fed
+    backend = open_backend(target)
     dev = dataset.splits["dev"]
     user = dev.user_index
     ranking = torch.from_numpy(corpus.user_ranking[user])

@@ -13,18 +13,19 @@ the first timed steps after one warm-up step.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
-from common import OUT, machine, row_main, table, timed
 
+from bench.common import OUT, machine, row_main, table, timed
 from pipeline.demo_data import config_for, generate
-from pipeline.features import Vocabulary, model_news_features, news_features, user_rows
+from pipeline.device import pick_device
+from pipeline.features import model_news_features, news_features, user_rows
 from pipeline.mind import read_mind
-from pipeline.models.registry import build_model, new_config
-from pipeline.text_encoder import TextEncoderConfig, pick_device
-from pipeline.training import TrainConfig, TrainingData, ranking_batches, ranking_samples, train_step
+from pipeline.models.contract import ModelSettings, NewsInputs
+from pipeline.models.registry import new_model
+from pipeline.text_encoder import TextEncoderConfig
+from pipeline.training import TrainConfig, TrainingData, ranking_samples, stage_batches, train_step
+from pipeline.vocabulary import Vocabulary
 
 MODES = (  # (label, finetune_layers, batch size)
     ("cached LM vectors, batch 128 (the default)", 0, 128),
@@ -43,7 +44,8 @@ def small_data(quick: bool):
 
 def training_data(dataset, vocab: Vocabulary, finetune_layers: int, device: torch.device) -> TrainingData:
     if finetune_layers:
-        features = model_news_features(dataset.news, vocab, TextEncoderConfig(), finetune_layers, device)
+        features = model_news_features(dataset.news, vocab, TextEncoderConfig(),
+                                       NewsInputs(text_vectors=False, tokens=True), device)
     else:
         vectors = np.random.default_rng(0).normal(size=(len(dataset.news), 2, 384)).astype(np.float32)
         features = news_features(dataset.news, vocab, vectors)
@@ -55,9 +57,10 @@ def training_data(dataset, vocab: Vocabulary, finetune_layers: int, device: torc
 def measure(data: TrainingData, finetune_layers: int, batch_size: int, steps: int, device: torch.device) -> dict:
     torch.manual_seed(0)
     config = TrainConfig(batch_size=batch_size, finetune_layers=finetune_layers)
-    model = build_model("unirec", new_config("unirec", data.vocab, config.dim, 384, finetune_layers)).to(device)
+    settings = ModelSettings(dim=config.dim, text_dim=384, finetune_layers=finetune_layers)
+    model = new_model("unirec", data.vocab, settings).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    batches = ranking_batches(data, config, np.random.default_rng(0), device)
+    batches = stage_batches(data, config, np.random.default_rng(0), device, "ranking")
     train_step(model, next(batches), optimizer)  # warm-up
     timed_batches = [next(batches) for _ in range(steps)]
     seconds, _ = timed(lambda: [train_step(model, batch, optimizer) for batch in timed_batches])

@@ -10,16 +10,15 @@ fresh weights (throughput does not depend on the weights). Both paths produce th
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
-from common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
 
+from bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
+from pipeline.device import pick_device
 from pipeline.inference import encode_users
 from pipeline.mind import Behaviors
 from pipeline.models.layers import NewsEncoderConfig
 from pipeline.models.unirec import UniRec, UniRecConfig
-from pipeline.text_encoder import pick_device
 
 NEWS = 161_013
 MAX_HISTORY = 50
@@ -73,7 +72,8 @@ def render(data: dict) -> str:
     curve = data["curve"]
     exponent = growth_exponent(curve["users"], curve["seconds"])
     path = plot("embed_users", "User embedding (UniRec user encoder, cached news vectors)", "users", "seconds",
-                {f"newsrec batched ({data['device']})": (curve["users"], curve["seconds"])})
+                {f"newsrec batched ({data['device']})": (curve["users"], curve["seconds"])},
+                quick=data.get("quick", False))
     largest = curve["users"][-1]
     return f"""## User embedding: batched vs one user at a time
 

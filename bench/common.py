@@ -21,8 +21,6 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"  # scratch data (ignored by git)
 PLOTS = ROOT / "bench" / "plots"  # committed PNGs
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -91,8 +89,7 @@ def child_peak(code: str, *args: str) -> dict:
     end) and `base_kib` (`hwm()` after its imports). Returns it with `peak_mib` and `added_mib` (the peak
     above the imports) instead. `hwm()` reads VmHWM, which restarts at exec; ru_maxrss would not: a
     child inherits its parent's maximum at fork."""
-    result = subprocess.run([sys.executable, "-c", HWM + code, *args], capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run([sys.executable, "-c", HWM + code, *args], capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -112,8 +109,9 @@ def table(columns: list[str], rows: list[list]) -> str:
 
 
 def plot(name: str, title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list, list]],
-         loglog: bool = True) -> str:
-    """A line plot of each series (x, y) to bench/plots/NAME.png, with a dotted linear reference."""
+         loglog: bool = True, quick: bool = False) -> str:
+    """A line plot of each series (x, y) to bench/plots/NAME.png (bench/out/quick/plots/ for a quick run,
+    so that checking a row never replaces a recorded plot), with a dotted linear reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,8 +130,9 @@ def plot(name: str, title: str, xlabel: str, ylabel: str, series: dict[str, tupl
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(title="dotted: linear growth" if loglog else None, fontsize=8, title_fontsize=8)
     figure.tight_layout()
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    path = PLOTS / f"{name}.png"
+    directory = OUT / "quick" / "plots" if quick else PLOTS
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     figure.savefig(path)
     plt.close(figure)
     return str(path.relative_to(ROOT))
@@ -192,4 +191,5 @@ def row_main(doc: str, run: Callable[[bool], dict], render: Callable[[dict], str
     """The command line of one row module: measure (quick or full), print its section; saves nothing."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to check that the row works")
-    print(render(run(parser.parse_args().quick)))
+    quick = parser.parse_args().quick
+    print(render({**run(quick), "quick": quick}))

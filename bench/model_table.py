@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from pipeline.baselines import oracle_scores
 from pipeline.demo_data import config_for, generate
 from pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
 from pipeline.mind import read_mind
+from pipeline.models.registry import MODELS
 from pipeline.training import TrainConfig, train
-
-MODELS = ("unirec", "content", "mf", "meanpool")
 
 
 def main() -> None:
@@ -46,11 +44,9 @@ def main() -> None:
         timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
                           "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
                                                 for e in s["epochs"]]}
-        cache = root / "runs" / "cache"
-        rows.append(evaluate_model(root / "runs" / model, dataset, name=f"{model} (top-P)" if model == "unirec" else model,
-                                   cache_dir=cache))
+        rows.append(evaluate_model(root / "runs" / model, dataset, name=f"{model} (top-P)" if model == "unirec" else model))
         if model == "unirec":
-            rows.append(evaluate_model(root / "runs" / model, dataset, top_p=0, name="unirec (all bases)", cache_dir=cache))
+            rows.append(evaluate_model(root / "runs" / model, dataset, top_p=0, name="unirec (all bases)"))
     rows.append(popularity_evaluation(dataset))
     rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev")))
     print(markdown(rows))
@@ -60,11 +56,9 @@ def main() -> None:
 
 def trained_summary(model_dir: Path) -> dict | None:
     """The training report inside an existing checkpoint (to resume an interrupted table run)."""
-    from pipeline.models.registry import CHECKPOINT_FILE, load_checkpoint
+    from pipeline.checkpoint import checkpoint_exists, load_checkpoint
 
-    if not (model_dir / CHECKPOINT_FILE).is_file():
-        return None
-    return load_checkpoint(model_dir)[2]["training"]
+    return load_checkpoint(model_dir).training if checkpoint_exists(model_dir) else None
 
 
 def markdown(rows) -> str:

@@ -14,21 +14,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, ROOT, describe  # noqa: E402
+from bench.common import OUT, ROOT, describe
 
-ROWS = {  # row name -> module in bench/, in the order of BENCHMARKS.md
-    "embed": "bench_embed",
-    "users": "bench_users",
-    "training": "bench_training",
-    "metrics": "bench_metrics",
-    "ann": "bench_ann",
-    "feed": "bench_feed_http",
-    "memory": "bench_memory",
+ROWS = {  # row name -> module of the `bench` package (installed with newsrec), in the order of BENCHMARKS.md
+    "embed": "bench.bench_embed",
+    "users": "bench.bench_users",
+    "training": "bench.bench_training",
+    "metrics": "bench.bench_metrics",
+    "ann": "bench.bench_ann",
+    "feed": "bench.bench_feed_http",
+    "memory": "bench.bench_memory",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

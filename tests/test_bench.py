@@ -3,21 +3,14 @@ and the runner renders BENCHMARKS.md from saved results."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import bench_metrics  # noqa: E402
-import bench_users  # noqa: E402
-import run as bench_run  # noqa: E402
-from common import growth_exponent, growth_verdict  # noqa: E402
-
-from pipeline.metrics import ranking_metrics  # noqa: E402
+from bench import bench_metrics, bench_users
+from bench import run as bench_run
+from bench.common import growth_exponent, growth_verdict
+from pipeline.metrics import ranking_metrics
 
 
 def test_sklearn_loop_baseline_agrees_with_newsrec_metrics():
@@ -40,7 +33,7 @@ def test_one_user_at_a_time_gives_the_batched_vectors():
 
 
 def test_per_article_loop_gives_the_batched_vectors():
-    import bench_embed
+    from bench import bench_embed
     from pipeline.text_encoder import encode_texts, load_language_model
 
     tokenizer, model = load_language_model("default")
