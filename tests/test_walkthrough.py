@@ -1,18 +1,17 @@
 """docs/walkthrough.md runs as written: every command and Vespa request, with the outputs it shows.
 
-The runner is docs/run_walkthrough.py (`python3 docs/run_walkthrough.py --update` rewrites the outputs).
+The runner is newsrec/walkthrough.py (`python3 -m newsrec.walkthrough --update` rewrites the outputs).
 """
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from newsrec import walkthrough
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "docs"))
-import run_walkthrough as walkthrough  # noqa: E402
 
 QUOTED_FIGURE = re.compile(r"\b\d\.\d{4}\b")
 
@@ -22,14 +21,16 @@ def document_run() -> walkthrough.Run:
     return walkthrough.run()
 
 
+@pytest.mark.slow
 def test_every_command_and_request_gives_what_the_document_shows(document_run: walkthrough.Run):
     differences = document_run.differences()
-    assert not differences, ("docs/walkthrough.md is stale (run `python3 docs/run_walkthrough.py --update` "
+    assert not differences, ("docs/walkthrough.md is stale (run `python3 -m newsrec.walkthrough --update` "
                              "and read the changes):\n\n" + "\n\n".join(differences))
     kinds = {step.block.kind for step in document_run.steps}
     assert kinds == {"console", "http"} and len(document_run.steps) >= 30
 
 
+@pytest.mark.slow
 def test_the_walkthrough_runs_in_a_few_minutes(document_run: walkthrough.Run):
     print(f"walkthrough: {len(document_run.steps)} steps in {document_run.seconds:.0f}s")
     assert document_run.seconds < 900  # ~2 min on 2 idle cores; only a blow-up fails

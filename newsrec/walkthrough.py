@@ -3,11 +3,11 @@
 The document's fenced blocks, by info string:
 - ```console: lines starting with `$ ` are commands, the lines up to the next command are its expected
   standard output. The commands run in order, with bash, in one fresh directory; `newsrec` and
-  `newsrec-feed` are this checkout's (`python -m pipeline.cli` / `python -m feed.cli`).
+  `newsrec-feed` are the installed newsrec's, run by this interpreter.
 - ```http: one request to Vespa's HTTP API: `METHOD /path`, then an optional JSON body. After the
-  console blocks, the test feeds the walkthrough's model to the local Vespa contract server
+  console blocks, the runner feeds the walkthrough's model to the local Vespa contract server
   (newsrec/contract_server/: a strict stand-in for Vespa's document/v1 and /search/ API, NOT Vespa)
-  and sends every request there; each must answer HTTP 200 without errors. A string value
+  with `feed.job.run_feed` and sends every request there; each must answer HTTP 200 without errors. A string value
   "<FIELD of USER_ID>" in a body stands for that user document's vector (fetched with GET first).
 - ```json right after an http block: an excerpt of the response, checked as Vespa's own test format
   checks responses: objects by the keys shown, lists by their first elements, numbers to 1e-6.
@@ -17,8 +17,8 @@ Normalization before comparing (both sides): durations (`in 12s`, `in 0.3s`) and
 become placeholders, trailing spaces go; decimals may differ by float noise (≤ 2e-3, so another CPU or
 library build does not fail the test). Everything else must match exactly: text, integers, order.
 
-    python3 docs/run_walkthrough.py            # run and compare (exit 1 on any difference)
-    python3 docs/run_walkthrough.py --update   # run and write the real outputs into the document
+    python3 -m newsrec.walkthrough            # run and compare (exit 1 on any difference)
+    python3 -m newsrec.walkthrough --update   # run and write the real outputs into the document
 """
 from __future__ import annotations
 
@@ -147,14 +147,18 @@ def same_output(expected: str | None, actual: str | None) -> bool:
 
 # ----------------------------------------------------------------------------- console
 
+COMMANDS = {"newsrec": "from newsrec.cli import main; main(prog_name='newsrec')",
+            "newsrec-feed": "from newsrec.cli import feed_main; feed_main(prog_name='newsrec-feed')"}
+
+
 def command_env(bin_dir: Path) -> dict:
-    """PATH with `newsrec` / `newsrec-feed` running this checkout's code with this interpreter."""
+    """PATH with `newsrec` / `newsrec-feed` running the installed newsrec with this interpreter."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for name, module in (("newsrec", "pipeline.cli"), ("newsrec-feed", "feed.cli")):
+    for name, code in COMMANDS.items():
         script = bin_dir / name
-        script.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m {module} "$@"\n')
+        script.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -c {shlex.quote(code)} "$@"\n')
         script.chmod(0o755)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1", PYTHONHASHSEED="0")
+    env = dict(os.environ, TQDM_DISABLE="1", PYTHONHASHSEED="0")
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     return env
 
@@ -247,13 +251,18 @@ def check_http(step: Step, base_url: str) -> None:
         step.actual = step.expected  # equal up to float noise: keep the document's text
 
 
-def serve_and_feed(workdir: Path, env: dict, model_dir: str, mind_dir: str):
-    """Start the contract server and feed it the walkthrough's model through `newsrec-feed --endpoint`."""
+def serve_and_feed(workdir: Path, model_dir: str, mind_dir: str):
+    """Start the contract server and feed it the walkthrough's model (what `newsrec-feed --endpoint` does)."""
+    from feed.connect import Target
+    from feed.job import FeedOptions, run_feed
     from newsrec.contract_server import ContractServer
 
     server = ContractServer().start()
-    run_command(f"newsrec-feed {mind_dir} --model {model_dir} --endpoint {server.url} --state contract-feed-state",
-                workdir, env)
+    options = FeedOptions(model_dir=str(workdir / model_dir), state_dir=str(workdir / "contract-feed-state"))
+    summary = run_feed(str(workdir / mind_dir), Target(endpoint=server.url), options, log=lambda line: None)
+    if not summary.success:
+        server.stop()
+        raise WalkthroughError(f"feeding the contract server: {summary.failed} documents failed")
     return server
 
 
@@ -277,7 +286,7 @@ def run(doc: Path = DOC, workdir: Path | None = None, model_dir: str = "newsrec-
                     result.steps.append(step)
         requests = http_steps(blocks)
         if requests:
-            server = serve_and_feed(workdir, env, model_dir, mind_dir)
+            server = serve_and_feed(workdir, model_dir, mind_dir)
             try:
                 for step in requests:
                     check_http(step, server.url)
