@@ -1,9 +1,18 @@
 """Helpers shared by the tests (fixtures are in conftest.py): a hand-written four-news MIND corpus,
-writing TSV files, and the serving dimension of the schemas."""
+writing TSV files, the serving dimension of the schemas, and tiny-config models with a toy batch."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import torch
+
+from pipeline.models.content import ContentConfig, ContentModel
+from pipeline.models.contract import Batch, NewsFeatures
+from pipeline.models.layers import NewsEncoderConfig
+from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+from pipeline.models.mf import MatrixFactorization, MFConfig
+from pipeline.models.unirec import UniRec, UniRecConfig
 
 DIM = 65  # serving dimension D = 64, plus the Euclidean-transform coordinate (schemas/*.sd: x[65])
 
@@ -26,3 +35,32 @@ def write_tsv(path: Path, rows: list[list[str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+# ----------------------------------------------------------------- tiny-config models
+
+D, N, B, H, K = 8, 12, 3, 5, 4
+NEWS_ENCODER = NewsEncoderConfig(text_dim=6, num_categories=4, num_subcategories=5, num_entities=7, dim=D, hidden_dim=16,
+                         category_dim=4, entity_dim=4, dropout=0.0)
+
+
+def features(n: int = N) -> NewsFeatures:
+    generator = torch.Generator().manual_seed(0)
+    return NewsFeatures(news_index=torch.arange(n), text=torch.randn(n, 2, 6, generator=generator),
+                        category=torch.randint(0, 4, (n,), generator=generator),
+                        subcategory=torch.randint(0, 5, (n,), generator=generator),
+                        entities=torch.randint(0, 7, (n, 3), generator=generator))
+
+
+def models():
+    return [UniRec(UniRecConfig(news=NEWS_ENCODER, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0)),
+            ContentModel(ContentConfig(news=NEWS_ENCODER, num_users=4)),
+            MatrixFactorization(MFConfig(num_users=4, num_news=N, dim=D)),
+            MeanPoolModel(MeanPoolConfig(news=NEWS_ENCODER))]
+
+
+def toy_batch() -> Batch:
+    candidates = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 0, 1, 2]])
+    history = torch.tensor([[5, 6, 0, 0, 0], [1, 2, 3, 4, 11], [0, 0, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    return Batch(features(), candidates, history, mask, torch.tensor([1, 2, 3]))

@@ -18,6 +18,8 @@ from pipeline.models import registry
 from pipeline.models.contract import ModelConfigError
 from pipeline.training import TrainConfig, TrainingError, train
 
+pytestmark = pytest.mark.slow  # each test trains a model
+
 TOYS = {"toy_words": "toy_models:WordHistoryModel", "toy_pairs": "toy_models:PairScorer",
         "toy_recall_key": "toy_models:RecallKey"}
 
@@ -29,7 +31,8 @@ def toys(monkeypatch):
 
 
 def train_toy(tiny_demo: Path, out: Path, model: str, **options) -> dict:
-    config = TrainConfig(model=model, epochs=1, recall_epochs=1, batch_size=64, max_impressions=400, **options)
+    config = TrainConfig(model=model, epochs=1, recall_epochs=1, batch_size=64, max_impressions=400, max_history=5,
+                         **options)
     return train(tiny_demo, out, config, log=lambda line: None)
 
 
@@ -82,14 +85,10 @@ def test_base_checkpoints_are_refused_where_they_do_not_belong(toys, tiny_demo: 
         train_toy(tiny_demo, tmp_path / "b", "unirec", base=str(trained))
 
 
-def test_top_p_is_refused_by_models_without_recall_bases(tiny_demo: Path, tmp_path: Path):
-    out = tmp_path / "runs" / "meanpool"
+def test_top_p_is_refused_by_models_without_recall_bases(tiny_demo: Path, trained: Path):
+    out = trained.parent / "toy_meanpool"
     train(tiny_demo, out, TrainConfig(model="meanpool", epochs=1, batch_size=64, max_impressions=200),
           log=lambda line: None)
     with pytest.raises(ModelConfigError, match="no recall bases: --top-p applies to UniRec"):
         evaluate_model(out, read_mind(tiny_demo), top_p=0)
 
-
-def test_a_kind_missing_from_the_registry_is_named():
-    with pytest.raises(registry.UnknownModelError, match="unknown model 'nrms'; choose one of unirec"):
-        registry.model_class("nrms")

@@ -131,6 +131,23 @@ def test_feed_to_vespa_sends_every_document_once(tiny_demo: Path, trained: Path,
     assert recommended.exit_code == 0 and json.loads(recommended.output.splitlines()[-1])
 
 
+@pytest.mark.slow
+def test_serving_path_metrics_through_vespa_equal_offline(tiny_demo: Path, trained: Path, tmp_path: Path,
+                                                          vespa_server):
+    """`evaluate --backend vespa`: every dev candidate scored by Vespa's rank profile, and the ANN recall
+    measured with nearestNeighbor queries (exact in the contract server, so it must be 1.0)."""
+    fed = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", vespa_server.url,
+                                         "--state", str(tmp_path / "state")])
+    assert fed.exit_code == 0, fed.output
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_demo), "--model", str(trained), "--backend", "vespa",
+                                       "--endpoint", vespa_server.url, "--json"])
+    assert result.exit_code == 0, result.output
+    values = json.loads(result.output.splitlines()[-1])
+    for metric in ("auc", "mrr", "ndcg5", "ndcg10"):
+        assert values["served"][metric] == pytest.approx(values["offline"][metric], abs=1e-6)
+    assert values["ann_recall_at_100"] == pytest.approx(1.0, abs=1e-3) and values["ann_queries"] == 800
+
+
 def test_a_rejected_document_fails_the_feed_and_is_named(tiny_demo: Path, trained: Path, tmp_path: Path,
                                                           vespa_server):
     news_id = read_mind(tiny_demo).news.ids[3]

@@ -3,39 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import B, D, K, N, features, models, toy_batch
 
-from pipeline.models.content import ContentConfig, ContentModel
-from pipeline.models.contract import Batch, NewsFeatures
-from pipeline.models.layers import NewsEncoderConfig
-from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-from pipeline.models.mf import MatrixFactorization, MFConfig
-from pipeline.models.unirec import UniRec, UniRecConfig
-
-D, N, B, H, K = 8, 12, 3, 5, 4
-NEWS = NewsEncoderConfig(text_dim=6, num_categories=4, num_subcategories=5, num_entities=7, dim=D, hidden_dim=16,
-                         category_dim=4, entity_dim=4, dropout=0.0)
-
-
-def features(n: int = N) -> NewsFeatures:
-    generator = torch.Generator().manual_seed(0)
-    return NewsFeatures(news_index=torch.arange(n), text=torch.randn(n, 2, 6, generator=generator),
-                        category=torch.randint(0, 4, (n,), generator=generator),
-                        subcategory=torch.randint(0, 5, (n,), generator=generator),
-                        entities=torch.randint(0, 7, (n, 3), generator=generator))
-
-
-def models():
-    return [UniRec(UniRecConfig(news=NEWS, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0)),
-            ContentModel(ContentConfig(news=NEWS, num_users=4)),
-            MatrixFactorization(MFConfig(num_users=4, num_news=N, dim=D)),
-            MeanPoolModel(MeanPoolConfig(news=NEWS))]
-
-
-def toy_batch() -> Batch:
-    candidates = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 0, 1, 2]])
-    history = torch.tensor([[5, 6, 0, 0, 0], [1, 2, 3, 4, 11], [0, 0, 0, 0, 0]])
-    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
-    return Batch(features(), candidates, history, mask, torch.tensor([1, 2, 3]))
+from pipeline.models.content import ContentModel
+from pipeline.models.mf import MatrixFactorization
 
 
 @pytest.mark.parametrize("model", models(), ids=lambda m: type(m).__name__)
@@ -134,3 +105,10 @@ def test_unknown_users_get_the_shared_unknown_row(model):
 def test_mf_scores_unseen_news_with_untrained_vectors():
     model = models()[2]
     assert torch.equal(model.encode_news(features())[3], model.news_embedding.weight[3])
+
+
+def test_a_kind_missing_from_the_registry_is_named():
+    from pipeline.models import registry
+
+    with pytest.raises(registry.UnknownModelError, match="unknown model 'nrms'; choose one of unirec"):
+        registry.model_class("nrms")

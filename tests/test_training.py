@@ -42,6 +42,7 @@ def test_checkpoint_describes_itself(trained: Path):
     assert model.config.news.dim == 64 and not model.training
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(tiny_demo: Path, trained: Path, tmp_path: Path):
     CliRunner().invoke(main, ["train", str(tiny_demo), "--out", str(tmp_path / "again"), "--epochs", "1",
                               "--recall-epochs", "1", "--batch-size", "64", "--threads", "2"])

@@ -406,6 +406,24 @@ def test_recommend_body_is_accepted_and_ranked_by_the_recommendation_profile(ves
         nearest, key=lambda n: -dot(vector(1002), news[n]["embedding"]["values"]))
 
 
+def test_nearest_news_is_the_recall_profile_over_nearest_neighbours(vespa, fed):
+    """What `newsrec evaluate --backend vespa` measures its ANN recall with."""
+    news = {d["fields"]["news_id"]: d["fields"] for d in news_docs(30)}
+    query = vector(1001)
+    expected = sorted(news, key=lambda n: euclidean(query, news[n]["embedding"]["values"]))[:5]
+    assert fed.nearest_news(query, 5) == expected
+    (request,) = vespa.requests
+    assert request.body["ranking"] == "recall" and "input.query(user_ranking)" not in request.body
+    assert "{targetHits: 5, hnsw.exploreAdditionalHits: 95}nearestNeighbor(embedding, user_recall)" in \
+        request.body["yql"]
+
+
+def test_a_query_the_schemas_do_not_declare_is_refused_before_sending(vespa, fed):
+    with pytest.raises(BackendError, match=r"nearest news: query\(user_recall\) is tensor<float>\(x\[65\]\)"):
+        fed.nearest_news(vector(1001)[:64], 5)  # D, not D + 1: the transform's coordinate is missing
+    assert vespa.requests == []
+
+
 def test_query_errors_carry_vespa_message(vespa, fed):
     vespa.inject(r"^/search/", [400, 503])
     with pytest.raises(BackendError, match=r"search 'hawks': HTTP 400: Injected bad request"):
