@@ -14,7 +14,7 @@ import torch
 
 from pipeline.errors import NewsrecError
 from pipeline.models.contract import NewsRecModel
-from pipeline.models.registry import MODELS, build_model, kind_of
+from pipeline.models.registry import MODELS, build_model
 from pipeline.text_encoder import TextEncoderConfig
 from pipeline.vocabulary import Vocabulary
 
@@ -44,6 +44,7 @@ class Checkpoint:
     vocab: Vocabulary
     text: TextEncoderConfig
     max_history: int  # clicks a user encoder reads (the latest ones)
+    dim: int  # the serving dimension D, as stored (checked against the model's at load)
     training: dict  # the training report (config, device, stages with their epochs)
 
     @property
@@ -54,17 +55,12 @@ class Checkpoint:
     def cache_dir(self) -> Path:
         return cache_dir_for(self.directory)
 
-    @property
-    def dim(self) -> int:
-        """The serving dimension D."""
-        return self.model.serving_dim
 
-
-def save_checkpoint(directory: str | Path, model: NewsRecModel, vocab: Vocabulary, text: TextEncoderConfig,
-                    max_history: int, training: dict) -> Path:
+def save_checkpoint(directory: str | Path, kind: str, model: NewsRecModel, vocab: Vocabulary,
+                    text: TextEncoderConfig, max_history: int, training: dict) -> Path:
     path = Path(directory) / CHECKPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "kind": kind_of(model), "config": asdict(model.config),
+    torch.save({"format": FORMAT, "kind": kind, "config": asdict(model.config),
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "vocab": asdict(vocab), "dim": model.serving_dim, "training": training, "text": asdict(text),
                 "max_history": max_history}, path)
@@ -78,8 +74,10 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     saved = _read(path)
     model = build_model(saved["kind"], saved["config"])
     model.load_state_dict(saved["state_dict"])
+    if saved["dim"] != model.serving_dim:
+        raise CheckpointError(f"{path}: stores D = {saved['dim']} but its model serves D = {model.serving_dim}")
     return Checkpoint(path, saved["kind"], model.eval(), Vocabulary(**saved["vocab"]),
-                      TextEncoderConfig(**saved["text"]), saved["max_history"], saved["training"])
+                      TextEncoderConfig(**saved["text"]), saved["max_history"], saved["dim"], saved["training"])
 
 
 def _read(path: Path) -> dict:

@@ -18,7 +18,7 @@ import torch
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.device import pick_device
 from pipeline.features import model_news_features, user_rows
-from pipeline.inference import encode_all_news, encode_users, score_impressions
+from pipeline.inference import candidate_scores, encode_all_news, encode_users, score_impressions
 from pipeline.mind import Behaviors, MindDataset
 from pipeline.models.contract import NewsFeatures, UserVectors
 
@@ -43,9 +43,11 @@ class EncodedDataset:
                          users: UserVectors | None = None) -> np.ndarray:
         """(C,) click scores of the candidates of `impressions`, in order: u_ra · r with the users' ranking
         vectors (computed unless given), or pair by pair for a cross-encoder."""
+        if users is not None:
+            return candidate_scores(self.news_matrix, users.ranking, behaviors, impressions)[0]
         return score_impressions(self.checkpoint.model, self.features, self.news_matrix, behaviors, impressions,
                                  user_rows(self.dataset, behaviors, self.checkpoint.vocab),
-                                 self.checkpoint.max_history, self.device, None if users is None else users.ranking)
+                                 self.checkpoint.max_history, self.device)
 
 
 def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str = "auto",
@@ -60,6 +62,6 @@ def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str
     model.to(device)
     started = time.perf_counter()
     features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text,
-                                   model.news_inputs(model.finetune_layers), device, checkpoint.cache_dir, progress)
+                                   model.inputs(), device, checkpoint.cache_dir, progress)
     news_matrix = encode_all_news(model, features, device)
     return EncodedDataset(checkpoint, dataset, device, features, news_matrix, time.perf_counter() - started)

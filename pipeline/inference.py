@@ -84,7 +84,7 @@ def candidate_scores(news_matrix: torch.Tensor, user_ranking: torch.Tensor, beha
     return scores, behaviors.labels[rows], offsets
 
 
-def score_impressions(model: NewsRecModel, features: NewsFeatures, news_matrix: torch.Tensor, behaviors: Behaviors,
+def score_impressions(model: NewsRecModel, features: NewsFeatures, news_matrix: torch.Tensor | None, behaviors: Behaviors,
                       impressions: np.ndarray, user_rows: np.ndarray, max_history: int, device: torch.device,
                       user_ranking: torch.Tensor | None = None) -> np.ndarray:
     """(C,) click scores of the candidates of `impressions`, in order: u_ra · r with the users' ranking vectors

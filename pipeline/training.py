@@ -77,6 +77,8 @@ def prepare(dataset: MindDataset, config: TrainConfig, device: torch.device, cac
     the train impressions by time: the latest `validation_fraction` validate."""
     vocab = base.vocab if base is not None else Vocabulary.build(dataset)
     inputs = model_class(config.model).news_inputs(config.finetune_layers)
+    if base is not None:
+        inputs = inputs | base.model.inputs()
     features = model_news_features(dataset.news, vocab, config.text, inputs, device, cache_dir, progress)
     train = dataset.splits["train"]
     by_time = np.argsort(train.time, kind="stable")
@@ -142,7 +144,7 @@ def train_step(model: NewsRecModel, batch: Batch, optimizer: torch.optim.Optimiz
 
 def validate_ranking(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device) -> float:
     """AUC of the validation impressions' candidates."""
-    news_matrix = encode_all_news(model, data.features, device)
+    news_matrix = encode_all_news(model, data.features, device) if model.user_is_cacheable else None
     scores = score_impressions(model, data.features, news_matrix, data.behaviors, data.valid_impressions, data.users,
                                config.max_history, device)
     rows, offsets = candidate_rows(data.behaviors, data.valid_impressions)
@@ -238,7 +240,7 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
         f"{len(data.valid_impressions)} validation impressions (held out from train)")
     reports = [run_stage(model, data, config, device, stage, rng, log, progress) for stage in model.stages]
     summary = {"train_config": asdict(config), "device": str(device), "stages": [asdict(r) for r in reports]}
-    save_checkpoint(out_dir, model.cpu(), data.vocab, config.text, config.max_history, summary)
+    save_checkpoint(out_dir, config.model, model.cpu(), data.vocab, config.text, config.max_history, summary)
     return summary
 
 
@@ -257,7 +259,8 @@ def _base_checkpoint(config: TrainConfig) -> Checkpoint | None:
 def _settings(config: TrainConfig, data: TrainingData, base: Checkpoint | None) -> ModelSettings:
     text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
     return ModelSettings(dim=config.dim, text_dim=text_dim, finetune_layers=config.finetune_layers,
-                         text_model=config.text.model, base=None if base is None else base.model)
+                         text_model=config.text.model, base=None if base is None else base.model,
+                         base_kind="" if base is None else base.kind)
 
 
 def _hidden_size(text_model: str) -> int:

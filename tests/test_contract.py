@@ -67,7 +67,7 @@ def test_a_recall_key_trains_on_a_base_checkpoint_and_describes_itself(toys, tin
                                                                        tmp_path: Path):
     base_copy = tmp_path / "runs" / "base"
     shutil.copytree(trained, base_copy)
-    out = tmp_path / "runs" / "key"
+    out = trained.parent / "toy_key"  # beside the session's model: the LM vector cache is shared
     report = train_toy(tiny_demo, out, "toy_recall_key", base=str(base_copy))
     assert [stage["stage"] for stage in report["stages"]] == ["recall"]
     shutil.rmtree(base_copy)  # the key's checkpoint alone rebuilds everything
@@ -75,6 +75,17 @@ def test_a_recall_key_trains_on_a_base_checkpoint_and_describes_itself(toys, tin
     assert all(torch.equal(value, key.base.state_dict()[name]) for name, value in base.state_dict().items())
     dataset = read_mind(tiny_demo)
     assert evaluate_model(out, dataset).ranking.auc == pytest.approx(evaluate_model(trained, dataset).ranking.auc)
+
+
+def test_a_recall_key_reads_what_its_word_level_base_reads(toys, tiny_demo: Path, trained: Path, tmp_path: Path):
+    base = trained.parent / "toy_words_base"
+    train_toy(tiny_demo, base, "toy_words")
+    out = trained.parent / "toy_words_key"
+    train_toy(tiny_demo, out, "toy_recall_key", base=str(base))
+    key = load_checkpoint(out).model
+    assert key.inputs().tokens and key.reads_history_news  # token features and the history's words reach the base
+    evaluation = evaluate_model(out, read_mind(tiny_demo))
+    assert evaluation.ranking.auc == pytest.approx(evaluate_model(base, read_mind(tiny_demo)).ranking.auc)
 
 
 def test_base_checkpoints_are_refused_where_they_do_not_belong(toys, tiny_demo: Path, trained: Path,

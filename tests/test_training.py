@@ -36,7 +36,7 @@ def test_history_matrix_keeps_the_latest_clicks_and_masks_the_rest(mind_dir: Pat
 def test_checkpoint_describes_itself(trained: Path):
     checkpoint = load_checkpoint(trained)
     model, vocab = checkpoint.model, checkpoint.vocab
-    assert checkpoint.kind == "unirec" and checkpoint.dim == 64 and checkpoint.max_history == 50
+    assert checkpoint.kind == "unirec" and checkpoint.dim == 64 and checkpoint.max_history == 50  # as stored
     assert checkpoint.text.model == "default" and len(vocab.categories) > 5
     assert [s["stage"] for s in checkpoint.training["stages"]] == ["ranking", "recall"]
     assert model.config.news.dim == 64 and not model.training

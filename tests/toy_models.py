@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output, UserVectors
-from pipeline.models.registry import build_model, kind_of
+from pipeline.models.contract import (Batch, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel, Output,
+                                      UserVectors)
+from pipeline.models.registry import build_model
 
 BUCKETS = 4096  # token ids hashed into this many word embeddings
 
@@ -93,7 +94,7 @@ class RecallKeyConfig:
 
     @classmethod
     def from_vocabulary(cls, vocab, settings: ModelSettings) -> "RecallKeyConfig":
-        return cls(base_kind=kind_of(settings.base), base_config=asdict(settings.base.config))
+        return cls(base_kind=settings.base_kind, base_config=asdict(settings.base.config))
 
 
 class RecallKey(NewsRecModel):
@@ -105,22 +106,27 @@ class RecallKey(NewsRecModel):
     def __init__(self, config: RecallKeyConfig):
         super().__init__(config)
         self.base = build_model(config.base_kind, config.base_config)
+        self.reads_history_news = self.base.reads_history_news  # what the base's user encoder reads
         dim = self.base.serving_dim
         self.key = nn.Sequential(nn.Linear(dim, config.hidden), nn.Tanh(), nn.Linear(config.hidden, dim))
 
     def load_base(self, base: NewsRecModel) -> None:
         self.base.load_state_dict(base.state_dict())
 
+    def inputs(self) -> NewsInputs:
+        return self.base.inputs() | super().inputs()
+
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.base.encode_news(news)
 
     def encode_user(self, history_vectors, history_mask, user_index, history_news=None) -> UserVectors:
-        ranking = self.base.encode_user(history_vectors, history_mask, user_index).ranking  # (B, D)
+        ranking = self.base.encode_user(history_vectors, history_mask, user_index, history_news).ranking  # (B, D)
         return UserVectors(ranking, ranking + self.key(ranking))
 
     def forward(self, batch: Batch) -> Output:
         news_vectors = self.encode_news(batch.news)  # (U, D)
-        user = self.encode_user(news_vectors[batch.history], batch.history_mask, batch.user_index)
+        history_news = batch.news.select(batch.history) if self.reads_history_news else None
+        user = self.encode_user(news_vectors[batch.history], batch.history_mask, batch.user_index, history_news)
         return Output(torch.einsum("bd,bkd->bk", user.recall, news_vectors[batch.candidates]))
 
     @property

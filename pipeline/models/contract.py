@@ -16,9 +16,11 @@ attributes say what else it needs; the defaults fit a two-tower model over cache
 - `user_is_cacheable`: False for a cross-encoder (UNBERT) that scores a candidate together with the
   history's tokens in `forward`: inference then scores (candidate, history) pairs through `forward`, and
   there is no user vector to feed.
-- `needs_base`: the model is trained on top of another checkpoint's model (`ModelSettings.base`,
-  `load_base`), e.g. a recall key trained against a ranking model (Recallnet); its checkpoint still
-  describes itself (the base's config and weights are part of it).
+- `needs_base`: the model is trained on top of another checkpoint's model, e.g. a recall key trained
+  against a ranking model (Recallnet). The base reaches it twice: `ModelSettings.base` when its config is
+  made (to record the base's kind and config, so that its checkpoint describes itself) and `load_base`
+  once it is built (to take the base's trained weights). Such a model sets `reads_history_news` from its
+  base in `__init__` and adds its base's `inputs()`.
 """
 from __future__ import annotations
 
@@ -67,6 +69,9 @@ class NewsInputs:
     text_vectors: bool = True  # cached LM vectors of title and abstract (frozen LM)
     tokens: bool = False  # token ids (fine-tuned LM, or a token-level model)
 
+    def __or__(self, other: "NewsInputs") -> "NewsInputs":
+        return NewsInputs(self.text_vectors or other.text_vectors, self.tokens or other.tokens)
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -77,6 +82,7 @@ class ModelSettings:
     finetune_layers: int = 0  # top LM layers trained with the model (0 = frozen, vectors cached)
     text_model: str = "default"
     base: NewsRecModel | None = None  # the trained model of the base checkpoint, for models with `needs_base`
+    base_kind: str = ""  # its registry name
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,13 @@ class NewsRecModel(nn.Module):
 
     @classmethod
     def news_inputs(cls, finetune_layers: int) -> NewsInputs:
-        """Token ids when the LM is fine-tuned or the model is token-level; LM vectors when the LM is frozen."""
+        """What the class reads, before a model exists: token ids when the LM is fine-tuned or the model is
+        token-level; LM vectors when the LM is frozen."""
         return NewsInputs(text_vectors=finetune_layers == 0, tokens=finetune_layers > 0 or cls.token_level)
+
+    def inputs(self) -> NewsInputs:
+        """What this model reads; a model built on a base adds what its base reads."""
+        return self.news_inputs(self.finetune_layers)
 
     def set_stage(self, stage: str) -> None:
         """Train `stage` next: only the parameters `stage_trainable` names for it train (every one, when it names

@@ -37,15 +37,6 @@ def model_class(kind: str) -> type[NewsRecModel]:
     return getattr(importlib.import_module(module), name)
 
 
-def kind_of(model: NewsRecModel) -> str:
-    """The registry name of a model instance."""
-    path = f"{type(model).__module__}:{type(model).__qualname__}"
-    for kind, entry in MODELS.items():
-        if entry == path:
-            return kind
-    raise UnknownModelError(f"{path} is not in the model registry (pipeline/models/registry.py)")
-
-
 def new_model(kind: str, vocab: Vocabulary, settings: ModelSettings) -> NewsRecModel:
     """A freshly initialized model of `kind`, sized by the vocabulary."""
     cls = model_class(kind)
