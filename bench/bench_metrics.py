@@ -70,7 +70,8 @@ def serving_evaluation(repeats: int) -> dict:
     dataset = read_mind(mind)
     corpus = embed_corpus(dataset, model, "cpu")  # the vectors newsrec-feed computes ...
     target = Target(index_dir=str(OUT / "tiny" / "index"))
-    run_feed(str(mind), target, FeedOptions(model_dir=str(model), device="cpu"), log=lambda _: None)  # ... fed
+    run_feed(str(mind), target, FeedOptions(model_dir=str(model), device="cpu"), log=lambda _: None,
+             dataset=dataset)  # ... and fed
     backend = open_backend(target)
     dev = dataset.splits["dev"]
     user = dev.user_index

@@ -50,11 +50,13 @@ def open_backend(target: Target = Target()):
                         mode=target.feed_mode)
 
 
-def state_dir(backend, explicit: str | None = None) -> Path:
+def state_dir(target: Target, explicit: str | None = None) -> Path:
     """The feed's state: `explicit`, else the embedded index's own directory, else ./newsrec-feed-state."""
     if explicit:
         return Path(explicit)
-    return backend.directory if isinstance(backend, LocalBackend) else Path(DEFAULT_STATE_DIR)
+    if target.endpoint is None and target.jsonl is None:
+        return Path(target.index_dir or DEFAULT_INDEX_DIR)
+    return Path(DEFAULT_STATE_DIR)
 
 
 def choose_transform(news_vectors: np.ndarray, news_ids: list[str], state: dict) -> tuple[EuclideanTransform, str]:

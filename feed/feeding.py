@@ -1,11 +1,11 @@
-"""The main job: embed every news item and user of a MIND directory, transform, and feed a backend.
+"""The embedding and feeding stages of the main job (`feed.job.run_feed` strings them together).
 
 News: every row of every split's news.tsv, embedded once (batched, sorted by length for the LM,
 CUDA + bf16 when present); clicks and impressions counted from *train* only; date = the day the
 news was first seen in any behaviors.tsv (MIND has no publication date). Users: every user, with
 the history of their latest impression (by time, over all splits): ranking and recall vectors from
-indices into the news matrix, and that history as `has_read_items`. Vectors are transformed
-(`pipeline.transforms.EuclideanTransform`, Φ = the corpus' maximum news norm) and checked against
+indices into the news matrix, and that history as `has_read_items`. Documents carry the vectors
+transformed by the Φ the feed chose (`feed.connect.choose_transform`) and are checked against
 schemas/ before anything is sent.
 """
 from __future__ import annotations
@@ -35,13 +35,12 @@ class Corpus:
     clicks: np.ndarray  # (N,) train clicks
     impressions: np.ndarray  # (N,) train impressions
     first_seen: np.ndarray  # (N,) yyyymmdd, 0 if never seen in behaviors
-    transform: EuclideanTransform
     seconds: dict  # timings: news embedding, user embedding
 
 
 def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str = "auto",
                  progress: bool = False) -> Corpus:
-    """Every news item and user of `dataset` embedded by the checkpoint in `model_dir`; Φ fitted to the news."""
+    """Every news item and user of `dataset` embedded by the checkpoint in `model_dir`."""
     encoded = encode_dataset(model_dir, dataset, device_name, progress=progress)
     started = time.perf_counter()
     ranking, recall, history = _embed_users(encoded)
@@ -49,7 +48,7 @@ def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str =
     news_vectors = encoded.news_matrix.cpu().numpy()
     clicks, impressions = _train_counts(dataset)
     return Corpus(dataset, news_vectors, ranking, recall, history, clicks, impressions, _first_seen(dataset),
-                  EuclideanTransform.fit(news_vectors), {"news": encoded.seconds, "users": user_seconds})
+                  {"news": encoded.seconds, "users": user_seconds})
 
 
 def _embed_users(encoded: EncodedDataset) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -94,19 +93,19 @@ def _first_seen(dataset: MindDataset) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ documents
 
-def news_documents(corpus: Corpus) -> Iterator[dict]:
+def news_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[dict]:
     news = corpus.dataset.news
-    transformed = corpus.transform.news(corpus.news_vectors)
+    transformed = transform.news(corpus.news_vectors)
     for row, news_id in enumerate(news.ids):
         yield news_document(news_id, news.categories[news.category[row]], news.subcategories[news.subcategory[row]],
                             news.title[row], news.abstract[row], news.url[row], int(corpus.first_seen[row]),
                             int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row])
 
 
-def user_documents(corpus: Corpus) -> Iterator[dict]:
+def user_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[dict]:
     ids = corpus.dataset.news.ids
-    recall = corpus.transform.query(corpus.user_recall)
-    ranking = corpus.transform.query(corpus.user_ranking)
+    recall = transform.query(corpus.user_recall)
+    ranking = transform.query(corpus.user_ranking)
     for row, user_id in enumerate(corpus.dataset.users):
         yield user_document(user_id, recall[row], ranking[row], [ids[n] for n in corpus.user_history[row].tolist()])
 
@@ -118,7 +117,7 @@ def category_ctrs(corpus: Corpus) -> dict[str, float]:
     return {category: float(c / s) for category, c, s in zip(news.categories, clicks, shown) if s > 0}
 
 
-def check_against_schemas(corpus: Corpus) -> None:
+def check_against_schemas(corpus: Corpus, transform: EuclideanTransform) -> None:
     """Before anything is sent: one document of each type checked field by field, dimensions included."""
     schemas = load_schemas()
     expected = tensor_size(schemas["news"].fields["embedding"])
@@ -127,20 +126,21 @@ def check_against_schemas(corpus: Corpus) -> None:
                                   f"{corpus.news_vectors.shape[1] + 1}-d transformed vectors, but schemas/news.sd "
                                   f"declares embedding as {schemas['news'].fields['embedding']} (train with --dim "
                                   f"{expected - 1})")
-    check_document(schemas["news"], next(news_documents(corpus)))
+    check_document(schemas["news"], next(news_documents(corpus, transform)))
     if len(corpus.dataset.users):
-        check_document(schemas["user"], next(user_documents(corpus)))
+        check_document(schemas["user"], next(user_documents(corpus, transform)))
     check_document(schemas["category_ctr"], category_ctr_document(category_ctrs(corpus)))
 
 
-def feed_corpus(corpus: Corpus, backend, log: Callable[[str], None] = print, journal_dir: Path | None = None,
-                resume: bool = False) -> dict[str, FeedReport]:
-    """Feed category CTRs, news and users; one report per document type. With a journal directory,
-    acknowledged ids are journaled per type, and `resume` skips those an earlier run wrote."""
-    check_against_schemas(corpus)
+def feed_corpus(corpus: Corpus, transform: EuclideanTransform, backend, log: Callable[[str], None] = print,
+                journal_dir: Path | None = None, resume: bool = False) -> dict[str, FeedReport]:
+    """Feed category CTRs, news and users (vectors under `transform`); one report per document type. With a
+    journal directory, acknowledged ids are journaled per type, and `resume` skips those an earlier run wrote."""
+    check_against_schemas(corpus, transform)
     reports = {}
     for doctype, documents in (("category_ctr", iter([category_ctr_document(category_ctrs(corpus))])),
-                               ("news", news_documents(corpus)), ("user", user_documents(corpus))):
+                               ("news", news_documents(corpus, transform)),
+                               ("user", user_documents(corpus, transform))):
         started = time.perf_counter()
         report = FeedReport()
         journal = None

@@ -12,7 +12,7 @@ benchmarks and the walkthrough runner call this function.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from feed.backend import FeedReport
@@ -57,23 +57,23 @@ class FeedSummary:
 
 
 def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = FeedOptions(),
-             log: Callable[[str], None] = print, progress: bool = False) -> FeedSummary:
-    """Embed every news item and user of `mind_dir` with the model in `options.model_dir` (trained first when
-    missing), transform, and feed `target`. Failed documents are in the summary, never dropped."""
+             log: Callable[[str], None] = print, progress: bool = False,
+             dataset: MindDataset | None = None) -> FeedSummary:
+    """Embed every news item and user of `mind_dir` (or of `dataset`, when the caller has read it) with the model
+    in `options.model_dir` (trained first when missing), transform, and feed `target`. Failed documents are in
+    the summary, never dropped."""
     started = time.perf_counter()
-    dataset = read_mind(mind_dir, on_error="skip" if options.skip_bad_rows else "raise", progress=progress)
-    if options.skip_bad_rows:
-        log(f"read {mind_dir}: {dataset.report.summary()}")
+    dataset = dataset or _read(mind_dir, options.skip_bad_rows, log, progress)
     trained = train_if_missing(mind_dir, options.model_dir, dataset, log, progress)
     backend = open_backend(target)
     log(f"feeding {backend.description}")
     corpus = embed_corpus(dataset, options.model_dir, options.device, progress=progress)
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
-    directory = state_dir(backend, options.state_dir)
+    directory = state_dir(target, options.state_dir)
     transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, read_state(directory))
     log(f"Euclidean transform: {note}")
-    reports = feed_corpus(replace(corpus, transform=transform), backend, log,
+    reports = feed_corpus(corpus, transform, backend, log,
                           journal_dir=directory if options.resume or target.is_vespa else None,
                           resume=options.resume)
     write_state(directory, {"max_norm": transform.max_norm, "news_ids": dataset.news.ids,
@@ -93,6 +93,13 @@ def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: C
         f"(the same as `newsrec train {mind_dir} --out {model_dir}`)")
     train(mind_dir, model_dir, TrainConfig(), log=log, progress=progress, dataset=dataset)
     return True
+
+
+def _read(mind_dir: str, skip_bad_rows: bool, log: Callable[[str], None], progress: bool) -> MindDataset:
+    dataset = read_mind(mind_dir, on_error="skip" if skip_bad_rows else "raise", progress=progress)
+    if skip_bad_rows:
+        log(f"read {mind_dir}: {dataset.report.summary()}")
+    return dataset
 
 
 def _example_user(dataset: MindDataset, histories: list) -> str | None:

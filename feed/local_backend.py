@@ -27,7 +27,6 @@ import numpy as np
 from feed import ranking as profiles
 from feed.backend import BackendError, FeedReport, Hit
 from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_profile, require_sort
-from feed.ranking import RERANK_COUNT  # noqa: F401  (re-exported: the embedded index's rerank-count)
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 from feed.state import write_state
 
