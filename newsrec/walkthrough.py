@@ -259,7 +259,11 @@ def serve_and_feed(workdir: Path, model_dir: str, mind_dir: str):
 
     server = ContractServer().start()
     options = FeedOptions(model_dir=str(workdir / model_dir), state_dir=str(workdir / "contract-feed-state"))
-    summary = run_feed(str(workdir / mind_dir), Target(endpoint=server.url), options, log=lambda line: None)
+    try:
+        summary = run_feed(str(workdir / mind_dir), Target(endpoint=server.url), options, log=lambda line: None)
+    except BaseException:
+        server.stop()
+        raise
     if not summary.success:
         server.stop()
         raise WalkthroughError(f"feeding the contract server: {summary.failed} documents failed")

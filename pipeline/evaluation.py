@@ -1,7 +1,8 @@
 """`newsrec evaluate` / `newsrec predict`: a checkpoint on dev (or test) impressions.
 
-Ranking: leaderboard metrics of u_ra · r over each impression's candidates, overall and split by
-cold (never a train candidate) vs warm news and by empty vs non-empty history.
+Ranking: leaderboard metrics of the click scores of each impression's candidates (u_ra · r; a
+cross-encoder's pair scores), overall and split by cold (never a train candidate) vs warm news and by
+empty vs non-empty history.
 Recall: Recall@K of u_re by exact maximum inner product over two stated pools: (a) the dev-day pool
 (every news item that is a candidate of the split) and (b) every news item in the news.tsv files.
 """

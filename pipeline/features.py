@@ -93,6 +93,5 @@ def make_batch(features: NewsFeatures, behaviors: Behaviors, impressions: np.nda
 
 def clicked_sets(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets, news rows) of the clicked candidates of each impression."""
-    starts, ends = behaviors.candidate_offsets[impressions], behaviors.candidate_offsets[impressions + 1]
-    parts = [behaviors.candidates[s:e][behaviors.labels[s:e] == 1] for s, e in zip(starts, ends)]
+    parts = [behaviors.candidates_of(i)[behaviors.labels_of(i) == 1] for i in impressions]
     return np.concatenate([[0], np.cumsum([len(p) for p in parts])]), (np.concatenate(parts) if parts else np.zeros(0))

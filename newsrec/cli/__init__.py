@@ -11,8 +11,6 @@ codes (1 for bad input or a failed job, 2 for bad usage, as click does). Command
 """
 from __future__ import annotations
 
-import sys
-
 import click
 
 from newsrec.cli.app import app
@@ -42,6 +40,3 @@ def main() -> None:
 
 feed_main = feed  # the `newsrec-feed` entry point: the main job on its own
 
-
-if __name__ == "__main__":
-    sys.exit(main())

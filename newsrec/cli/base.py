@@ -35,10 +35,13 @@ class StageGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in self.commands)
-        for section, names in self.sections.items():
+        listed = {name for names in self.sections.values() for name in names}
+        others = {"Other": [name for name in self.commands if name not in listed]}
+        for section, names in {**self.sections, **others}.items():
             rows = [(name, self.commands[name].get_short_help_str(limit)) for name in names]
-            with formatter.section(section):
-                formatter.write_dl(rows)
+            if rows:
+                with formatter.section(section):
+                    formatter.write_dl(rows)
 
 
 def echo(text: str, err: bool = False) -> None:
@@ -50,6 +53,7 @@ def echo(text: str, err: bool = False) -> None:
 skip_option = click.option("--skip-bad-rows", is_flag=True,
                            help="Leave out malformed rows instead of stopping; they are counted and reported.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+metrics_json_option = click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto (CUDA + bf16 when present), cpu or cuda.")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, json_option, read_dataset, require_labelled,
+from newsrec.cli.base import (CONTEXT, NewsrecCommand, metrics_json_option, read_dataset, require_labelled,
                               skip_option)
 from newsrec.cli.output import format_dataset, format_table
 
@@ -58,7 +58,7 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Also write each baseline's leaderboard prediction file here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
-@json_option
+@metrics_json_option
 @skip_option
 def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, skip_bad_rows: bool) -> None:
     """Score the random, popularity and (for generated data) oracle baselines.
@@ -87,7 +87,7 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("truth", type=click.Path())
 @click.argument("prediction", type=click.Path())
-@json_option
+@metrics_json_option
 def score(truth: str, prediction: str, as_json: bool) -> None:
     """Score a leaderboard prediction file against a truth file, as the MIND leaderboard does.
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, json_option, open_target, read_dataset,
-                              require_labelled, skip_option, target_options)
+from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, metrics_json_option, open_target,
+                              read_dataset, require_labelled, skip_option, target_options)
 from newsrec.cli.output import format_evaluation, format_serving
 from pipeline.models.registry import MODELS
 
@@ -58,7 +58,7 @@ def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: 
 @click.option("--split", default="dev", show_default=True)
 @click.option("--top-p", type=int, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
 @device_option
-@json_option
+@metrics_json_option
 @click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
               help="offline: the model alone; local / vespa: candidate scores through the serving path too.")
 @skip_option

@@ -44,10 +44,9 @@ def format_evaluation(evaluation) -> str:
 
 def format_serving(result) -> str:
     lines = [format_table([("offline", result.offline), ("serving path", result.served)]),
-             f"largest |served - offline| candidate score: {result.max_score_difference:.2e}"]
-    if result.ann_recall_at_100 is not None:
-        lines.append(f"ANN recall@100 vs exact maximum inner product: {result.ann_recall_at_100:.4f} "
-                     f"({result.ann_queries} users' recall vectors)")
+             f"largest |served - offline| candidate score: {result.max_score_difference:.2e}",
+             f"ANN recall@100 vs exact maximum inner product: {result.ann_recall_at_100:.4f} "
+             f"({result.ann_queries} users' recall vectors)"]
     return "\n".join(lines)
 
 
