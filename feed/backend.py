@@ -26,8 +26,9 @@ class FeedReport:
 
     sent: int = 0  # documents attempted in this run (each once, however many retries)
     ok: int = 0
-    already_fed: int = 0  # skipped by --resume: acknowledged in an earlier run
+    already_fed: int = 0  # skipped by --resume: acknowledged in an earlier run (journal checked by sampling)
     retries: int = 0  # extra attempts after 429 / 5xx / timeouts
+    verified: int = 0  # of `ok`: a last attempt timed out, and a GET found the document stored as sent
     failed: list[tuple[str, int, str]] = field(default_factory=list)  # (document id, HTTP status, message)
 
     @property
@@ -36,6 +37,7 @@ class FeedReport:
 
     def summary(self) -> str:
         text = (f"sent {self.sent}, ok {self.ok}, failed {len(self.failed)}, retries {self.retries}"
+                + (f" ({self.verified} ok after a timeout, found stored)" if self.verified else "")
                 + (f", {self.already_fed} already fed (resume)" if self.already_fed else ""))
         for doc_id, status, message in self.failed[:20]:
             text += f"\n  FAILED {doc_id}: HTTP {status}: {message}"

@@ -133,9 +133,9 @@ def check_against_schemas(corpus: Corpus, transform: EuclideanTransform) -> None
 
 
 def feed_corpus(corpus: Corpus, transform: EuclideanTransform, backend, log: Callable[[str], None] = print,
-                journal_dir: Path | None = None, resume: bool = False) -> dict[str, FeedReport]:
-    """Feed category CTRs, news and users (vectors under `transform`); one report per document type. With a
-    journal directory, acknowledged ids are journaled per type, and `resume` skips those an earlier run wrote."""
+                journals: dict[str, Path] | None = None) -> dict[str, FeedReport]:
+    """Feed category CTRs, news and users (vectors under `transform`); one report per document type. With
+    journals (`feed.journal.start_journals`), acknowledged ids are appended and journaled ones skipped."""
     check_against_schemas(corpus, transform)
     reports = {}
     for doctype, documents in (("category_ctr", iter([category_ctr_document(category_ctrs(corpus))])),
@@ -143,13 +143,7 @@ def feed_corpus(corpus: Corpus, transform: EuclideanTransform, backend, log: Cal
                                ("user", user_documents(corpus, transform))):
         started = time.perf_counter()
         report = FeedReport()
-        journal = None
-        if journal_dir is not None:
-            journal = Path(journal_dir) / f"journal-{doctype}.txt"
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                journal.unlink(missing_ok=True)
-        backend.feed(documents, doctype, report, journal=journal)
+        backend.feed(documents, doctype, report, journal=journals[doctype] if journals else None)
         seconds = time.perf_counter() - started
         log(f"{doctype}: {report.summary()} ({report.ok / max(seconds, 1e-9):.0f} documents/s)")
         reports[doctype] = report

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from feed.backend import FeedReport
 from feed.connect import Target, choose_transform, open_backend, state_dir
 from feed.feeding import embed_corpus, feed_corpus
+from feed.journal import feed_identity, start_journals, verify_sample
 from feed.state import read_state, write_state
 from pipeline.checkpoint import checkpoint_exists
 from pipeline.mind import MindDataset, read_mind
 from pipeline.training import TrainConfig, train
+from pipeline.transforms import EuclideanTransform
 
 DEFAULT_MODEL_DIR = "newsrec-model"
 
@@ -66,18 +69,19 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     dataset = dataset or _read(mind_dir, options.skip_bad_rows, log, progress)
     trained = train_if_missing(mind_dir, options.model_dir, dataset, log, progress)
     backend = open_backend(target)
+    if target.is_vespa:
+        backend.preflight()  # a wrong endpoint fails here, before any document
     log(f"feeding {backend.description}")
     corpus = embed_corpus(dataset, options.model_dir, options.device, progress=progress)
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
     directory = state_dir(target, options.state_dir)
-    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, read_state(directory))
+    state = read_state(directory)
+    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state)
     log(f"Euclidean transform: {note}")
-    reports = feed_corpus(corpus, transform, backend, log,
-                          journal_dir=directory if options.resume or target.is_vespa else None,
-                          resume=options.resume)
-    write_state(directory, {"max_norm": transform.max_norm, "news_ids": dataset.news.ids,
-                            "model": str(options.model_dir), "backend": backend.description})
+    journals = _journals(backend, target, options, directory, transform, dataset, log)
+    reports = feed_corpus(corpus, transform, backend, log, journals)
+    _record_state(directory, state, transform, dataset, reports, options, backend.description)
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
                        {doctype: report.ok + report.already_fed for doctype, report in reports.items()}, reports,
                        note, trained, _example_user(dataset, corpus.user_history),
@@ -93,6 +97,34 @@ def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: C
         f"(the same as `newsrec train {mind_dir} --out {model_dir}`)")
     train(mind_dir, model_dir, TrainConfig(), log=log, progress=progress, dataset=dataset)
     return True
+
+
+def _journals(backend, target: Target, options: FeedOptions, directory: Path, transform: EuclideanTransform,
+              dataset: MindDataset, log: Callable[[str], None]) -> dict[str, Path] | None:
+    """Vespa: the resume journals, bound to this feed's identity; on --resume, checked and sampled first."""
+    if not target.is_vespa:
+        if options.resume:
+            log(f"--resume: {backend.description} is written whole by every feed; nothing to resume")
+        return None
+    identity = feed_identity(target.endpoint, options.model_dir, transform.max_norm, dataset)
+    journals = start_journals(directory, identity, options.resume)
+    if options.resume:
+        checked = verify_sample(backend, journals)
+        log(f"resume: the journals in {directory} belong to this endpoint, application, model, Φ and corpus, "
+            f"and the {checked} journaled documents sampled are at the endpoint")
+    return journals
+
+
+def _record_state(directory: Path, state: dict, transform: EuclideanTransform, dataset: MindDataset,
+                  reports: dict[str, FeedReport], options: FeedOptions, backend: str) -> None:
+    """Φ and the news ids fed under it, for later feeds: only news this feed (or a resumed one) got stored."""
+    news = reports["news"]
+    if news.ok + news.already_fed == 0:
+        return  # nothing of this corpus is stored: the earlier state still describes the index
+    failed = {doc_id.rsplit("::", 1)[-1] for doc_id, _, _ in news.failed}
+    fed = set(state.get("news_ids", [])) | {news_id for news_id in dataset.news.ids if news_id not in failed}
+    write_state(directory, {"max_norm": transform.max_norm, "news_ids": sorted(fed), "model": str(options.model_dir),
+                            "backend": backend})
 
 
 def _read(mind_dir: str, skip_bad_rows: bool, log: Callable[[str], None], progress: bool) -> MindDataset:

@@ -1,28 +1,21 @@
-"""The Vespa backend: feed through pyvespa's document/v1 clients, query /search/ (issue #5).
-
-Feeding is per-document accounted (FeedReport): pyvespa sends each round without retrying
-(`NO_RETRY` async, `num_retries_429=0` sync) and reports through a trivial callback that only
-appends to a queue; this module does the accounting, the bounded exponential-backoff retries of
-429 / 5xx / transport errors (pyvespa's 599), and the resume journal (local ids of acknowledged
-documents, one per line, flushed).
+"""The Vespa backend: feed through pyvespa's async document/v1 client (feed/vespa_feed.py does the
+per-document retries, timeouts, verification and the resume journal), query /search/ (issue #5).
 
 Example:
     backend = VespaBackend("http://127.0.0.1:8080")
+    backend.preflight()                      # the endpoint answers document/v1 and /search/ like Vespa
     report = FeedReport()
     backend.feed(news_documents, "news", report, journal=Path("news.journal"))
     hits = backend.recommend("U123", hits=10, filters={"category": "sports"})
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
-import time
-from collections import deque
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpr
@@ -35,33 +28,14 @@ from feed.backend import BackendError, FeedReport, Hit
 from feed.queries import (group_body, popularity_body, query_inputs, recommend_body, safe_value, search_body,
                           user_profile_params)
 from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
+from feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id, pending_documents,
+                             read_journal, vespa_message)
 
 log = logging.getLogger(__name__)
 
-FEED_MODES = ("async", "sync")  # async: HTTP/2 (h2c on http://), feed_async_iterable; sync: HTTP/1.1, feed_iterable
+FEED_MODES = ("async", "sync")  # pyvespa's async client either way: async = HTTP/2 (h2c on http://), sync = HTTP/1.1
 RANKING_SCORE_CHUNK = 200  # news ids per ranking_scores query (Vespa's default maxHits is 400)
-TRANSPORT_ERROR = 599  # pyvespa's status for an exception (timeout, connection reset) during a feed operation
-_DOCUMENT_ID = re.compile(r"^id:([^:]+):([^:]+):([^:]*):(.+)$")
-
-
-class _Vespa(Vespa):
-    """pyvespa's client, with the async client's timeout set: feed_async_iterable does not expose it."""
-
-    def __init__(self, url: str, client_timeout_s: float, **kwargs):
-        super().__init__(url, **kwargs)
-        self.client_timeout_s = client_timeout_s
-
-    def asyncio(self, *args, **kwargs):
-        kwargs.setdefault("timeout", self.client_timeout_s)
-        return super().asyncio(*args, **kwargs)
-
-
-def parse_document_id(doc_id: str) -> tuple[str, str, str]:
-    """`id:news:news::N1` -> ("news", "news", "N1"); only ids without a key/value part (`::`)."""
-    match = _DOCUMENT_ID.match(doc_id) if isinstance(doc_id, str) else None
-    if not match or match.group(3):
-        raise BackendError(f"bad document id {doc_id!r}: expected id:<namespace>:<doctype>::<id>")
-    return match.group(1), match.group(2), match.group(4)
+PREFLIGHT_ID = "newsrec-preflight-probe"  # looked up (never written) to check document/v1 before a feed
 
 
 def write_jsonl(documents: Iterable[dict], path: str | Path, append: bool = False) -> int:
@@ -102,134 +76,13 @@ def tensor_vector(value) -> list[float]:
     raise BackendError(f"cannot read a vector from tensor {str(value)[:80]!r}")
 
 
-def _message(body) -> str:
-    """Vespa's message from a document/v1 or /search/ error body."""
-    if not isinstance(body, dict):
-        return str(body)[:500]
-    errors = (body.get("root") or {}).get("errors")
-    if errors:
-        return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
-    if "Exception" in body:  # pyvespa's stand-in response for an exception (status 599)
-        return f"{body.get('message', 'exception')}: {body['Exception']}"
-    return str(body.get("message") or json.dumps(body)[:500])
-
-
-def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
-def _read_journal(journal: Path) -> set[str]:
-    """Local ids acknowledged in earlier runs; an unterminated last line (killed mid-write) does not count."""
-    if not journal.exists():
-        return set()
-    text = journal.read_text(encoding="utf-8")
-    lines = text.split("\n")[:-1]  # the part after the last newline is incomplete (or empty)
-    return {line for line in lines if line}
-
-
-def _open_journal(journal: Path) -> IO[str]:
-    """Open for appending, first cutting a torn last line (it would otherwise join the next id)."""
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    if journal.exists():
-        content = journal.read_bytes()
-        if content and not content.endswith(b"\n"):
-            journal.write_bytes(content[:content.rfind(b"\n") + 1])
-    return open(journal, "a", encoding="utf-8")
-
-
-@dataclass
-class _Pending:
-    doc_id: str  # full id, for the report
-    local_id: str  # what pyvespa puts in the path
-    fields: dict
-    attempts: int = 0
-
-
-class _FeedRun:
-    """Accounting of one feed() call: results from the callback queue, retries, journal, interruption."""
-
-    def __init__(self, report: FeedReport, journal: IO[str] | None, max_attempts: int):
-        self.report = report
-        self.journal = journal
-        self.max_attempts = max_attempts
-        self.results: deque = deque()  # (local id, status, body), appended by the pyvespa callback only
-        self.in_flight: dict[str, list[_Pending]] = {}
-        self.retry: list[_Pending] = []
-        self.interrupted: BaseException | None = None
-
-    def callback(self, response, local_id: str) -> None:
-        """Kept trivial: pyvespa prints and swallows exceptions raised in callbacks."""
-        self.results.append((local_id, response.status_code, response.json))
-
-    def stream(self, items: Iterator[_Pending]) -> Iterator[dict]:
-        """What pyvespa consumes; stops (without raising) when the source fails, so in-flight ones finish."""
-        while True:
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            except (Exception, KeyboardInterrupt) as error:
-                self.interrupted = error
-                return
-            self.drain()
-            item.attempts += 1
-            if item.attempts == 1:
-                self.report.sent += 1
-            else:
-                self.report.retries += 1
-            self.in_flight.setdefault(item.local_id, []).append(item)
-            yield {"id": item.local_id, "fields": item.fields}
-
-    def drain(self) -> None:
-        while self.results:
-            local_id, status, body = self.results.popleft()
-            queue = self.in_flight[local_id]
-            item = queue.pop(0)
-            if not queue:
-                del self.in_flight[local_id]
-            self._account(item, status, body)
-
-    def _account(self, item: _Pending, status: int, body) -> None:
-        if status == 200:
-            self.report.ok += 1
-            if self.journal is not None:
-                self.journal.write(item.local_id + "\n")
-                self.journal.flush()
-        elif _retryable(status) and item.attempts < self.max_attempts:
-            log.debug("document %s: HTTP %d, will retry (attempt %d)", item.doc_id, status, item.attempts)
-            self.retry.append(item)
-        else:
-            self.report.failed.append((item.doc_id, status, _message(body)))
-
-    def take_retries(self) -> Iterator[_Pending]:
-        retry, self.retry = self.retry, []
-        return iter(retry)
-
-
-def _new_documents(documents: Iterable[dict], namespace: str, doctype: str, done: set[str],
-                   report: FeedReport) -> Iterator[_Pending]:
-    for document in documents:
-        if not isinstance(document, dict) or not isinstance(document.get("fields"), dict):
-            raise BackendError(f"not a document {{'id', 'fields'}}: {str(document)[:80]!r}")
-        doc_namespace, doc_type, local_id = parse_document_id(document.get("id"))
-        if (doc_namespace, doc_type) != (namespace, doctype):
-            raise BackendError(f"document {document['id']}: expected namespace {namespace!r} and "
-                               f"doctype {doctype!r} (id:{namespace}:{doctype}::<id>)")
-        if "/" in local_id:  # pyvespa quotes ids with safe="/": the path would get an extra segment
-            raise BackendError(f"document {document['id']}: '/' in a document id is not supported")
-        if local_id in done:
-            report.already_fed += 1
-            continue
-        yield _Pending(document["id"], local_id, document["fields"])
-
-
 class VespaBackend:
     """Vespa over HTTP: pyvespa for document/v1 and /search/; mTLS (cert/key files) or token auth."""
 
     def __init__(self, url: str, cert: str | None = None, key: str | None = None, token: str | None = None,
-                 namespace: str = "news", mode: str = "async", max_connections: int | None = None,
+                 namespace: str = "news", mode: str = "sync", max_connections: int | None = None,
                  max_workers: int | None = None, max_attempts: int = 5, backoff_s: float = 0.5,
-                 max_backoff_s: float = 8.0, timeout_s: float = 30.0):
+                 max_backoff_s: float = 8.0, timeout_s: float = 10.0):
         if mode not in FEED_MODES:
             raise BackendError(f"feed mode {mode!r}: use one of {', '.join(FEED_MODES)}")
         if max_attempts < 1:
@@ -237,15 +90,11 @@ class VespaBackend:
         self.url = url.rstrip("/")
         self.namespace = namespace
         self.mode = mode
-        self.max_connections = max_connections
-        self.max_workers = max_workers
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.timeout_s = timeout_s
+        self.connections = max_connections or 8
+        self.policy = FeedPolicy(max_attempts, backoff_s, max_backoff_s, timeout_s, concurrency=max_workers or 64)
         self._auth = "token" if token else ("mTLS" if cert else "none")
         self._cert_path = cert
-        self._app = _Vespa(self.url, client_timeout_s=timeout_s, cert=cert, key=key, vespa_cloud_secret_token=token)
+        self._app = Vespa(self.url, cert=cert, key=key, vespa_cloud_secret_token=token)
         self._session: httpr.Client | None = None
         self._news_schema = load_schemas()["news"]
 
@@ -274,7 +123,8 @@ class VespaBackend:
 
     def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None,
              mode: str | None = None) -> None:
-        """Put every document; 429 / 5xx / transport errors retried up to max_attempts, other 4xx reported.
+        """Put every document (see feed/vespa_feed.py): 429 / 5xx / transport errors retried per document up
+        to max_attempts, other 4xx reported with Vespa's message, a last timeout verified before it is failed.
 
         With `journal`, ids already in it are skipped (report.already_fed) and acknowledged ones are appended.
         If the documents iterator raises (or KeyboardInterrupt comes from it), documents in flight are still
@@ -283,35 +133,57 @@ class VespaBackend:
         mode = mode or self.mode
         if mode not in FEED_MODES:
             raise BackendError(f"feed mode {mode!r}: use one of {', '.join(FEED_MODES)}")
-        done = _read_journal(Path(journal)) if journal is not None else set()
-        with (_open_journal(Path(journal)) if journal is not None else nullcontext()) as journal_file:
-            run = _FeedRun(report, journal_file, self.max_attempts)
-            items = _new_documents(documents, self.namespace, doctype, done, report)
-            for attempt in range(1, self.max_attempts + 1):
-                self._send(run.stream(items), doctype, run.callback, mode)
-                run.drain()
-                if not run.retry:
-                    break
-                self._back_off(attempt, len(run.retry))
-                items = run.take_retries()
-            assert not run.retry and not run.in_flight, "every document sent ends ok or failed"
+        done = read_journal(Path(journal)) if journal is not None else set()
+        with (open_journal(Path(journal)) if journal is not None else nullcontext()) as journal_file:
+            run = FeedRun(report, journal_file, self.policy)
+            items = pending_documents(documents, self.namespace, doctype, done, report)
+            asyncio.run(self._feed(items, run, doctype, mode))
         if run.interrupted is not None:
             raise run.interrupted
 
-    def _back_off(self, attempt: int, count: int) -> None:
-        delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        log.info("retrying %d documents in %.1fs (attempt %d of %d)", count, delay, attempt + 1, self.max_attempts)
-        time.sleep(delay)
+    async def _feed(self, items, run: FeedRun, doctype: str, mode: str) -> None:
+        async with self._async_session(mode) as session:
+            await feed_all(session, items, run, doctype, self.namespace)
 
-    def _send(self, stream: Iterator[dict], doctype: str, callback, mode: str) -> None:
-        limits = {key: value for key, value in (("max_workers", self.max_workers),
-                                                 ("max_connections", self.max_connections)) if value}
-        if mode == "async":
-            self._app.feed_async_iterable(stream, schema=doctype, namespace=self.namespace, callback=callback,
-                                          docv1_retry_policy=NO_RETRY, **limits)
-        else:  # pyvespa's sync client timeout is fixed (120 s): bound each operation server-side instead
-            self._app.feed_iterable(stream, schema=doctype, namespace=self.namespace, callback=callback,
-                                    num_retries_429=0, timeout=f"{self.timeout_s:g}s", **limits)
+    def _async_session(self, mode: str | None = None):
+        """pyvespa's async client: our timeout, no retries of its own (every response comes back as is)."""
+        return self._app.asyncio(connections=self.connections, timeout=self.policy.timeout_s,
+                                 docv1_retry_policy=NO_RETRY, http2_only=(mode or self.mode) == "async")
+
+    def preflight(self) -> None:
+        """Before any document: document/v1 and /search/ answer like this application's Vespa (within the
+        client timeout); else a BackendError saying what answered instead."""
+        asyncio.run(self._preflight())
+
+    async def _preflight(self) -> None:
+        what = f"pre-flight check of {self.description} (nothing was fed)"
+        async with self._async_session() as session:
+            try:
+                got = await session.get_data("news", PREFLIGHT_ID, namespace=self.namespace)
+                found = await session.query(body={"yql": f'select * from news where news_id contains "{PREFLIGHT_ID}"',
+                                                  "hits": 0, "ranking": "popularity"}, retry_policy=NO_RETRY)
+            except Exception as error:
+                raise BackendError(f"{what}: {type(error).__name__}: {error}") from None
+        if got.status_code not in (200, 404) or not isinstance(got.json, dict) or "pathId" not in got.json:
+            raise BackendError(f"{what}: document/v1 answered HTTP {got.status_code}: {vespa_message(got.json)}")
+        if found.status_code != 200 or not isinstance(found.json, dict) or "root" not in found.json:
+            raise BackendError(f"{what}: /search/ answered HTTP {found.status_code}: {vespa_message(found.json)}")
+
+    def missing_ids(self, doctype: str, local_ids: list[str]) -> list[str]:
+        """Which of these documents Vespa does not hold (GET each; an id that cannot be read counts as missing)."""
+        return asyncio.run(self._missing_ids(doctype, local_ids))
+
+    async def _missing_ids(self, doctype: str, local_ids: list[str]) -> list[str]:
+        async def absent(local_id: str) -> bool:
+            try:
+                response = await session.get_data(doctype, local_id, namespace=self.namespace)
+            except Exception:
+                return True
+            return response.status_code != 200
+
+        async with self._async_session() as session:
+            flags = await asyncio.gather(*(absent(local_id) for local_id in local_ids))
+        return [local_id for local_id, gone in zip(local_ids, flags) if gone]
 
     # ------------------------------------------------------------------------- queries
 
@@ -325,7 +197,7 @@ class VespaBackend:
             raise BackendError(f"recommend for user {user_id}: {self.description}: {type(error).__name__}: {error}")
         body = _json(response)
         if response.status_code != 200:
-            raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}: {_message(body)}")
+            raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}: {vespa_message(body)}")
         return _hits(body)
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,

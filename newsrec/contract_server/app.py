@@ -47,7 +47,10 @@ class VespaContractApp:
 
     def inject(self, target: str, faults: list) -> None:
         """Next requests matching `target` (a full document id, or a regex on the path) get `faults` in order:
-        an HTTP status (429, 503, 500, 400, ...) or "timeout" (held past the client's timeout, then 504)."""
+        an HTTP status (429, 503, 500, 400, ...); "timeout" (held until the request's own `timeout`, at most
+        hold_s, then Vespa's 504); "hang" (held hold_s whatever the request asked, then 504, nothing stored:
+        a stuck node); "slow" (the request is applied, e.g. the document stored, and the answer held hold_s:
+        a client that gives up first does not know it was stored)."""
         with self.lock:
             self.faults.append((target, deque(faults)))
 
@@ -121,12 +124,21 @@ class VespaContractApp:
 
     async def _fault(self, record: Recorded, fault) -> tuple[int, dict]:
         record.fault = fault
-        if fault == "timeout":
-            held = min(self.hold_s, _seconds(record.params.get("timeout")) or self.hold_s)
-            record.held_s = held
-            await asyncio.sleep(held)
+        if fault == "slow":
+            answer = self._route(record)
+            await self._hold(record, self.hold_s)
+            return answer
+        if fault in ("timeout", "hang"):
+            asked = _seconds(record.params.get("timeout")) if fault == "timeout" else None
+            held = min(self.hold_s, asked or self.hold_s)
+            await self._hold(record, held)
             raise ApiError(504, f"Request timeout after {held:g}s (injected)")
         raise ApiError(int(fault), FAULT_MESSAGES.get(int(fault), f"Injected HTTP {fault}"))
+
+    @staticmethod
+    async def _hold(record: Recorded, seconds: float) -> None:
+        record.held_s = seconds
+        await asyncio.sleep(seconds)
 
 
 def _error_body(path: str, error: ApiError) -> dict:

@@ -1,0 +1,128 @@
+"""The resume journal of a Vespa feed, bound to what was fed where.
+
+`newsrec-feed --endpoint URL` appends every acknowledged document id to `journal-<doctype>.txt` in its
+state directory, and writes `journal.json`: the identity of the feed — the endpoint, the application
+(a fingerprint of schemas/*.sd), the model (of its checkpoint file), Φ, and the corpus (of the MIND
+files read, and of what was read from them). `--resume` skips journaled documents only when the
+identity is the same (else it refuses, naming what changed) and when a random sample of the journaled
+ids is found on the endpoint (a wiped or different deployment is caught before anything is skipped).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from feed.schema import SCHEMA_DIR
+from feed.vespa_feed import read_journal
+from pipeline.checkpoint import CHECKPOINT_FILE
+from pipeline.errors import NewsrecError
+from pipeline.mind import MindDataset
+
+DOCTYPES = ("category_ctr", "news", "user")
+IDENTITY_FILE = "journal.json"
+SAMPLE = 20  # journaled ids per document type looked up on the endpoint before a resume skips any
+
+
+class ResumeError(NewsrecError):
+    """`--resume` would skip documents that the endpoint may not hold."""
+
+
+@dataclass(frozen=True)
+class FeedIdentity:
+    endpoint: str  # without user info
+    application: str  # sha256 of schemas/*.sd
+    model: str  # sha256 of the checkpoint file
+    max_norm: float  # Φ
+    corpus: str  # sha256 of the MIND files and of what was read from them
+
+
+def feed_identity(endpoint: str, model_dir: str | Path, max_norm: float, dataset: MindDataset) -> FeedIdentity:
+    return FeedIdentity(_plain_url(endpoint), _files_digest(sorted(Path(SCHEMA_DIR).glob("*.sd"))),
+                        _files_digest([Path(model_dir) / CHECKPOINT_FILE]), float(max_norm), _corpus_digest(dataset))
+
+
+def start_journals(directory: str | Path, identity: FeedIdentity, resume: bool) -> dict[str, Path]:
+    """The journal of each document type: kept when resuming the same feed (else ResumeError), started
+    afresh (old journals removed, the identity written) otherwise."""
+    directory = Path(directory)
+    journals = {doctype: directory / f"journal-{doctype}.txt" for doctype in DOCTYPES}
+    if resume:
+        _check_identity(directory, identity)
+        return journals
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in journals.values():
+        path.unlink(missing_ok=True)
+    _write_atomically(directory / IDENTITY_FILE, json.dumps(asdict(identity), indent=1) + "\n")
+    return journals
+
+
+def verify_sample(backend, journals: dict[str, Path], seed: int = 0) -> int:
+    """Look up a random sample of the journaled ids of each type on the endpoint; ResumeError if any is
+    missing. Returns how many were looked up."""
+    rng, checked = random.Random(seed), 0
+    for doctype, path in journals.items():
+        ids = sorted(read_journal(path))
+        sample = rng.sample(ids, min(SAMPLE, len(ids)))
+        missing = backend.missing_ids(doctype, sample)
+        if missing:
+            raise ResumeError(f"cannot resume: {len(missing)} of {len(sample)} sampled {doctype} documents that "
+                              f"{path} records as fed are not at {backend.description} (e.g. {missing[0]}): the "
+                              "deployment lost them or is another one; feed again without --resume")
+        checked += len(sample)
+    return checked
+
+
+def _check_identity(directory: Path, identity: FeedIdentity) -> None:
+    path = directory / IDENTITY_FILE
+    if not path.is_file():
+        raise ResumeError(f"cannot resume: {path} is missing, so the journals in {directory} cannot be tied to "
+                          "this endpoint, application, model and corpus; feed again without --resume")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    changed = [name for name, value in asdict(identity).items() if stored.get(name) != value]
+    if changed:
+        raise ResumeError(f"cannot resume: the journals in {directory} were written for another "
+                          f"{', '.join(changed)} ({'; '.join(_change(name, stored, identity) for name in changed)}); "
+                          "feed again without --resume")
+
+
+def _change(name: str, stored: dict, identity: FeedIdentity) -> str:
+    now = getattr(identity, name)
+    return f"{name} {stored.get(name)} then, {now} now" if name in ("endpoint", "max_norm") else f"{name} changed"
+
+
+def _plain_url(url: str) -> str:
+    parts = urlsplit(url.rstrip("/"))
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _files_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _corpus_digest(dataset: MindDataset) -> str:
+    """The MIND files of the splits read, and what was read (reading options may leave rows out)."""
+    root = Path(dataset.root)
+    files = [root / split / name for split in dataset.splits for name in ("news.tsv", "behaviors.tsv")]
+    read = [len(dataset.news), len(dataset.users)] + [b.num_impressions for b in dataset.splits.values()]
+    return hashlib.sha256((_files_digest(files) + repr(read)).encode()).hexdigest()[:16]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,203 @@
+"""Feeding Vespa's document/v1 with per-document accounting, through pyvespa's async client.
+
+Each document is its own small state machine, and documents never wait for each other: a put that
+gets 429 / 5xx / a transport error (pyvespa's 599: timeout, connection reset) is retried after a
+jittered exponential backoff while the other documents keep flowing, up to `max_attempts`. There is
+no retry round whose slowest request holds everybody up. Each request has a client-side timeout
+(`timeout_s`) below the server-side one sent as document/v1's `timeout` parameter, so a hung node
+costs a document `timeout_s`, never minutes; a put whose last attempt timed out may still have been
+applied by the server, so it is looked up (GET) before it is reported failed. Only acknowledged (or
+so verified) documents are appended to the resume journal (one local id per line, flushed).
+
+    run = FeedRun(report, journal_file, FeedPolicy(timeout_s=10))
+    asyncio.run(feed_all(session, pending_documents(documents, "news", "news", done, report), run, "news", "news"))
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from feed.backend import BackendError, FeedReport
+
+TRANSPORT_ERROR = 599  # pyvespa's status for an exception (timeout, connection reset) during an operation
+_DOCUMENT_ID = re.compile(r"^id:([^:]+):([^:]+):([^:]*):(.+)$")
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    max_attempts: int = 5  # per document, the first one included
+    backoff_s: float = 0.5  # first retry after about this long, doubling per attempt (jittered)
+    max_backoff_s: float = 8.0
+    timeout_s: float = 10.0  # client side, per request
+    concurrency: int = 64  # documents in flight
+
+    @property
+    def server_timeout_s(self) -> float:
+        """document/v1's `timeout`: twice the client's, so the client always gives up first and then verifies."""
+        return 2 * self.timeout_s
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Pending:
+    doc_id: str  # full id, for the report
+    local_id: str  # what pyvespa puts in the path
+    fields: dict
+
+
+def parse_document_id(doc_id: str) -> tuple[str, str, str]:
+    """`id:news:news::N1` -> ("news", "news", "N1"); only ids without a key/value part (`::`)."""
+    match = _DOCUMENT_ID.match(doc_id) if isinstance(doc_id, str) else None
+    if not match or match.group(3):
+        raise BackendError(f"bad document id {doc_id!r}: expected id:<namespace>:<doctype>::<id>")
+    return match.group(1), match.group(2), match.group(4)
+
+
+def pending_documents(documents: Iterable[dict], namespace: str, doctype: str, done: set[str],
+                      report: FeedReport) -> Iterator[Pending]:
+    """The documents still to send: checked ids of this namespace and type, those in `done` skipped (counted)."""
+    for document in documents:
+        if not isinstance(document, dict) or not isinstance(document.get("fields"), dict):
+            raise BackendError(f"not a document {{'id', 'fields'}}: {str(document)[:80]!r}")
+        doc_namespace, doc_type, local_id = parse_document_id(document.get("id"))
+        if (doc_namespace, doc_type) != (namespace, doctype):
+            raise BackendError(f"document {document['id']}: expected namespace {namespace!r} and "
+                               f"doctype {doctype!r} (id:{namespace}:{doctype}::<id>)")
+        if "/" in local_id:  # pyvespa quotes ids with safe="/": the path would get an extra segment
+            raise BackendError(f"document {document['id']}: '/' in a document id is not supported")
+        if local_id in done:
+            report.already_fed += 1
+            continue
+        yield Pending(document["id"], local_id, document["fields"])
+
+
+def vespa_message(body) -> str:
+    """Vespa's message from a document/v1 or /search/ error body (or pyvespa's stand-in for an exception)."""
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    errors = (body.get("root") or {}).get("errors")
+    if errors:
+        return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+    if "Exception" in body:
+        return f"{body.get('message', 'exception')}: {body['Exception']}"
+    return str(body.get("message") or json.dumps(body)[:500])
+
+
+def retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+# ----------------------------------------------------------------------------------- the journal
+
+def read_journal(journal: Path) -> set[str]:
+    """Local ids acknowledged in earlier runs; an unterminated last line (killed mid-write) does not count."""
+    if not journal.exists():
+        return set()
+    lines = journal.read_text(encoding="utf-8").split("\n")[:-1]  # after the last newline: incomplete or empty
+    return {line for line in lines if line}
+
+
+def open_journal(journal: Path) -> IO[str]:
+    """Open for appending, first cutting a torn last line (it would otherwise join the next id)."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    if journal.exists():
+        content = journal.read_bytes()
+        if content and not content.endswith(b"\n"):
+            journal.write_bytes(content[:content.rfind(b"\n") + 1])
+    return open(journal, "a", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------- the feed
+
+class FeedRun:
+    """One feed() call: the report, the journal, and what stopped the source (re-raised at the end)."""
+
+    def __init__(self, report: FeedReport, journal: IO[str] | None, policy: FeedPolicy):
+        self.report = report
+        self.journal = journal
+        self.policy = policy
+        self.interrupted: BaseException | None = None
+
+    def take(self, items: Iterator[Pending]) -> Pending | None:
+        """The next document to send, or None when the source is exhausted or failed (the failure is kept)."""
+        if self.interrupted is not None:
+            return None
+        try:
+            item = next(items)
+        except StopIteration:
+            return None
+        except (Exception, KeyboardInterrupt) as error:
+            self.interrupted = error
+            return None
+        self.report.sent += 1
+        return item
+
+    def acknowledge(self, item: Pending) -> None:
+        self.report.ok += 1
+        if self.journal is not None:
+            self.journal.write(item.local_id + "\n")
+            self.journal.flush()
+
+
+async def feed_all(session, items: Iterator[Pending], run: FeedRun, doctype: str, namespace: str) -> None:
+    """Put every item, `run.policy.concurrency` at a time; returns when each ended acknowledged or failed."""
+    async def worker() -> None:
+        while (item := run.take(items)) is not None:
+            await feed_one(session, item, run, doctype, namespace)
+
+    await asyncio.gather(*(worker() for _ in range(run.policy.concurrency)))
+
+
+async def feed_one(session, item: Pending, run: FeedRun, doctype: str, namespace: str) -> None:
+    policy = run.policy
+    for attempt in range(1, policy.max_attempts + 1):
+        status, body = await _put(session, item, doctype, namespace, policy)
+        if status == 200:
+            run.acknowledge(item)
+            return
+        if not retryable(status) or attempt == policy.max_attempts:
+            break
+        run.report.retries += 1
+        await asyncio.sleep(policy.backoff(attempt))
+    if status == TRANSPORT_ERROR and await stored(session, item, doctype, namespace):
+        run.report.verified += 1  # the server applied the put the client gave up on
+        run.acknowledge(item)
+        return
+    run.report.failed.append((item.doc_id, status, vespa_message(body)))
+
+
+async def _put(session, item: Pending, doctype: str, namespace: str, policy: FeedPolicy) -> tuple[int, object]:
+    try:
+        response = await session.feed_data_point(doctype, item.local_id, item.fields, namespace=namespace,
+                                                 timeout=f"{policy.server_timeout_s:g}s")
+    except Exception as error:  # pyvespa raises the client's exceptions (timeouts, resets) with NO_RETRY
+        return TRANSPORT_ERROR, {"Exception": str(error), "message": "Exception during feed_data_point"}
+    return response.status_code, response.json
+
+
+async def stored(session, item: Pending, doctype: str, namespace: str) -> bool:
+    """Whether Vespa holds exactly these fields for the document (a GET; False when it cannot tell)."""
+    try:
+        response = await session.get_data(doctype, item.local_id, namespace=namespace)
+    except Exception:
+        return False
+    fields = response.json.get("fields") if response.status_code == 200 and isinstance(response.json, dict) else None
+    return isinstance(fields, dict) and all(same_value(value, fields.get(name)) for name, value in item.fields.items())
+
+
+def same_value(sent, rendered) -> bool:
+    """A fed value and its document/v1 rendering (tensors come back as {"type", "values"/"cells"})."""
+    if isinstance(sent, dict) and isinstance(rendered, dict):
+        return all(same_value(value, rendered.get(key)) for key, value in sent.items())
+    if isinstance(sent, (int, float)) and isinstance(rendered, (int, float)) and not isinstance(sent, bool):
+        return abs(float(sent) - float(rendered)) <= 1e-6 * max(1.0, abs(float(sent)))
+    if isinstance(sent, list) and isinstance(rendered, list):
+        return len(sent) == len(rendered) and all(same_value(a, b) for a, b in zip(sent, rendered))
+    return sent == rendered
