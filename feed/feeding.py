@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from feed import ranking
 from feed.backend import FeedReport
 from feed.documents import category_ctr_document, news_document, user_document
 from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
@@ -111,10 +112,11 @@ def user_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[di
 
 
 def category_ctrs(corpus: Corpus) -> dict[str, float]:
+    """Every category's train CTR, smoothed with the rank profiles' prior (a category never shown gets it)."""
     news = corpus.dataset.news
     clicks = np.bincount(news.category, weights=corpus.clicks, minlength=len(news.categories))
     shown = np.bincount(news.category, weights=corpus.impressions, minlength=len(news.categories))
-    return {category: float(c / s) for category, c, s in zip(news.categories, clicks, shown) if s > 0}
+    return dict(zip(news.categories, ranking.ctr(clicks, shown).tolist()))
 
 
 def check_against_schemas(corpus: Corpus, transform: EuclideanTransform) -> None:

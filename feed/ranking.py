@@ -16,16 +16,16 @@ import numpy as np
 
 RERANK_COUNT = 100  # `rerank-count: 100` of the recommendation profile's second phase
 POPULARITY_CTR_WEIGHT = 100  # popularity's first phase: nativeRank + 100 * ctr
+CTR_PRIOR_CLICKS = 1.0  # base's constants: the smoothed CTR starts from 1 click ...
+CTR_PRIOR_IMPRESSIONS = 25.0  # ... in 25 impressions (a prior CTR of 4%, MIND's, worth 25 impressions)
 
 
 def ctr(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
-    """base's `ctr`: if(attribute(impressions) > 0, attribute(clicks) / attribute(impressions), 0).
-    (N,), (N,) -> (N,) float64."""
+    """base's `ctr`, smoothed towards the prior: (clicks + 1) / (impressions + 25). (N,), (N,) -> (N,) float64.
+    One click in one impression (0.077) no longer outranks 40 in 400 (0.096); never shown: 0.04."""
     clicks = np.asarray(clicks, dtype=np.float64)
     impressions = np.asarray(impressions, dtype=np.float64)
-    rates = np.zeros(np.shape(impressions), dtype=np.float64)
-    np.divide(clicks, impressions, out=rates, where=impressions > 0)
-    return rates
+    return (clicks + CTR_PRIOR_CLICKS) / (np.maximum(impressions, 0.0) + CTR_PRIOR_IMPRESSIONS)
 
 
 def euclidean_distance(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:

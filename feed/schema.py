@@ -8,7 +8,7 @@ document or a query against them before anything is sent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import NewsrecError
@@ -16,6 +16,7 @@ from pipeline.errors import NewsrecError
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _FIELD = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
 _PROFILE = re.compile(r"^\s*rank-profile\s+(\w+)(?:\s+inherits\s+([\w,\s]+?))?\s*\{", re.MULTILINE)
+_CONSTANT = re.compile(r"^\s*(\w+)(?:\s+double)?\s*:\s*([-+0-9.eE]+)\s*$", re.MULTILINE)
 _INPUT = re.compile(r"^\s*query\((\w+)\)\s+([^:\n]+?)\s*(?::\s*(\S+))?\s*$", re.MULTILINE)
 _TENSOR = re.compile(r"tensor<(\w+)>\((\w+)\[(\d+)\]\)")
 _MAPPED_TENSOR = re.compile(r"tensor<(\w+)>\((\w+)\{\}\)")
@@ -30,7 +31,7 @@ class Schema:
     name: str
     fields: dict[str, str]  # document field -> Vespa type, e.g. "tensor<float>(x[65])"
     profiles: dict[str, dict[str, str]]  # rank profile -> query input name -> type (inherited ones included)
-
+    constants: dict[str, dict[str, float]] = field(default_factory=dict)  # rank profile -> scalar constants
 
 def load_schemas(directory: str | Path = SCHEMA_DIR) -> dict[str, Schema]:
     schemas = {}
@@ -46,25 +47,37 @@ def parse_schema(text: str) -> Schema:
     text = re.sub(r"#[^\n]*", "", text)
     name = re.search(r"^\s*schema\s+(\w+)", text, re.MULTILINE).group(1)
     fields = {m.group(1): " ".join(m.group(2).split()) for m in _FIELD.finditer(text)}
-    return Schema(name, fields, _profiles(text))
+    bodies, parents = _profile_bodies(text)
+    inputs = {p: {m.group(1): m.group(2).strip() for m in _INPUT.finditer(_block(b, "inputs"))}
+              for p, b in bodies.items()}
+    constants = {p: {m.group(1): float(m.group(2)) for m in _CONSTANT.finditer(_block(b, "constants"))}
+                 for p, b in bodies.items()}
+    return Schema(name, fields, _inherited(inputs, parents), _inherited(constants, parents))
 
 
-def _profiles(text: str) -> dict[str, dict[str, str]]:
-    own, parents = {}, {}
+def _profile_bodies(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(rank profile -> its text up to the next profile, rank profile -> the profiles it inherits)."""
+    bodies, parents = {}, {}
     matches = list(_PROFILE.finditer(text))
     for i, match in enumerate(matches):
-        body = text[match.end():matches[i + 1].start() if i + 1 < len(matches) else len(text)]
-        inputs_block = re.search(r"inputs\s*\{([^}]*)\}", body)
-        own[match.group(1)] = {m.group(1): m.group(2).strip() for m in
-                               _INPUT.finditer(inputs_block.group(1))} if inputs_block else {}
+        bodies[match.group(1)] = text[match.end():matches[i + 1].start() if i + 1 < len(matches) else len(text)]
         parents[match.group(1)] = [p.strip() for p in (match.group(2) or "").split(",") if p.strip()]
+    return bodies, parents
 
-    def resolved(profile: str) -> dict[str, str]:
-        inputs = {}
+
+def _block(body: str, name: str) -> str:
+    found = re.search(rf"\b{name}\s*\{{([^}}]*)\}}", body)
+    return found.group(1) if found else ""
+
+
+def _inherited(own: dict[str, dict], parents: dict[str, list[str]]) -> dict[str, dict]:
+    """Each profile's entries with those of the profiles it inherits (its own win)."""
+    def resolved(profile: str) -> dict:
+        values = {}
         for parent in parents.get(profile, []):
-            inputs.update(resolved(parent))
-        inputs.update(own.get(profile, {}))
-        return inputs
+            values.update(resolved(parent))
+        values.update(own.get(profile, {}))
+        return values
 
     return {profile: resolved(profile) for profile in own}
 

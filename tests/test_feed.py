@@ -190,11 +190,22 @@ def test_group_counts_count_every_match_once(fed: Path):
         backend.group_counts("title")
 
 
-def test_popular_is_100_times_ctr(fed: Path):
+def test_popular_is_100_times_the_smoothed_ctr(fed: Path):
     hits = LocalBackend(fed).popular(5)
-    expected = sorted((100 * f["clicks"] / f["impressions"] for f in LocalBackend(fed).docs["news"].values()
-                       if f["impressions"]), reverse=True)[:5]
+    expected = sorted((100 * (f["clicks"] + 1) / (f["impressions"] + 25) for f in LocalBackend(fed).docs["news"].values()),
+                      reverse=True)[:5]
     assert [h.relevance for h in hits] == pytest.approx(expected)
+
+
+def test_one_click_in_one_impression_does_not_rank_first(tmp_path: Path):
+    """The prior (1 click in 25 impressions) keeps a lucky single impression below a steady 10% CTR."""
+    backend, report = LocalBackend(tmp_path / "i"), FeedReport()
+    lucky = news_document("N1", "sports", "golf", "t", "a", "u", 20191115, 1, 1, [0.1] * DIM)
+    steady = news_document("N2", "sports", "golf", "t", "a", "u", 20191115, 40, 400, [0.1] * DIM)
+    unseen = news_document("N3", "sports", "golf", "t", "a", "u", 20191115, 0, 0, [0.1] * DIM)
+    backend.feed([lucky, steady, unseen], "news", report)
+    assert [h.news_id for h in backend.popular(3)] == ["N2", "N1", "N3"]
+    assert [h.relevance for h in backend.popular(3)] == pytest.approx([100 * 41 / 425, 100 * 2 / 26, 100 * 1 / 25])
 
 
 def test_recommend_with_global_category_ctr_multiplies_closeness_by_the_category_ctr(fed: Path):

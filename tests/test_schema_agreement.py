@@ -90,6 +90,14 @@ def test_query_mismatches_are_caught(schemas):
         check_query_inputs(news, "recommendation", {"user_ranking": [0.0] * 64})
 
 
+def test_the_ctr_prior_is_the_same_in_the_schema_and_the_python_ranking(schemas):
+    from feed import ranking
+
+    for profile in ("popularity", "recommendation", "recommendation_with_global_category_ctr"):
+        assert schemas["news"].constants[profile] == {"ctr_prior_clicks": ranking.CTR_PRIOR_CLICKS,
+                                                      "ctr_prior_impressions": ranking.CTR_PRIOR_IMPRESSIONS}
+
+
 def test_profiles_the_issue_asks_for_exist(schemas):
     assert {"recall", "recommendation", "popularity", "bm25", "personalized_search",
             "recommendation_with_global_category_ctr"} <= set(schemas["news"].profiles)
