@@ -16,8 +16,8 @@ import java.util.TreeSet;
  * Keeps the user profiles private: every query from outside searches schema news, and only news.
  *
  * <p>Runs in the default chain after YQL parsing (which puts {@code select * from X} into the query's
- * sources) and before {@link UserProfileSearcher}, whose user lookup is a sub-query executed downstream
- * of both, so this searcher never sees it. A query naming any other schema or source, through the YQL
+ * sources) and before {@link UserProfileSearcher}, whose user lookup is a sub-query it sends down the rest
+ * of the chain, past this searcher, which never sees it. A query naming any other schema or source, through the YQL
  * ({@code select * from user}, {@code from sources news, user}) or the {@code sources} / {@code restrict}
  * parameters (also {@code model.sources}, {@code model.restrict}), is refused with HTTP 400: refusing
  * tells the caller what happened, where silently narrowing it would answer a different question. A query
@@ -25,7 +25,8 @@ import java.util.TreeSet;
  * cluster; it is narrowed to news, as that is the only thing it may see.</p>
  *
  * <p>This protects /search/ only when every request runs the default chain: the default query profile
- * pins {@code searchChain} (not overridable), so {@code searchChain=vespa} cannot bypass this searcher.
+ * pins {@code searchChain} (not overridable), so {@code searchChain=vespa} cannot bypass this searcher, and
+ * a request naming another query profile fails (there is none).
  * document/v1 exposes every document and must be protected at the deployment (vespa-app/README.md).</p>
  */
 @After(MinimalQueryInserter.EXTERNAL_YQL)

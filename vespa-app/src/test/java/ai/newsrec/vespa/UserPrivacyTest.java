@@ -78,6 +78,10 @@ class UserPrivacyTest {
         // (SearchChainPinTest: without the pin in the default query profile, it would)
         for (String chain : List.of("vespa", "native", "mind"))
             assertRefused(get("/search/?yql=" + USER_YQL + "&searchChain=" + chain), chain);
+        // nor can naming another query profile (there is none) drop the pin
+        Response otherProfile = get("/search/?yql=" + USER_YQL + "&searchChain=vespa&queryProfile=other");
+        assertEquals(400, otherProfile.getStatus(), otherProfile.getBodyAsString());
+        assertTrue(otherProfile.getBodyAsString().contains("Could not resolve query profile 'other'"));
     }
 
     @Test
