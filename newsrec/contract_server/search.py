@@ -2,7 +2,9 @@
 
 The matched news are the news documents passing the YQL filters, containing a query term when the YQL
 has userInput(@param), and the targetHits nearest when it has nearestNeighbor; scoring.py ranks them.
-`user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`).
+`user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`). As in the
+application (NewsOnlySearcher), only schema news is searchable: a query naming another schema in its YQL or
+its sources / restrict parameters is a 400, and the user lookup matches user_id exactly, case included.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections import Counter
 from feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, text_score
-from newsrec.contract_server.yql import Parsed, parse_yql, query_inputs
+from newsrec.contract_server.yql import Parsed, parse_yql, query_inputs, refuse_private_sources
 
 MAX_HITS = 400
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -41,6 +43,7 @@ class SearchApi:
         profile = params.get("ranking", params.get("ranking.profile", "default"))
         inputs = query_inputs(params)
         parsed = parse_yql(params["yql"], self.schema, self.attributes) if params.get("yql") else None
+        refuse_private_sources(_named_sources(params, parsed), self.schema.name)
         if "user_id" in params:
             profile, parsed = self._user_profile(params, profile, parsed, inputs, hits + offset)
         if parsed is None:
@@ -94,6 +97,7 @@ class SearchApi:
         return profile, parsed
 
     def _find_user(self, user_id: str) -> dict | None:
+        """The user whose user_id equals `user_id` exactly (`u1` never finds `U1`), with both vectors."""
         for doc_id, fields in list(self.documents.items()):
             if (doc_type(doc_id) == "user" and fields.get("user_id") == user_id
                     and "recall_embedding" in fields and "ranking_embedding" in fields):
@@ -128,6 +132,19 @@ def _parameters(record: Recorded) -> dict:
     elif record.method not in ("GET", "POST"):
         raise ApiError(405, f"'{record.method}' not allowed at /search/")
     return params
+
+
+def _named_sources(params: dict, parsed: Parsed | None) -> set[str]:
+    """The schemas / sources named by the restrict and sources parameters (comma-separated lists; also a JSON
+    body's {"model": {...}}). YQL `from sources *` clears the sources parameter, as Vespa's YQL parsing does."""
+    model = params.get("model") if isinstance(params.get("model"), dict) else {}
+    restrict = _names(params.get("restrict"), params.get("model.restrict"), model.get("restrict"))
+    sources = _names(params.get("sources"), params.get("model.sources"), model.get("sources"))
+    return restrict | (set() if parsed is not None and parsed.every_source else sources)
+
+
+def _names(*values) -> set[str]:
+    return {name.strip() for value in values if value for name in str(value).split(",") if name.strip()}
 
 
 def _sorted(ranked: list[Ranked], order: list[tuple[str, bool]]) -> list[Ranked]:

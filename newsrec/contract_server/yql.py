@@ -3,7 +3,8 @@
 YQL: `select * from news where <clauses joined by and> [order by a desc, b] [| grouping]`, the clauses
 being `true`, `userInput(@param)`, `{targetHits: n, ...}nearestNeighbor(field, tensor)`,
 `f contains "v"`, `f in ("v", ...)` and `!(clause)`. Anything else is a 400, as Vespa would refuse
-or misread it.
+or misread it. `from sources *` (narrowed to news) and `from sources news` are accepted too; a source
+other than news is refused as the application's NewsOnlySearcher refuses it (`refuse_private_sources`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from feed.schema import Schema
 from newsrec.contract_server.protocol import ApiError
 
-_SELECT = re.compile(r"^\s*select\s+\*\s+from\s+(\w+)\s+where\s+(.+?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+_SELECT = re.compile(r"^\s*select\s+\*\s+from\s+(sources\s+\*|sources\s+\w+(?:\s*,\s*\w+)*|\w+)\s+where\s+(.+?)\s*;?\s*$",
+                     re.IGNORECASE | re.DOTALL)
 _NN = re.compile(r"^\{([^}]*)\}\s*nearestNeighbor\(\s*(\w+)\s*,\s*(\w+)\s*\)$")
 _ANNOTATION = re.compile(r"^\s*(targetHits|totalTargetHits|hnsw\.exploreAdditionalHits|approximate|label)\s*:\s*"
                          r"(\d+|true|false|\"\w+\")\s*$")
@@ -42,6 +44,7 @@ class Parsed:
     filters: list[Predicate] = field(default_factory=list)
     order: list[tuple[str, bool]] = field(default_factory=list)  # [(attribute, descending)] from `order by`
     grouping: tuple[str, int, bool] | None = None  # (attribute, max groups or 0, ordered by -count())
+    every_source: bool = False  # `from sources *`: Vespa then clears the sources parameter
 
 
 def parse_yql(yql: str, schema: Schema, attributes: set | None = None) -> Parsed:
@@ -51,9 +54,9 @@ def parse_yql(yql: str, schema: Schema, attributes: set | None = None) -> Parsed
     match = _SELECT.match(selection)
     if not match:
         raise ApiError(400, f"Could not instantiate query from YQL: cannot parse {yql!r}")
-    if match.group(1) != schema.name:
-        raise ApiError(400, f"Unknown source {match.group(1)!r} (the contract server serves {schema.name!r})")
-    parsed = Parsed()
+    sources = yql_sources(match.group(1))
+    refuse_private_sources(sources, schema.name)
+    parsed = Parsed(every_source=not sources)
     where = match.group(2)
     if order := _ORDER_BY.match(where):
         where = order.group(1)
@@ -63,6 +66,23 @@ def parse_yql(yql: str, schema: Schema, attributes: set | None = None) -> Parsed
     if grouping.strip():
         parsed.grouping = _grouping(grouping.strip(), schema, attributes)
     return parsed
+
+
+def yql_sources(source: str) -> set[str]:
+    """The schemas a YQL `from` names: `news` -> {"news"}, `sources a, b` -> {"a", "b"}, `sources *` -> none."""
+    listed = re.match(r"sources\s+(.+)$", source, re.IGNORECASE | re.DOTALL)
+    if not listed:
+        return {source}
+    names = listed.group(1).strip()
+    return set() if names == "*" else {name.strip() for name in names.split(",")}
+
+
+def refuse_private_sources(named: set[str], public: str) -> None:
+    """NewsOnlySearcher (vespa-app), emulated: naming any schema or source but the public one is a 400."""
+    private = sorted(named - {public})
+    if private:
+        raise ApiError(400, f"Only schema '{public}' can be searched; not {', '.join(private)} "
+                            "(user profiles are private: give user_id to get recommendations)")
 
 
 def _order_item(item: str, schema: Schema, attributes: set | None) -> tuple[str, bool]:

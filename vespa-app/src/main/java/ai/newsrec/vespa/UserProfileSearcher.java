@@ -38,9 +38,12 @@ import java.util.regex.Pattern;
  *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (NOT news_id),
  *       restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
  * </ol>
- * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}.
+ * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}. A user is known only when
+ * the looked-up document's user_id equals the requested one exactly ({@code u1} never gets {@code U1}'s profile).
+ * The lookup is this searcher's own sub-query, run downstream of {@link NewsOnlySearcher}, which refuses the user
+ * schema to every query from outside.
  */
-@After(MinimalQueryInserter.EXTERNAL_YQL)
+@After({MinimalQueryInserter.EXTERNAL_YQL, NewsOnlySearcher.NEWS_ONLY})
 public class UserProfileSearcher extends Searcher {
 
     public static final CompoundName USER_ID = CompoundName.from("user_id");
@@ -73,7 +76,7 @@ public class UserProfileSearcher extends Searcher {
 
         Item callerTree = query.getModel().getQueryTree().getRoot();
         String profile = query.getRanking().getProfile();
-        UserProfile user = toProfile(firstHit(lookup));
+        UserProfile user = toProfile(exactMatch(lookup, userId));
         if (user == null) {
             if (fallback.equals("error"))
                 return error(query, ErrorMessage.createNotFound("Unknown user_id '" + userId + "' (or no embeddings)"));
@@ -113,7 +116,6 @@ public class UserProfileSearcher extends Searcher {
         return execution.search(query);
     }
 
-    /** Fetches the user document; the id is passed as a term value, so no query syntax applies to it. */
     // hnsw.exploreAdditionalHits is deprecated in recent Vespa 8 releases but still honoured; it is the
     // documented way to widen the graph search per query.
     @SuppressWarnings("deprecation")
@@ -121,6 +123,10 @@ public class UserProfileSearcher extends Searcher {
         nn.setHnswExploreAdditionalHits(additionalHits);
     }
 
+    /**
+     * Fetches the user document; the id is passed as a term value, so no query syntax applies to it.
+     * user_id is matched cased (schemas/user.sd), so at most the user with exactly this id comes back.
+     */
     private Result lookUp(String userId, Query query, Execution execution) {
         Query userQuery = new Query();
         userQuery.attachContext(query);  // shares tracing
@@ -135,9 +141,16 @@ public class UserProfileSearcher extends Searcher {
         return result;
     }
 
-    private static Hit firstHit(Result result) {
-        for (Hit hit : result.hits().asList())
-            if ( ! hit.isMeta()) return hit;
+    /**
+     * The looked-up user whose user_id equals the requested one exactly (case included), or null.
+     * schemas/user.sd matches user_id cased, so Vespa returns no other; this check keeps a profile from
+     * being served for a different id should the field ever match case-insensitively again (u1 -> U1).
+     */
+    static Hit exactMatch(Result result, String userId) {
+        for (Hit hit : result.hits().asList()) {
+            Object id = hit.getField("user_id");  // a String from the backend (any CharSequence accepted)
+            if ( ! hit.isMeta() && id != null && userId.equals(id.toString())) return hit;
+        }
         return null;
     }
 

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Test;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 import static ai.newsrec.vespa.ApplicationPackageTest.encode;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -183,6 +184,91 @@ class UserProfileSearcherTest {
         assertEquals("category:sports", news.getModel().getQueryTree().getRoot().toString());
         assertEquals("default", news.getRanking().getProfile());
         assertTrue(news.getRanking().getFeatures().getTensor("query(user_recall)").isEmpty());
+        assertEquals("[news]", news.getModel().getRestrict().toString());  // set by NewsOnlySearcher
+    }
+
+    // ---- private users: NewsOnlySearcher before UserProfileSearcher, exact id match in the lookup
+
+    @Test
+    void userSchemaIsRefusedToQueriesFromOutside() {
+        for (String request : List.of("/search/?yql=" + encode("select * from user where true"),
+                                      "/search/?yql=" + encode("select * from sources news, user where true"),
+                                      "/search/?yql=" + encode("select * from sources * where true") + "&restrict=user",
+                                      "/search/?yql=" + encode("select * from news where true") + "&sources=user",
+                                      "/search/?yql=" + encode("select * from news where true") + "&model.restrict=user",
+                                      "/search/?user_id=U1&yql=" + encode("select * from user where true"))) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, request);
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), request);
+            assertTrue(result.hits().getError().getDetailedMessage().contains("Only schema 'news' can be searched; not user"),
+                       result.hits().getError().getDetailedMessage());
+            assertTrue(backend.queries.isEmpty(), request);  // nothing reached the content cluster
+            assertEquals(0, userHits(result), request);
+        }
+    }
+
+    @Test
+    void otherSchemasAndSourcesAreRefusedToo() {
+        Result result = search(new MockBackend(), "/search/?yql=" + encode("select * from category_ctr where true"));
+        assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode());
+        assertTrue(result.hits().getError().getDetailedMessage().contains("not category_ctr"));
+        Result cluster = search(new MockBackend(), "/search/?yql=" + encode("select * from news where true") + "&sources=mind");
+        assertEquals(Error.BAD_REQUEST.code, cluster.hits().getError().getCode());
+    }
+
+    @Test
+    void queriesNamingNoSchemaAreNarrowedToNews() {
+        for (String request : List.of("/search/?yql=" + encode("select * from sources * where true"),
+                                      "/search/?query=U1",
+                                      // YQL `sources *` clears the sources parameter (Vespa's MinimalQueryInserter)
+                                      "/search/?yql=" + encode("select * from sources * where true") + "&sources=user",
+                                      "/search/?yql=" + encode("select * from news where true") + "&sources=news")) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, request);
+            assertNull(result.hits().getError(), request);
+            assertEquals(1, backend.queries.size(), request);
+            assertEquals("[news]", backend.queries.get(0).getModel().getRestrict().toString(), request);
+            assertEquals(0, userHits(result), request);
+        }
+        // the mock does serve users to a query restricted to none: what the narrowing prevents
+        Query everything = new Query();
+        everything.getModel().getQueryTree().setRoot(new TrueItem());
+        assertEquals(2, userHits(new Execution(new MockBackend(), Execution.Context.createContextStub()).search(everything)));
+    }
+
+    @Test
+    void userIdDifferingOnlyInCaseIsAnUnknownUser() {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=u1");
+        assertEquals(Error.NOT_FOUND.code, result.hits().getError().getCode());
+        assertTrue(result.hits().getError().getDetailedMessage().contains("Unknown user_id 'u1'"));
+        assertEquals("user_id:u1", backend.queries.get(0).getModel().getQueryTree().getRoot().toString());
+        assertEquals(1, backend.queries.size());  // the lookup only: U1's profile was found, and not used
+        assertNull(backend.newsQuery());
+
+        MockBackend fallback = new MockBackend();
+        search(fallback, "/search/?user_id=u1&user_fallback=popularity");
+        assertEquals("popularity", fallback.newsQuery().getRanking().getProfile());
+        assertTrue(fallback.newsQuery().getRanking().getFeatures().getTensor("query(user_recall)").isEmpty());
+    }
+
+    @Test
+    void exactMatchPicksTheHitWithTheRequestedId() {
+        Result lookup = new Result(new Query());
+        for (String id : List.of("u1", "U1")) {
+            Hit hit = new Hit("id:news:user::" + id, 1.0);
+            hit.setField("user_id", id);
+            lookup.hits().add(hit);
+        }
+        assertEquals("id:news:user::U1", UserProfileSearcher.exactMatch(lookup, "U1").getId().toString());
+        assertNull(UserProfileSearcher.exactMatch(lookup, "u2"));
+        Hit withoutId = new Hit("id:news:user::U3", 1.0);
+        lookup.hits().add(withoutId);
+        assertNull(UserProfileSearcher.exactMatch(lookup, "U3"));
+    }
+
+    private static long userHits(Result result) {
+        return result.hits().asList().stream().filter(h -> h.getId() != null && h.getId().toString().startsWith("id:news:user::")).count();
     }
 
     @SuppressWarnings("deprecation") // getHnswExploreAdditionalHits: see UserProfileSearcher.exploreMore
@@ -215,7 +301,12 @@ class UserProfileSearcherTest {
         return builder.build();
     }
 
-    /** Answers user lookups from a map, records every query, returns no news. */
+    /**
+     * A content cluster holding users U1 (has read N1, N2) and "x" * 64, and no news. Like Vespa, it searches
+     * every schema when the query restricts to none. It matches user_id case-insensitively, as the uncased
+     * attribute of the old user schema did, so the searcher's own exact id check is what is tested.
+     * Records every query.
+     */
     static class MockBackend extends Searcher {
 
         final List<Query> queries = new ArrayList<>();
@@ -226,17 +317,27 @@ class UserProfileSearcherTest {
         public Result search(Query query, Execution execution) {
             queries.add(query);
             Result result = new Result(query);
-            if ( ! query.getModel().getRestrict().contains("user")) return result;
-            String userId = ((WordItem) query.getModel().getQueryTree().getRoot()).getWord();
-            if ( ! users.containsKey(userId)) return result;
+            Set<String> restrict = query.getModel().getRestrict();
+            if ( ! restrict.isEmpty() && ! restrict.contains("user")) return result;
+            for (String userId : users.keySet())
+                if (matches(query.getModel().getQueryTree().getRoot(), userId)) result.hits().add(userHit(userId));
+            result.setTotalHitCount(result.hits().size());
+            return result;
+        }
+
+        private static boolean matches(Item root, String userId) {
+            if (root instanceof WordItem word)
+                return word.getIndexName().equals("user_id") && word.getWord().equalsIgnoreCase(userId);
+            return root instanceof TrueItem;
+        }
+
+        private Hit userHit(String userId) {
             Hit hit = new Hit("id:news:user::" + userId, 1.0);
             hit.setField("user_id", userId);
             hit.setField("recall_embedding", RECALL);
             hit.setField("ranking_embedding", RANKING);
             hit.setField("has_read_items", users.get(userId));
-            result.hits().add(hit);
-            result.setTotalHitCount(1);
-            return result;
+            return hit;
         }
 
         @Override
