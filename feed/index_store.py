@@ -189,6 +189,8 @@ class IndexStore:
         source = self.directory / str(base.name) / file_name
         try:
             os.link(source, path / file_name)
+        except FileNotFoundError:
+            raise IndexDamagedError(f"{source} is missing from the index's current generation; {REBUILD}") from None
         except OSError:  # a file system without hard links: copy
             self._write(path / file_name, source.read_bytes())
         return base.entries[file_name]

@@ -92,7 +92,7 @@ class LocalBackend:
             store[local_id] = document["fields"]
             report.ok += 1
         self._staged.add(doctype)
-        if doctype == "news":
+        if doctype == "news" and self.docs["news"]:
             self._build_news_index()
 
     @contextmanager

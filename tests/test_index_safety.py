@@ -163,6 +163,13 @@ def test_feeds_in_one_transaction_make_one_generation_and_its_state(index_a: Pat
     assert read_state(index)["model"] == "B"  # the copy in meta.json, for read_state
 
 
+def test_feeding_nothing_commits_an_empty_index(tmp_path: Path):
+    LocalBackend(tmp_path / "index").feed([], "news", FeedReport())
+    assert LocalBackend(tmp_path / "index").state == {"news_count": 0}
+    with pytest.raises(BackendError, match="the index holds no news"):
+        LocalBackend(tmp_path / "index").popular(5)
+
+
 def test_write_state_replaces_atomically(tmp_path: Path):
     write_state(tmp_path, {"max_norm": 1.5})
     write_state(tmp_path, {"news_ids": ["N1"]})
