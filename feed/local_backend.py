@@ -1,9 +1,10 @@
 """The embedded default index: what newsrec serves from when no Vespa endpoint is given. It is NOT Vespa.
 
-A directory (default `./newsrec-index`) holding a document store (JSON lines + numpy vectors), an
-HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean, 16 links,
-200 neighbours explored at insert: the settings of schemas/news.sd) and a BM25 index over title and
-abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles, through
+A directory (default `./newsrec-index`) holding generations (feed/index_store.py: each feed writes a new one
+and switches to it atomically; readers open one, checked against its manifest) of a document store (JSON lines
++ numpy vectors) and an HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean,
+16 links, 200 neighbours explored at insert: the settings of schemas/news.sd); in memory, a BM25 index over
+title and abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles, through
 feed/ranking.py (the one copy of their math, shared with the HTTP contract server):
 - recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits (exploring
   max(200, 20 x hits) graph candidates, like hnsw.exploreAdditionalHits = 19 x targetHits), read news and
@@ -18,17 +19,19 @@ slightly from Vespa's; the vector math is the same.
 """
 from __future__ import annotations
 
+import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from feed import ranking as profiles
 from feed.backend import BackendError, FeedReport, Hit
+from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
 from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_profile, require_sort
 from feed.schema import SchemaMismatchError, check_document, load_schemas
-from feed.state import write_state
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 16
@@ -37,26 +40,46 @@ APPROXIMATE_THRESHOLD = 0.02
 EXPLORE_FACTOR = 20  # HNSW explores max(200, 20 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
                      # vectors needs ~20x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 19 x targetHits
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
+GRAPH_FILE = "news.hnsw.faiss"
+_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position")
 
 
 class LocalBackend:
-    def __init__(self, directory: str | Path = DEFAULT_INDEX_DIR, explore: int = 200):
+    """The embedded index in `directory`, opened at its committed generation (feed/index_store.py): a consistent
+    snapshot, whatever feeds run meanwhile. A damaged index raises IndexDamagedError, one in the layout of an
+    older newsrec IndexFormatError, unless `replace_unreadable` (for a full re-feed: it then opens as empty, and
+    the feed's commit replaces it). Feeds wait up to `lock_timeout` s for another writer (then IndexLockedError);
+    `on_step` is for crash tests (see IndexStore)."""
+
+    def __init__(self, directory: str | Path = DEFAULT_INDEX_DIR, explore: int = 200, lock_timeout: float = 60.0,
+                 on_step: Callable[[str], None] | None = None, replace_unreadable: bool = False):
         self.directory = Path(directory)
         self.explore = explore  # efSearch floor: hits + exploration, like hnsw.exploreAdditionalHits
         self.description = (f"embedded default index in {self.directory} (not Vespa: faiss HNSW + bm25s BM25, "
                             "same ranking math as the rank profiles)")
         self.schemas = load_schemas()
-        self.docs: dict[str, dict[str, dict]] = {doctype: {} for doctype in VECTOR_FIELDS}
-        self._index, self._bm25, self._news_order = None, None, []
-        if (self.directory / "meta.json").is_file():
-            self._load()
+        self._store = IndexStore(self.directory, lock_timeout, on_step)
+        self._replace_unreadable = replace_unreadable
+        self._staged: set[str] | None = None  # document types fed in the open transaction; None outside one
+        self._open(*self._read_current())
+
+    @property
+    def state(self) -> dict:
+        """The meta of the served generation: what the feed stored with it (Φ "max_norm", "news_ids", "model",
+        "backend") and the "<doctype>_count"s; {} before the first feed."""
+        return dict(self._generation.meta)
 
     # ------------------------------------------------------------------------------- feeding
 
     def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal=None) -> None:
-        """Upsert documents (a put replaces the whole document, as in Vespa), then persist and re-index.
-        Idempotent, and written only at the end, so an interrupted feed leaves the previous index and
-        re-running it is the resume (`journal` is accepted for the common interface and not needed)."""
+        """Upsert documents (a put replaces the whole document, as in Vespa) and re-index. Inside `transaction()`
+        they join its generation; outside, the call is a transaction of its own. Either way nothing is visible
+        on disk before the commit, so an interrupted feed leaves the previous index and re-running it is the
+        resume (`journal` is accepted for the common interface and not needed)."""
+        if self._staged is None:
+            with self.transaction():
+                self.feed(documents, doctype, report)
+            return
         store = self.docs[doctype]
         for document in documents:
             report.sent += 1
@@ -68,52 +91,83 @@ class LocalBackend:
                 continue
             store[local_id] = document["fields"]
             report.ok += 1
-        self._save(doctype)
-        if doctype == "news":
+        self._staged.add(doctype)
+        if doctype == "news" and self.docs["news"]:
             self._build_news_index()
 
-    def _save(self, doctype: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        ids = list(self.docs[doctype])
-        plain, vectors = [], {field: [] for field in VECTOR_FIELDS[doctype]}
-        for local_id in ids:
-            fields = dict(self.docs[doctype][local_id])
-            for field in VECTOR_FIELDS[doctype]:
-                vectors[field].append(fields.pop(field)["values"])
-            plain.append({"id": local_id, "fields": fields})
-        with (self.directory / f"{doctype}.jsonl").open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in plain)
-        for field, rows in vectors.items():
-            np.save(self.directory / f"{doctype}.{field}.npy", np.asarray(rows, dtype=np.float32))
-        write_state(self.directory, {f"{doctype}_count": len(ids)})
+    @contextmanager
+    def transaction(self, state: dict | None = None) -> Iterator["LocalBackend"]:
+        """Every `feed` in the block stages into one new generation, starting from the documents of the current
+        one; on a clean exit it is committed (written, fsynced, switched to atomically) with `state` merged into
+        its meta; on an exception nothing becomes visible. Holds the writer lock for the whole block."""
+        if self._staged is not None:
+            raise BackendError(f"{self.directory}: a transaction is already open on this index")
+        with self._store.locked():
+            if self._store.pointer() != self._generation.pointer:  # another feed committed since this was opened
+                self._open(*self._read_current())
+            saved = {name: getattr(self, name) for name in _SERVED}
+            self.docs = {doctype: dict(documents) for doctype, documents in self.docs.items()}
+            self._staged = set()
+            try:
+                yield self
+                self._commit(state or {})
+            except BaseException:
+                if self._generation is saved["_generation"]:  # not committed: serve the committed generation
+                    for name, value in saved.items():
+                        setattr(self, name, value)
+                raise
+            finally:
+                self._staged = None
 
-    def _load(self) -> None:
-        for doctype, fields in VECTOR_FIELDS.items():
-            path = self.directory / f"{doctype}.jsonl"
-            if not path.is_file():
-                continue
-            rows = [json.loads(line) for line in path.open(encoding="utf-8")]
-            vectors = {field: np.load(self.directory / f"{doctype}.{field}.npy") for field in fields}
-            for i, row in enumerate(rows):
-                self.docs[doctype][row["id"]] = {**row["fields"],
-                                                 **{f: {"values": vectors[f][i].tolist()} for f in fields}}
+    def _commit(self, state: dict) -> None:
+        import faiss
+
+        staged = sorted(self._staged or ())
+        written = {name: data for doctype in staged for name, data in _document_files(doctype, self.docs[doctype])}
+        if "news" in staged and self._index is not None:
+            written[GRAPH_FILE] = faiss.serialize_index(self._index).tobytes()
+        carried = [name for name in self._generation.entries if name not in written]
+        meta = {**self._generation.meta, **state, **{f"{doctype}_count": len(self.docs[doctype]) for doctype in staged}}
+        self._generation = self._store.commit(self._generation, written, carried, meta)
+        for name in _legacy_files(self.directory):  # an index of the older layout, now replaced
+            (self.directory / name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------------------- loading
+
+    def _read_current(self) -> tuple[Generation, dict[str, bytes]]:
+        try:
+            generation, files = self._store.read()
+            if generation.name is None and _legacy_files(self.directory):
+                raise IndexFormatError(f"{self.directory} holds an index written by an older newsrec (files "
+                                       f"without generations, which cannot be checked for a torn write): {REBUILD}")
+        except (IndexDamagedError, IndexFormatError):
+            if not self._replace_unreadable:
+                raise
+            return Generation(), {}
+        return generation, files
+
+    def _open(self, generation: Generation, files: dict[str, bytes]) -> None:
+        """Serve `generation`, whose verified file contents are `files`."""
+        self._generation = generation
+        self.docs = _read_documents(files)
+        self._index, self._bm25, self._news_order, self._news_fields, self._position = None, None, [], [], {}
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
         if self.docs["news"]:
-            self._build_news_index(read_graph=True)
+            self._build_news_index(graph=files.get(GRAPH_FILE))
 
     # ------------------------------------------------------------------------------- indexes
 
-    def _build_news_index(self, read_graph: bool = False) -> None:
+    def _build_news_index(self, graph: bytes | None = None) -> None:
+        """The news rows, their vectors and the HNSW graph: read from `graph` (a committed one), else built."""
         import faiss
 
         self._news_order = list(self.docs["news"])
         self._news_fields = [self.docs["news"][i] for i in self._news_order]
         self._vectors = np.asarray([f["embedding"]["values"] for f in self._news_fields], dtype=np.float32)
-        graph = self.directory / "news.hnsw.faiss"
-        if read_graph and graph.is_file():
-            self._index = faiss.read_index(str(graph))
+        if graph is not None:
+            self._index = faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))
         else:
             self._index = build_hnsw(self._vectors)
-            faiss.write_index(self._index, str(graph))
         self._position = {news_id: i for i, news_id in enumerate(self._news_order)}
         self._bm25 = None  # built on first search
 
@@ -294,3 +348,40 @@ def _local_id(document_id: str, doctype: str) -> str:
     if not document_id.startswith(prefix) or len(document_id) == len(prefix):
         raise BackendError(f"document id {document_id!r} is not of the form {prefix}<id>")
     return document_id[len(prefix):]
+
+
+def _document_files(doctype: str, documents: dict[str, dict]) -> list[tuple[str, bytes]]:
+    """The files of one document type: `<doctype>.jsonl` (id and plain fields per line) and one
+    `<doctype>.<field>.npy` (rows in the same order) per vector field."""
+    plain, vectors = [], {field: [] for field in VECTOR_FIELDS[doctype]}
+    for local_id, stored in documents.items():
+        fields = dict(stored)
+        for field in VECTOR_FIELDS[doctype]:
+            vectors[field].append(fields.pop(field)["values"])
+        plain.append({"id": local_id, "fields": fields})
+    files = [(f"{doctype}.jsonl", "".join(json.dumps(row) + "\n" for row in plain).encode("utf-8"))]
+    for field, rows in vectors.items():
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(rows, dtype=np.float32))
+        files.append((f"{doctype}.{field}.npy", buffer.getvalue()))
+    return files
+
+
+def _read_documents(files: dict[str, bytes]) -> dict[str, dict[str, dict]]:
+    """The documents of every type whose files are in `files` (the inverse of `_document_files`)."""
+    docs: dict[str, dict[str, dict]] = {doctype: {} for doctype in VECTOR_FIELDS}
+    for doctype, fields in VECTOR_FIELDS.items():
+        if f"{doctype}.jsonl" not in files:
+            continue
+        rows = [json.loads(line) for line in files[f"{doctype}.jsonl"].decode("utf-8").splitlines()]
+        vectors = {field: np.load(io.BytesIO(files[f"{doctype}.{field}.npy"])) for field in fields}
+        for i, row in enumerate(rows):
+            docs[doctype][row["id"]] = {**row["fields"], **{f: {"values": vectors[f][i].tolist()} for f in fields}}
+    return docs
+
+
+def _legacy_files(directory: Path) -> list[str]:
+    """The files an index of the older layout (no generations) holds directly in `directory`."""
+    names = [GRAPH_FILE] + [name for doctype, fields in VECTOR_FIELDS.items()
+                            for name in (f"{doctype}.jsonl", *(f"{doctype}.{field}.npy" for field in fields))]
+    return [name for name in names if (directory / name).is_file()]

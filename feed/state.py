@@ -1,8 +1,15 @@
-"""The feed's metadata (Φ, counts, news ids) in `<dir>/meta.json`, shared by both backends."""
+"""The feed's metadata (Φ, counts, news ids) in `<dir>/meta.json`, shared by both backends, and the atomic
+file replacement every durable write of the feed goes through (`write_atomically`).
+
+For the embedded index the state that counts is the one inside its committed generation
+(`LocalBackend.state`, feed/index_store.py); `<index>/meta.json` is a copy of it, refreshed at each commit.
+"""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Callable
 
 
 def read_state(directory: str | Path) -> dict:
@@ -11,5 +18,35 @@ def read_state(directory: str | Path) -> dict:
 
 
 def write_state(directory: str | Path, values: dict) -> None:
+    """Merge `values` into `<directory>/meta.json`, atomically: a reader sees the old file or the new one, never a
+    torn one, and a crash leaves one of the two."""
     Path(directory).mkdir(parents=True, exist_ok=True)
-    (Path(directory) / "meta.json").write_text(json.dumps({**read_state(directory), **values}, indent=1) + "\n")
+    merged = {**read_state(directory), **values}
+    write_atomically(Path(directory) / "meta.json", (json.dumps(merged, indent=1) + "\n").encode())
+
+
+def write_atomically(path: Path, data: bytes, on_step: Callable[[str], None] | None = None) -> None:
+    """Replace `path` by `data`: a temporary file in the same directory, fsynced, renamed over `path`
+    (os.replace, atomic on POSIX), then the directory fsynced so that the rename survives a crash.
+    `on_step` (tests) is called with a step name before each of those four actions."""
+    step = on_step or (lambda name: None)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    step(f"write {temporary.name}")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        step(f"fsync {temporary.name}")
+        os.fsync(handle.fileno())
+    step(f"rename {path.name}")
+    os.replace(temporary, path)
+    step(f"fsync {path.parent.name or path.parent}/")
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the directory's entries (new, renamed or removed files) durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
