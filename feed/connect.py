@@ -35,15 +35,21 @@ class Target:
     def is_vespa(self) -> bool:
         return self.endpoint is not None and self.jsonl is None
 
+    @property
+    def is_local(self) -> bool:
+        """The embedded default index."""
+        return self.endpoint is None and self.jsonl is None
 
-def open_backend(target: Target = Target()):
-    """The backend `target` names (see `feed.backend.Backend`)."""
+
+def open_backend(target: Target = Target(), feeding: bool = False):
+    """The backend `target` names (see `feed.backend.Backend`). `feeding`: an embedded index that cannot be read
+    (damaged, or of an older newsrec) opens as empty, for the feed to replace it whole; readers get the error."""
     if target.jsonl is not None:
         from feed.vespa_backend import JsonlFeedFile
 
         return JsonlFeedFile(target.jsonl)
     if target.endpoint is None:
-        return LocalBackend(target.index_dir or DEFAULT_INDEX_DIR)
+        return LocalBackend(target.index_dir or DEFAULT_INDEX_DIR, replace_unreadable=feeding)
     from feed.vespa_backend import VespaBackend
 
     return VespaBackend(target.endpoint, cert=target.cert, key=target.key, token=target.token,
@@ -54,7 +60,7 @@ def state_dir(target: Target, explicit: str | None = None) -> Path:
     """The feed's state: `explicit`, else the embedded index's own directory, else ./newsrec-feed-state."""
     if explicit:
         return Path(explicit)
-    if target.endpoint is None and target.jsonl is None:
+    if target.is_local:
         return Path(target.index_dir or DEFAULT_INDEX_DIR)
     return Path(DEFAULT_STATE_DIR)
 

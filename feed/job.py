@@ -12,9 +12,10 @@ benchmarks and the walkthrough runner call this function.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from feed.backend import FeedReport
 from feed.connect import Target, choose_transform, open_backend, state_dir
@@ -68,7 +69,7 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     started = time.perf_counter()
     dataset = dataset or _read(mind_dir, options.skip_bad_rows, log, progress)
     trained = train_if_missing(mind_dir, options.model_dir, dataset, log, progress)
-    backend = open_backend(target)
+    backend = open_backend(target, feeding=True)
     if target.is_vespa:
         backend.preflight()  # a wrong endpoint fails here, before any document
     log(f"feeding {backend.description}")
@@ -76,12 +77,14 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
     directory = state_dir(target, options.state_dir)
-    state = read_state(directory)
+    state = backend.state if target.is_local else read_state(directory)
     transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state)
     log(f"Euclidean transform: {note}")
     journals = _journals(backend, target, options, directory, transform, dataset, log)
-    reports = feed_corpus(corpus, transform, backend, log, journals)
-    _record_state(directory, state, transform, dataset, reports, options, backend.description)
+    fed_state: dict = {}  # filled once the reports are in; stored on a clean exit (see _writing)
+    with _writing(backend, target, directory, fed_state):
+        reports = feed_corpus(corpus, transform, backend, log, journals)
+        fed_state.update(_fed_state(state, transform, dataset, reports, options, backend.description))
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
                        {doctype: report.ok + report.already_fed for doctype, report in reports.items()}, reports,
                        note, trained, _example_user(dataset, corpus.user_history),
@@ -115,16 +118,31 @@ def _journals(backend, target: Target, options: FeedOptions, directory: Path, tr
     return journals
 
 
-def _record_state(directory: Path, state: dict, transform: EuclideanTransform, dataset: MindDataset,
-                  reports: dict[str, FeedReport], options: FeedOptions, backend: str) -> None:
-    """Φ and the news ids fed under it, for later feeds: only news this feed (or a resumed one) got stored."""
+@contextmanager
+def _writing(backend, target: Target, directory: Path, state: dict) -> Iterator[None]:
+    """Where the feed's state goes once it is complete: the embedded index commits it with the documents, in
+    one generation (all or nothing: a crash leaves the previous index); a Vespa feed writes it to the state
+    directory after the last document (atomically; nothing when `state` stayed empty)."""
+    if target.is_local:
+        with backend.transaction(state):
+            yield
+        return
+    yield
+    if state:
+        write_state(directory, state)
+
+
+def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset, reports: dict[str, FeedReport],
+               options: FeedOptions, backend: str) -> dict:
+    """Φ and the news ids fed under it, for later feeds: only news this feed (or a resumed one) got stored;
+    {} when none was (the earlier state still describes the index)."""
     news = reports["news"]
     if news.ok + news.already_fed == 0:
-        return  # nothing of this corpus is stored: the earlier state still describes the index
+        return {}
     failed = {doc_id.rsplit("::", 1)[-1] for doc_id, _, _ in news.failed}
     fed = set(state.get("news_ids", [])) | {news_id for news_id in dataset.news.ids if news_id not in failed}
-    write_state(directory, {"max_norm": transform.max_norm, "news_ids": sorted(fed), "model": str(options.model_dir),
-                            "backend": backend})
+    return {"max_norm": transform.max_norm, "news_ids": sorted(fed), "model": str(options.model_dir),
+            "backend": backend}
 
 
 def _read(mind_dir: str, skip_bad_rows: bool, log: Callable[[str], None], progress: bool) -> MindDataset:

@@ -8,7 +8,7 @@ document or a query against them before anything is sent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 
 from pipeline.errors import NewsrecError
@@ -31,7 +31,7 @@ class Schema:
     name: str
     fields: dict[str, str]  # document field -> Vespa type, e.g. "tensor<float>(x[65])"
     profiles: dict[str, dict[str, str]]  # rank profile -> query input name -> type (inherited ones included)
-    constants: dict[str, dict[str, float]] = field(default_factory=dict)  # rank profile -> scalar constants
+    constants: dict[str, dict[str, float]] = dataclass_field(default_factory=dict)  # rank profile -> scalar constants
 
 def load_schemas(directory: str | Path = SCHEMA_DIR) -> dict[str, Schema]:
     schemas = {}

@@ -134,3 +134,37 @@ def test_hung_and_slow_requests_cost_their_document_not_the_feed(server):
     assert sorted(server.documents) == sorted(d["id"] for d in documents)
     print(f"1000 documents: {clean_s:.2f}s fault-free, {faulty_s:.2f}s with {len(hung)} hung and {len(slow)} slow")
     assert faulty_s < 3 * clean_s
+
+
+def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: Path, trained: Path, tmp_path: Path,
+                                                                      monkeypatch):
+    """The whole feed is one generation of the embedded index: news, users and Φ commit together or not at all."""
+    from feed import feeding
+    from feed.local_backend import LocalBackend
+
+    index = tmp_path / "index"
+    options = FeedOptions(model_dir=str(trained))
+    assert run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet).success
+    before = LocalBackend(index)
+    user = next(u for u, f in before.docs["user"].items() if f["has_read_items"])
+    answer, state = [h.news_id for h in before.recommend(user, 10)], before.state
+
+    original_news, original_users = feeding.news_documents, feeding.user_documents
+
+    def changed_news(corpus, transform):
+        for document in original_news(corpus, transform):
+            yield {**document, "fields": {**document["fields"], "title": "CHANGED"}}
+
+    def dying_users(corpus, transform):
+        for count, document in enumerate(original_users(corpus, transform)):
+            if count == 100:
+                raise OSError("killed while feeding users")
+            yield document
+
+    monkeypatch.setattr(feeding, "news_documents", changed_news)
+    monkeypatch.setattr(feeding, "user_documents", dying_users)
+    with pytest.raises(OSError, match="killed while feeding users"):
+        run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet)
+    after = LocalBackend(index)
+    assert [h.news_id for h in after.recommend(user, 10)] == answer and after.state == state
+    assert not any(f["title"] == "CHANGED" for f in after.docs["news"].values())
