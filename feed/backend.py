@@ -65,7 +65,8 @@ class Backend(Protocol):
         vector when a user is given; sort="date": newest first."""
 
     def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
-        """The popularity profile over every news item: relevance 100 · clicks / impressions."""
+        """The popularity profile over every news item: relevance 100 · the smoothed CTR, (clicks + 1) / (impressions
+        + 25) (feed/ranking.py)."""
 
     def group_counts(self, field: str, text: str | None = None,
                      filters: dict[str, str] | None = None) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ feed/ranking.py (the one copy of their math, shared with the HTTP contract serve
   ranking_score = user_ranking · embedding on the best 100.
 - bm25: bm25(title) + bm25(abstract) over news matching any query term;
   personalized_search adds personalization_weight · ranking_score.
-- popularity (fallback for unknown users): 100 · clicks / impressions.
+- popularity (fallback for unknown users): 100 · the smoothed CTR, (clicks + 1) / (impressions + 25).
 Tokenization is bm25s' (lowercased words), not Vespa's linguistics, so BM25 values can differ
 slightly from Vespa's; the vector math is the same.
 """
@@ -257,7 +257,8 @@ class LocalBackend:
         return [self._news_order[row] for row in rows]
 
     def popular(self, hits: int, filters: dict[str, str] | None = None) -> list[Hit]:
-        """The popularity profile without text: 100 · clicks / impressions (0 for news never shown)."""
+        """The popularity profile without text: 100 · (clicks + 1) / (impressions + 25) (the prior for news never
+        shown)."""
         self._require_news()
         ctr = self._ctr(np.arange(len(self._news_order)))
         relevance = profiles.popularity(0.0, ctr)  # no query text: nativeRank is 0

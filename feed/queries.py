@@ -112,7 +112,8 @@ def group_body(field: str, text: str | None = None, filters: dict[str, str] | No
 
 
 def popularity_body(hits: int = 10, filters: dict[str, str] | None = None) -> dict:
-    """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · CTR."""
+    """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · the
+    smoothed CTR."""
     return {"yql": f"select * from news where {where_clause(None, filters)}", "hits": int(hits),
             "ranking": "popularity"}
 

@@ -207,7 +207,7 @@ class VespaBackend:
         return _hits(self._query(search_body(text, hits, ranking_vector, filters, sort), f"search {text!r}"))
 
     def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
-        """The popularity profile over every news item (relevance 100 · CTR)."""
+        """The popularity profile over every news item (relevance 100 · the smoothed CTR)."""
         return _hits(self._query(popularity_body(hits, filters), "popular"))
 
     def group_counts(self, field: str, text: str | None = None,
