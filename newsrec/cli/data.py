@@ -1,15 +1,14 @@
 """Data commands: generate MIND-format data, check a MIND directory, score baselines and prediction files."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, metrics_json_option, read_dataset, require_labelled,
-                              skip_option)
-from newsrec.cli.output import format_dataset, format_table
+from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
+                              read_options, require_labelled)
+from newsrec.cli.output import format_dataset, format_table, to_json
 
 
 @click.command("demo-data", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -39,8 +38,8 @@ def demo_data(out_dir: str, size: str, seed: int) -> None:
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
-@skip_option
-def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
+@read_options
+def inspect(mind_dir: str, reading: MindReading) -> None:
     """Read and check a MIND directory; print what it holds.
 
     \b
@@ -48,8 +47,8 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
       newsrec inspect ~/data/MINDsmall
     """
     started = time.perf_counter()
-    dataset = read_dataset(mind_dir, skip_bad_rows)
-    click.echo(format_dataset(mind_dir, dataset, time.perf_counter() - started))
+    dataset = read_dataset(mind_dir, reading)
+    echo(format_dataset(mind_dir, dataset, time.perf_counter() - started))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -59,8 +58,8 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
               help="Also write each baseline's leaderboard prediction file here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
 @metrics_json_option
-@skip_option
-def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, skip_bad_rows: bool) -> None:
+@read_options
+def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, reading: MindReading) -> None:
     """Score the random, popularity and (for generated data) oracle baselines.
 
     \b
@@ -70,12 +69,12 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
     """
     from pipeline.baselines import evaluate_baselines, write_predictions
 
-    dataset = read_dataset(mind_dir, skip_bad_rows, progress=not as_json)
+    dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
     results = evaluate_baselines(dataset, split, seed)
     files = write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
     if as_json:
-        click.echo(json.dumps({r.name: r.metrics.as_dict() for r in results}))
+        click.echo(to_json({r.name: r.metrics.as_dict() for r in results}))
         return
     target = dataset.splits[split]
     click.echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
@@ -101,4 +100,4 @@ def score(truth: str, prediction: str, as_json: bool) -> None:
     from pipeline.leaderboard import score_files
 
     metrics = score_files(truth, prediction)
-    click.echo(json.dumps(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))
+    click.echo(to_json(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))

@@ -1,7 +1,6 @@
 """Model commands: train a model, evaluate it offline or through the serving path, write predictions."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -9,9 +8,9 @@ from pathlib import Path
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, metrics_json_option, open_target,
-                              read_dataset, require_labelled, skip_option, target_options)
-from newsrec.cli.output import format_evaluation, format_serving
+from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, device_option, metrics_json_option, open_target,
+                              read_dataset, read_options, require_labelled, target_options)
+from newsrec.cli.output import format_evaluation, format_serving, to_json
 from pipeline.models.registry import MODELS
 
 
@@ -33,8 +32,8 @@ from pipeline.models.registry import MODELS
 @device_option
 @click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@skip_option
-def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: str, **settings) -> None:
+@read_options
+def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model: str, **settings) -> None:
     """Train a news and user encoder on MIND_DIR's train split (validated on held-out train impressions).
 
     \b
@@ -47,7 +46,7 @@ def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: 
     started = time.perf_counter()
     config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model))
     summary = train(mind_dir, out_dir, config, log=click.echo, progress=True,
-                    dataset=read_dataset(mind_dir, skip_bad_rows))
+                    dataset=read_dataset(mind_dir, reading))
     best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
     click.echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
 
@@ -61,9 +60,9 @@ def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: 
 @metrics_json_option
 @click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
               help="offline: the model alone; local / vespa: candidate scores through the serving path too.")
-@skip_option
+@read_options
 @target_options
-def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend, skip_bad_rows, target) -> None:
+def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend, reading, target) -> None:
     """Ranking metrics on dev impressions and Recall@K by exact maximum inner product.
 
     With --backend local or vespa, the candidates are scored through the serving index instead (after
@@ -74,18 +73,18 @@ def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend
       newsrec evaluate mind-demo --model runs/unirec --json
       newsrec evaluate mind-demo --model newsrec-model --backend local
     """
-    dataset = read_dataset(mind_dir, skip_bad_rows, progress=not as_json)
+    dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
     if backend != "offline":
         from feed.serving_eval import evaluate_serving
 
         result = evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device)
-        click.echo(json.dumps(asdict(result)) if as_json else format_serving(result))
+        click.echo(to_json(asdict(result)) if as_json else format_serving(result))
         return
     from pipeline.evaluation import evaluate_model
 
     evaluation = evaluate_model(model_dir, dataset, split, device, top_p)
-    click.echo(json.dumps(asdict(evaluation)) if as_json else format_evaluation(evaluation))
+    click.echo(to_json(asdict(evaluation)) if as_json else format_evaluation(evaluation))
 
 
 def _serving_backend(backend: str, target: Target):
@@ -100,8 +99,8 @@ def _serving_backend(backend: str, target: Target):
 @click.option("--split", default="dev", show_default=True, help="dev, or test (unlabelled MIND-large test works).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Prediction file to write.")
 @device_option
-@skip_option
-def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> None:
+@read_options
+def predict_command(mind_dir, model_dir, split, out, device, reading) -> None:
     """Write a leaderboard prediction file (`ImpId [r1,r2,...]`, rank 1 = best).
 
     \b
@@ -111,7 +110,7 @@ def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> N
     """
     from pipeline.evaluation import predict
 
-    dataset = read_dataset(mind_dir, skip_bad_rows)
+    dataset = read_dataset(mind_dir, reading)
     if split not in dataset.splits:
         raise click.ClickException(f"{mind_dir}: no split {split!r}")
     path = predict(model_dir, dataset, split, out, device)
