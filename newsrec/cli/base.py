@@ -137,7 +137,7 @@ def open_target(target: Target):
     from feed.connect import open_backend
 
     backend = open_backend(target)
-    click.echo(f"[{backend.description}]", err=True)
+    echo(f"[{backend.description}]", err=True)
     return backend
 
 

@@ -29,11 +29,11 @@ def demo_data(out_dir: str, size: str, seed: int) -> None:
 
     started = time.perf_counter()
     summary, oracle = generate_with_oracle(out_dir, config_for(size, seed))
-    click.echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
+    echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
                f"{summary['news']} news, {summary['train_impressions']} train / {summary['dev_impressions']} dev "
                f"impressions, dev CTR {summary['dev_ctr']:.3f}, "
                f"{summary['dev_candidates_unseen_in_train']:.0%} of dev candidates unseen in train")
-    click.echo(format_table([("oracle (dev)", oracle)]))
+    echo(format_table([("oracle (dev)", oracle)]))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -74,13 +74,13 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
     results = evaluate_baselines(dataset, split, seed)
     files = write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
     if as_json:
-        click.echo(to_json({r.name: r.metrics.as_dict() for r in results}))
+        echo(to_json({r.name: r.metrics.as_dict() for r in results}))
         return
     target = dataset.splits[split]
-    click.echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
-    click.echo(format_table([(r.name, r.metrics) for r in results]))
+    echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
+    echo(format_table([(r.name, r.metrics) for r in results]))
     if files:
-        click.echo(f"prediction files: {', '.join(str(path) for path in files)}")
+        echo(f"prediction files: {', '.join(str(path) for path in files)}")
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -100,4 +100,4 @@ def score(truth: str, prediction: str, as_json: bool) -> None:
     from pipeline.leaderboard import score_files
 
     metrics = score_files(truth, prediction)
-    click.echo(to_json(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))
+    echo(to_json(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, device_option, metrics_json_option, open_target,
-                              read_dataset, read_options, require_labelled, target_options)
+from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, device_option, echo, metrics_json_option,
+                              open_target, read_dataset, read_options, require_labelled, target_options)
 from newsrec.cli.output import format_evaluation, format_serving, to_json
 from pipeline.models.registry import MODELS
 
@@ -45,10 +45,10 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
 
     started = time.perf_counter()
     config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model))
-    summary = train(mind_dir, out_dir, config, log=click.echo, progress=True,
+    summary = train(mind_dir, out_dir, config, log=echo, progress=True,
                     dataset=read_dataset(mind_dir, reading))
     best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
-    click.echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
+    echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
 
 
 @click.command("evaluate", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -79,12 +79,12 @@ def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend
         from feed.serving_eval import evaluate_serving
 
         result = evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device)
-        click.echo(to_json(asdict(result)) if as_json else format_serving(result))
+        echo(to_json(asdict(result)) if as_json else format_serving(result))
         return
     from pipeline.evaluation import evaluate_model
 
     evaluation = evaluate_model(model_dir, dataset, split, device, top_p)
-    click.echo(to_json(asdict(evaluation)) if as_json else format_evaluation(evaluation))
+    echo(to_json(asdict(evaluation)) if as_json else format_evaluation(evaluation))
 
 
 def _serving_backend(backend: str, target: Target):
@@ -114,4 +114,4 @@ def predict_command(mind_dir, model_dir, split, out, device, reading) -> None:
     if split not in dataset.splits:
         raise click.ClickException(f"{mind_dir}: no split {split!r}")
     path = predict(model_dir, dataset, split, out, device)
-    click.echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")
+    echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")

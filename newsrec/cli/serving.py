@@ -54,8 +54,8 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
     from feed.job import FeedOptions, run_feed
 
     summary = run_feed(mind_dir, replace(target, feed_mode=feed_mode, jsonl=jsonl), FeedOptions(**options),
-                       log=click.echo, progress=True)
-    click.echo(format_feed(summary, target.index_dir))
+                       log=echo, progress=True)
+    echo(format_feed(summary, target.index_dir))
     if not summary.success:
         raise click.ClickException(f"{summary.failed} documents failed (listed above)")
 
