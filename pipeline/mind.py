@@ -161,7 +161,7 @@ def _lines(path: Path, reading: _Reading) -> Iterator[tuple[int, bytes | None]]:
         raise MindFormatError(path, None, "file not found")
     if path.stat().st_size == 0:
         raise MindFormatError(path, None, "file is empty")
-    bar, rows, number = _progress_bar(path, reading.progress), reading.report.rows, 0
+    bar, rows, key, number = _progress_bar(path, reading.progress), reading.report.rows, str(path), 0
     with path.open("rb") as handle:
         while raw := handle.readline(MAX_LINE_BYTES + 1):
             number += 1
@@ -175,7 +175,7 @@ def _lines(path: Path, reading: _Reading) -> Iterator[tuple[int, bytes | None]]:
                 raw = None
             elif not raw.strip(b" \r\n"):
                 continue
-            rows[str(path)] += 1
+            rows[key] += 1
             yield number, raw
     if bar is not None:
         bar.close()
