@@ -162,7 +162,7 @@ def _lines(path: Path, reading: _Reading) -> Iterator[tuple[int, bytes | None]]:
     if path.stat().st_size == 0:
         raise MindFormatError(path, None, "file is empty")
     bar, rows, key, number = _progress_bar(path, reading.progress), reading.report.rows, str(path), 0
-    with path.open("rb") as handle:
+    with _open(path) as handle:
         while raw := handle.readline(MAX_LINE_BYTES + 1):
             number += 1
             if bar is not None:
@@ -179,6 +179,13 @@ def _lines(path: Path, reading: _Reading) -> Iterator[tuple[int, bytes | None]]:
             yield number, raw
     if bar is not None:
         bar.close()
+
+
+def _open(path: Path):
+    try:
+        return path.open("rb")
+    except OSError as error:  # e.g. permission denied
+        raise MindFormatError(path, None, f"cannot be read ({error.strerror or error})") from None
 
 
 def _decode(path: Path, number: int, raw: bytes | None) -> str:

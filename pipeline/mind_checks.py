@@ -135,7 +135,7 @@ def parse_time(path: Path, number: int, text: str) -> int:
     if match is None:
         raise MindFormatError(path, number, f"bad Time {shown(text)}: expected MM/DD/YYYY HH:MM:SS AM/PM")
     month, day, year, hour, minute, second = (int(g) for g in match.groups()[:6])
-    valid = (1 <= month <= 12 and 1 <= hour <= 12 and minute < 60 and second < 60
+    valid = (year >= 1 and 1 <= month <= 12 and 1 <= hour <= 12 and minute < 60 and second < 60
              and 1 <= day <= calendar.monthrange(year, month)[1])
     if not valid:
         raise MindFormatError(path, number, f"bad Time {shown(text)}: no such date or time")

@@ -326,3 +326,17 @@ def test_only_spaces_separate_ids(mind_dir: Path):
     rows[0][3] = "N1  N3 "  # several spaces are fine
     write_tsv(mind_dir / "train" / "behaviors.tsv", rows)
     assert read_mind(mind_dir).splits["train"].history_of(0).tolist() == [0, 2]
+
+
+def test_a_file_that_cannot_be_opened_is_named(mind_dir: Path, monkeypatch):
+    refused = mind_dir / "train" / "news.tsv"
+    original = Path.open
+
+    def open_or_refuse(self, *args, **kwargs):
+        if self == refused:
+            raise PermissionError(13, "Permission denied")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_or_refuse)
+    with pytest.raises(MindFormatError, match=r"train/news.tsv: cannot be read \(Permission denied\)$"):
+        read_mind(mind_dir)
