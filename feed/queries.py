@@ -5,6 +5,7 @@ pattern, text goes through `userInput(@query)` as a parameter.
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Sequence
 
@@ -23,10 +24,14 @@ class UnknownFilterValueError(QueryError):
     """A filter on a value its field never takes (e.g. category 'sprots'): why a query found nothing."""
 
 
+MAX_HITS = 400  # Vespa's default maxHits: a query asking for more is refused
+
+
 def require_hits(hits: int) -> int:
-    """`hits` as an int >= 1 (hits 0 asks for nothing; a negative count would slice from the end)."""
-    if isinstance(hits, bool) or int(hits) != hits or hits < 1:
-        raise QueryError(f"hits must be an integer >= 1, got {hits!r}")
+    """`hits` as an int in 1..MAX_HITS (0 asks for nothing; a negative count would slice from the end; Vespa
+    refuses more than maxHits)."""
+    if isinstance(hits, bool) or not isinstance(hits, numbers.Real) or not 1 <= hits <= MAX_HITS or int(hits) != hits:
+        raise QueryError(f"hits must be an integer from 1 to {MAX_HITS} (Vespa's default maxHits), got {hits!r}")
     return int(hits)
 
 

@@ -165,13 +165,13 @@ def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path: Path):
 
 # ------------------------------------------------------------------------- the library refuses them too
 
-@pytest.mark.parametrize("hits", [0, -1, True, 2.5])
+@pytest.mark.parametrize("hits", [0, -1, True, 2.5, 401, 10 ** 10, float("nan"), "5"])
 def test_vespa_request_bodies_refuse_hits_below_one(hits):
     from feed.queries import QueryError, popularity_body, recommend_body, search_body, user_profile_params
 
     for build in (lambda: recommend_body([0.0] * DIM, hits=hits), lambda: search_body("golf", hits),
                   lambda: popularity_body(hits), lambda: user_profile_params("U1", hits)):
-        with pytest.raises(QueryError, match="hits must be an integer >= 1"):
+        with pytest.raises(QueryError, match=r"hits must be an integer from 1 to 400 \(Vespa's default maxHits\)"):
             build()
 
 

@@ -149,4 +149,4 @@ def test_the_feed_suggests_a_user_only_after_a_successful_feed():
 def test_hits_below_one_are_usage_errors():
     for command in (["recommend", "U1"], ["search", "golf"], ["popular"]):
         result = CliRunner().invoke(main, [*command, "--hits", "0"])
-        assert result.exit_code == 2 and "Invalid value for '--hits': 0 is not in the range x>=1." in result.output
+        assert result.exit_code == 2 and "Invalid value for '--hits': 0 is not in the range 1<=x<=400." in result.output

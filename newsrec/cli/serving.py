@@ -6,15 +6,15 @@ from dataclasses import replace
 import click
 
 from feed.connect import Target
-from feed.queries import check_filter_values
+from feed.queries import MAX_HITS, check_filter_values
 from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
                               open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits
 
 filter_option = click.option("--filter", "filters", multiple=True,
                              help="FIELD=VALUE on category or subcategory; repeatable.")
-hits_option = click.option("--hits", type=click.IntRange(min=1), default=10, show_default=True,
-                           help="How many news to return (at least 1).")
+hits_option = click.option("--hits", type=click.IntRange(min=1, max=MAX_HITS), default=10, show_default=True,
+                           help=f"How many news to return (1 to {MAX_HITS}, Vespa's default maxHits).")
 
 
 def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_date: bool = False) -> None:
