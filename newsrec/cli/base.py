@@ -3,6 +3,7 @@ the options of several commands, and reading a MIND directory."""
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import click
@@ -52,6 +53,25 @@ def echo(text: str, err: bool = False) -> None:
     and format characters the data may hold (`terminal_text`)."""
     if text:
         click.echo(terminal_text(text), err=err)
+
+
+COUNT = click.IntRange(min=0)  # seeds, epochs of an optional stage, "0 = all / default" settings
+POSITIVE = click.IntRange(min=1)
+
+
+class PositiveFloat(click.ParamType):
+    """A finite number > 0 (a learning rate of 0, a negative one, NaN or infinity cannot train)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
 
 
 class BadRowLimitType(click.ParamType):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
+from newsrec.cli.base import (CONTEXT, COUNT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
                               read_options, require_labelled)
 from newsrec.cli.output import format_dataset, format_table, to_json
 
@@ -16,7 +16,7 @@ from newsrec.cli.output import format_dataset, format_table, to_json
 @click.option("--size", type=click.Choice(["tiny", "small", "large"]), default="tiny", show_default=True,
               help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions); "
                    "large: MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=COUNT, default=0, show_default=True)
 def demo_data(out_dir: str, size: str, seed: int) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
 
@@ -56,7 +56,7 @@ def inspect(mind_dir: str, reading: MindReading) -> None:
 @click.option("--split", default="dev", show_default=True, help="Labelled split to score.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Also write each baseline's leaderboard prediction file here.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
+@click.option("--seed", type=COUNT, default=0, show_default=True, help="Seed of the random baseline.")
 @metrics_json_option
 @read_options
 def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, reading: MindReading) -> None:

