@@ -250,12 +250,6 @@ def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
     return vocabulary, np.fromiter((position[v] for v in values), dtype=np.int32, count=len(values))
 
 
-def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
-    vocabulary = sorted(set(values))
-    position = {value: i for i, value in enumerate(vocabulary)}
-    return vocabulary, np.fromiter((position[v] for v in values), dtype=np.int32, count=len(values))
-
-
 def read_news(paths: list[Path], reading: _Reading) -> NewsTable:
     """Union of several news.tsv files; an id repeated in a later file (train and dev overlap) must have the
     same row there, and is kept once."""

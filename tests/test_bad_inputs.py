@@ -2,15 +2,17 @@
 
 A case is `tests/bad_inputs/<name>/case.json`:
     about     what the input is (and what happened to it before the fix)
-    args      the command line (and `expect`, below, may name the same places); {mind} is a MIND directory: the four-news corpus of tests/support.py with the
-              case's own `mind/` files written over it (and `remove`d files removed); {index} an embedded index
-              built here (see `index_dir`); {case} the case directory; {tmp} an empty directory
+    args      the command line, naming places (so may `expect`): {mind} a MIND directory, the four-news corpus of
+              tests/support.py with the case's own `mind/` files written over it (and its `remove` list removed);
+              {index} an embedded index built here (see `index_dir`); {case} the case directory; {tmp} a fresh
+              directory
     exit      the exit status: 1 for a bad input (`Error: ...`), 2 for a bad option (click's usage error),
               0 for an input that is accepted on purpose (a leading BOM), a counted skip or repair
               (--skip-bad-rows, --drop-unknown-ids) or a fixed output (strict JSON, terminal text)
     expect    fragments the output must hold (the error line, or the counted-skip report)
     absent    strings the output must not hold (optional); json: stdout must be strict JSON (optional)
     generate  a big input made at test time instead of committed (optional; see GENERATORS)
+    remove    files of the corpus to delete (optional)
     xfail     a known gap outside this change, with its reason: the case runs as a strict xfail, so fixing the
               gap makes it fail until the marker is removed (optional)
 
