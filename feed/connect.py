@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -18,6 +19,43 @@ class FeedStateError(NewsrecError):
     """The feed's stored state forbids this feed (e.g. Φ would change for news it cannot re-write)."""
 
 
+class EndpointError(NewsrecError):
+    """A Vespa endpoint URL that cannot be used: not http(s), no host, a port outside 1-65535, ..."""
+
+
+def check_endpoint(endpoint: str) -> str:
+    """`endpoint` when it is an http(s) URL with a host and a valid port, and nothing after its path."""
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL"
+        raise EndpointError(f"bad endpoint: {error} (e.g. http://localhost:8080)") from None
+
+    def bad(reason: str) -> EndpointError:
+        userinfo = parts.netloc.rpartition("@")[0]
+        text = endpoint.replace(userinfo, "***") if userinfo else endpoint  # never print a password
+        shown = repr(text) if len(text) <= 80 else repr(text[:80]) + "..."
+        return EndpointError(f"bad endpoint {shown}: {reason} (e.g. http://localhost:8080)")
+
+    if not endpoint.isprintable() or any(c.isspace() for c in endpoint):
+        raise bad("spaces or control characters")
+    if "://" not in endpoint or parts.scheme not in ("http", "https"):
+        raise bad(f"the scheme must be http or https, not {parts.scheme!r}" if "://" in endpoint
+                  else "no http:// or https://")
+    if not parts.hostname:
+        raise bad("no host")
+    if parts.username is not None or parts.password is not None:
+        raise bad("credentials in the URL (they would be logged; use --token or --cert/--key)")
+    if parts.query or parts.fragment:
+        raise bad("a query or fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise bad(f"port {parts.netloc.rpartition(':')[2]!r} is not in 1-65535")
+    return endpoint
+
+
 @dataclass(frozen=True)
 class Target:
     """Where documents go and queries are answered: Vespa at `endpoint` (pyvespa, `feed_mode` sync or async;
@@ -30,6 +68,10 @@ class Target:
     token: str | None = field(default=None, repr=False)  # never logged
     feed_mode: str = "sync"
     jsonl: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None:
+            check_endpoint(self.endpoint)
 
     @property
     def is_vespa(self) -> bool:

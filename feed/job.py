@@ -24,6 +24,7 @@ from feed.journal import feed_identity, start_journals, verify_sample
 from feed.state import read_state, write_state
 from pipeline.checkpoint import checkpoint_exists
 from pipeline.mind import MindDataset, read_mind
+from pipeline.mind_checks import BadRowLimit
 from pipeline.training import TrainConfig, train
 from pipeline.transforms import EuclideanTransform
 
@@ -36,7 +37,9 @@ class FeedOptions:
     state_dir: str | None = None  # Φ, counts, resume journals [default: the index dir, or ./newsrec-feed-state]
     resume: bool = False  # skip documents an interrupted earlier feed already wrote
     device: str = "auto"
-    skip_bad_rows: bool = False
+    skip_bad_rows: bool = False  # leave out bad MIND rows (and repair text), counted; see pipeline/mind.py
+    max_bad_rows: BadRowLimit | str = BadRowLimit()  # with skip_bad_rows: most bad rows per file ("N" or "P%")
+    drop_unknown_ids: bool = False  # leave out news ids no news.tsv defines, counted
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     in `options.model_dir` (trained first when missing), transform, and feed `target`. Failed documents are in
     the summary, never dropped."""
     started = time.perf_counter()
-    dataset = dataset or _read(mind_dir, options.skip_bad_rows, log, progress)
+    dataset = dataset or _read(mind_dir, options, log, progress)
     trained = train_if_missing(mind_dir, options.model_dir, dataset, log, progress)
     backend = open_backend(target, feeding=True)
     if target.is_vespa:
@@ -145,9 +148,10 @@ def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset,
             "backend": backend}
 
 
-def _read(mind_dir: str, skip_bad_rows: bool, log: Callable[[str], None], progress: bool) -> MindDataset:
-    dataset = read_mind(mind_dir, on_error="skip" if skip_bad_rows else "raise", progress=progress)
-    if skip_bad_rows:
+def _read(mind_dir: str, options: FeedOptions, log: Callable[[str], None], progress: bool) -> MindDataset:
+    dataset = read_mind(mind_dir, on_error="skip" if options.skip_bad_rows else "raise", progress=progress,
+                        max_bad_rows=options.max_bad_rows, drop_unknown_ids=options.drop_unknown_ids)
+    if options.skip_bad_rows or options.drop_unknown_ids:
         log(f"read {mind_dir}: {dataset.report.summary()}")
     return dataset
 

@@ -172,14 +172,18 @@ class LocalBackend:
         self._bm25 = None  # built on first search
 
     def _text_indexes(self):
+        """One BM25 index per text field; None for a field without a single indexable word (bm25s cannot
+        index an empty vocabulary: e.g. every abstract empty)."""
         if self._bm25 is None:
             import bm25s
 
             self._bm25 = []
             for field in ("title", "abstract"):
                 texts = [f.get(field, "") or "" for f in self._news_fields]
-                retriever = bm25s.BM25(k1=1.2, b=0.75)
-                retriever.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+                tokens = bm25s.tokenize(texts, stopwords=None, show_progress=False)
+                retriever = bm25s.BM25(k1=1.2, b=0.75) if tokens.vocab else None
+                if retriever is not None:
+                    retriever.index(tokens, show_progress=False)
                 self._bm25.append(retriever)
         return self._bm25
 
@@ -314,7 +318,11 @@ class LocalBackend:
         import bm25s
 
         tokens = bm25s.tokenize([text], stopwords=None, show_progress=False, return_ids=False)[0]
-        text_score = sum(index.get_scores(tokens) for index in self._text_indexes())
+        if not tokens:  # bm25s keeps words of 2+ letters or digits; its get_scores([]) raises IndexError
+            raise QueryError(f"nothing to search for in {text[:80]!r}: the embedded index's BM25 matches words "
+                             "of two or more letters or digits")
+        scores = [index.get_scores(tokens) for index in self._text_indexes() if index is not None]
+        text_score = sum(scores) if scores else np.zeros(len(self._news_order), dtype=np.float32)
         return text_score, (text_score > 0) & allowed
 
     def _sorted_rows(self, rows: np.ndarray, sort: str) -> list[int]:

@@ -5,6 +5,7 @@ pattern, text goes through `userInput(@query)` as a parameter.
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Sequence
 
@@ -16,7 +17,22 @@ EXPLORE_ADDITIONAL_FACTOR = 19  # HNSW explores targetHits + 19 x targetHits (se
 
 
 class QueryError(NewsrecError):
-    """A request that cannot be built safely (bad filter field or value, bad user id)."""
+    """A request that cannot be built safely (bad filter field or value, bad user id, hits < 1)."""
+
+
+class UnknownFilterValueError(QueryError):
+    """A filter on a value its field never takes (e.g. category 'sprots'): why a query found nothing."""
+
+
+MAX_HITS = 400  # Vespa's default maxHits: a query asking for more is refused
+
+
+def require_hits(hits: int) -> int:
+    """`hits` as an int in 1..MAX_HITS (0 asks for nothing; a negative count would slice from the end; Vespa
+    refuses more than maxHits)."""
+    if isinstance(hits, bool) or not isinstance(hits, numbers.Real) or not 1 <= hits <= MAX_HITS or int(hits) != hits:
+        raise QueryError(f"hits must be an integer from 1 to {MAX_HITS} (Vespa's default maxHits), got {hits!r}")
+    return int(hits)
 
 
 def safe_value(kind: str, value: str) -> str:
@@ -40,7 +56,7 @@ def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[floa
     """nearestNeighbor over news with the user's recall vector, ranked by `ranking` (`recommendation`:
     re-ranked by the ranking vector; `recall`: by closeness alone, no ranking vector needed)."""
     exclusion = "".join(f' and !(news_id contains "{safe_value("news id", n)}")' for n in exclude)
-    explore = EXPLORE_ADDITIONAL_FACTOR * int(hits)  # recall@100 >= 0.99 on MIPS-transformed vectors
+    explore = EXPLORE_ADDITIONAL_FACTOR * require_hits(hits)  # recall@100 >= 0.99 on MIPS-transformed vectors
     yql = (f"select * from news where {{targetHits: {int(hits)}, hnsw.exploreAdditionalHits: {explore}}}"
            f"nearestNeighbor(embedding, user_recall)"
            f"{filter_clause(filters or {})}{exclusion}")
@@ -90,7 +106,7 @@ def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float
     """BM25 over title and abstract (every news item when there is no text), newest first with sort="date";
     personalized with the user's ranking vector when given."""
     yql = f"select * from news where {where_clause(text, filters)}{order_clause(sort)}"
-    body = {"yql": yql, "hits": int(hits), "ranking": "bm25"}
+    body = {"yql": yql, "hits": require_hits(hits), "ranking": "bm25"}
     if text:
         body["query"] = text
     if ranking_vector is not None:
@@ -99,8 +115,11 @@ def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float
     return body
 
 
+GROUP_LIMIT = 50  # groups a grouping request returns by default
+
+
 def group_body(field: str, text: str | None = None, filters: dict[str, str] | None = None,
-               max_groups: int = 50) -> dict:
+               max_groups: int = GROUP_LIMIT) -> dict:
     """Matches per value of `field`, most first: a grouping request with no hits."""
     require_group_field(field)
     grouping = f"all(group({field}) max({int(max_groups)}) order(-count()) each(output(count())))"
@@ -114,7 +133,7 @@ def group_body(field: str, text: str | None = None, filters: dict[str, str] | No
 def popularity_body(hits: int = 10, filters: dict[str, str] | None = None) -> dict:
     """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · the
     smoothed CTR."""
-    return {"yql": f"select * from news where {where_clause(None, filters)}", "hits": int(hits),
+    return {"yql": f"select * from news where {where_clause(None, filters)}", "hits": require_hits(hits),
             "ranking": "popularity"}
 
 
@@ -122,7 +141,7 @@ def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | 
                         fallback: str = "error", ranking: str = "recommendation") -> dict:
     """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`."""
     require_profile(ranking)
-    params = {"user_id": safe_value("user id", user_id), "hits": int(hits), "user_fallback": fallback}
+    params = {"user_id": safe_value("user id", user_id), "hits": require_hits(hits), "user_fallback": fallback}
     if ranking != "recommendation":
         params["ranking"] = ranking
     if filters:
@@ -133,3 +152,23 @@ def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | 
 def query_inputs(body: dict) -> dict:
     """The `query(name)` inputs a body sends: {"user_recall": [...], ...}."""
     return {key[len("input.query("):-1]: value for key, value in body.items() if key.startswith("input.query(")}
+
+
+FIELD_PLURALS = {"category": "categories", "subcategory": "subcategories"}
+
+
+def check_filter_values(backend, filters: dict[str, str] | None, shown: int = 20) -> None:
+    """Raise `UnknownFilterValueError` for the first filter whose value no news item in `backend` has (compared
+    as the filters match: case-insensitively), listing the values there are; call it when a filtered query
+    found nothing, so that an empty answer is never a typo in disguise. Works with either backend (through
+    `group_counts`); with Vespa, a value is only called unknown when the grouping listed every value."""
+    import difflib
+
+    for field, value in sorted((filters or {}).items()):
+        values = sorted(name for name, _ in backend.group_counts(require_group_field(field)))
+        if value.lower() in {name.lower() for name in values} or len(values) >= GROUP_LIMIT:
+            continue
+        close = difflib.get_close_matches(value.lower(), values, n=1)
+        listed = ", ".join(values[:shown]) + (f", ... ({len(values)} in all)" if len(values) > shown else "")
+        raise UnknownFilterValueError(f"{field} {value!r} does not exist ({FIELD_PLURALS.get(field, field)}: "
+                                      f"{listed or 'none'})" + (f"; did you mean {close[0]!r}?" if close else ""))

@@ -25,3 +25,15 @@ class MindFormatError(InputFileError):
 
 class LeaderboardFormatError(InputFileError):
     """A leaderboard truth or prediction file (`ImpId [v1,v2,...]` lines) that cannot be scored."""
+
+
+class TooManyBadRowsError(MindFormatError):
+    """Under --skip-bad-rows, a file had more bad rows than --max-bad-rows allows."""
+
+
+class EmptySplitError(MindFormatError):
+    """A split (or every news.tsv) left without a single row after reading: nothing to train, score or feed."""
+
+
+class OptionValueError(NewsrecError):
+    """A setting given by the user that cannot be used (e.g. `--max-bad-rows lots`)."""

@@ -4,9 +4,19 @@ Behaviours are stored as CSR arrays (offsets + int32 news indices + int8 labels)
 (2.2M impressions, 83.5M candidate rows) fits comfortably in memory: about 5 bytes per candidate
 row and 4 bytes per history entry. News ids are resolved against the union of every split's
 news.tsv, so a history or candidate id that no news.tsv defines is an error with its file and line.
+A news id in several news.tsv files must have the same row in each (else: an error naming both).
 
-Bad input raises `MindFormatError` naming file and line. With `on_error="skip"` the bad row is
-left out instead, counted by reason in `ReadReport`, and the report is shown to the user.
+Bad input raises `MindFormatError` naming file and line; what is checked, and why, is in
+pipeline/mind_checks.py. Options:
+- `on_error="skip"` (`--skip-bad-rows`): a bad row is left out instead, and a text field with a control
+  character or over its cap is repaired; both counted by reason in `ReadReport`, shown to the user.
+  A file with more bad rows than `max_bad_rows` allows (`BadRowLimit`, default: 10 rows or 1% of
+  the file, whichever is more) fails the read.
+- `drop_unknown_ids=True` (`--drop-unknown-ids`, for sampled MIND files whose behaviours name news
+  missing from their news.tsv): such history and candidate ids are left out and counted by kind; a
+  labelled impression thereby left without a click or without a non-click, or any impression left
+  without a candidate, is dropped and counted.
+Whatever the options, a split (or the news) left without a single row is an error (`EmptySplitError`).
 
     >>> dataset = read_mind("mind/")                                   # doctest: +SKIP
     >>> dataset.splits["dev"].num_impressions                          # doctest: +SKIP
@@ -14,18 +24,18 @@ left out instead, counted by reason in `ReadReport`, and the report is shown to 
 """
 from __future__ import annotations
 
-import calendar
-import json
-import re
 from array import array
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import MindFormatError
+from pipeline.errors import EmptySplitError, MindFormatError
+from pipeline.mind_checks import (BOM, MAX_LINE_BYTES, BadRowLimit, ReadReport, check_id, check_label, check_text,
+                                  id_text, impression_id, parse_entities, parse_time, shown, texts_fine)
+
+__all__ = ["Behaviors", "MindDataset", "NewsTable", "ReadReport", "BadRowLimit", "read_mind", "parse_time"]
 
 REQUIRED_SPLITS = ("train", "dev")
 OPTIONAL_SPLITS = ("test",)
@@ -33,32 +43,8 @@ NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL",
                 "TitleEntities", "AbstractEntities")
 BEHAVIOR_COLUMNS = ("ImpressionID", "UserID", "Time", "History", "Impressions")
 UNLABELLED = -1
-_TIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) ([AP]M)")
 _LABEL_SUFFIXES = frozenset(("-0", "-1"))
-
-
-@dataclass
-class ReadReport:
-    """Rows left out under `on_error="skip"`, counted by reason, with the first messages."""
-
-    skipped: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-    max_examples: int = 10
-
-    def record(self, error: MindFormatError, reason: str) -> None:
-        self.skipped[reason] += 1
-        if len(self.examples) < self.max_examples:
-            self.examples.append(str(error))
-
-    @property
-    def total_skipped(self) -> int:
-        return sum(self.skipped.values())
-
-    def summary(self) -> str:
-        if not self.total_skipped:
-            return "no rows skipped"
-        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
-        return f"skipped {self.total_skipped} bad rows ({reasons}); first: " + "; ".join(self.examples[:3])
+_UTF8_BOM = BOM.encode("utf-8")
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,45 +113,89 @@ class MindDataset:
     report: ReadReport
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How one `read_mind` call treats bad input, and its report."""
+
+    report: ReadReport
+    skip: bool
+    limit: BadRowLimit
+    drop_unknown_ids: bool
+    progress: bool
+
+    @property
+    def repairs(self) -> ReadReport | None:
+        """Where text repairs are counted; None: a text problem is an error."""
+        return self.report if self.skip else None
+
+    def skip_or_raise(self, error: MindFormatError, reason: str) -> None:
+        if not self.skip:
+            raise error
+        self.report.record(error, reason)
+
+
 def read_mind(root: str | Path, on_error: str = "raise", progress: bool = False,
-              splits: tuple[str, ...] | None = None) -> MindDataset:
+              splits: tuple[str, ...] | None = None, max_bad_rows: BadRowLimit | str = BadRowLimit(),
+              drop_unknown_ids: bool = False) -> MindDataset:
     """Read a MIND directory: train and dev are required, test is read when its folder exists."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    limit = max_bad_rows if isinstance(max_bad_rows, BadRowLimit) else BadRowLimit.parse(max_bad_rows)
     root_path = Path(root)
     if not root_path.is_dir():
         raise MindFormatError(root_path, None, "MIND directory not found (expected train/ and dev/ inside)")
     wanted = splits or REQUIRED_SPLITS + tuple(s for s in OPTIONAL_SPLITS if (root_path / s).is_dir())
-    report = ReadReport()
-    news = read_news([root_path / s / "news.tsv" for s in wanted], report, on_error == "skip", progress)
+    reading = _Reading(ReadReport(), on_error == "skip", limit, drop_unknown_ids, progress)
+    news = read_news([root_path / s / "news.tsv" for s in wanted], reading)
     users: dict[str, int] = {}
-    behaviors = {s: read_behaviors(root_path / s / "behaviors.tsv", s, news.index, users, report,
-                                   on_error == "skip", progress) for s in wanted}
-    return MindDataset(str(root_path), news, list(users), behaviors, report)
+    behaviors = {s: read_behaviors(root_path / s / "behaviors.tsv", s, news.index, users, reading) for s in wanted}
+    return MindDataset(str(root_path), news, list(users), behaviors, reading.report)
 
 
 # ----------------------------------------------------------------------------------------- lines
 
-def _lines(path: Path, progress: bool) -> Iterator[tuple[int, str]]:
-    """(1-based line number, decoded line without its newline); blank lines carry no data and are passed over."""
+def _lines(path: Path, reading: _Reading) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based line number, raw line; None for a line over MAX_LINE_BYTES) of every data row, counted in the
+    report; lines of nothing but spaces carry no data and are passed over; a leading UTF-8 BOM is dropped."""
     if not path.is_file():
         raise MindFormatError(path, None, "file not found")
     if path.stat().st_size == 0:
         raise MindFormatError(path, None, "file is empty")
-    bar = _progress_bar(path, progress)
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+    bar, rows, key, number = _progress_bar(path, reading.progress), reading.report.rows, str(path), 0
+    with _open(path) as handle:
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
             if bar is not None:
                 bar.update(len(raw))
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise MindFormatError(path, number, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} "
-                                                    f"at column {error.start + 1})") from None
-            if line.strip():
-                yield number, line
+            if number == 1 and raw.startswith(_UTF8_BOM):
+                raw = raw[len(_UTF8_BOM):]
+            if len(raw) > MAX_LINE_BYTES:
+                while raw and not raw.endswith(b"\n"):  # pass over the rest of the over-long line
+                    raw = handle.readline(MAX_LINE_BYTES)
+                raw = None
+            elif not raw.strip(b" \r\n"):
+                continue
+            rows[key] += 1
+            yield number, raw
     if bar is not None:
         bar.close()
+
+
+def _open(path: Path):
+    try:
+        return path.open("rb")
+    except OSError as error:  # e.g. permission denied
+        raise MindFormatError(path, None, f"cannot be read ({error.strerror or error})") from None
+
+
+def _decode(path: Path, number: int, raw: bytes | None) -> str:
+    if raw is None:
+        raise MindFormatError(path, number, f"line longer than {MAX_LINE_BYTES // 2 ** 20} MiB")
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise MindFormatError(path, number, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} "
+                                            f"at column {error.start + 1})") from None
 
 
 def _progress_bar(path: Path, enabled: bool):
@@ -182,6 +212,13 @@ def _columns(path: Path, number: int, line: str, names: tuple[str, ...]) -> list
         raise MindFormatError(path, number, f"expected {len(names)} tab-separated columns "
                                             f"({', '.join(names)}), found {len(columns)}")
     return columns
+
+
+def _finish_file(path: Path, reading: _Reading, holds: str) -> None:
+    """A file without a data row is an error; so are more bad rows than --max-bad-rows allows."""
+    if not reading.report.rows[str(path)]:
+        raise EmptySplitError(path, None, f"holds no {holds} (only blank lines)")
+    reading.report.check_limit(path, reading.limit)
 
 
 # ------------------------------------------------------------------------------------------ news
@@ -213,51 +250,59 @@ def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
     return vocabulary, np.fromiter((position[v] for v in values), dtype=np.int32, count=len(values))
 
 
-def read_news(paths: list[Path], report: ReadReport, skip: bool = False, progress: bool = False) -> NewsTable:
-    """Union of several news.tsv files; an id repeated in a later file (train and dev overlap) is kept once."""
+def read_news(paths: list[Path], reading: _Reading) -> NewsTable:
+    """Union of several news.tsv files; an id repeated in a later file (train and dev overlap) must have the
+    same row there, and is kept once."""
     builder = _NewsBuilder()
+    defined: dict[str, tuple[str, int, int]] = {}  # news id -> (file, line, hash of its row) where last seen
     for path in paths:
-        first_line: dict[str, int] = {}
-        for number, line in _lines(path, progress):
+        for number, raw in _lines(path, reading):
             try:
-                parsed = _parse_news_line(path, number, line, first_line)
+                parsed = _parse_news_line(path, number, _decode(path, number, raw), reading)
+                repeated = _repeated(path, number, parsed[0][0], parsed[3], defined)
             except MindFormatError as error:
-                if not skip:
-                    raise
-                report.record(error, "bad news rows")
+                reading.skip_or_raise(error, "bad news rows")
                 continue
-            first_line[parsed[0][0]] = number
-            if parsed[0][0] not in builder.index:
-                builder.add(*parsed)
+            if not repeated:
+                builder.add(*parsed[:3])
+        _finish_file(path, reading, "news")
+    if not builder.index:
+        raise EmptySplitError(paths[0], None, "no news left in any news.tsv: every row was a bad row")
     return builder.build()
 
 
-def _parse_news_line(path: Path, number: int, line: str, first_line: dict[str, int]):
+def _repeated(path: Path, number: int, news_id: str, digest: int, defined: dict[str, tuple[str, int, int]]) -> bool:
+    """True for a news id already read from another file with the same row; an error for a duplicate in one file
+    or a different row in another file."""
+    where = str(path)
+    first = defined.get(news_id)
+    defined[news_id] = (where, number, digest) if first is None or first[0] != where else first
+    if first is None:
+        return False
+    if first[0] == where:
+        raise MindFormatError(path, number, f"duplicate NewsID {news_id} (first at line {first[1]})")
+    if first[2] != digest:
+        raise MindFormatError(path, number, f"news {news_id} differs from its row at {first[0]}:{first[1]} "
+                                            "(a news id must be the same news item in every news.tsv)")
+    return True
+
+
+def _parse_news_line(path: Path, number: int, line: str, reading: _Reading):
+    """([news id, category, subcategory, title, abstract, url], title entities, abstract entities, row hash)."""
     columns = _columns(path, number, line, NEWS_COLUMNS)
-    news_id = columns[0]
-    if not news_id or any(c.isspace() for c in news_id):
-        raise MindFormatError(path, number, f"bad NewsID {news_id!r}: must be non-empty without spaces")
-    if news_id in first_line:
-        raise MindFormatError(path, number, f"duplicate NewsID {news_id} (first at line {first_line[news_id]})")
-    if not columns[1] or not columns[3]:
-        raise MindFormatError(path, number, f"news {news_id}: empty {'Category' if not columns[1] else 'Title'}")
-    title_entities = _parse_entities(path, number, news_id, "TitleEntities", columns[6])
-    abstract_entities = _parse_entities(path, number, news_id, "AbstractEntities", columns[7])
-    return columns[:6], title_entities, abstract_entities
-
-
-def _parse_entities(path: Path, number: int, news_id: str, column: str, text: str) -> list[dict]:
-    if text in ("", "[]"):
-        return []
-    try:
-        entities = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MindFormatError(path, number, f"news {news_id}: bad {column} JSON ({error.msg} at "
-                                            f"character {error.pos + 1})") from None
-    if not isinstance(entities, list) or not all(isinstance(e, dict) and "WikidataId" in e for e in entities):
-        raise MindFormatError(path, number, f"news {news_id}: {column} must be a JSON list of "
-                                            "objects with a WikidataId")
-    return entities
+    news_id = check_id(path, number, "NewsID", columns[0])
+    category = check_label(path, number, news_id, "Category", columns[1], required=True)
+    subcategory = check_label(path, number, news_id, "SubCategory", columns[2], required=False)
+    title_entities = parse_entities(path, number, news_id, "TitleEntities", columns[6])
+    abstract_entities = parse_entities(path, number, news_id, "AbstractEntities", columns[7])
+    title, abstract, url = columns[3:6]
+    if not texts_fine(title, abstract, url):
+        title, abstract, url = (check_text(path, number, news_id, name, value, reading.repairs)
+                                for name, value in zip(NEWS_COLUMNS[3:6], columns[3:6]))
+    if not title:
+        raise MindFormatError(path, number, f"news {news_id}: empty Title")
+    row = [news_id, category, subcategory, title, abstract, url]
+    return row, title_entities, abstract_entities, hash(tuple(columns[1:]))
 
 
 # ------------------------------------------------------------------------------------- behaviors
@@ -272,6 +317,16 @@ class _BehaviorColumns:
     candidate_lengths: array = field(default_factory=lambda: array("q"))
     candidates: array = field(default_factory=lambda: array("i"))
     labels: array = field(default_factory=lambda: array("b"))
+
+    def add(self, row: _Row, user_index: int) -> None:
+        self.impression_ids.append(row.impression_id)
+        self.user_index.append(user_index)
+        self.time.append(row.seconds)
+        self.history_lengths.append(len(row.history))
+        self.history.extend(row.history)
+        self.candidate_lengths.append(len(row.candidates))
+        self.candidates.extend(row.candidates)
+        self.labels.extend(row.labels if row.labels is not None else [UNLABELLED] * len(row.candidates))
 
     def build(self, split: str, path: Path) -> Behaviors:
         def offsets(lengths: array) -> np.ndarray:
@@ -288,96 +343,121 @@ class _BehaviorColumns:
 
 
 def read_behaviors(path: Path, split: str, news_index: dict[str, int], users: dict[str, int],
-                   report: ReadReport, skip: bool = False, progress: bool = False) -> Behaviors:
+                   reading: _Reading) -> Behaviors:
     """One behaviors.tsv; train and dev must be labelled, test may be (MIND-large test is not)."""
     out = _BehaviorColumns()
     seen_impressions: dict[int, int] = {}
     file_labelled: bool | None = None if split in OPTIONAL_SPLITS else True
-    for number, line in _lines(path, progress):
+    for number, raw in _lines(path, reading):
         try:
-            row = _parse_behavior_line(path, number, line, news_index, file_labelled, seen_impressions)
+            row = _parse_behavior_line(path, number, _decode(path, number, raw), news_index, file_labelled,
+                                       seen_impressions, reading)
         except MindFormatError as error:
-            if not skip:
-                raise
-            report.record(error, f"bad {split} impressions")
+            reading.skip_or_raise(error, f"bad {split} impressions")
             continue
-        impression_id, user, seconds, history, candidates, labels = row
-        file_labelled = labels is not None
-        seen_impressions[impression_id] = number
-        out.impression_ids.append(impression_id)
-        out.user_index.append(users.setdefault(user, len(users)))
-        out.time.append(seconds)
-        out.history_lengths.append(len(history))
-        out.history.extend(history)
-        out.candidate_lengths.append(len(candidates))
-        out.candidates.extend(candidates)
-        out.labels.extend(labels if labels is not None else [UNLABELLED] * len(candidates))
+        seen_impressions[row.impression_id] = number
+        if row.drop_reason is not None:
+            reading.report.drop(row.drop_reason, 1, f"{path}:{number}: impression {row.impression_id} dropped: "
+                                                    f"{row.drop_reason[len('impressions '):]}")
+            continue
+        file_labelled = row.labels is not None
+        out.add(row, users.setdefault(row.user, len(users)))
+    _finish_file(path, reading, "impression")
+    if not out.impression_ids:
+        raise EmptySplitError(path, None, f"split {split!r} has no impression left ({_accounting(path, reading)})")
     return out.build(split, path)
 
 
+def _accounting(path: Path, reading: _Reading) -> str:
+    report = reading.report
+    dropped = sum(count for what, count in report.dropped.items() if what.startswith("impressions"))
+    return (f"{report.rows[str(path)]} rows read, {report.bad_rows[str(path)]} skipped as bad rows"
+            + (f", impressions dropped by --drop-unknown-ids so far: {dropped}" if reading.drop_unknown_ids else ""))
+
+
+@dataclass(slots=True)
+class _Row:
+    impression_id: int
+    user: str
+    seconds: int
+    history: list[int]
+    candidates: list[int]
+    labels: list[bool] | None  # None: unlabelled
+    drop_reason: str | None = None  # --drop-unknown-ids: why the impression is left out
+
+
 def _parse_behavior_line(path: Path, number: int, line: str, news_index: dict[str, int],
-                         labelled: bool | None, seen: dict[int, int]):
+                         labelled: bool | None, seen: dict[int, int], reading: _Reading) -> _Row:
     impression, user, time_text, history_text, impressions_text = _columns(path, number, line, BEHAVIOR_COLUMNS)
-    impression_id = _impression_id(path, number, impression, seen)
-    if not user or any(c.isspace() for c in user):
-        raise MindFormatError(path, number, f"impression {impression}: bad UserID {user!r}")
+    identifier = impression_id(path, number, impression)
+    if identifier in seen:
+        raise MindFormatError(path, number, f"duplicate ImpressionID {identifier} (first at line {seen[identifier]})")
+    check_id(path, number, "UserID", user, f"impression {impression}: ")
     seconds = parse_time(path, number, time_text)
-    history = _news_indices(path, number, impression, "History", history_text.split(), news_index)
-    tokens = impressions_text.split()
+    history = _news_indices(path, number, impression, "History", _words(history_text), news_index, reading)
+    tokens = _words(impressions_text)
     if not tokens:
         raise MindFormatError(path, number, f"impression {impression}: no candidates in Impressions")
     if labelled is None:
         labelled = tokens[0][-2:] in _LABEL_SUFFIXES
     if not labelled:
-        return impression_id, user, seconds, history, _unlabelled(path, number, impression, tokens, news_index), None
-    candidates, labels = _labelled(path, number, impression, tokens, news_index)
-    return impression_id, user, seconds, history, candidates, labels
+        candidates, labels = _unlabelled(path, number, impression, tokens, news_index, reading), None
+    else:
+        candidates, labels = _labelled(path, number, impression, tokens, news_index, reading)
+    dropped = None if len(candidates) == len(tokens) else _drop_reason(tokens, candidates, labels)
+    return _Row(identifier, user, seconds, history, candidates, labels, dropped)
 
 
-def _impression_id(path: Path, number: int, text: str, seen: dict[int, int]) -> int:
-    if not text.isdigit():
-        raise MindFormatError(path, number, f"ImpressionID must be a non-negative integer, got {text!r}")
-    value = int(text)
-    if value in seen:
-        raise MindFormatError(path, number, f"duplicate ImpressionID {value} (first at line {seen[value]})")
-    return value
+def _words(text: str) -> list[str]:
+    """Space-separated ids (only ' ': other whitespace and control characters stay in the id and fail it)."""
+    words = text.split(" ")
+    return [word for word in words if word] if "" in words else words
 
 
-def parse_time(path: Path, number: int, text: str) -> int:
-    """`MM/DD/YYYY HH:MM:SS AM/PM` -> seconds since the epoch, read as UTC."""
-    match = _TIME.fullmatch(text)
-    if match is None:
-        raise MindFormatError(path, number, f"bad Time {text!r}: expected MM/DD/YYYY HH:MM:SS AM/PM")
-    month, day, year, hour, minute, second = (int(g) for g in match.groups()[:6])
-    valid = (1 <= month <= 12 and 1 <= hour <= 12 and minute < 60 and second < 60
-             and 1 <= day <= calendar.monthrange(year, month)[1])
-    if not valid:
-        raise MindFormatError(path, number, f"bad Time {text!r}: no such date or time")
-    hour = hour % 12 + (12 if match.group(7) == "PM" else 0)
-    return calendar.timegm((year, month, day, hour, minute, second))
+def _drop_reason(tokens: list[str], candidates: list[int], labels: list[bool] | None) -> str | None:
+    """Why an impression whose unknown candidates were left out must go, or None to keep it."""
+    if not candidates:
+        return "impressions left without candidates"
+    if labels is not None and not any(labels) and any(t.endswith("-1") for t in tokens):
+        return "impressions left without a click"
+    if labels is not None and all(labels) and any(t.endswith("-0") for t in tokens):
+        return "impressions left without a non-click"
+    return None
 
 
 def _news_indices(path: Path, number: int, impression: str, column: str, ids: list[str],
-                  news_index: dict[str, int]) -> list[int]:
+                  news_index: dict[str, int], reading: _Reading) -> list[int]:
     try:
         return [news_index[i] for i in ids]
     except KeyError as error:
-        raise MindFormatError(path, number, f"impression {impression}: {column} news id {error.args[0]} "
-                                            "is not in any news.tsv") from None
+        unknown = error.args[0]
+    if not reading.drop_unknown_ids:
+        raise MindFormatError(path, number, f"impression {impression}: {column} news id {id_text(unknown)} is not "
+                                            "in any news.tsv (--drop-unknown-ids leaves such ids out, counted)")
+    known = [news_index[i] for i in ids if i in news_index]
+    kind = "history" if column == "History" else "candidate"
+    reading.report.drop(f"unknown {kind} ids", len(ids) - len(known),
+                        f"{path}:{number}: impression {impression}: {column} news id {id_text(unknown)} left out")
+    return known
 
 
-def _labelled(path: Path, number: int, impression: str, tokens: list[str], news_index: dict[str, int]):
+def _labelled(path: Path, number: int, impression: str, tokens: list[str], news_index: dict[str, int],
+              reading: _Reading) -> tuple[list[int], list[bool]]:
     if not {t[-2:] for t in tokens} <= _LABEL_SUFFIXES:
         bad = next(t for t in tokens if t[-2:] not in _LABEL_SUFFIXES)
-        raise MindFormatError(path, number, f"impression {impression}: candidate {bad!r} has no -0/-1 "
+        raise MindFormatError(path, number, f"impression {impression}: candidate {shown(bad)} has no -0/-1 "
                                             "label (required in a labelled split)")
-    candidates = _news_indices(path, number, impression, "Impressions", [t[:-2] for t in tokens], news_index)
-    return candidates, [t[-1] == "1" for t in tokens]
+    ids = [t[:-2] for t in tokens]
+    candidates = _news_indices(path, number, impression, "Impressions", ids, news_index, reading)
+    if len(candidates) == len(tokens):
+        return candidates, [t[-1] == "1" for t in tokens]
+    return candidates, [t[-1] == "1" for t, i in zip(tokens, ids) if i in news_index]
 
 
-def _unlabelled(path: Path, number: int, impression: str, tokens: list[str], news_index: dict[str, int]):
+def _unlabelled(path: Path, number: int, impression: str, tokens: list[str], news_index: dict[str, int],
+                reading: _Reading) -> list[int]:
     labelled_token = next((t for t in tokens if t[-2:] in _LABEL_SUFFIXES), None)
     if labelled_token is not None:
-        raise MindFormatError(path, number, f"impression {impression}: candidate {labelled_token!r} carries "
+        raise MindFormatError(path, number, f"impression {impression}: candidate {shown(labelled_token)} carries "
                                             "a label, but this file's impressions are unlabelled")
-    return _news_indices(path, number, impression, "Impressions", tokens, news_index)
+    return _news_indices(path, number, impression, "Impressions", tokens, news_index, reading)

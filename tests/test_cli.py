@@ -71,3 +71,82 @@ def test_demo_data_prints_the_oracle(tmp_path: Path):
     result = CliRunner().invoke(main, ["demo-data", str(tmp_path / "d"), "--size", "tiny"])
     assert result.exit_code == 0, result.output
     assert "oracle (dev)" in result.output and (tmp_path / "d/dev/truth.txt").is_file()
+
+
+# ------------------------------------------------------------------ issue #12: every bad input
+
+READ_COMMANDS = ["inspect", "baselines", "train", "evaluate", "predict"]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_every_command_that_reads_mind_has_the_read_options(command: str):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert all(option in result.output for option in ("--skip-bad-rows", "--max-bad-rows", "--drop-unknown-ids"))
+
+
+def test_feed_has_the_read_options():
+    result = CliRunner().invoke(feed_main, ["--help"])
+    assert all(option in result.output for option in ("--skip-bad-rows", "--max-bad-rows", "--drop-unknown-ids"))
+
+
+def test_max_bad_rows_reaches_the_reader(mind_dir: Path):
+    with (mind_dir / "train" / "behaviors.tsv").open("a") as handle:
+        handle.write("9\tU1\tnot a time\t\tN1-1\n")
+    runner = CliRunner()
+    strict = runner.invoke(main, ["inspect", str(mind_dir), "--skip-bad-rows", "--max-bad-rows", "0"])
+    assert strict.exit_code == 1
+    assert strict.output.startswith(f"Error: {mind_dir / 'train' / 'behaviors.tsv'}: 1 of 3 rows are bad, more than "
+                                    "--max-bad-rows allows (0 rows); first: ")
+    lenient = runner.invoke(main, ["inspect", str(mind_dir), "--skip-bad-rows", "--max-bad-rows", "40%"])
+    assert lenient.exit_code == 0 and "skipped 1 bad rows (1 bad train impressions)" in lenient.output
+    usage = runner.invoke(main, ["inspect", str(mind_dir), "--max-bad-rows", "1.5"])
+    assert usage.exit_code == 2 and "Invalid value for '--max-bad-rows'" in usage.output
+
+
+def test_drop_unknown_ids_is_reported_on_stderr(mind_dir: Path):
+    (mind_dir / "dev" / "behaviors.tsv").write_text("1\tU1\t11/15/2019 12:00:00 PM\tN1 N404\tN2-1 N4-0\n")
+    result = CliRunner().invoke(main, ["inspect", str(mind_dir), "--drop-unknown-ids"])
+    assert result.exit_code == 0
+    assert result.stderr.startswith(f"read {mind_dir}: dropped 1 unknown history ids (--drop-unknown-ids); first: ")
+    strict = CliRunner().invoke(main, ["inspect", str(mind_dir)])
+    assert strict.exit_code == 1 and "(--drop-unknown-ids leaves such ids out, counted)" in strict.output
+
+
+def test_json_output_is_strict_json():
+    from newsrec.cli.output import to_json
+
+    assert to_json({"auc": float("nan"), "recall": [float("inf"), 0.5], "n": 3}) == \
+        '{"auc": null, "recall": [null, 0.5], "n": 3}'
+
+
+def test_terminal_text_keeps_lines_and_drops_escapes_and_invisible_characters():
+    from newsrec.cli.output import terminal_text
+
+    assert terminal_text("a\x1b[2Jb\tc\n\u200bd\u202ee\x9bf\x00") == "a[2Jb\tc\nde" + "f"
+
+
+def test_error_messages_are_printed_without_control_characters(tmp_path: Path):
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "no\x1b[2Jwhere")])
+    assert result.exit_code == 1 and "\x1b" not in result.output and "no[2Jwhere" in result.output
+
+
+def _summary(failed: list):
+    from feed.backend import FeedReport
+    from feed.job import FeedSummary
+
+    report = FeedReport(sent=2, ok=2 - len(failed), failed=failed)
+    return FeedSummary("embedded default index", 2, 1, {"news": 2 - len(failed), "user": 1}, {"news": report}, "Φ",
+                       False, "U1", {"total": 1.0})
+
+
+def test_the_feed_suggests_a_user_only_after_a_successful_feed():
+    from newsrec.cli.output import format_feed
+
+    assert "try: newsrec recommend U1" in format_feed(_summary([]), None)
+    assert "try:" not in format_feed(_summary([("id:news:news::N2", 400, "bad")]), None)
+
+
+def test_hits_below_one_are_usage_errors():
+    for command in (["recommend", "U1"], ["search", "golf"], ["popular"]):
+        result = CliRunner().invoke(main, [*command, "--hits", "0"])
+        assert result.exit_code == 2 and "Invalid value for '--hits': 0 is not in the range 1<=x<=400." in result.output

@@ -94,14 +94,15 @@ def test_history_id_missing_from_every_news_file(mind_dir: Path):
     rows[1][3] = "N1 N999"
     message = _bad(mind_dir, "train", "behaviors.tsv", rows)
     assert message == (f"{mind_dir / 'train' / 'behaviors.tsv'}:2: impression 2: History news id N999 "
-                       "is not in any news.tsv")
+                       "is not in any news.tsv (--drop-unknown-ids leaves such ids out, counted)")
 
 
 def test_candidate_id_missing_from_every_news_file(mind_dir: Path):
     rows = [row[:] for row in DEV]
     rows[0][4] = "N2-1 N77-0"
     assert _bad(mind_dir, "dev", "behaviors.tsv", rows).endswith(
-        ":1: impression 1: Impressions news id N77 is not in any news.tsv")
+        ":1: impression 1: Impressions news id N77 is not in any news.tsv (--drop-unknown-ids leaves such ids out, "
+        "counted)")
 
 
 def test_news_defined_only_in_another_split_is_found(mind_dir: Path):
@@ -188,3 +189,154 @@ def test_impression_of_candidate_matches_offsets(mind_dir: Path):
     train = read_mind(mind_dir).splits["train"]
     assert train.impression_of_candidate().tolist() == [0, 0, 1, 1, 1]
     assert np.array_equal(train.candidate_offsets, [0, 2, 5])
+
+
+# ------------------------------------------------------------------ issue #12: every bad input
+
+def test_a_leading_byte_order_mark_is_dropped(mind_dir: Path):
+    path = mind_dir / "train" / "news.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_mind(mind_dir).news.ids == ["N1", "N2", "N3", "N4"]
+
+
+@pytest.mark.parametrize("news_id, problem", [
+    ("N/1", "'/' at position 2 (pyvespa puts the id in a URL path)"),
+    ("N\u200b1", "U+200B ZERO WIDTH SPACE at position 2"),
+    ("\ufeffN1", "U+FEFF ZERO WIDTH NO-BREAK SPACE at position 1"),
+    ("N\x7f1", "U+007F DELETE at position 2"),
+    ("N" * 65, "65 characters, more than 64"),
+])
+def test_news_ids_are_what_vespa_document_ids_and_queries_accept(mind_dir: Path, news_id: str, problem: str):
+    rows = [row[:] for row in NEWS]
+    rows[1][0] = news_id  # line 2: a BOM opening line 1 is the file's and is dropped
+    message = _bad(mind_dir, "train", "news.tsv", rows)
+    assert message.startswith(f"{mind_dir / 'train' / 'news.tsv'}:2: bad NewsID ")
+    assert f": {problem}; an id is 1-64 ASCII letters, digits, '_' or '-'" in message
+
+
+def test_the_id_rule_is_the_one_queries_enforce():
+    from feed.queries import _SAFE_VALUE
+    from pipeline.mind_checks import ID_PATTERN
+
+    assert ID_PATTERN.pattern == _SAFE_VALUE.pattern
+
+
+@pytest.mark.parametrize("text, accepted", [(str(2 ** 63 - 1), True), (str(2 ** 63), False), ("²", False),
+                                            ("٣", False), ("0", True)])
+def test_impression_ids_are_ascii_digits_within_int64(mind_dir: Path, text: str, accepted: bool):
+    write_tsv(mind_dir / "train" / "behaviors.tsv", [[text] + TRAIN[0][1:], TRAIN[1]])
+    if accepted:
+        assert read_mind(mind_dir).splits["train"].impression_ids[0] == int(text)
+    else:
+        with pytest.raises(MindFormatError, match=r"behaviors.tsv:1: ImpressionID "):
+            read_mind(mind_dir)
+
+
+def test_news_must_agree_across_news_files(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[2][4] = "Another abstract."
+    message = _bad(mind_dir, "dev", "news.tsv", rows)
+    assert message == (f"{mind_dir / 'dev' / 'news.tsv'}:3: news N3 differs from its row at "
+                       f"{mind_dir / 'train' / 'news.tsv'}:3 (a news id must be the same news item in every news.tsv)")
+    dataset = read_mind(mind_dir, on_error="skip")
+    assert dataset.news.abstract[2] == "The vote was close." and dataset.report.skipped == {"bad news rows": 1}
+
+
+def test_text_with_control_characters_or_over_its_cap_is_an_error_or_a_counted_repair(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[0][3] = "Riverton\x1b[31m Hawks\x07 win"
+    rows[1][4] = "a" * 70_000
+    for split in ("train", "dev"):
+        write_tsv(mind_dir / split / "news.tsv", rows)
+    with pytest.raises(MindFormatError, match=r"news.tsv:1: news N1: Title holds the control character U\+001B ESCAPE"):
+        read_mind(mind_dir)
+    dataset = read_mind(mind_dir, on_error="skip")
+    assert dataset.news.title[0] == "Riverton[31m Hawks win" and len(dataset.news.abstract[1]) == 65_536
+    assert dataset.report.repaired == {"Title control characters removed": 2, "Abstract cut to 65,536 characters": 2}
+    assert dataset.report.total_skipped == 0 and "repaired 4 text fields (" in dataset.report.summary()
+
+
+def test_entity_json_depth_is_bounded_without_recursion():
+    from pipeline.mind_checks import json_too_deep
+
+    assert not json_too_deep('[{"WikidataId": "Q1", "SurfaceForms": ["[[[[[[[[[[[[[[[["]}]')
+    assert not json_too_deep("[" * 10 + "]" * 10) and json_too_deep("[" * 11 + "]" * 11)
+    assert json_too_deep('{"a": ' * 500 + "1" + "}" * 500)
+
+
+def test_max_bad_rows_parses_counts_and_percentages():
+    from pipeline.errors import OptionValueError
+    from pipeline.mind_checks import BadRowLimit
+
+    assert BadRowLimit().allowed(100) == 10 and BadRowLimit().allowed(5_000) == 50
+    assert BadRowLimit.parse("3").allowed(10 ** 6) == 3 and BadRowLimit.parse("0.29%").allowed(10_000) == 29
+    assert str(BadRowLimit()) == "10 rows or 1% of the file's rows, whichever is more"
+    for text in ("lots", "-1", "101%", "1e3", "nan%", ""):
+        with pytest.raises(OptionValueError, match="--max-bad-rows"):
+            BadRowLimit.parse(text)
+
+
+def test_more_bad_rows_than_allowed_fail_the_read(mind_dir: Path):
+    from pipeline.errors import TooManyBadRowsError
+
+    write_tsv(mind_dir / "train" / "behaviors.tsv", TRAIN + [["3", "U3", "soon", "", "N1-1 N2-0"]])
+    with pytest.raises(TooManyBadRowsError) as caught:
+        read_mind(mind_dir, on_error="skip", max_bad_rows="0")
+    assert str(caught.value).startswith(f"{mind_dir / 'train' / 'behaviors.tsv'}: 1 of 3 rows are bad, more than "
+                                        "--max-bad-rows allows (0 rows); first: ")
+    assert read_mind(mind_dir, on_error="skip", max_bad_rows="34%").splits["train"].num_impressions == 2
+
+
+def test_a_split_left_empty_is_an_error(mind_dir: Path):
+    from pipeline.errors import EmptySplitError
+
+    write_tsv(mind_dir / "dev" / "behaviors.tsv", [DEV[0][:2] + ["soon"] + DEV[0][3:]])
+    with pytest.raises(EmptySplitError, match=r"dev/behaviors.tsv: split 'dev' has no impression left \(1 rows read, "
+                                              r"1 skipped as bad rows\)"):
+        read_mind(mind_dir, on_error="skip")
+    (mind_dir / "dev" / "behaviors.tsv").write_bytes(b"\r\n \n")
+    with pytest.raises(EmptySplitError, match=r"dev/behaviors.tsv: holds no impression \(only blank lines\)$"):
+        read_mind(mind_dir)
+
+
+def test_drop_unknown_ids_keeps_labels_with_their_candidates(mind_dir: Path):
+    write_tsv(mind_dir / "train" / "behaviors.tsv", [
+        ["1", "U1", "11/9/2019 9:05:58 AM", "N9 N1 N3", "N2-0 N8-0 N4-1"],
+        ["2", "U2", "11/10/2019 3:12:01 PM", "", "N1-1 N2-0 N3-0"],
+        ["3", "U3", "11/10/2019 3:12:01 PM", "N1", "N7-1 N2-0"],  # left without a click: dropped
+        ["4", "U4", "11/10/2019 3:12:01 PM", "N1", "N2-1 N6-0"],  # left without a non-click: dropped
+        ["5", "U5", "11/10/2019 3:12:01 PM", "N1", "N2-1 N4-1"],  # all clicks from the start: kept
+    ])
+    dataset = read_mind(mind_dir, drop_unknown_ids=True)
+    train = dataset.splits["train"]
+    assert train.impression_ids.tolist() == [1, 2, 5]
+    assert train.history_of(0).tolist() == [0, 2]
+    assert train.candidates_of(0).tolist() == [1, 3] and train.labels_of(0).tolist() == [0, 1]
+    assert dataset.report.dropped == {"unknown history ids": 1, "unknown candidate ids": 3,
+                                      "impressions left without a click": 1,
+                                      "impressions left without a non-click": 1}
+    assert [dataset.users[u] for u in train.user_index] == ["U1", "U2", "U5"]  # U3 and U4 never appear
+    assert dataset.report.total_skipped == 0 and "(--drop-unknown-ids)" in dataset.report.summary()
+
+
+def test_only_spaces_separate_ids(mind_dir: Path):
+    rows = [row[:] for row in TRAIN]
+    rows[0][3] = "N1\u00a0N3"  # str.split() used to split on the no-break space
+    assert "History news id 'N1\\xa0N3' is not in any news.tsv" in _bad(mind_dir, "train", "behaviors.tsv", rows)
+    rows[0][3] = "N1  N3 "  # several spaces are fine
+    write_tsv(mind_dir / "train" / "behaviors.tsv", rows)
+    assert read_mind(mind_dir).splits["train"].history_of(0).tolist() == [0, 2]
+
+
+def test_a_file_that_cannot_be_opened_is_named(mind_dir: Path, monkeypatch):
+    refused = mind_dir / "train" / "news.tsv"
+    original = Path.open
+
+    def open_or_refuse(self, *args, **kwargs):
+        if self == refused:
+            raise PermissionError(13, "Permission denied")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_or_refuse)
+    with pytest.raises(MindFormatError, match=r"train/news.tsv: cannot be read \(Permission denied\)$"):
+        read_mind(mind_dir)

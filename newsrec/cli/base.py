@@ -3,11 +3,15 @@ the options of several commands, and reading a MIND directory."""
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import click
 
 from feed.connect import Target
-from pipeline.errors import NewsrecError
+from newsrec.cli.output import terminal_text
+from pipeline.errors import NewsrecError, OptionValueError
+from pipeline.mind_checks import BadRowLimit
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -19,7 +23,7 @@ class NewsrecCommand(click.Command):
         try:
             return super().invoke(ctx)
         except NewsrecError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(terminal_text(str(error))) from None
 
 
 class StageGroup(click.Group):
@@ -45,13 +49,80 @@ class StageGroup(click.Group):
 
 
 def echo(text: str, err: bool = False) -> None:
-    """Print `text` unless it is empty (an empty result prints nothing, not a blank line)."""
+    """Print `text` unless it is empty (an empty result prints nothing, not a blank line), without the control
+    and format characters the data may hold (`terminal_text`)."""
     if text:
-        click.echo(text, err=err)
+        click.echo(terminal_text(text), err=err)
 
 
-skip_option = click.option("--skip-bad-rows", is_flag=True,
-                           help="Leave out malformed rows instead of stopping; they are counted and reported.")
+COUNT = click.IntRange(min=0)  # seeds, epochs of an optional stage, "0 = all / default" settings
+POSITIVE = click.IntRange(min=1)
+
+
+class PositiveFloat(click.ParamType):
+    """A finite number > 0 (a learning rate of 0, a negative one, NaN or infinity cannot train)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
+
+
+class BadRowLimitType(click.ParamType):
+    """`--max-bad-rows N|P%` as a `pipeline.mind_checks.BadRowLimit`."""
+
+    name = "N|P%"
+
+    def convert(self, value, param, ctx) -> BadRowLimit:
+        if isinstance(value, BadRowLimit):
+            return value
+        try:
+            return BadRowLimit.parse(str(value))
+        except OptionValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def mind_read_options(function):
+    """--skip-bad-rows, --max-bad-rows and --drop-unknown-ids, given to the command as they are."""
+    options = [
+        click.option("--skip-bad-rows", is_flag=True,
+                     help="Leave out malformed rows (and repair over-long or control-character text) instead of "
+                          "stopping; counted and reported."),
+        click.option("--max-bad-rows", type=BadRowLimitType(), default=BadRowLimit(),
+                     help="With --skip-bad-rows: most bad rows one file may have, N rows or P% of its rows, beyond "
+                          "which the read fails [default: 10 rows or 1%, whichever is more]."),
+        click.option("--drop-unknown-ids", is_flag=True,
+                     help="Leave out history and candidate ids that no news.tsv defines (sampled MIND files), and "
+                          "impressions left without a click or a non-click; counted and reported."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@dataclass(frozen=True)
+class MindReading:
+    """How to read a MIND directory: the three options of `mind_read_options`."""
+
+    skip_bad_rows: bool = False
+    max_bad_rows: BadRowLimit = BadRowLimit()
+    drop_unknown_ids: bool = False
+
+
+def read_options(function):
+    """`mind_read_options`, given to the command as one `reading` (`MindReading`)."""
+    @functools.wraps(function)
+    def with_reading(*args, skip_bad_rows, max_bad_rows, drop_unknown_ids, **kwargs):
+        return function(*args, reading=MindReading(skip_bad_rows, max_bad_rows, drop_unknown_ids), **kwargs)
+
+    return mind_read_options(with_reading)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 metrics_json_option = click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 device_option = click.option("--device", default="auto", show_default=True,
@@ -86,17 +157,19 @@ def open_target(target: Target):
     from feed.connect import open_backend
 
     backend = open_backend(target)
-    click.echo(f"[{backend.description}]", err=True)
+    echo(f"[{backend.description}]", err=True)
     return backend
 
 
-def read_dataset(mind_dir: str, skip_bad_rows: bool, progress: bool = True):
-    """The MIND directory, read and checked; with `skip_bad_rows` the skips are reported on stderr."""
+def read_dataset(mind_dir: str, reading: MindReading = MindReading(), progress: bool = True):
+    """The MIND directory, read and checked; with --skip-bad-rows or --drop-unknown-ids what was left out or
+    repaired is reported on stderr."""
     from pipeline.mind import read_mind
 
-    dataset = read_mind(mind_dir, on_error="skip" if skip_bad_rows else "raise", progress=progress)
-    if skip_bad_rows:
-        click.echo(f"read {mind_dir}: {dataset.report.summary()}", err=True)
+    dataset = read_mind(mind_dir, on_error="skip" if reading.skip_bad_rows else "raise", progress=progress,
+                        max_bad_rows=reading.max_bad_rows, drop_unknown_ids=reading.drop_unknown_ids)
+    if reading.skip_bad_rows or reading.drop_unknown_ids:
+        echo(f"read {mind_dir}: {dataset.report.summary()}", err=True)
     return dataset
 
 

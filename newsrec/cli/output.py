@@ -1,9 +1,42 @@
-"""What the commands print: tables of metrics, evaluations, hits and group counts (text or JSON)."""
+"""What the commands print: tables of metrics, evaluations, hits and group counts (text or JSON).
+
+Text for a terminal goes through `terminal_text` (control and format characters of the data — escape
+sequences, zero-width and bidi characters — removed; newline and tab kept); JSON through `to_json`
+(strict JSON: NaN and infinities become null; non-ASCII and control characters escaped).
+"""
 from __future__ import annotations
 
 import json
+import math
+import re
+import unicodedata
 
 from pipeline.metrics import METRIC_NAMES, RankingMetrics
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(text: str) -> str:
+    """`text` without control characters (but newline and tab) and format characters (zero-width, bidi, BOM)."""
+    text = _UNPRINTABLE.sub("", text)
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def to_json(value) -> str:
+    """Strict JSON (`allow_nan=False`): NaN and infinite floats, which JSON has no spelling for, become null."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 METRIC_TITLES = {"auc": "AUC", "mrr": "MRR", "ndcg5": "nDCG@5", "ndcg10": "nDCG@10"}
 
@@ -52,7 +85,7 @@ def format_serving(result) -> str:
 
 def format_hits(hits, as_json: bool, show_date: bool = False) -> str:
     if as_json:
-        return json.dumps([{"news_id": h.news_id, "relevance": h.relevance, "fields": h.fields} for h in hits])
+        return to_json([{"news_id": h.news_id, "relevance": h.relevance, "fields": h.fields} for h in hits])
     lines = []
     for rank, hit in enumerate(hits, start=1):
         date = f"{hit.fields.get('date', '')}  " if show_date else ""
@@ -63,7 +96,7 @@ def format_hits(hits, as_json: bool, show_date: bool = False) -> str:
 
 def format_groups(counts: list[tuple[str, int]], as_json: bool) -> str:
     if as_json:
-        return json.dumps(dict(counts))
+        return to_json(dict(counts))
     width = max((len(value) for value, _ in counts), default=0)
     return "\n".join(f"{value:<{width}}  {count:>6}" for value, count in counts)
 
@@ -72,6 +105,6 @@ def format_feed(summary, index_dir: str | None) -> str:
     """The last lines of `newsrec-feed`: what was fed where, and a user to try."""
     text = (f"done in {summary.seconds['total']:.0f}s: {summary.fed['news']} of {summary.news} news and "
             f"{summary.fed['user']} of {summary.users} users in {summary.backend}")
-    if summary.example_user:
+    if summary.example_user and summary.success:
         text += f"\ntry: newsrec recommend {summary.example_user}{f' --index {index_dir}' if index_dir else ''}"
     return text

@@ -6,12 +6,25 @@ from dataclasses import replace
 import click
 
 from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, open_target,
-                              parse_filters, target_options)
+from feed.queries import MAX_HITS, check_filter_values
+from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
+                              open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits
 
 filter_option = click.option("--filter", "filters", multiple=True,
                              help="FIELD=VALUE on category or subcategory; repeatable.")
+hits_option = click.option("--hits", type=click.IntRange(min=1, max=MAX_HITS), default=10, show_default=True,
+                           help=f"How many news to return (1 to {MAX_HITS}, Vespa's default maxHits).")
+
+
+def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_date: bool = False) -> None:
+    """Print the hits; an empty answer to a filtered query first checks that each filter value exists (an
+    unknown one is an error naming the values there are), and an empty answer says so on stderr."""
+    if not hits and filters:
+        check_filter_values(backend, filters)
+    if not hits and not as_json:
+        echo("no hits", err=True)
+    echo(format_hits(hits, as_json, show_date))
 
 
 @click.command("feed", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -27,7 +40,7 @@ filter_option = click.option("--filter", "filters", multiple=True,
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
               help="Write a `vespa feed` JSONL file instead of sending (the Go CLI feeds fastest).")
 @device_option
-@click.option("--skip-bad-rows", is_flag=True, help="Leave out malformed MIND rows (counted and reported).")
+@mind_read_options
 def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **options) -> None:
     """Embed every news item and user of MIND_DIR and feed them to Vespa or the embedded default index.
 
@@ -41,15 +54,15 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
     from feed.job import FeedOptions, run_feed
 
     summary = run_feed(mind_dir, replace(target, feed_mode=feed_mode, jsonl=jsonl), FeedOptions(**options),
-                       log=click.echo, progress=True)
-    click.echo(format_feed(summary, target.index_dir))
+                       log=echo, progress=True)
+    echo(format_feed(summary, target.index_dir))
     if not summary.success:
         raise click.ClickException(f"{summary.failed} documents failed (listed above)")
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("user_id")
-@click.option("--hits", type=int, default=10, show_default=True)
+@hits_option
 @filter_option
 @click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr"]),
               default="recommendation", show_default=True,
@@ -65,14 +78,14 @@ def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, a
     Example:
       newsrec recommend U1001 --hits 5 --filter category=sports
     """
-    backend = open_target(target)
-    echo(format_hits(backend.recommend(user_id, hits, parse_filters(filters), ranking), as_json))
+    backend, filters = open_target(target), parse_filters(filters)
+    answer(backend, backend.recommend(user_id, hits, filters, ranking), filters, as_json)
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("text", required=False)
 @click.option("--user", "user_id", default=None, help="Personalize with this user's ranking vector.")
-@click.option("--hits", type=int, default=10, show_default=True)
+@hits_option
 @filter_option
 @click.option("--sort", type=click.Choice(["date"]), default=None, help="Newest first instead of by relevance.")
 @click.option("--group-by", type=click.Choice(["category", "subcategory"]), default=None,
@@ -88,15 +101,18 @@ def search(text, user_id, hits, filters, sort, group_by, as_json, target: Target
       newsrec search "hurricane" --sort date
       newsrec search --group-by category
     """
-    backend = open_target(target)
-    if group_by is not None:
-        echo(format_groups(backend.group_counts(group_by, text, parse_filters(filters)), as_json))
+    backend, filters = open_target(target), parse_filters(filters)
+    if group_by is None:
+        answer(backend, backend.search(text, hits, user_id, filters, sort), filters, as_json, show_date=bool(sort))
         return
-    echo(format_hits(backend.search(text, hits, user_id, parse_filters(filters), sort), as_json, show_date=bool(sort)))
+    counts = backend.group_counts(group_by, text, filters)
+    if not counts and filters:
+        check_filter_values(backend, filters)
+    echo(format_groups(counts, as_json))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
-@click.option("--hits", type=int, default=10, show_default=True)
+@hits_option
 @filter_option
 @json_option
 @target_options
@@ -107,4 +123,5 @@ def popular(hits: int, filters: tuple[str, ...], as_json: bool, target: Target) 
     Example:
       newsrec popular --hits 5 --filter category=sports
     """
-    echo(format_hits(open_target(target).popular(hits, parse_filters(filters)), as_json))
+    backend, filters = open_target(target), parse_filters(filters)
+    answer(backend, backend.popular(hits, filters), filters, as_json)
