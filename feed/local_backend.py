@@ -30,7 +30,7 @@ import numpy as np
 from feed import ranking as profiles
 from feed.backend import BackendError, FeedReport, Hit
 from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_profile, require_sort
+from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_hits, require_profile, require_sort
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 
 DEFAULT_INDEX_DIR = "newsrec-index"
@@ -226,6 +226,7 @@ class LocalBackend:
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                   ranking: str = "recommendation") -> list[Hit]:
         require_profile(ranking)
+        require_hits(hits)
         self._require_news()
         user = self.docs["user"].get(user_id)
         if user is None or "recall_embedding" not in user:
@@ -263,6 +264,7 @@ class LocalBackend:
     def popular(self, hits: int, filters: dict[str, str] | None = None) -> list[Hit]:
         """The popularity profile without text: 100 · (clicks + 1) / (impressions + 25) (the prior for news never
         shown)."""
+        require_hits(hits)
         self._require_news()
         ctr = self._ctr(np.arange(len(self._news_order)))
         relevance = profiles.popularity(0.0, ctr)  # no query text: nativeRank is 0
@@ -280,6 +282,7 @@ class LocalBackend:
                personalization_weight: float = 1.0) -> list[Hit]:
         """bm25 (personalized_search with a user) over the news matching the text (all news without text);
         sort="date": newest first, ties by news id (YQL `order by date desc, news_id asc`)."""
+        require_hits(hits)
         self._require_news()
         text_score, matched = self._match(text, filters)  # (N,), (N,) over all news
         score = text_score

@@ -13,6 +13,12 @@ import numpy as np
 from pipeline.errors import LeaderboardFormatError
 from pipeline.metrics import RankingMetrics, descending_order, ranking_metrics
 
+MAX_VALUE = 2**31 - 1  # ranks and labels are small; larger is a broken file (and would overflow int64 arrays)
+
+
+def _too_deep(text: str) -> bool:
+    """A leaderboard row is a flat list: a nested one (e.g. 100,000 brackets deep) is refused before parsing."""
+    return text.count("[", 1) > 0
 
 @dataclass(frozen=True, eq=False)
 class LeaderboardFile:
@@ -60,13 +66,18 @@ def _parse_line(path: Path, number: int, line: str, kind: str) -> tuple[str, lis
     parts = line.strip().split(maxsplit=1)
     if len(parts) != 2:
         raise LeaderboardFormatError(path, number, "expected `ImpId [v1,v2,...]`")
+    if not parts[1].startswith("[") or _too_deep(parts[1]):
+        raise LeaderboardFormatError(path, number, f"expected a JSON list after the impression id, "
+                                                   f"got {parts[1][:40]!r}")
     try:
         row = json.loads(parts[1])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, ValueError):  # ValueError: an integer beyond Python's digit limit
         raise LeaderboardFormatError(path, number, f"expected a JSON list after the impression id, "
                                                    f"got {parts[1][:40]!r}") from None
     if not isinstance(row, list) or not row or not all(type(v) is int for v in row):
         raise LeaderboardFormatError(path, number, "expected a non-empty list of integers")
+    if max(row) > MAX_VALUE:
+        raise LeaderboardFormatError(path, number, f"value {str(max(row))[:20]} is too large (at most {MAX_VALUE})")
     if kind == "truth" and not all(v in (0, 1) for v in row):
         raise LeaderboardFormatError(path, number, "truth labels must be 0 or 1")
     if kind == "prediction" and min(row) < 1:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output, UserVectors
+from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel, Output,
+                                      UserVectors)
 from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig
 
 if TYPE_CHECKING:
@@ -32,6 +33,11 @@ class UniRecConfig:
     num_bases: int = 20  # M
     top_p: int = 5  # P, bases kept at inference (0 = all)
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.news.dim % self.heads:
+            raise ModelConfigError(f"UniRec: the serving dimension D = {self.news.dim} must be a multiple of its "
+                                   f"{self.heads} attention heads (e.g. --dim {self.heads * 16})")
 
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "UniRecConfig":
