@@ -33,8 +33,11 @@ def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_dat
               help="Checkpoint of `newsrec train`; when missing, a UniRec model is trained there first.")
 @target_options
 @click.option("--state", "state_dir", default=None,
-              help="Feed state (Φ, counts, resume journals) [default: the index dir, or ./newsrec-feed-state].")
-@click.option("--resume", is_flag=True, help="Skip documents an interrupted earlier feed already wrote.")
+              help="A Vespa feed's state (Φ, news fed, resume journals) [default: ./newsrec-feed-state]; the "
+                   "embedded index keeps its own.")
+@click.option("--resume", is_flag=True,
+              help="Vespa: skip documents an interrupted earlier feed wrote (same endpoint, application, model, Φ "
+                   "and corpus; a sample is checked on the endpoint first).")
 @click.option("--feed-mode", type=click.Choice(["sync", "async"]), default="sync", show_default=True,
               help="pyvespa client: sync (HTTP/1.1, measured faster here) or async (HTTP/2).")
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
@@ -117,7 +120,8 @@ def search(text, user_id, hits, filters, sort, group_by, as_json, target: Target
 @json_option
 @target_options
 def popular(hits: int, filters: tuple[str, ...], as_json: bool, target: Target) -> None:
-    """The most popular news by the popularity profile: 100 × clicks / impressions (train clicks only).
+    """The most popular news by the popularity profile: 100 × the train CTR, smoothed: (clicks + 1) / (impressions
+    + 25).
 
     \b
     Example:
