@@ -63,6 +63,7 @@ public class UserProfileSearcher extends Searcher {
     public Result search(Query query, Execution execution) {
         String userId = query.properties().getString(USER_ID);
         if (userId == null) return execution.search(query);  // not a recommendation query
+        hideTheProfile(query);
 
         if ( ! VALID_USER_ID.matcher(userId).matches())
             return error(query, ErrorMessage.createBadRequest(
@@ -121,6 +122,18 @@ public class UserProfileSearcher extends Searcher {
     @SuppressWarnings("deprecation")
     private static void exploreMore(NearestNeighborItem nn, int additionalHits) {
         nn.setHnswExploreAdditionalHits(additionalHits);
+    }
+
+    /**
+     * Nothing the lookup finds may leave through the response: the query tree holds the user's read news
+     * (NOT news_id:...), the rank features the user's vectors. So no trace (whatever trace.level the request
+     * asked for), no query dump, no explanation and no listed rank features for a query with user_id.
+     */
+    private static void hideTheProfile(Query query) {
+        query.getTrace().setLevel(0);
+        query.getTrace().setExplainLevel(0);
+        query.getTrace().setQuery(false);
+        query.getRanking().setListFeatures(false);
     }
 
     /**

@@ -84,6 +84,24 @@ class UserProfileSearcherTest {
     }
 
     @Test
+    void nothingOfTheProfileLeavesThroughTracesOrListedFeatures() throws Exception {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=U1&trace.level=9&trace.explainLevel=2&trace.query=true" +
+                                        "&ranking.listFeatures=true");
+        assertNull(result.hits().getError());
+        Query news = backend.newsQuery();
+        assertEquals(0, news.getTrace().getLevel());
+        assertEquals(0, news.getTrace().getExplainLevel());
+        assertFalse(news.getTrace().getQuery());
+        assertFalse(news.getRanking().getListFeatures());
+        java.io.StringWriter rendered = new java.io.StringWriter();
+        result.getQuery().getContext(true).render(rendered);
+        assertFalse(rendered.toString().contains("N1") || rendered.toString().contains("N2"), rendered.toString());
+        Result control = search(new MockBackend(), "/search/?yql=select%20*%20from%20news%20where%20true&trace.level=9");
+        assertEquals(9, control.getQuery().getTrace().getLevel());  // queries without user_id keep their tracing
+    }
+
+    @Test
     void callerYqlFilterIsKept() {
         MockBackend backend = new MockBackend();
         search(backend, "/search/?user_id=U1&yql=" +
