@@ -18,24 +18,21 @@ parses: a torn or damaged index raises IndexDamagedError naming the file, and no
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from feed.backend import BackendError
-from feed.state import fsync_directory, write_atomically, write_state
+from feed.state import exclusive, fsync_directory, write_atomically, write_state
 
 POINTER = "CURRENT"
 MANIFEST = "MANIFEST.json"
-LOCK = ".lock"
 FORMAT = 1
 GENERATION_NAME = re.compile(r"g\d{6,}")
 OPEN_ATTEMPTS = 3  # a reader whose generation is removed under it (two commits while it reads) reads CURRENT again
@@ -130,22 +127,8 @@ class IndexStore:
     def locked(self) -> Iterator[None]:
         """Hold the writer lock: wait up to `lock_timeout` seconds for another writer, then IndexLockedError.
         The kernel releases it when the holder exits, however it exits (kill -9 included)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / LOCK, "a+", encoding="utf-8") as handle:
-            deadline = time.monotonic() + self.lock_timeout
-            while not _try_lock(handle):
-                if time.monotonic() >= deadline:
-                    raise IndexLockedError(f"another feed is writing {self.directory} ({_holder(handle)} has held "
-                                           f"its lock for the {self.lock_timeout:g} s this feed waited); "
-                                           "let it finish, then feed again")
-                time.sleep(0.05)
-            handle.truncate(0)
-            handle.write(f"pid {os.getpid()}\n")
-            handle.flush()
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(self.directory, self.lock_timeout, IndexLockedError):
+            yield
 
     def commit(self, base: Generation, written: dict[str, bytes], carried: list[str], meta: dict) -> Generation:
         """Write a new generation: the `written` files, the `carried` ones taken unchanged from `base` (a hard
@@ -214,16 +197,3 @@ def _verify(path: Path, data: bytes, entry: dict) -> None:
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise IndexDamagedError(f"{path} is damaged: its sha256 checksum differs from the one the index's "
                                 f"manifest records; {REBUILD}")
-
-
-def _try_lock(handle) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-
-
-def _holder(handle) -> str:
-    handle.seek(0)
-    return handle.read().strip() or "a process"

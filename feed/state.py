@@ -6,10 +6,19 @@ For the embedded index the state that counts is the one inside its committed gen
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from feed.backend import BackendError
+
+
+class StateLockedError(BackendError):
+    """Another feed holds the writer lock (of an embedded index, or of a Vespa feed's state directory)."""
 
 
 def read_state(directory: str | Path) -> dict:
@@ -50,3 +59,37 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+@contextmanager
+def exclusive(directory: Path, timeout_s: float, error: type[BackendError] = StateLockedError) -> Iterator[None]:
+    """Hold `<directory>/.lock` (fcntl.flock): wait up to `timeout_s` for another writer, then `error` saying who
+    holds it. The kernel releases it when the holder exits, however it exits (kill -9 included)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+", encoding="utf-8") as handle:
+        deadline = time.monotonic() + timeout_s
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                raise error(f"another feed is writing {directory} ({_holder(handle)} has held its lock for the "
+                            f"{timeout_s:g} s this feed waited); let it finish, then feed again")
+            time.sleep(0.05)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_lock(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "a process"
