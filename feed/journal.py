@@ -2,22 +2,25 @@
 
 `newsrec-feed --endpoint URL` appends every acknowledged document id to `journal-<doctype>.txt` in its
 state directory, and writes `journal.json`: the identity of the feed — the endpoint, the application
-(a fingerprint of schemas/*.sd), the model (of its checkpoint file), Φ, and the corpus (of the MIND
-files read, and of what was read from them). `--resume` skips journaled documents only when the
-identity is the same (else it refuses, naming what changed) and when a random sample of the journaled
-ids is found on the endpoint (a wiped or different deployment is caught before anything is skipped).
+(a fingerprint of the schemas/*.sd this client feeds for; the deployed package is not asked), the model
+(of its checkpoint file), Φ, and the corpus (of the MIND files read, and of what was read from them).
+`--resume` skips journaled documents only when the identity is the same (else it refuses, naming what
+changed) and when a random sample of the journaled documents, rebuilt, is found on the endpoint exactly
+as this feed would write them (a wiped deployment, or one fed since by something else, is caught
+before anything is skipped).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from feed.schema import SCHEMA_DIR
+from feed.state import write_atomically
 from feed.vespa_feed import read_journal
 from pipeline.checkpoint import CHECKPOINT_FILE
 from pipeline.errors import NewsrecError
@@ -57,22 +60,27 @@ def start_journals(directory: str | Path, identity: FeedIdentity, resume: bool) 
     directory.mkdir(parents=True, exist_ok=True)
     for path in journals.values():
         path.unlink(missing_ok=True)
-    _write_atomically(directory / IDENTITY_FILE, json.dumps(asdict(identity), indent=1) + "\n")
+    write_atomically(directory / IDENTITY_FILE, (json.dumps(asdict(identity), indent=1) + "\n").encode())
     return journals
 
 
-def verify_sample(backend, journals: dict[str, Path], seed: int = 0) -> int:
-    """Look up a random sample of the journaled ids of each type on the endpoint; ResumeError if any is
-    missing. Returns how many were looked up."""
-    rng, checked = random.Random(seed), 0
+def verify_sample(backend, journals: dict[str, Path], documents: dict[str, Callable[[], Iterable[dict]]],
+                  rng: random.Random | None = None) -> int:
+    """Rebuild a random sample of the journaled documents of each type (`documents[doctype]()` yields them
+    all) and compare them with what the endpoint holds; ResumeError if any is absent or different. Returns
+    how many were compared."""
+    rng, checked = rng or random.SystemRandom(), 0
     for doctype, path in journals.items():
-        ids = sorted(read_journal(path))
-        sample = rng.sample(ids, min(SAMPLE, len(ids)))
-        missing = backend.missing_ids(doctype, sample)
-        if missing:
-            raise ResumeError(f"cannot resume: {len(missing)} of {len(sample)} sampled {doctype} documents that "
-                              f"{path} records as fed are not at {backend.description} (e.g. {missing[0]}): the "
-                              "deployment lost them or is another one; feed again without --resume")
+        journaled = sorted(read_journal(path))
+        sample = set(rng.sample(journaled, min(SAMPLE, len(journaled))))
+        rebuilt = [d for d in documents[doctype]() if d["id"].rsplit("::", 1)[-1] in sample]
+        unlike = backend.unlike_stored(doctype, rebuilt)
+        if unlike or len(rebuilt) < len(sample):
+            example = unlike[0] if unlike else sorted(sample - {d["id"].rsplit("::", 1)[-1] for d in rebuilt})[0]
+            raise ResumeError(f"cannot resume: {len(unlike) or len(sample) - len(rebuilt)} of {len(sample)} sampled "
+                              f"{doctype} documents that {path} records as fed are not at {backend.description} as "
+                              f"this feed would write them (e.g. {example}): the deployment lost them or holds "
+                              "others; feed again without --resume")
         checked += len(sample)
     return checked
 
@@ -117,12 +125,3 @@ def _corpus_digest(dataset: MindDataset) -> str:
     files = [root / split / name for split in dataset.splits for name in ("news.tsv", "behaviors.tsv")]
     read = [len(dataset.news), len(dataset.users)] + [b.num_impressions for b in dataset.splits.values()]
     return hashlib.sha256((_files_digest(files) + repr(read)).encode()).hexdigest()[:16]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

@@ -29,7 +29,7 @@ from feed.queries import (group_body, popularity_body, query_inputs, recommend_b
                           user_profile_params)
 from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id, pending_documents,
-                             read_journal, vespa_message)
+                             read_journal, stored, vespa_message)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class VespaBackend:
     def __init__(self, url: str, cert: str | None = None, key: str | None = None, token: str | None = None,
                  namespace: str = "news", mode: str = "sync", max_connections: int | None = None,
                  max_workers: int | None = None, max_attempts: int = 5, backoff_s: float = 0.5,
-                 max_backoff_s: float = 8.0, timeout_s: float = 10.0):
+                 max_backoff_s: float = 8.0, timeout_s: float = 10.0, give_up_after: int = 200):
         if mode not in FEED_MODES:
             raise BackendError(f"feed mode {mode!r}: use one of {', '.join(FEED_MODES)}")
         if max_attempts < 1:
@@ -91,7 +91,8 @@ class VespaBackend:
         self.namespace = namespace
         self.mode = mode
         self.connections = max_connections or 8
-        self.policy = FeedPolicy(max_attempts, backoff_s, max_backoff_s, timeout_s, concurrency=max_workers or 64)
+        self.policy = FeedPolicy(max_attempts, backoff_s, max_backoff_s, timeout_s, concurrency=max_workers or 64,
+                                 give_up_after=give_up_after)
         self._auth = "token" if token else ("mTLS" if cert else "none")
         self._cert_path = cert
         self._app = Vespa(self.url, cert=cert, key=key, vespa_cloud_secret_token=token)
@@ -127,15 +128,17 @@ class VespaBackend:
         to max_attempts, other 4xx reported with Vespa's message, a last timeout verified before it is failed.
 
         With `journal`, ids already in it are skipped (report.already_fed) and acknowledged ones are appended.
-        If the documents iterator raises (or KeyboardInterrupt comes from it), documents in flight are still
-        completed and journaled, then the exception is re-raised: a resumed run feeds each document once.
+        If the documents iterator raises, documents in flight are still completed and journaled, then the
+        exception is re-raised: a resumed run feeds each document once. If the endpoint stops answering,
+        EndpointGoneError, after the same accounting. A Ctrl-C cancels the requests in flight: they are not
+        journaled (a resumed run sends them again).
         """
         mode = mode or self.mode
         if mode not in FEED_MODES:
             raise BackendError(f"feed mode {mode!r}: use one of {', '.join(FEED_MODES)}")
         done = read_journal(Path(journal)) if journal is not None else set()
         with (open_journal(Path(journal)) if journal is not None else nullcontext()) as journal_file:
-            run = FeedRun(report, journal_file, self.policy)
+            run = FeedRun(report, journal_file, self.policy, doctype, self.description)
             items = pending_documents(documents, self.namespace, doctype, done, report)
             asyncio.run(self._feed(items, run, doctype, mode))
         if run.interrupted is not None:
@@ -169,21 +172,17 @@ class VespaBackend:
         if found.status_code != 200 or not isinstance(found.json, dict) or "root" not in found.json:
             raise BackendError(f"{what}: /search/ answered HTTP {found.status_code}: {vespa_message(found.json)}")
 
-    def missing_ids(self, doctype: str, local_ids: list[str]) -> list[str]:
-        """Which of these documents Vespa does not hold (GET each; an id that cannot be read counts as missing)."""
-        return asyncio.run(self._missing_ids(doctype, local_ids))
+    def unlike_stored(self, doctype: str, documents: list[dict]) -> list[str]:
+        """The ids of those documents that Vespa does not hold exactly as given (absent, different, or not
+        readable)."""
+        return asyncio.run(self._unlike_stored(doctype, documents))
 
-    async def _missing_ids(self, doctype: str, local_ids: list[str]) -> list[str]:
-        async def absent(local_id: str) -> bool:
-            try:
-                response = await session.get_data(doctype, local_id, namespace=self.namespace)
-            except Exception:
-                return True
-            return response.status_code != 200
-
+    async def _unlike_stored(self, doctype: str, documents: list[dict]) -> list[str]:
+        items = list(pending_documents(documents, self.namespace, doctype, set(), FeedReport()))
         async with self._async_session() as session:
-            flags = await asyncio.gather(*(absent(local_id) for local_id in local_ids))
-        return [local_id for local_id, gone in zip(local_ids, flags) if gone]
+            verdicts = await asyncio.gather(*(stored(session, item, doctype, self.namespace, self.policy)
+                                              for item in items))
+        return [item.local_id for item, verdict in zip(items, verdicts) if verdict is not True]
 
     # ------------------------------------------------------------------------- queries
 

@@ -5,9 +5,14 @@ gets 429 / 5xx / a transport error (pyvespa's 599: timeout, connection reset) is
 jittered exponential backoff while the other documents keep flowing, up to `max_attempts`. There is
 no retry round whose slowest request holds everybody up. Each request has a client-side timeout
 (`timeout_s`) below the server-side one sent as document/v1's `timeout` parameter, so a hung node
-costs a document `timeout_s`, never minutes; a put whose last attempt timed out may still have been
-applied by the server, so it is looked up (GET) before it is reported failed. Only acknowledged (or
-so verified) documents are appended to the resume journal (one local id per line, flushed).
+costs a document `timeout_s`, never minutes. A put that timed out at any attempt (client side, or
+Vespa's 504) may still have been applied, so before such a document is reported failed it is looked
+up (GET, retried): found as sent, it counts as fed; unknown, the failure says so. When the endpoint
+stops answering altogether (`give_up_after` attempts in a row fail with timeouts or transport errors,
+whatever the documents), the feed stops taking documents, finishes those in flight and raises:
+`--resume` continues later. Only acknowledged (or so verified) documents are appended to the resume
+journal (one local id per line, flushed). A Ctrl-C cancels the requests in flight: they are not
+journaled, and a resumed feed sends them again.
 
     run = FeedRun(report, journal_file, FeedPolicy(timeout_s=10))
     asyncio.run(feed_all(session, pending_documents(documents, "news", "news", done, report), run, "news", "news"))
@@ -35,6 +40,7 @@ class FeedPolicy:
     max_backoff_s: float = 8.0
     timeout_s: float = 10.0  # client side, per request
     concurrency: int = 64  # documents in flight
+    give_up_after: int = 200  # attempts in a row failing with timeouts / transport errors: the endpoint is gone
 
     @property
     def server_timeout_s(self) -> float:
@@ -94,6 +100,15 @@ def retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+def timed_out(status: int) -> bool:
+    """The request may have been applied without the client hearing of it."""
+    return status in (TRANSPORT_ERROR, 504)
+
+
+class EndpointGoneError(BackendError):
+    """The endpoint stopped answering in the middle of a feed."""
+
+
 # ----------------------------------------------------------------------------------- the journal
 
 def read_journal(journal: Path) -> set[str]:
@@ -119,11 +134,31 @@ def open_journal(journal: Path) -> IO[str]:
 class FeedRun:
     """One feed() call: the report, the journal, and what stopped the source (re-raised at the end)."""
 
-    def __init__(self, report: FeedReport, journal: IO[str] | None, policy: FeedPolicy):
+    def __init__(self, report: FeedReport, journal: IO[str] | None, policy: FeedPolicy, doctype: str = "",
+                 endpoint: str = "the endpoint"):
         self.report = report
         self.journal = journal
         self.policy = policy
         self.interrupted: BaseException | None = None
+        self.doctype = doctype
+        self.endpoint = endpoint
+        self.failing_in_a_row = 0  # attempts since the last answer that were timeouts or transport errors
+
+    @property
+    def endpoint_gone(self) -> bool:
+        return isinstance(self.interrupted, EndpointGoneError)
+
+    def heard(self, status: int, body) -> None:
+        """Count attempts the endpoint did not answer; after `give_up_after` in a row, stop the feed."""
+        if not timed_out(status):
+            self.failing_in_a_row = 0
+            return
+        self.failing_in_a_row += 1
+        if self.failing_in_a_row >= self.policy.give_up_after and self.interrupted is None:
+            self.interrupted = EndpointGoneError(
+                f"stopped feeding {self.doctype}: the last {self.failing_in_a_row} attempts to {self.endpoint} all "
+                f"timed out or failed to connect ({vespa_message(body)}); {self.report.ok} documents were fed, the "
+                f"ones not yet sent were not; feed again with --resume once the endpoint answers")
 
     def take(self, items: Iterator[Pending]) -> Pending | None:
         """The next document to send, or None when the source is exhausted or failed (the failure is kept)."""
@@ -156,21 +191,35 @@ async def feed_all(session, items: Iterator[Pending], run: FeedRun, doctype: str
 
 
 async def feed_one(session, item: Pending, run: FeedRun, doctype: str, namespace: str) -> None:
-    policy = run.policy
+    policy, maybe_applied = run.policy, False
     for attempt in range(1, policy.max_attempts + 1):
         status, body = await _put(session, item, doctype, namespace, policy)
+        run.heard(status, body)
         if status == 200:
             run.acknowledge(item)
             return
-        if not retryable(status) or attempt == policy.max_attempts:
+        maybe_applied = maybe_applied or timed_out(status)
+        if not retryable(status) or attempt == policy.max_attempts or run.endpoint_gone:
             break
         run.report.retries += 1
         await asyncio.sleep(policy.backoff(attempt))
-    if status == TRANSPORT_ERROR and await stored(session, item, doctype, namespace):
-        run.report.verified += 1  # the server applied the put the client gave up on
+    await _settle(session, item, run, doctype, namespace, (status, body), maybe_applied)
+
+
+async def _settle(session, item: Pending, run: FeedRun, doctype: str, namespace: str, last: tuple[int, object],
+                  maybe_applied: bool) -> None:
+    """A document whose puts all failed: if one may have been applied, look it up before calling it failed."""
+    status, body = last
+    if run.endpoint_gone:
+        verdict = None if maybe_applied else False  # no lookup either: the endpoint stopped answering
+    else:
+        verdict = await stored(session, item, doctype, namespace, run.policy) if maybe_applied else False
+    if verdict is True:
+        run.report.verified += 1  # the server applied a put the client did not hear back from
         run.acknowledge(item)
         return
-    run.report.failed.append((item.doc_id, status, vespa_message(body)))
+    note = " (a put may have been applied: the lookup could not tell)" if verdict is None else ""
+    run.report.failed.append((item.doc_id, status, vespa_message(body) + note))
 
 
 async def _put(session, item: Pending, doctype: str, namespace: str, policy: FeedPolicy) -> tuple[int, object]:
@@ -182,14 +231,21 @@ async def _put(session, item: Pending, doctype: str, namespace: str, policy: Fee
     return response.status_code, response.json
 
 
-async def stored(session, item: Pending, doctype: str, namespace: str) -> bool:
-    """Whether Vespa holds exactly these fields for the document (a GET; False when it cannot tell)."""
-    try:
-        response = await session.get_data(doctype, item.local_id, namespace=namespace)
-    except Exception:
-        return False
-    fields = response.json.get("fields") if response.status_code == 200 and isinstance(response.json, dict) else None
-    return isinstance(fields, dict) and all(same_value(value, fields.get(name)) for name, value in item.fields.items())
+async def stored(session, item: Pending, doctype: str, namespace: str, policy: FeedPolicy) -> bool | None:
+    """Whether Vespa holds exactly these fields for the document: True, False (absent or different), or None when
+    it cannot tell (every lookup, retried like a put, timed out or failed)."""
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            response = await session.get_data(doctype, item.local_id, namespace=namespace)
+        except Exception:
+            response = None
+        if response is not None and response.status_code in (200, 404):
+            fields = response.json.get("fields") if isinstance(response.json, dict) else None
+            return response.status_code == 200 and isinstance(fields, dict) and all(
+                same_value(value, fields.get(name)) for name, value in item.fields.items())
+        if attempt < policy.max_attempts:
+            await asyncio.sleep(policy.backoff(attempt))
+    return None
 
 
 def same_value(sent, rendered) -> bool:
