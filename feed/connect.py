@@ -2,6 +2,7 @@
 feed's state lives, and the Euclidean transform's Φ consistent with what was fed before."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -99,12 +100,18 @@ def open_backend(target: Target = Target(), feeding: bool = False):
 
 
 def state_dir(target: Target, explicit: str | None = None) -> Path:
-    """The feed's state: `explicit`, else the embedded index's own directory, else ./newsrec-feed-state."""
+    """The feed's state: `explicit`, else the embedded index's own directory, else one directory per endpoint
+    under ./newsrec-feed-state (`127.0.0.1_8080`; `jsonl` for JSONL files), so that the Φ and journals of one
+    deployment never steer a feed of another."""
     if explicit:
         return Path(explicit)
     if target.is_local:
         return Path(target.index_dir or DEFAULT_INDEX_DIR)
-    return Path(DEFAULT_STATE_DIR)
+    if target.jsonl is not None:
+        return Path(DEFAULT_STATE_DIR) / "jsonl"
+    parts = urlsplit(target.endpoint)
+    place = f"{parts.hostname}_{parts.port or (443 if parts.scheme == 'https' else 80)}{parts.path.rstrip('/')}"
+    return Path(DEFAULT_STATE_DIR) / re.sub(r"[^A-Za-z0-9._-]", "_", place)
 
 
 def choose_transform(news_vectors: np.ndarray, news_ids: list[str], state: dict) -> tuple[EuclideanTransform, str]:

@@ -19,9 +19,10 @@ from typing import Callable, Iterator
 
 from feed.backend import FeedReport
 from feed.connect import Target, choose_transform, open_backend, state_dir
-from feed.feeding import embed_corpus, feed_corpus
+from feed.documents import category_ctr_document
+from feed.feeding import Corpus, category_ctrs, embed_corpus, feed_corpus, news_documents, user_documents
 from feed.journal import feed_identity, start_journals, verify_sample
-from feed.state import read_state, write_state
+from feed.state import exclusive, read_state, write_state
 from pipeline.checkpoint import checkpoint_exists
 from pipeline.mind import MindDataset, read_mind
 from pipeline.mind_checks import BadRowLimit
@@ -79,19 +80,25 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     corpus = embed_corpus(dataset, options.model_dir, options.device, progress=progress)
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
-    directory = state_dir(target, options.state_dir)
-    state = backend.state if target.is_local else read_state(directory)
-    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state)
-    log(f"Euclidean transform: {note}")
-    journals = _journals(backend, target, options, directory, transform, dataset, log)
-    fed_state: dict = {}  # filled once the reports are in; stored on a clean exit (see _writing)
-    with _writing(backend, target, directory, fed_state):
-        reports = feed_corpus(corpus, transform, backend, log, journals)
-        fed_state.update(_fed_state(state, transform, dataset, reports, options, backend.description))
+    with _state_store(backend, target, state_dir(target, options.state_dir)) as store:
+        note, reports = _feed_locked(store, backend, target, options, corpus, log)
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
                        {doctype: report.ok + report.already_fed for doctype, report in reports.items()}, reports,
                        note, trained, _example_user(dataset, corpus.user_history),
                        {**corpus.seconds, "total": time.perf_counter() - started})
+
+
+def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: Corpus,
+                 log: Callable[[str], None]) -> tuple[str, dict[str, FeedReport]]:
+    """Under the writer lock: Φ from the state as it is now, the journals, the documents, the new state."""
+    state, dataset = store.state(), corpus.dataset
+    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state)
+    log(f"Euclidean transform: {note}")
+    journals = _journals(backend, target, options, store.directory, corpus, transform, log)
+    store.begin(_fed_state(state, transform, dataset, None, options, backend.description))
+    reports = feed_corpus(corpus, transform, backend, log, journals)
+    store.finish(_fed_state(state, transform, dataset, reports, options, backend.description))
+    return note, reports
 
 
 def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: Callable[[str], None],
@@ -105,47 +112,84 @@ def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: C
     return True
 
 
-def _journals(backend, target: Target, options: FeedOptions, directory: Path, transform: EuclideanTransform,
-              dataset: MindDataset, log: Callable[[str], None]) -> dict[str, Path] | None:
+def _journals(backend, target: Target, options: FeedOptions, directory: Path, corpus: Corpus,
+              transform: EuclideanTransform, log: Callable[[str], None]) -> dict[str, Path] | None:
     """Vespa: the resume journals, bound to this feed's identity; on --resume, checked and sampled first."""
     if not target.is_vespa:
         if options.resume:
             log(f"--resume: {backend.description} is written whole by every feed; nothing to resume")
         return None
-    identity = feed_identity(target.endpoint, options.model_dir, transform.max_norm, dataset)
+    identity = feed_identity(target.endpoint, options.model_dir, transform.max_norm, corpus.dataset)
     journals = start_journals(directory, identity, options.resume)
     if options.resume:
-        checked = verify_sample(backend, journals)
+        documents = {"category_ctr": lambda: [category_ctr_document(category_ctrs(corpus))],
+                     "news": lambda: news_documents(corpus, transform),
+                     "user": lambda: user_documents(corpus, transform)}
+        checked = verify_sample(backend, journals, documents)
         log(f"resume: the journals in {directory} belong to this endpoint, application, model, Φ and corpus, "
-            f"and the {checked} journaled documents sampled are at the endpoint")
+            f"and the {checked} journaled documents sampled are at the endpoint as this feed writes them")
     return journals
 
 
+class _IndexState:
+    """The embedded index: the feed's state is committed with its documents, in one generation."""
+
+    def __init__(self, backend, values: dict):
+        self.backend, self.values, self.directory = backend, values, backend.directory
+
+    def state(self) -> dict:
+        return self.backend.state  # the current generation: the transaction has reopened the latest one
+
+    def begin(self, values: dict) -> None:
+        pass  # all or nothing: nothing is visible before the commit
+
+    def finish(self, values: dict) -> None:
+        self.values.update(values)  # committed with the documents when the transaction ends
+
+
+class _DirectoryState:
+    """A Vespa (or JSONL) feed: meta.json in the state directory. Φ is recorded before the first document (an
+    interrupted feed leaves it describing what may be on the endpoint), the news actually fed after the last."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def state(self) -> dict:
+        return read_state(self.directory)
+
+    def begin(self, values: dict) -> None:
+        write_state(self.directory, {**values, "complete": False})
+
+    def finish(self, values: dict) -> None:
+        if values:
+            write_state(self.directory, {**values, "complete": True})
+
+
 @contextmanager
-def _writing(backend, target: Target, directory: Path, state: dict) -> Iterator[None]:
-    """Where the feed's state goes once it is complete: the embedded index commits it with the documents, in
-    one generation (all or nothing: a crash leaves the previous index); a Vespa feed writes it to the state
-    directory after the last document (atomically; nothing when `state` stayed empty)."""
+def _state_store(backend, target: Target, directory: Path, lock_timeout_s: float = 60.0) -> Iterator:
+    """The feed's state under the writer lock: the embedded index's transaction (lock, commit on a clean exit),
+    or the state directory's lock; a second feed of the same index or state directory waits, then refuses."""
     if target.is_local:
-        with backend.transaction(state):
-            yield
+        values: dict = {}
+        with backend.transaction(values):
+            yield _IndexState(backend, values)
         return
-    yield
-    if state:
-        write_state(directory, state)
+    with exclusive(directory, lock_timeout_s):
+        yield _DirectoryState(directory)
 
 
-def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset, reports: dict[str, FeedReport],
-               options: FeedOptions, backend: str) -> dict:
-    """Φ and the news ids fed under it, for later feeds: only news this feed (or a resumed one) got stored;
-    {} when none was (the earlier state still describes the index)."""
-    news = reports["news"]
-    if news.ok + news.already_fed == 0:
-        return {}
-    failed = {doc_id.rsplit("::", 1)[-1] for doc_id, _, _ in news.failed}
-    fed = set(state.get("news_ids", [])) | {news_id for news_id in dataset.news.ids if news_id not in failed}
-    return {"max_norm": transform.max_norm, "news_ids": sorted(fed), "model": str(options.model_dir),
-            "backend": backend}
+def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset,
+               reports: dict[str, FeedReport] | None, options: FeedOptions, backend: str) -> dict:
+    """Φ and the news ids fed under it, for later feeds. Before feeding (`reports` None): every news id of this
+    corpus may end up fed. After: only news that got stored; {} when none was (the earlier state still holds)."""
+    fed = set(dataset.news.ids)
+    if reports is not None:
+        news = reports["news"]
+        if news.ok + news.already_fed == 0:
+            return {}
+        fed -= {doc_id.rsplit("::", 1)[-1] for doc_id, _, _ in news.failed}
+    return {"max_norm": transform.max_norm, "news_ids": sorted(fed | set(state.get("news_ids", []))),
+            "model": str(options.model_dir), "backend": backend}
 
 
 def _read(mind_dir: str, options: FeedOptions, log: Callable[[str], None], progress: bool) -> MindDataset:
