@@ -283,7 +283,8 @@ def _repeated(path: Path, number: int, news_id: str, digest: int, defined: dict[
         raise MindFormatError(path, number, f"duplicate NewsID {news_id} (first at line {first[1]})")
     if first[2] != digest:
         raise MindFormatError(path, number, f"news {news_id} differs from its row at {first[0]}:{first[1]} "
-                                            "(a news id must be the same news item in every news.tsv)")
+                                            "(a news id must be the same news item in every news.tsv: same "
+                                            "category, subcategory, title, abstract and URL)")
     return True
 
 
@@ -302,7 +303,7 @@ def _parse_news_line(path: Path, number: int, line: str, reading: _Reading):
     if not title:
         raise MindFormatError(path, number, f"news {news_id}: empty Title")
     row = [news_id, category, subcategory, title, abstract, url]
-    return row, title_entities, abstract_entities, hash(tuple(columns[1:]))
+    return row, title_entities, abstract_entities, hash(tuple(columns[1:6]))  # the item, not its entity tagging
 
 
 # ------------------------------------------------------------------------------------- behaviors

@@ -237,9 +237,18 @@ def test_news_must_agree_across_news_files(mind_dir: Path):
     rows[2][4] = "Another abstract."
     message = _bad(mind_dir, "dev", "news.tsv", rows)
     assert message == (f"{mind_dir / 'dev' / 'news.tsv'}:3: news N3 differs from its row at "
-                       f"{mind_dir / 'train' / 'news.tsv'}:3 (a news id must be the same news item in every news.tsv)")
+                       f"{mind_dir / 'train' / 'news.tsv'}:3 (a news id must be the same news item in every news.tsv: "
+                       "same category, subcategory, title, abstract and URL)")
     dataset = read_mind(mind_dir, on_error="skip")
     assert dataset.news.abstract[2] == "The vote was close." and dataset.report.skipped == {"bad news rows": 1}
+
+
+def test_the_same_news_may_carry_other_entity_tagging_in_another_split(mind_dir: Path):
+    rows = [row[:] for row in NEWS]
+    rows[0][6] = "[]"  # N1's title entities, tagged in train, not in dev
+    write_tsv(mind_dir / "dev" / "news.tsv", rows)
+    dataset = read_mind(mind_dir)
+    assert len(dataset.news) == 4 and dataset.news.title_entities[0][0]["WikidataId"] == "Q90000001"  # first kept
 
 
 def test_text_with_control_characters_or_over_its_cap_is_an_error_or_a_counted_repair(mind_dir: Path):
