@@ -140,10 +140,21 @@ def _summary(failed: list):
 
 
 def test_the_feed_suggests_a_user_only_after_a_successful_feed():
+    from feed.connect import Target
     from newsrec.cli.output import format_feed
 
-    assert "try: newsrec recommend U1" in format_feed(_summary([]), None)
-    assert "try:" not in format_feed(_summary([("id:news:news::N2", 400, "bad")]), None)
+    assert "try: newsrec recommend U1" in format_feed(_summary([]), Target())
+    assert "try:" not in format_feed(_summary([("id:news:news::N2", 400, "bad")]), Target())
+
+
+def test_the_suggestion_queries_what_was_fed():
+    from feed.connect import Target
+    from newsrec.cli.output import format_feed
+
+    assert format_feed(_summary([]), Target(endpoint="http://vespa:8080")).endswith(
+        "try: newsrec recommend U1 --endpoint http://vespa:8080")
+    assert format_feed(_summary([]), Target(index_dir="idx")).endswith("try: newsrec recommend U1 --index idx")
+    assert "try:" not in format_feed(_summary([]), Target(jsonl="feed.jsonl"))  # nothing was indexed
 
 
 def test_hits_below_one_are_usage_errors():

@@ -101,10 +101,16 @@ def format_groups(counts: list[tuple[str, int]], as_json: bool) -> str:
     return "\n".join(f"{value:<{width}}  {count:>6}" for value, count in counts)
 
 
-def format_feed(summary, index_dir: str | None) -> str:
-    """The last lines of `newsrec-feed`: what was fed where, and a user to try."""
+def format_feed(summary, target) -> str:
+    """The last lines of `newsrec-feed`: what was fed where (and what an earlier, resumed run had fed, its journal
+    checked by sampling), and a user to try with the same target."""
+    earlier = sum(report.already_fed for report in summary.reports.values())
     text = (f"done in {summary.seconds['total']:.0f}s: {summary.fed['news']} of {summary.news} news and "
-            f"{summary.fed['user']} of {summary.users} users in {summary.backend}")
-    if summary.example_user and summary.success:
-        text += f"\ntry: newsrec recommend {summary.example_user}{f' --index {index_dir}' if index_dir else ''}"
+            f"{summary.fed['user']} of {summary.users} users in {summary.backend}"
+            + (f" ({earlier} of these documents fed by the run resumed, its journal checked by sampling)"
+               if earlier else ""))
+    where = f" --endpoint {target.endpoint}" if target.is_vespa else (
+        f" --index {target.index_dir}" if target.is_local and target.index_dir else "")
+    if summary.example_user and summary.success and target.jsonl is None:
+        text += f"\ntry: newsrec recommend {summary.example_user}{where}"
     return text

@@ -56,9 +56,9 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
     """
     from feed.job import FeedOptions, run_feed
 
-    summary = run_feed(mind_dir, replace(target, feed_mode=feed_mode, jsonl=jsonl), FeedOptions(**options),
-                       log=echo, progress=True)
-    echo(format_feed(summary, target.index_dir))
+    target = replace(target, feed_mode=feed_mode, jsonl=jsonl)
+    summary = run_feed(mind_dir, target, FeedOptions(**options), log=echo, progress=True)
+    echo(format_feed(summary, target))
     if not summary.success:
         raise click.ClickException(f"{summary.failed} documents failed (listed above)")
 
