@@ -168,3 +168,108 @@ def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: 
     after = LocalBackend(index)
     assert [h.news_id for h in after.recommend(user, 10)] == answer and after.state == state
     assert not any(f["title"] == "CHANGED" for f in after.docs["news"].values())
+
+
+def test_a_partial_feed_resumes_with_exact_counts(tiny_demo: Path, trained: Path, tmp_path: Path, server,
+                                                  monkeypatch):
+    """Killed while feeding users (an exception after 100 of them): --resume sends only what is missing."""
+    from feed import feeding
+
+    original_users = feeding.user_documents
+
+    def dying_users(corpus, transform):
+        for count, document in enumerate(original_users(corpus, transform)):
+            if count == 100:
+                raise OSError("killed while feeding users")
+            yield document
+
+    with monkeypatch.context() as patched:
+        patched.setattr(feeding, "user_documents", dying_users)
+        with pytest.raises(OSError, match="killed while feeding users"):
+            feed_to(server, tiny_demo, trained, tmp_path / "state")
+    fed_first = dict(server.put_counts)
+    resumed = feed_to(server, tiny_demo, trained, tmp_path / "state", resume=True)
+    users = resumed.reports["user"]
+    assert (users.already_fed, users.sent, users.ok) == (100, resumed.users - 100, resumed.users - 100)
+    assert resumed.reports["news"].sent == 0 and resumed.reports["news"].already_fed == resumed.news
+    assert len(server.put_counts) == 1 + resumed.news + resumed.users and set(server.put_counts.values()) == {1}
+    assert all(server.put_counts[doc_id] == 1 for doc_id in fed_first)
+
+
+def test_resume_refuses_when_the_endpoint_holds_other_content(tiny_demo: Path, trained: Path, tmp_path: Path,
+                                                              server):
+    assert feed_to(server, tiny_demo, trained, tmp_path / "state").success
+    for doc_id, fields in server.documents.items():  # the same ids, fed since by something else
+        if ":news::" in doc_id:
+            fields["title"] = "another feed's title"
+    with pytest.raises(ResumeError, match="sampled news documents .* not at Vespa at .* as this feed would write"):
+        feed_to(server, tiny_demo, trained, tmp_path / "state", resume=True)
+
+
+def test_a_feed_stops_when_the_endpoint_stops_answering(server):
+    from feed.vespa_feed import EndpointGoneError
+
+    server.inject(r"^/document/v1/", ["hang"] * 10_000)
+    backend = VespaBackend(server.url, timeout_s=0.2, backoff_s=0.01, max_backoff_s=0.02, max_attempts=3,
+                           give_up_after=20, max_workers=8)
+    report, started = FeedReport(), time.perf_counter()
+    with pytest.raises(EndpointGoneError, match="stopped feeding news: the last 2[0-9] attempts .* all timed out"):
+        backend.feed(news(1000), "news", report)
+    assert time.perf_counter() - started < 10 and report.ok == 0 and report.sent < 100  # not 1000 x 3 timeouts
+    assert len(report.failed) == report.sent and all(status == 599 for _, status, _ in report.failed)
+
+
+def test_a_document_stored_by_an_early_attempt_is_verified_even_if_later_ones_failed(server):
+    documents = news(3)
+    server.inject(documents[1]["id"], ["slow", 503, 503])  # stored by the first attempt, answered too late
+    backend = VespaBackend(server.url, timeout_s=0.5, backoff_s=0.01, max_backoff_s=0.02, max_attempts=3)
+    report = FeedReport()
+    backend.feed(documents, "news", report)
+    assert (report.ok, report.verified, report.failed) == (3, 1, [])
+
+
+def test_a_lookup_that_cannot_tell_says_so(server):
+    documents = news(2)
+    server.inject(documents[0]["id"], ["hang"] * 4)  # two puts, then two lookups, all unanswered
+    backend = VespaBackend(server.url, timeout_s=0.3, backoff_s=0.01, max_backoff_s=0.02, max_attempts=2)
+    report = FeedReport()
+    backend.feed(documents, "news", report)
+    ((doc_id, status, message),) = report.failed
+    assert (doc_id, status, report.ok) == (documents[0]["id"], 599, 1)
+    assert message.endswith("(a put may have been applied: the lookup could not tell)")
+
+
+def test_a_second_writer_of_the_same_state_directory_waits_then_refuses(tmp_path: Path):
+    from feed.state import StateLockedError, exclusive
+
+    with exclusive(tmp_path, 5.0):
+        with pytest.raises(StateLockedError, match=r"another feed is writing .* \(pid \d+ has held its lock"):
+            with exclusive(tmp_path, 0.2):
+                pass
+    with exclusive(tmp_path, 0.2):  # free again
+        pass
+
+
+def test_a_feed_that_waited_for_the_lock_reads_the_state_it_waited_for(tiny_demo: Path, trained: Path,
+                                                                       tmp_path: Path, monkeypatch):
+    """Another feed commits a larger Φ while this one embeds: this one must keep it, not the Φ it first saw."""
+    from feed import job
+    from feed.local_backend import LocalBackend
+
+    index = tmp_path / "index"
+    options = FeedOptions(model_dir=str(trained))
+    assert run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet).success
+    ids = LocalBackend(index).state["news_ids"]
+    original_embed = job.embed_corpus
+
+    def embed_while_another_feed_commits(*args, **kwargs):
+        corpus = original_embed(*args, **kwargs)
+        other = LocalBackend(index)
+        with other.transaction({"max_norm": 50.0, "news_ids": ids}):
+            pass
+        return corpus
+
+    monkeypatch.setattr(job, "embed_corpus", embed_while_another_feed_commits)
+    summary = run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet)
+    assert summary.transform.startswith("Φ = 50 (kept from the earlier feed")
+    assert LocalBackend(index).state["max_norm"] == 50.0

@@ -556,8 +556,6 @@ def test_vespa_cli_feeds_write_jsonl_output(vespa, tmp_path):
 @pytest.mark.live_vespa
 @pytest.mark.skipif(not os.environ.get("NEWSREC_VESPA_URL"), reason="set NEWSREC_VESPA_URL to a deployed newsrec app")
 def test_live_vespa_feed_two_documents_and_query():
-    from vespa.application import Vespa
-
     url = os.environ["NEWSREC_VESPA_URL"]
     backend = VespaBackend(url, cert=os.environ.get("NEWSREC_VESPA_CERT"), key=os.environ.get("NEWSREC_VESPA_KEY"),
                            token=os.environ.get("NEWSREC_VESPA_TOKEN"))
