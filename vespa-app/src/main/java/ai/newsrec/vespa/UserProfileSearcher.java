@@ -8,6 +8,7 @@ import com.yahoo.prelude.query.Item;
 import com.yahoo.prelude.query.NearestNeighborItem;
 import com.yahoo.prelude.query.NotItem;
 import com.yahoo.prelude.query.NullItem;
+import com.yahoo.prelude.query.StringInItem;
 import com.yahoo.prelude.query.TrueItem;
 import com.yahoo.prelude.query.WordItem;
 import com.yahoo.processing.request.CompoundName;
@@ -21,6 +22,7 @@ import com.yahoo.search.yql.MinimalQueryInserter;
 import com.yahoo.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -32,11 +34,16 @@ import java.util.regex.Pattern;
  *   <li>Validates user_id strictly; it is only ever used as a term value, never pasted into YQL.</li>
  *   <li>Looks the user document up (sub-query on schema user, summary class user_profile).</li>
  *   <li>For profiles that rank by closeness (recall, recommendation, recommendation_with_global_category_ctr)
- *       retrieves with nearestNeighbor(embedding, user_recall), targetHits = hits + offset, AND-ed with
- *       the caller's query tree (e.g. category contains "sports"). Other profiles (personalized_search, bm25,
- *       popularity) keep the caller's query tree as the retrieval.</li>
- *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (NOT news_id),
- *       restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
+ *       retrieves with nearestNeighbor(embedding, user_recall), AND-ed with the caller's query tree (e.g.
+ *       category contains "sports"). Other profiles (personalized_search, bm25, popularity) keep the caller's
+ *       query tree as the retrieval.</li>
+ *   <li>The funnel's budgets, independent of hits and offset (so page 2 comes from page 1's candidates, and the
+ *       candidates do not change with the number of content nodes): the graph search explores
+ *       totalTargetHits = max(ceil(recall_exploration x recall_budget), hits + offset) neighbours in total over
+ *       the content nodes, the first phase ranks them, the second phase re-ranks the best recall_budget in total
+ *       (ranking.secondPhase.totalRerankCount). Defaults in the default query profile.</li>
+ *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (one NOT news_id in
+ *       (...)), restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
  * </ol>
  * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}. A user is known only when
  * the looked-up document's user_id equals the requested one exactly ({@code u1} never gets {@code U1}'s profile).
@@ -48,12 +55,16 @@ public class UserProfileSearcher extends Searcher {
 
     public static final CompoundName USER_ID = CompoundName.from("user_id");
     public static final CompoundName FALLBACK = CompoundName.from("user_fallback");
+    public static final CompoundName RECALL_BUDGET = CompoundName.from("recall_budget");
+    public static final CompoundName RECALL_EXPLORATION = CompoundName.from("recall_exploration");
+    public static final int MAX_RECALL_BUDGET = 10_000;
+    static final int DEFAULT_RECALL_BUDGET = 100;  // as the default query profile: used when a query has no profile
+    static final double DEFAULT_RECALL_EXPLORATION = 20;
     public static final Pattern VALID_USER_ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
     public static final String USER_SUMMARY = "user_profile";
     public static final String DEFAULT_PROFILE = "recommendation";
     public static final String FALLBACK_PROFILE = "popularity";
     /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
-    static final int EXPLORE_ADDITIONAL_FACTOR = 19;
     public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
             Set.of("recall", "recommendation", "recommendation_with_global_category_ctr");
 
@@ -71,6 +82,12 @@ public class UserProfileSearcher extends Searcher {
         String fallback = query.properties().getString(FALLBACK, "error");
         if ( ! fallback.equals("error") && ! fallback.equals("popularity"))
             return error(query, ErrorMessage.createBadRequest("user_fallback must be 'error' or 'popularity'"));
+        Integer budget = query.properties().getInteger(RECALL_BUDGET, DEFAULT_RECALL_BUDGET);
+        Double exploration = query.properties().getDouble(RECALL_EXPLORATION, DEFAULT_RECALL_EXPLORATION);
+        if (budget == null || budget < 1 || budget > MAX_RECALL_BUDGET)
+            return error(query, ErrorMessage.createBadRequest("recall_budget must be an integer from 1 to " + MAX_RECALL_BUDGET));
+        if (exploration == null || ! (exploration >= 1 && exploration <= 100))
+            return error(query, ErrorMessage.createBadRequest("recall_exploration must be a number from 1 to 100"));
 
         Result lookup = lookUp(userId, query, execution);
         if (lookup.hits().getError() != null) return error(query, lookup.hits().getError());
@@ -96,12 +113,9 @@ public class UserProfileSearcher extends Searcher {
         Item retrieval;
         if (NEAREST_NEIGHBOR_PROFILES.contains(profile)) {
             NearestNeighborItem nn = new NearestNeighborItem("embedding", "user_recall");
-            int targetHits = query.getHits() + query.getOffset();
-            nn.setTargetHits(targetHits);
-            // Transformed MIPS vectors need a wider graph search: 19 x targetHits more candidates
-            // keeps recall@100 >= 0.99 (bench/bench_ann.py in the repository).
-            exploreMore(nn, EXPLORE_ADDITIONAL_FACTOR * targetHits);
+            nn.setTotalTargetHits(explored(budget, exploration, query.getHits() + query.getOffset()));
             nn.setAllowApproximate(true);
+            query.getRanking().getSecondPhase().setTotalRerankCount(budget);
             retrieval = and(nn, callerTree);
         } else if (isEmpty(callerTree)) {
             return error(query, ErrorMessage.createBadRequest(
@@ -117,11 +131,13 @@ public class UserProfileSearcher extends Searcher {
         return execution.search(query);
     }
 
-    // hnsw.exploreAdditionalHits is deprecated in recent Vespa 8 releases but still honoured; it is the
-    // documented way to widen the graph search per query.
-    @SuppressWarnings("deprecation")
-    private static void exploreMore(NearestNeighborItem nn, int additionalHits) {
-        nn.setHnswExploreAdditionalHits(additionalHits);
+    /**
+     * The neighbours the graph search explores and exposes to the first phase, in total over the content nodes:
+     * ceil(exploration x budget) (MIPS-transformed vectors need a wide search for the best budget ones to be among
+     * them: bench/bench_ann.py in the repository), and at least hits + offset so that every page has hits.
+     */
+    static int explored(int budget, double exploration, int hitsAndOffset) {
+        return Math.max((int) Math.min(Integer.MAX_VALUE, Math.ceil(exploration * budget)), Math.max(budget, hitsAndOffset));
     }
 
     /**
@@ -201,12 +217,12 @@ public class UserProfileSearcher extends Searcher {
         return and;
     }
 
+    /** positive AND NOT news_id in (read items): one term, however long the history. */
     private static Item excludeRead(Item positive, List<String> readItems) {
         if (readItems.isEmpty()) return positive;
         NotItem not = new NotItem();
         not.addPositiveItem(positive);
-        for (String newsId : readItems)
-            not.addNegativeItem(new WordItem(newsId, "news_id", true));
+        not.addNegativeItem(new StringInItem("news_id", new LinkedHashSet<>(readItems)));
         return not;
     }
 

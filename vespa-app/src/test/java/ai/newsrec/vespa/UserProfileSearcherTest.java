@@ -7,6 +7,8 @@ import com.yahoo.prelude.query.AndItem;
 import com.yahoo.prelude.query.Item;
 import com.yahoo.prelude.query.NearestNeighborItem;
 import com.yahoo.prelude.query.NotItem;
+import com.yahoo.prelude.query.SerializationContext;
+import com.yahoo.prelude.query.StringInItem;
 import com.yahoo.prelude.query.TrueItem;
 import com.yahoo.prelude.query.WordItem;
 import com.yahoo.search.Query;
@@ -73,7 +75,8 @@ class UserProfileSearcherTest {
 
         NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
         NearestNeighborItem nn = assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem());
-        assertNearestNeighbor(nn, 8);
+        assertNearestNeighbor(nn, 2000);  // 20 x the recall budget 100 of the default query profile
+        assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         assertEquals(List.of("news_id:N1", "news_id:N2"), negatives(not));
 
         // the lookup: a term on user_id, schema user, the attribute-only summary class
@@ -108,7 +111,7 @@ class UserProfileSearcherTest {
                         encode("select * from news where category contains \"sports\" and date > 20191101"));
         NotItem not = (NotItem) backend.newsQuery().getModel().getQueryTree().getRoot();
         AndItem and = assertInstanceOf(AndItem.class, not.getPositiveItem());
-        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 10);
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 2000);
         assertEquals("(AND category:sports date:>20191101)", and.getItem(1).toString());
         assertEquals("[news]", backend.newsQuery().getModel().getRestrict().toString());
     }
@@ -205,6 +208,87 @@ class UserProfileSearcherTest {
         assertEquals("[news]", news.getModel().getRestrict().toString());  // set by NewsOnlySearcher
     }
 
+    @Test
+    void searchTextWithTheLinguisticsGrammarIsWordsNotQuerySyntax() {
+        String text = "&query=" + encode("news_id:N1 -storm");
+        MockBackend plain = new MockBackend();
+        search(plain, "/search/?yql=" + encode("select * from news where userInput(@query)") + text);
+        String parsed = plain.queries.get(0).getModel().getQueryTree().getRoot().toString();
+        assertTrue(parsed.contains("news_id:N1") && parsed.contains("-default:storm"), parsed);  // field query, negation
+        MockBackend words = new MockBackend();
+        search(words, "/search/?yql=" + encode("select * from news where {grammar: \"linguistics\"}userInput(@query)") + text);
+        String tree = words.queries.get(0).getModel().getQueryTree().getRoot().toString();
+        assertFalse(tree.contains("news_id:") || tree.contains("-default:storm"), tree);
+        assertTrue(tree.contains("storm") && tree.contains("n1"), tree);
+    }
+
+    // ---- the funnel: budgets independent of hits, offset and the number of content nodes
+
+    @Test
+    void recallBudgetDoesNotDependOnHitsOrOffset() {
+        List<Query> sent = new ArrayList<>();
+        for (String page : List.of("hits=10&offset=0", "hits=10&offset=10", "hits=20&offset=0", "hits=5&offset=35")) {
+            MockBackend backend = new MockBackend();
+            assertNull(search(backend, "/search/?user_id=U1&" + page).hits().getError(), page);
+            sent.add(backend.newsQuery());
+        }
+        for (Query news : sent) {
+            NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem();
+            assertEquals(2000, nn.getTotalTargetHits());
+            assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
+        }
+    }
+
+    @Test
+    void pageOnePlusPageTwoIsTheTopTwentyOfOneQuery() {
+        RankingBackend backend = new RankingBackend(500);
+        List<String> top20 = ids(search(backend, "/search/?user_id=U1&hits=20"));
+        List<String> pages = new ArrayList<>(ids(search(backend, "/search/?user_id=U1&hits=10")));
+        pages.addAll(ids(search(backend, "/search/?user_id=U1&hits=10&offset=10")));
+        assertEquals(20, top20.size());
+        assertEquals(top20, pages);
+        // and the candidates are not the page: a narrow budget gives other (worse) hits than the default one
+        List<String> narrow = ids(search(backend, "/search/?user_id=U1&hits=20&recall_budget=20&recall_exploration=1"));
+        assertFalse(narrow.equals(top20), narrow.toString());
+    }
+
+    @Test
+    void recallBudgetAndExplorationCanBeSetPerQueryWithinBounds() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U1&recall_budget=500&recall_exploration=4");
+        Query news = backend.newsQuery();
+        assertEquals(2000, ((NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem()).getTotalTargetHits());
+        assertEquals(500, news.getRanking().getSecondPhase().getTotalRerankCount());
+        MockBackend deep = new MockBackend();
+        search(deep, "/search/?user_id=U1&recall_budget=10&recall_exploration=1&hits=400&offset=1000");
+        assertEquals(1400, ((NearestNeighborItem) ((NotItem) deep.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem()).getTotalTargetHits());
+        for (String bad : List.of("recall_budget=0", "recall_budget=10001", "recall_exploration=0.5", "recall_exploration=101")) {
+            MockBackend refused = new MockBackend();
+            Result result = search(refused, "/search/?user_id=U1&" + bad);
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), bad);
+            assertNull(refused.newsQuery(), bad);
+        }
+    }
+
+    @Test
+    void everyContentNodeGetsItsShareOfTheTotalTargetHits() throws Exception {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?user_id=U1");
+        NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) backend.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem();
+        java.lang.reflect.Method resolve = NearestNeighborItem.class.getDeclaredMethod("resolveTargetHits", SerializationContext.class);
+        resolve.setAccessible(true);
+        assertEquals(2000, resolve.invoke(nn, new SerializationContext(1.0)));    // one node: all of them
+        assertEquals(1000, resolve.invoke(nn, new SerializationContext(0.5)));    // two nodes: half each, 2000 in total
+        assertEquals(100, resolve.invoke(nn, new SerializationContext(0.01)));    // a nearly empty node: minTargetHits
+    }
+
+    private static List<String> ids(Result result) {
+        assertNull(result.hits().getError());
+        List<String> ids = new ArrayList<>();
+        for (Hit hit : result.hits().asList()) ids.add(hit.getId().toString());
+        return ids;
+    }
+
     // ---- private users: NewsOnlySearcher before UserProfileSearcher, exact id match in the lookup
 
     @Test
@@ -289,19 +373,22 @@ class UserProfileSearcherTest {
         return result.hits().asList().stream().filter(h -> h.getId() != null && h.getId().toString().startsWith("id:news:user::")).count();
     }
 
-    @SuppressWarnings("deprecation") // getHnswExploreAdditionalHits: see UserProfileSearcher.exploreMore
-    private static void assertNearestNeighbor(NearestNeighborItem nn, int targetHits) {
+    private static void assertNearestNeighbor(NearestNeighborItem nn, int totalTargetHits) {
         assertEquals("embedding", nn.getIndexName());
         assertEquals("user_recall", nn.getQueryTensorName());
-        assertEquals(targetHits, nn.getTargetHits());
-        assertEquals(19 * targetHits, nn.getHnswExploreAdditionalHits());
+        assertEquals(totalTargetHits, nn.getTotalTargetHits());
+        assertNull(nn.getTargetHits());  // per node: resolved from the total by each node's share
         assertTrue(nn.getAllowApproximate());
     }
 
+    /** The read news excluded: one `news_id in (...)` term under the NOT, whatever the history's length. */
     private static List<String> negatives(NotItem not) {
+        assertEquals(2, not.getItemCount());
+        StringInItem in = assertInstanceOf(StringInItem.class, not.getItem(1));
         List<String> terms = new ArrayList<>();
-        for (Item item : not.items().subList(1, not.getItemCount()))
-            terms.add(((WordItem) item).getIndexName() + ":" + ((WordItem) item).getWord());
+        for (String token : in.getTokens())
+            terms.add(in.getIndexName() + ":" + token);
+        terms.sort(null);  // a set: no order
         return terms;
     }
 
@@ -365,6 +452,43 @@ class UserProfileSearcherTest {
         Query newsQuery() {
             return queries.stream().filter(q -> q.getModel().getRestrict().contains("news")).findFirst().orElse(null);
         }
+    }
+
+
+    /**
+     * Ranks like a single Vespa content node and container with the recommendation profile, over `size` news whose
+     * closeness to the user and ranking score are fixed functions of their number (two different orders): the
+     * per-node targetHits resolved from the query's totalTargetHits nearest by closeness are the first phase's
+     * hits; the second phase re-ranks the best totalRerankCount of them by ranking score; then offset and hits.
+     */
+    static class RankingBackend extends MockBackend {
+
+        private final int size;
+
+        RankingBackend(int size) { this.size = size; }
+
+        @Override
+        public Result search(Query query, Execution execution) {
+            if ( ! query.getModel().getRestrict().contains("news")) return super.search(query, execution);
+            NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) query.getModel().getQueryTree().getRoot()).getPositiveItem();
+            int targetHits = nn.getTotalTargetHits();  // one node
+            int rerank = query.getRanking().getSecondPhase().getTotalRerankCount();
+            List<Integer> firstPhase = new ArrayList<>();
+            for (int i = 0; i < size; i++) firstPhase.add(i);
+            firstPhase.sort((a, b) -> Double.compare(closeness(b), closeness(a)));
+            List<Integer> candidates = new ArrayList<>(firstPhase.subList(0, Math.min(targetHits, size)));
+            List<Integer> reranked = new ArrayList<>(candidates.subList(0, Math.min(rerank, candidates.size())));
+            reranked.sort((a, b) -> Double.compare(rankingScore(b), rankingScore(a)));
+            List<Integer> order = new ArrayList<>(reranked);
+            order.addAll(candidates.subList(reranked.size(), candidates.size()));
+            Result result = new Result(query);
+            for (int i = query.getOffset(); i < Math.min(order.size(), query.getOffset() + query.getHits()); i++)
+                result.hits().add(new Hit("id:news:news::N" + order.get(i), 1.0 / (1 + i)));
+            return result;
+        }
+
+        private static double closeness(int n) { return 1.0 / (1 + n); }  // nearest first: N0, N1, ...
+        private static double rankingScore(int n) { return Math.sin(n * 7.0); }  // a different order
     }
 
 }
