@@ -54,17 +54,18 @@ class Backend(Protocol):
         with a journal, acknowledged ids are appended to it and ids already in it are skipped (resume)."""
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation") -> list[Hit]:
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
         """Nearest neighbours of the user's recall vector, read news excluded, ranked by `ranking`:
-        recommendation (re-ranked by u_ra · r) or recommendation_with_global_category_ctr (closeness ×
-        the category's CTR); an unknown user gets the popularity fallback."""
+        recommendation (the best `recall_budget` re-ranked by u_ra · r: feed/funnel.py) or
+        recommendation_with_global_category_ctr (closeness × the category's CTR); the page of `hits` at `offset`,
+        from the same candidates whatever the page. An unknown user gets the popularity fallback."""
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None) -> list[Hit]:
         """BM25 over title and abstract (every news item without text); personalized with the user's ranking
         vector when a user is given; sort="date": newest first."""
 
-    def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
+    def popular(self, hits: int = 10, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
         """The popularity profile over every news item: relevance 100 · the smoothed CTR, (clicks + 1) / (impressions
         + 25) (feed/ranking.py)."""
 

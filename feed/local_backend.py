@@ -6,11 +6,12 @@ and switches to it atomically; readers open one, checked against its manifest) o
 16 links, 200 neighbours explored at insert: the settings of schemas/news.sd); in memory, a BM25 index over
 title and abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles, through
 feed/ranking.py (the one copy of their math, shared with the HTTP contract server):
-- recommendation: nearestNeighbor(embedding, user_recall) with targetHits = hits (exploring
-  max(200, 20 x hits) graph candidates, like hnsw.exploreAdditionalHits = 19 x targetHits), read news and
-  filters applied during graph search (exact search when the filter keeps < 2% of the news, as
-  Vespa's approximate-threshold); first phase closeness = 1 / (1 + distance); second phase
-  ranking_score = user_ranking · embedding on the best 100.
+- recommendation: the funnel of feed/funnel.py, as the application's UserProfileSearcher asks Vespa: the
+  graph search explores E nearest neighbours of the recall vector (E follows the recall budget R and the
+  corpus size, feed/exploration.py; at least hits + offset), read news and filters applied during graph
+  search (exact search when the filter keeps < 2% of the news, as Vespa's approximate-threshold); first
+  phase closeness = 1 / (1 + distance) over the E; second phase ranking_score = user_ranking · embedding
+  on the best R; then the page at `offset`.
 - bm25: bm25(title) + bm25(abstract) over news matching any query term;
   personalized_search adds personalization_weight · ranking_score.
 - popularity (fallback for unknown users): 100 · the smoothed CTR, (clicks + 1) / (impressions + 25).
@@ -29,19 +30,19 @@ import numpy as np
 
 from feed import ranking as profiles
 from feed.backend import BackendError, FeedReport, Hit
+from feed.funnel import MAX_RECALL_BUDGET, Budgets, budgets
 from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from feed.queries import FILTER_FIELDS, QueryError, require_group_field, require_hits, require_profile, require_sort
+from feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset, require_profile,
+                          require_sort)
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 16
 HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
-EXPLORE_FACTOR = 20  # HNSW explores max(200, 20 x hits) candidates: recall@100 >= 0.99 on MIPS-transformed
-                     # vectors needs ~20x (bench/bench_ann.py); Vespa: hnsw.exploreAdditionalHits = 19 x targetHits
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 GRAPH_FILE = "news.hnsw.faiss"
-_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position")
+_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position", "_counts")
 
 
 class LocalBackend:
@@ -51,10 +52,9 @@ class LocalBackend:
     the feed's commit replaces it). Feeds wait up to `lock_timeout` s for another writer (then IndexLockedError);
     `on_step` is for crash tests (see IndexStore)."""
 
-    def __init__(self, directory: str | Path = DEFAULT_INDEX_DIR, explore: int = 200, lock_timeout: float = 60.0,
+    def __init__(self, directory: str | Path = DEFAULT_INDEX_DIR, lock_timeout: float = 60.0,
                  on_step: Callable[[str], None] | None = None, replace_unreadable: bool = False):
         self.directory = Path(directory)
-        self.explore = explore  # efSearch floor: hits + exploration, like hnsw.exploreAdditionalHits
         self.description = (f"embedded default index in {self.directory} (not Vespa: faiss HNSW + bm25s BM25, "
                             "same ranking math as the rank profiles)")
         self.schemas = load_schemas()
@@ -152,6 +152,7 @@ class LocalBackend:
         self.docs = _read_documents(files)
         self._index, self._bm25, self._news_order, self._news_fields, self._position = None, None, [], [], {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
+        self._counts = np.zeros((2, 0))
         if self.docs["news"]:
             self._build_news_index(graph=files.get(GRAPH_FILE))
 
@@ -169,6 +170,8 @@ class LocalBackend:
         else:
             self._index = build_hnsw(self._vectors)
         self._position = {news_id: i for i, news_id in enumerate(self._news_order)}
+        self._counts = np.array([[f.get("clicks", 0) for f in self._news_fields],
+                                 [f.get("impressions", 0) for f in self._news_fields]], dtype=np.float64)  # (2, N)
         self._bm25 = None  # built on first search
 
     def _text_indexes(self):
@@ -205,10 +208,14 @@ class LocalBackend:
         return allowed
 
     def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1)."""
+        """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1), exploring k graph
+        candidates (faiss efSearch; Vespa's targetHits), more under a filter."""
         import faiss
 
-        query = np.asarray(query, dtype=np.float32)[None, :]
+        query = np.asarray(query, dtype=np.float32)
+        if query.shape != (self._vectors.shape[1],):
+            raise QueryError(f"query vector has {query.size} values; the index's vectors have {self._vectors.shape[1]}")
+        query = query[None, :]
         if allowed.mean() < APPROXIMATE_THRESHOLD:  # restrictive filter: exact search, as Vespa does
             rows = np.flatnonzero(allowed)
             distances = ((self._vectors[rows] - query) ** 2).sum(1)
@@ -217,65 +224,81 @@ class LocalBackend:
         selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
         # A filter hides most graph nodes: explore 1 / (share allowed) times more, or the search stops before it
         # reaches the allowed neighbours (category filter on the tiny demo data: recall@10 0.46 -> 1.00).
-        explore = int(max(self.explore, EXPLORE_FACTOR * k) / allowed.mean())
+        explore = int(k / allowed.mean())
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=explore)
         distances, rows = self._index.search(query, k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep], distances[0][keep]
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation") -> list[Hit]:
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
+        """The page of `hits` at `offset` of the funnel's ranking (feed/funnel.py) for the user; the recall
+        budget R (the candidates the second phase re-ranks) is the default unless given."""
         require_profile(ranking)
         require_hits(hits)
+        require_offset(offset)
+        funnel = budgets(recall_budget)
         self._require_news()
         user = self.docs["user"].get(user_id)
         if user is None or "recall_embedding" not in user:
-            return self.popular(hits, filters)
-        rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]), hits,
+            return self.popular(hits, filters, offset)
+        rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]),
+                                     funnel.explored(hits, offset, self.news_count),
                                      self._allowed(filters, user.get("has_read_items", [])))
-        closeness = profiles.closeness(np.sqrt(squared))  # (K,) float32, K <= hits
+        closeness = profiles.closeness(np.sqrt(squared))  # (E,) float32: the first phase
         if ranking == "recommendation_with_global_category_ctr":
-            return self._rank_by_category_ctr(rows, closeness, hits)
+            relevance, order, features = self._rank_by_category_ctr(rows, closeness)
+        else:
+            relevance, order, features = self._rank_by_user(rows, closeness, user, funnel)
+        page = order[offset:offset + hits]  # Hits only for the page: E can be thousands
+        return [self._hit(rows[i], float(relevance[i]), {name: float(values[i]) for name, values in features.items()})
+                for i in page]
+
+    @property
+    def news_count(self) -> int:
+        return len(self._news_order)
+
+    def _rank_by_user(self, rows: np.ndarray, closeness: np.ndarray, user: dict, funnel: Budgets):
+        """recommendation: the best R by closeness re-ranked by ranking_score, then the rest by closeness.
+        Returns (relevance (E,), order (E,), match-features name -> (E,))."""
         ranking_score = profiles.ranking_score(self._vectors[rows],
                                                np.asarray(user["ranking_embedding"]["values"], dtype=np.float32))
         # query(popularity_weight) keeps its default 0 here: recommendation_score = ranking_score
         second_phase = profiles.recommendation_score(ranking_score, self._ctr(rows), popularity_weight=0.0)
-        relevance, order = profiles.recommendation(closeness, second_phase)
-        return [self._hit(rows[i], float(relevance[i]), {"closeness(field,embedding)": float(closeness[i]),
-                                                         "ranking_score": float(ranking_score[i])})
-                for i in order[:hits]]
+        relevance, order = profiles.recommendation(closeness, second_phase, funnel.recall)
+        return relevance, order, {"closeness(field,embedding)": closeness, "ranking_score": ranking_score}
 
-    def _rank_by_category_ctr(self, rows: np.ndarray, closeness: np.ndarray, hits: int) -> list[Hit]:
+    def _rank_by_category_ctr(self, rows: np.ndarray, closeness: np.ndarray):
         """recommendation_with_global_category_ctr: closeness × the CTR of the news item's category,
         read from the global category_ctr document (0 for a category missing there)."""
         ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
         category_ctr = profiles.category_ctr((self._news_fields[row].get("category") for row in rows), ctrs)
         relevance = profiles.recommendation_with_global_category_ctr(closeness, category_ctr)
-        order = np.argsort(-relevance, kind="stable")[:hits]
-        return [self._hit(rows[i], float(relevance[i]), {"nearest_neighbor": float(closeness[i]),
-                                                         "category_ctr": float(category_ctr[i])}) for i in order]
+        return relevance, np.argsort(-relevance, kind="stable"), {"nearest_neighbor": closeness,
+                                                                   "category_ctr": category_ctr}
 
     def nearest_news(self, query_vector, k: int) -> list[str]:
         """Ids of the k nearest news to a transformed query vector (the `recall` profile's retrieval)."""
         self._require_news()
-        rows, _ = self.nearest(np.asarray(query_vector), k, self._allowed(None))
-        return [self._news_order[row] for row in rows]
+        explored = budgets(min(k, MAX_RECALL_BUDGET)).explored(k, 0, self.news_count)
+        rows, _ = self.nearest(np.asarray(query_vector), explored, self._allowed(None))
+        return [self._news_order[row] for row in rows[:k]]
 
-    def popular(self, hits: int, filters: dict[str, str] | None = None) -> list[Hit]:
+    def popular(self, hits: int, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
         """The popularity profile without text: 100 · (clicks + 1) / (impressions + 25) (the prior for news never
-        shown)."""
+        shown); the page of `hits` at `offset`."""
         require_hits(hits)
+        require_offset(offset)
         self._require_news()
         ctr = self._ctr(np.arange(len(self._news_order)))
         relevance = profiles.popularity(0.0, ctr)  # no query text: nativeRank is 0
         rows = np.flatnonzero(self._allowed(filters))
-        best = rows[np.argsort(-relevance[rows], kind="stable")[:hits]]
+        best = rows[np.argsort(-relevance[rows], kind="stable")[offset:offset + hits]]
         return [self._hit(row, relevance[row], {"ctr": float(ctr[row])}) for row in best]
 
     def _ctr(self, rows: np.ndarray) -> np.ndarray:
         """The `ctr` function of the news at `rows`: (K,) -> (K,) float64."""
-        fields = [self._news_fields[row] for row in rows]
-        return profiles.ctr([f.get("clicks", 0) for f in fields], [f.get("impressions", 0) for f in fields])
+        return profiles.ctr(self._counts[0, rows], self._counts[1, rows])
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None,

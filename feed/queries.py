@@ -1,7 +1,10 @@
 """Request bodies for Vespa's /search/ API: recommendation, text search, and the user-profile searcher.
 
 Values from users never go into YQL unchecked: filter values and user ids must match a strict
-pattern, text goes through `userInput(@query)` as a parameter.
+pattern in full, text goes through `{grammar: "linguistics"}userInput(@query)` as a parameter (tokenized as
+the fields were, no query syntax: a search box's `news_id:N1` is two words, not a field query). Vectors
+must have the schema's dimension (Vespa would zero-pad a short one silently). The funnel's budgets come
+from feed/funnel.py.
 """
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import numbers
 import re
 from typing import Sequence
 
+from feed.funnel import DEFAULT, Budgets
 from pipeline.errors import NewsrecError
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full: re.match("^...$") would accept "N1\n"
 FILTER_FIELDS = ("category", "subcategory")
-EXPLORE_ADDITIONAL_FACTOR = 19  # HNSW explores targetHits + 19 x targetHits (see bench/bench_ann.py)
+MAX_OFFSET = 1000  # Vespa's default maxOffset
+USER_INPUT = '{grammar: "linguistics"}userInput(@query)'
 
 
 class QueryError(NewsrecError):
@@ -35,8 +40,30 @@ def require_hits(hits: int) -> int:
     return int(hits)
 
 
+def require_offset(offset: int) -> int:
+    """`offset` as an int in 0..MAX_OFFSET (Vespa refuses more)."""
+    if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError(f"offset must be an integer from 0 to {MAX_OFFSET} (Vespa's default maxOffset), got {offset!r}")
+    return int(offset)
+
+
+def require_vector(name: str, vector: Sequence[float], size: int | None) -> list[float]:
+    """`vector` as floats, refused unless it has `size` values (Vespa zero-pads a short query tensor silently)."""
+    values = [float(v) for v in vector]
+    if size is not None and len(values) != size:
+        raise QueryError(f"query({name}) must have {size} values (the schema's tensor), got {len(values)}")
+    return values
+
+
+def embedding_size() -> int | None:
+    """The dimension of the news embedding in schemas/news.sd (query vectors must have it)."""
+    from feed.schema import load_schemas, tensor_size
+
+    return tensor_size(load_schemas()["news"].fields["embedding"])
+
+
 def safe_value(kind: str, value: str) -> str:
-    if not _SAFE_VALUE.match(value):
+    if not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value):
         raise QueryError(f"bad {kind} {value!r}: use letters, digits, '_' or '-' (at most 64)")
     return value
 
@@ -50,20 +77,32 @@ def filter_clause(filters: dict[str, str]) -> str:
     return "".join(f" and {c}" for c in clauses)
 
 
+def exclusion_clause(exclude: Sequence[str]) -> str:
+    """` and !(news_id in ("N1", "N2"))`: one term however many news are excluded."""
+    if not exclude:
+        return ""
+    return f' and !(news_id in ({", ".join(chr(34) + safe_value("news id", n) + chr(34) for n in exclude)}))'
+
+
 def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[float] | None = None, hits: int = 10,
                    filters: dict[str, str] | None = None, exclude: Sequence[str] = (),
-                   ranking: str = "recommendation") -> dict:
+                   ranking: str = "recommendation", offset: int = 0, budgets: Budgets = DEFAULT,
+                   corpus_size: int | None = None) -> dict:
     """nearestNeighbor over news with the user's recall vector, ranked by `ranking` (`recommendation`:
-    re-ranked by the ranking vector; `recall`: by closeness alone, no ranking vector needed)."""
-    exclusion = "".join(f' and !(news_id contains "{safe_value("news id", n)}")' for n in exclude)
-    explore = EXPLORE_ADDITIONAL_FACTOR * require_hits(hits)  # recall@100 >= 0.99 on MIPS-transformed vectors
-    yql = (f"select * from news where {{targetHits: {int(hits)}, hnsw.exploreAdditionalHits: {explore}}}"
-           f"nearestNeighbor(embedding, user_recall)"
-           f"{filter_clause(filters or {})}{exclusion}")
+    re-ranked by the ranking vector; `recall`: by closeness alone, no ranking vector needed). The funnel of
+    feed/funnel.py: totalTargetHits = E neighbours explored and ranked by closeness, the best R re-ranked."""
+    size = embedding_size()
+    explored = budgets.explored(require_hits(hits), require_offset(offset), corpus_size)
+    yql = (f"select * from news where {{totalTargetHits: {explored}}}nearestNeighbor(embedding, user_recall)"
+           f"{filter_clause(filters or {})}{exclusion_clause(exclude)}")
     body = {"yql": yql, "hits": int(hits), "ranking": ranking,
-            "input.query(user_recall)": [float(v) for v in recall_vector]}
+            "input.query(user_recall)": require_vector("user_recall", recall_vector, size)}
+    if offset:
+        body["offset"] = int(offset)
+    if ranking == "recommendation":
+        body["ranking.secondPhase.totalRerankCount"] = budgets.recall
     if ranking_vector is not None:
-        body["input.query(user_ranking)"] = [float(v) for v in ranking_vector]
+        body["input.query(user_ranking)"] = require_vector("user_ranking", ranking_vector, size)
     return body
 
 
@@ -90,8 +129,8 @@ def require_profile(ranking: str) -> str:
 
 
 def where_clause(text: str | None, filters: dict[str, str] | None) -> str:
-    """`userInput(@query)` when there is text, else `true` (every news item), AND-ed with the filters."""
-    return f"{'userInput(@query)' if text else 'true'}{filter_clause(filters or {})}"
+    """The text as words (USER_INPUT) when there is text, else `true` (every news item), AND-ed with the filters."""
+    return f"{USER_INPUT if text else 'true'}{filter_clause(filters or {})}"
 
 
 def order_clause(sort: str | None) -> str:
@@ -111,7 +150,7 @@ def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float
         body["query"] = text
     if ranking_vector is not None:
         body["ranking"] = "personalized_search"
-        body["input.query(user_ranking)"] = [float(v) for v in ranking_vector]
+        body["input.query(user_ranking)"] = require_vector("user_ranking", ranking_vector, embedding_size())
     return body
 
 
@@ -130,18 +169,27 @@ def group_body(field: str, text: str | None = None, filters: dict[str, str] | No
     return body
 
 
-def popularity_body(hits: int = 10, filters: dict[str, str] | None = None) -> dict:
+def popularity_body(hits: int = 10, filters: dict[str, str] | None = None, offset: int = 0) -> dict:
     """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · the
     smoothed CTR."""
-    return {"yql": f"select * from news where {where_clause(None, filters)}", "hits": require_hits(hits),
+    body = {"yql": f"select * from news where {where_clause(None, filters)}", "hits": require_hits(hits),
             "ranking": "popularity"}
+    if require_offset(offset):
+        body["offset"] = offset
+    return body
 
 
 def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                        fallback: str = "error", ranking: str = "recommendation") -> dict:
-    """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`."""
+                        fallback: str = "error", ranking: str = "recommendation", offset: int = 0,
+                        recall_budget: int | None = None) -> dict:
+    """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`; the recall budget is
+    the application's default (its query profile, = feed/funnel.py's) unless given."""
     require_profile(ranking)
     params = {"user_id": safe_value("user id", user_id), "hits": require_hits(hits), "user_fallback": fallback}
+    if require_offset(offset):
+        params["offset"] = offset
+    if recall_budget is not None:
+        params["recall_budget"] = Budgets(recall=recall_budget, global_rerank=1).recall
     if ranking != "recommendation":
         params["ranking"] = ranking
     if filters:

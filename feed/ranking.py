@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-RERANK_COUNT = 100  # `rerank-count: 100` of the recommendation profile's second phase
+RERANK_COUNT = 100  # the recommendation profile's second-phase total-rerank-count: feed/funnel.py's recall budget
 POPULARITY_CTR_WEIGHT = 100  # popularity's first phase: nativeRank + 100 * ctr
 CTR_PRIOR_CLICKS = 1.0  # base's constants: the smoothed CTR starts from 1 click ...
 CTR_PRIOR_IMPRESSIONS = 25.0  # ... in 25 impressions (a prior CTR of 4%, MIND's, worth 25 impressions)

@@ -25,8 +25,9 @@ from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
 from feed.backend import BackendError, FeedReport, Hit
-from feed.queries import (group_body, popularity_body, query_inputs, recommend_body, safe_value, search_body,
-                          user_profile_params)
+from feed.funnel import MAX_RECALL_BUDGET, budgets
+from feed.queries import (embedding_size, group_body, popularity_body, query_inputs, recommend_body, require_vector,
+                          safe_value, search_body, user_profile_params)
 from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id, pending_documents,
                              read_journal, stored, vespa_message)
@@ -187,9 +188,11 @@ class VespaBackend:
     # ------------------------------------------------------------------------- queries
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation") -> list[Hit]:
-        """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user)."""
-        params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking)
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
+        """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user), with
+        the recall budget of its query profile unless given."""
+        params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking, offset=offset,
+                                     recall_budget=recall_budget)
         try:
             response = self._client().get(self._app.search_end_point, params={k: str(v) for k, v in params.items()})
         except httpr.HTTPError as error:
@@ -205,9 +208,9 @@ class VespaBackend:
         ranking_vector = self._ranking_embedding(user_id) if user_id is not None else None
         return _hits(self._query(search_body(text, hits, ranking_vector, filters, sort), f"search {text!r}"))
 
-    def popular(self, hits: int = 10, filters: dict[str, str] | None = None) -> list[Hit]:
-        """The popularity profile over every news item (relevance 100 · the smoothed CTR)."""
-        return _hits(self._query(popularity_body(hits, filters), "popular"))
+    def popular(self, hits: int = 10, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
+        """The popularity profile over every news item (relevance 100 · the smoothed CTR), the page at `offset`."""
+        return _hits(self._query(popularity_body(hits, filters, offset), "popular"))
 
     def group_counts(self, field: str, text: str | None = None,
                      filters: dict[str, str] | None = None) -> list[tuple[str, int]]:
@@ -216,8 +219,8 @@ class VespaBackend:
 
     def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
         """Ids of the k news nearest to a transformed query vector: nearestNeighbor with the `recall` profile."""
-        return [hit.news_id for hit in _hits(self._query(recommend_body(query_vector, None, hits=k, ranking="recall"),
-                                                         "nearest news"))]
+        body = recommend_body(query_vector, None, hits=k, ranking="recall", budgets=budgets(min(k, MAX_RECALL_BUDGET)))
+        return [hit.news_id for hit in _hits(self._query(body, "nearest news"))]
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r per news id (relevance of personalized_search with no text and weight 1), in the given order."""
@@ -270,7 +273,7 @@ def _ranking_score_body(ranking_vector: list[float], news_ids: list[str]) -> dic
     quoted = ", ".join(f'"{news_id}"' for news_id in news_ids)
     return {"yql": f"select * from news where news_id in ({quoted})", "hits": len(news_ids),
             "ranking": "personalized_search",
-            "input.query(user_ranking)": [float(v) for v in ranking_vector],
+            "input.query(user_ranking)": require_vector("user_ranking", ranking_vector, embedding_size()),
             "input.query(personalization_weight)": 1.0}
 
 

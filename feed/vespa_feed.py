@@ -30,7 +30,7 @@ from typing import IO, Iterable, Iterator
 from feed.backend import BackendError, FeedReport
 
 TRANSPORT_ERROR = 599  # pyvespa's status for an exception (timeout, connection reset) during an operation
-_DOCUMENT_ID = re.compile(r"^id:([^:]+):([^:]+):([^:]*):(.+)$")
+_DOCUMENT_ID = re.compile(r"id:([^:]+):([^:]+):([^:]*):(.+)")  # matched in full
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Pending:
 
 def parse_document_id(doc_id: str) -> tuple[str, str, str]:
     """`id:news:news::N1` -> ("news", "news", "N1"); only ids without a key/value part (`::`)."""
-    match = _DOCUMENT_ID.match(doc_id) if isinstance(doc_id, str) else None
+    match = _DOCUMENT_ID.fullmatch(doc_id) if isinstance(doc_id, str) else None
     if not match or match.group(3):
         raise BackendError(f"bad document id {doc_id!r}: expected id:<namespace>:<doctype>::<id>")
     return match.group(1), match.group(2), match.group(4)

@@ -43,7 +43,7 @@ from pathlib import Path
 from pipeline.errors import MindFormatError, OptionValueError, TooManyBadRowsError
 
 MAX_ID_LENGTH = 64
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # = feed/queries.py's _SAFE_VALUE (tested)
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full; = feed/queries.py's _SAFE_VALUE (tested)
 ID_RULE = "an id is 1-64 ASCII letters, digits, '_' or '-' (what Vespa document ids and newsrec's queries need)"
 INT64_MAX = 2 ** 63 - 1
 TEXT_CAPS = {"Title": 4_096, "Abstract": 65_536, "URL": 8_192}  # characters
@@ -71,7 +71,7 @@ def shown(text: str, limit: int = 60) -> str:
 
 def id_text(value: str) -> str:
     """An id in a message: as is when it is a valid id, else `shown`."""
-    return value if ID_PATTERN.match(value) else shown(value)
+    return value if ID_PATTERN.fullmatch(value) else shown(value)
 
 
 def describe(character: str) -> str:
@@ -86,13 +86,13 @@ def describe(character: str) -> str:
 
 def id_problem(value: str) -> str | None:
     """Why `value` is not a valid id, or None when it is one."""
-    if ID_PATTERN.match(value):
+    if ID_PATTERN.fullmatch(value):
         return None
     if not value:
         return "empty"
     if len(value) > MAX_ID_LENGTH:
         return f"{len(value):,} characters, more than {MAX_ID_LENGTH}"
-    position, character = next((i, c) for i, c in enumerate(value) if not ID_PATTERN.match(c))
+    position, character = next((i, c) for i, c in enumerate(value) if not ID_PATTERN.fullmatch(c))
     why = " (pyvespa puts the id in a URL path)" if character == "/" else ""
     return f"{describe(character)} at position {position + 1}{why}"
 
@@ -116,7 +116,7 @@ def check_label(path: Path, number: int, news_id: str, kind: str, value: str, re
 @functools.lru_cache(maxsize=4096)
 def _valid_label(value: str) -> bool:
     """The id rule, remembered: MIND has a few hundred categories over 161,000 news rows."""
-    return ID_PATTERN.match(value) is not None
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def impression_id(path: Path, number: int, text: str) -> int:

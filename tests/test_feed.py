@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from feed.backend import FeedReport
+from feed.funnel import DEFAULT as DEFAULT_BUDGETS
 from feed.documents import news_document, user_document
 from feed.local_backend import LocalBackend
 from feed.queries import QueryError
@@ -213,8 +215,14 @@ def test_recommend_with_global_category_ctr_multiplies_closeness_by_the_category
     user_id = next(u for u, f in backend.docs["user"].items() if f["has_read_items"])
     ctrs = backend.docs["category_ctr"]["global"]["ctrs"]["cells"]
     hits = backend.recommend(user_id, 10, ranking="recommendation_with_global_category_ctr")
-    plain = {h.news_id for h in backend.recommend(user_id, 10)}
-    assert {h.news_id for h in hits} == plain  # the same 10 nearest neighbours, ranked differently
+    # the first phase over the funnel's explored neighbours: the best 10 of them by closeness x category CTR
+    user = backend.docs["user"][user_id]
+    rows, squared = backend.nearest(np.asarray(user["recall_embedding"]["values"]),
+                                    DEFAULT_BUDGETS.explored(10, 0, backend.news_count),
+                                    backend._allowed(None, user["has_read_items"]))
+    product = {backend._news_order[r]: (1 / (1 + np.sqrt(d))) * ctrs[backend._news_fields[r]["category"]]
+               for r, d in zip(rows, squared)}
+    assert [h.news_id for h in hits] == sorted(product, key=lambda n: -product[n])[:10]
     for hit in hits:
         features = hit.fields["matchfeatures"]
         assert features["category_ctr"] == pytest.approx(ctrs[hit.fields["category"]])
@@ -247,8 +255,6 @@ def test_both_backends_answer_the_new_queries_alike(tiny_demo: Path, trained: Pa
 
 def test_filtered_nearest_neighbours_are_the_exact_ones(fed: Path):
     """A filter keeping a few % of the news must not make the HNSW search stop short of them."""
-    import numpy as np
-
     backend = LocalBackend(fed)
     found = total = 0
     for user in list(backend.docs["user"].values())[:60]:
@@ -257,6 +263,7 @@ def test_filtered_nearest_neighbours_are_the_exact_ones(fed: Path):
             allowed = backend._allowed({"category": category}, user["has_read_items"])
             rows = np.flatnonzero(allowed)
             exact = rows[np.argsort(((backend._vectors[rows] - query) ** 2).sum(1), kind="stable")[:10]]
-            found += len(set(exact) & set(backend.nearest(query, 10, allowed)[0]))
+            explored = DEFAULT_BUDGETS.explored(10, 0, backend.news_count)  # as recommend explores
+            found += len(set(exact) & set(backend.nearest(query, explored, allowed)[0][:10]))
             total += len(exact)
     assert found / total >= 0.99

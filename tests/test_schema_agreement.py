@@ -111,3 +111,32 @@ def test_user_input_cannot_inject_yql():
     with pytest.raises(queries.QueryError, match="bad user id"):
         queries.user_profile_params("U1 or true")
     assert queries.search_body('a" or true')["query"] == 'a" or true'  # text travels as a parameter
+
+
+def test_the_funnel_budgets_agree_everywhere():
+    """feed/funnel.py's budgets = the schema's rerank counts = the default query profile = the searcher's fallbacks
+    = feed/ranking.py's; the Vespa exploration factor = feed/exploration.py's."""
+    import re
+    import xml.etree.ElementTree as ElementTree
+    from pathlib import Path
+
+    from feed import exploration, ranking
+    from feed.funnel import DEFAULT, MAX_RECALL_BUDGET
+
+    root = Path(__file__).resolve().parent.parent
+    schema = re.sub(r"#[^\n]*", "", (root / "schemas" / "news.sd").read_text())
+    recommendation = schema[schema.index("rank-profile recommendation inherits"):]
+    recommendation = recommendation[:recommendation.index("rank-profile", 1)]
+    second = re.search(r"second-phase\s*\{[^}]*total-rerank-count:\s*(\d+)", recommendation)
+    global_phase = re.search(r"global-phase\s*\{[^}]*rerank-count:\s*(\d+)", recommendation)
+    assert int(second.group(1)) == DEFAULT.recall == ranking.RERANK_COUNT
+    assert int(global_phase.group(1)) == DEFAULT.global_rerank
+    application = root / "vespa-app" / "src" / "main"
+    profile = ElementTree.parse(application / "application" / "search" / "query-profiles" / "default.xml").getroot()
+    fields = {field.get("name"): field.text for field in profile.iter("field")}
+    assert int(fields["recall_budget"]) == DEFAULT.recall
+    assert float(fields["recall_exploration"]) == exploration.VESPA_FACTOR
+    searcher = (application / "java" / "ai" / "newsrec" / "vespa" / "UserProfileSearcher.java").read_text()
+    assert int(re.search(r"DEFAULT_RECALL_BUDGET = (\d+);", searcher).group(1)) == DEFAULT.recall
+    assert float(re.search(r"DEFAULT_RECALL_EXPLORATION = ([\d.]+);", searcher).group(1)) == exploration.VESPA_FACTOR
+    assert int(re.search(r"MAX_RECALL_BUDGET = ([\d_]+);", searcher).group(1).replace("_", "")) == MAX_RECALL_BUDGET

@@ -324,8 +324,8 @@ def test_recommend_known_user_excludes_read_keeps_filter_ranks_by_profile(vespa,
     hits = fed.recommend("U1", hits=4, filters={"category": "news"})
     news = {d["fields"]["news_id"]: d["fields"] for d in news_docs(30)}
     candidates = [n for n, f in news.items() if f["category"] == "news" and n not in ("N0", "N3")]
-    nearest = sorted(candidates, key=lambda n: euclidean(vector(1001), news[n]["embedding"]["values"]))[:4]
-    expected = sorted(nearest, key=lambda n: -dot(vector(1002), news[n]["embedding"]["values"]))
+    # the recall budget (100) holds every candidate: all are re-ranked by the ranking vector, not just the page
+    expected = sorted(candidates, key=lambda n: -dot(vector(1002), news[n]["embedding"]["values"]))[:4]
     assert [h.news_id for h in hits] == expected
     assert [h.relevance for h in hits] == pytest.approx(
         [dot(vector(1002), news[n]["embedding"]["values"]) for n in expected])
@@ -400,9 +400,10 @@ def test_recommend_body_is_accepted_and_ranked_by_the_recommendation_profile(ves
     hits = Vespa(vespa.url).query(body=body).hits
     news = {d["fields"]["news_id"]: d["fields"] for d in news_docs(30)}
     candidates = [n for n, f in news.items() if f["category"] == "sports" and n != "N1"]
-    nearest = sorted(candidates, key=lambda n: euclidean(vector(1001), news[n]["embedding"]["values"]))[:3]
+    # every candidate is within the recall budget: the page is the best 3 of all of them by the ranking vector
     assert [h["fields"]["news_id"] for h in hits] == sorted(
-        nearest, key=lambda n: -dot(vector(1002), news[n]["embedding"]["values"]))
+        candidates, key=lambda n: -dot(vector(1002), news[n]["embedding"]["values"]))[:3]
+    assert body["ranking.secondPhase.totalRerankCount"] == 100 and '!(news_id in ("N1"))' in body["yql"]
 
 
 def test_nearest_news_is_the_recall_profile_over_nearest_neighbours(vespa, fed):
@@ -413,13 +414,12 @@ def test_nearest_news_is_the_recall_profile_over_nearest_neighbours(vespa, fed):
     assert fed.nearest_news(query, 5) == expected
     (request,) = vespa.requests
     assert request.body["ranking"] == "recall" and "input.query(user_ranking)" not in request.body
-    assert "{targetHits: 5, hnsw.exploreAdditionalHits: 95}nearestNeighbor(embedding, user_recall)" in \
-        request.body["yql"]
+    assert "{totalTargetHits: 100}nearestNeighbor(embedding, user_recall)" in request.body["yql"]  # 20 x 5
 
 
 def test_a_query_the_schemas_do_not_declare_is_refused_before_sending(vespa, fed):
-    with pytest.raises(BackendError, match=r"nearest news: query\(user_recall\) is tensor<float>\(x\[65\]\)"):
-        fed.nearest_news(vector(1001)[:64], 5)  # D, not D + 1: the transform's coordinate is missing
+    with pytest.raises(QueryError, match=r"query\(user_recall\) must have 65 values \(the schema's tensor\), got 64"):
+        fed.nearest_news(vector(1001)[:64], 5)  # D, not D + 1: the transform's coordinate is missing (Vespa pads)
     assert vespa.requests == []
 
 
@@ -479,8 +479,8 @@ def test_search_sorted_by_date_sends_order_by(vespa):
 def test_group_counts_read_vespa_grouping_result(vespa, fed):
     counts = fed.group_counts("category", "hawks")
     (request,) = vespa.requests
-    assert request.body == {"yql": "select * from news where userInput(@query) | all(group(category) max(50) "
-                                   "order(-count()) each(output(count())))", "hits": 0, "ranking": "bm25",
+    assert request.body == {"yql": 'select * from news where {grammar: "linguistics"}userInput(@query) | '
+                                   'all(group(category) max(50) order(-count()) each(output(count())))', "hits": 0, "ranking": "bm25",
                             "query": "hawks"}
     hawks = [d["fields"]["category"] for d in news_docs(30) if "hawks" in d["fields"]["title"]]
     assert dict(counts) == {c: hawks.count(c) for c in set(hawks)}

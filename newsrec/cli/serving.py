@@ -6,7 +6,8 @@ from dataclasses import replace
 import click
 
 from feed.connect import Target
-from feed.queries import MAX_HITS, check_filter_values
+from feed.funnel import DEFAULT as DEFAULT_BUDGETS, MAX_RECALL_BUDGET
+from feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
 from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
                               open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits
@@ -70,19 +71,26 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
 @click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr"]),
               default="recommendation", show_default=True,
               help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR.")
+@click.option("--offset", type=click.IntRange(min=0, max=MAX_OFFSET), default=0, show_default=True,
+              help="Skip this many hits: the next page, from the same candidates.")
+@click.option("--recall-budget", type=click.IntRange(min=1, max=MAX_RECALL_BUDGET), default=None,
+              help=f"Candidates the user's ranking vector re-ranks [default: {DEFAULT_BUDGETS.recall}; "
+                   "on Vespa: the application's query profile].")
 @json_option
 @target_options
-def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, as_json: bool, target: Target) -> None:
-    """Recommend news for a user: nearest neighbours of the recall vector, re-ranked, read news excluded.
+def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, offset: int, recall_budget: int | None,
+              as_json: bool, target: Target) -> None:
+    """Recommend news for a user: nearest neighbours of the recall vector, the best re-ranked, read news excluded.
 
     An unknown user gets the popularity fallback.
 
     \b
     Example:
       newsrec recommend U1001 --hits 5 --filter category=sports
+      newsrec recommend U1001 --offset 10 --recall-budget 500
     """
     backend, filters = open_target(target), parse_filters(filters)
-    answer(backend, backend.recommend(user_id, hits, filters, ranking), filters, as_json)
+    answer(backend, backend.recommend(user_id, hits, filters, ranking, offset, recall_budget), filters, as_json)
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
 from newsrec.contract_server.protocol import ApiError, Recorded
 
-_DOC_PATH = re.compile(r"^/document/v1/([^/]+)/([^/]+)/docid/([^/]+)$")
+_DOC_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/([^/]+)")  # matched in full
 _MAPPED_TENSOR = re.compile(r"tensor<\w+>\(\w+\{\}\)")
 _REFERENCE = re.compile(r"reference<(\w+)>")
 _UPDATE_OPERATIONS = {"assign", "increment"}
@@ -24,7 +24,7 @@ _UPDATE_OPERATIONS = {"assign", "increment"}
 
 def document_id(path: str) -> str | None:
     """The full document id a document/v1 path names, or None for another path."""
-    match = _DOC_PATH.match(path)
+    match = _DOC_PATH.fullmatch(path)
     return f"id:{match.group(1)}:{match.group(2)}::{unquote(match.group(3))}" if match else None
 
 
@@ -40,7 +40,7 @@ class DocumentApi:
         self.lock = lock
 
     def handle(self, record: Recorded) -> tuple[int, dict]:
-        match = _DOC_PATH.match(record.path)
+        match = _DOC_PATH.fullmatch(record.path)
         if not match:
             raise ApiError(400, f"Unsupported document/v1 path {record.path!r} "
                                 "(expected /document/v1/<namespace>/<doctype>/docid/<url-encoded id>)")

@@ -41,13 +41,15 @@ def nearest(news: list[News], field: str, query: list[float], target_hits: int) 
     return [news[i] for i in best]
 
 
-def rank(profile: str, news: list[News], inputs: dict, terms: list[str], category_ctrs: dict) -> list[Ranked]:
-    """The matched news ranked by `profile`, best first (ties by document id), with its match-features."""
+def rank(profile: str, news: list[News], inputs: dict, terms: list[str], category_ctrs: dict,
+         rerank_count: int = profiles.RERANK_COUNT) -> list[Ranked]:
+    """The matched news ranked by `profile`, best first (ties by document id), with its match-features;
+    `recommendation`'s second phase re-ranks the best `rerank_count` (its total-rerank-count)."""
     news = sorted(news, key=lambda item: item[0])
     if not news:
         return []
     values = features([fields for _, fields in news], inputs, terms, category_ctrs)
-    scores = relevance(profile, values)
+    scores = relevance(profile, values, rerank_count)
     wanted = MATCH_FEATURES.get(profile, ())
     ranked = [(float(scores[i]), doc_id, fields, {name: float(values[name][i]) for name in wanted})
               for i, (doc_id, fields) in enumerate(news)]
@@ -78,11 +80,11 @@ def features(fields: list[dict], inputs: dict, terms: list[str], category_ctrs: 
     }
 
 
-def relevance(profile: str, values: dict[str, np.ndarray]) -> np.ndarray:
+def relevance(profile: str, values: dict[str, np.ndarray], rerank_count: int = profiles.RERANK_COUNT) -> np.ndarray:
     """The profile's relevance from the features, (N,); an unknown profile falls back to `default` (nativeRank)."""
     closeness = values["closeness(field,embedding)"]
     if profile == "recommendation":  # documents in id order: ties for the rerank-count cut go to the lower id
-        return profiles.recommendation(closeness, values["recommendation_score"])[0]
+        return profiles.recommendation(closeness, values["recommendation_score"], rerank_count)[0]
     return {
         "recall": closeness,
         "popularity": profiles.popularity(values["nativeRank"], values["ctr"]),

@@ -2,22 +2,26 @@
 
 The matched news are the news documents passing the YQL filters, containing a query term when the YQL
 has userInput(@param), and the targetHits nearest when it has nearestNeighbor; scoring.py ranks them.
-`user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`). As in the
+`user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`), with its
+funnel: totalTargetHits = max(ceil(recall_exploration × recall_budget), hits + offset), the second phase
+re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py). As in the
 application (NewsOnlySearcher), only schema news is searchable: a query naming another schema in its YQL or
 its sources / restrict parameters is a 400, and the user lookup matches user_id exactly, case included.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
+from feed import exploration, funnel
 from feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, text_score
 from newsrec.contract_server.yql import Parsed, parse_yql, query_inputs, refuse_private_sources
 
 MAX_HITS = 400
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full, as Java's Matcher.matches
 USER_FALLBACKS = ("error", "popularity")
 
 
@@ -44,15 +48,16 @@ class SearchApi:
         inputs = query_inputs(params)
         parsed = parse_yql(params["yql"], self.schema, self.attributes) if params.get("yql") else None
         refuse_private_sources(_named_sources(params, parsed), self.schema.name)
+        rerank = _integer(params, "ranking.secondPhase.totalRerankCount", funnel.DEFAULT.recall, 1, 1 << 31)
         if "user_id" in params:
-            profile, parsed = self._user_profile(params, profile, parsed, inputs, hits + offset)
+            profile, parsed, rerank = self._user_profile(params, profile, parsed, inputs, hits + offset)
         if parsed is None:
             raise ApiError(400, "No query: give yql (or user_id)")
         self._check_inputs(profile, inputs, parsed)
         if parsed.text_param and parsed.text_param not in params:
             raise ApiError(400, f"userInput(@{parsed.text_param}): parameter '{parsed.text_param}' is not given")
         terms = re.findall(r"\w+", str(params.get(parsed.text_param, "")).lower()) if parsed.text_param else []
-        ranked = rank(profile, self._matched(parsed, inputs, terms), inputs, terms, self._category_ctrs())
+        ranked = rank(profile, self._matched(parsed, inputs, terms), inputs, terms, self._category_ctrs(), rerank)
         ranked = _sorted(ranked, parsed.order)
         result = _result(ranked, hits, offset, self.summary_fields)
         if parsed.grouping:
@@ -70,12 +75,15 @@ class SearchApi:
             raise ApiError(400, f"rank profile {profile!r} uses closeness(field, embedding): needs nearestNeighbor")
 
     def _user_profile(self, params: dict, profile: str, parsed: Parsed | None, inputs: dict,
-                      target_hits: int) -> tuple[str, Parsed]:
+                      hits_and_offset: int) -> tuple[str, Parsed, int]:
         """UserProfileSearcher (vespa-app/src/main/java/.../UserProfileSearcher.java), emulated: the user's
-        two vectors become the query inputs, nearestNeighbor(embedding, user_recall) with targetHits = hits
-        is added for the nearest-neighbour profiles, the user's read news are excluded."""
+        two vectors become the query inputs, nearestNeighbor(embedding, user_recall) with the funnel's
+        totalTargetHits is added for the nearest-neighbour profiles, the user's read news are excluded.
+        Returns (profile, parsed, the second phase's rerank count: the recall budget)."""
         user_id, fallback = str(params["user_id"]), params.get("user_fallback", "error")
-        if not _USER_ID.match(user_id):
+        budget = _integer(params, "recall_budget", funnel.DEFAULT.recall, 1, funnel.MAX_RECALL_BUDGET)
+        factor = _number(params, "recall_exploration", exploration.VESPA_FACTOR, 1, 100)
+        if not _USER_ID.fullmatch(user_id):
             raise ApiError(400, "Invalid user_id: expected 1 to 64 characters from [A-Za-z0-9_-]")
         if fallback not in USER_FALLBACKS:
             raise ApiError(400, "user_fallback must be 'error' or 'popularity'")
@@ -84,17 +92,17 @@ class SearchApi:
         if user is None:
             if fallback == "error":
                 raise ApiError(404, f"Unknown user_id '{user_id}' (or no embeddings)")
-            return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed
+            return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed, budget
         profile = "recommendation" if profile == "default" else profile
         if profile in NN_PROFILES:
-            parsed.nearest = (target_hits, "embedding", "user_recall")
+            parsed.nearest = (max(math.ceil(factor * budget), budget, hits_and_offset), "embedding", "user_recall")
         elif not parsed.filters and not parsed.text_param:
             raise ApiError(400, f"Rank profile '{profile}' needs a query (yql or query) besides user_id")
         read = set(user.get("has_read_items", []))
         parsed.filters.append(lambda doc: doc.get("news_id") not in read)
         inputs["user_recall"] = user["recall_embedding"]["values"]
         inputs["user_ranking"] = user["ranking_embedding"]["values"]
-        return profile, parsed
+        return profile, parsed, budget
 
     def _find_user(self, user_id: str) -> dict | None:
         """The user whose user_id equals `user_id` exactly (`u1` never finds `U1`), with both vectors."""
@@ -122,6 +130,30 @@ class SearchApi:
             if doc_type(doc_id) == "category_ctr":
                 return fields.get("ctrs", {}).get("cells", {})
         return {}
+
+
+def _integer(params: dict, name: str, default: int, low: int, high: int) -> int:
+    """An integer request parameter within [low, high]; otherwise a 400 as the container gives."""
+    value = params.get(name, default)
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ApiError(400, f"Could not set '{name}' to '{value}': not an integer")
+    if not low <= number <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
+    return number
+
+
+def _number(params: dict, name: str, default: float, low: float, high: float) -> float:
+    """A number request parameter within [low, high]; otherwise a 400."""
+    value = params.get(name, default)
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ApiError(400, f"Could not set '{name}' to '{value}': not a number")
+    if not low <= number <= high:
+        raise ApiError(400, f"{name} must be a number from {low:g} to {high:g}")
+    return number
 
 
 def _parameters(record: Recorded) -> dict:

@@ -1,7 +1,8 @@
 """The query language newsrec sends, parsed strictly: the YQL shapes it uses and the ranking inputs.
 
 YQL: `select * from news where <clauses joined by and> [order by a desc, b] [| grouping]`, the clauses
-being `true`, `userInput(@param)`, `{targetHits: n, ...}nearestNeighbor(field, tensor)`,
+being `true`, `[{grammar: "linguistics"}]userInput(@param)`, `{totalTargetHits: n, ...}nearestNeighbor(field, tensor)`
+(or targetHits: n per content node; this server is one node, so it exposes max(minTargetHits, totalTargetHits)),
 `f contains "v"`, `f in ("v", ...)` and `!(clause)`. Anything else is a 400, as Vespa would refuse
 or misread it. `from sources *` (narrowed to news) and `from sources news` are accepted too; a source
 other than news is refused as the application's NewsOnlySearcher refuses it (`refuse_private_sources`).
@@ -19,12 +20,13 @@ from newsrec.contract_server.protocol import ApiError
 _SELECT = re.compile(r"^\s*select\s+\*\s+from\s+(sources\s+\*|sources\s+\w+(?:\s*,\s*\w+)*|\w+)\s+where\s+(.+?)\s*;?\s*$",
                      re.IGNORECASE | re.DOTALL)
 _NN = re.compile(r"^\{([^}]*)\}\s*nearestNeighbor\(\s*(\w+)\s*,\s*(\w+)\s*\)$")
-_ANNOTATION = re.compile(r"^\s*(targetHits|totalTargetHits|hnsw\.exploreAdditionalHits|approximate|label)\s*:\s*"
+_ANNOTATION = re.compile(r"^\s*(targetHits|totalTargetHits|minTargetHits|hnsw\.exploreAdditionalHits|approximate|label)\s*:\s*"
                          r"(\d+|true|false|\"\w+\")\s*$")
 _CONTAINS = re.compile(r'^(\w+)\s+contains\s+"([^"\\]*)"$')
 _NOT = re.compile(r"^!\s*\((.+)\)$")
 _IN = re.compile(r'^(\w+)\s+in\s*\(\s*("[^"\\]*"(?:\s*,\s*"[^"\\]*")*)\s*\)$')
-_USER_INPUT = re.compile(r"^userInput\(\s*@(\w+)\s*\)$")
+_USER_INPUT = re.compile(r"^(?:\{\s*grammar\s*:\s*(\"\w+\"|'\w+')\s*\})?userInput\(\s*@(\w+)\s*\)$")
+GRAMMARS = ("linguistics", "all", "any", "weakAnd", "tokenize", "phrase", "web")
 _QUERY_INPUT = re.compile(r"^(?:input|ranking\.features|rankfeature)\.query\((\w+)\)$")
 _ORDER_BY = re.compile(r"^(.*?)\s+order\s+by\s+(\w+(?:\s+(?:asc|desc))?(?:\s*,\s*\w+(?:\s+(?:asc|desc))?)*)$",
                        re.IGNORECASE | re.DOTALL)
@@ -41,6 +43,7 @@ class Parsed:
 
     nearest: tuple[int, str, str] | None = None  # (targetHits, field, query tensor name)
     text_param: str | None = None
+    grammar: str | None = None  # userInput's grammar annotation (newsrec sends "linguistics": words, no syntax)
     filters: list[Predicate] = field(default_factory=list)
     order: list[tuple[str, bool]] = field(default_factory=list)  # [(attribute, descending)] from `order by`
     grouping: tuple[str, int, bool] | None = None  # (attribute, max groups or 0, ordered by -count())
@@ -110,7 +113,9 @@ def _parse_clause(clause: str, schema: Schema, parsed: Parsed) -> None:
     if clause == "true":
         return
     if m := _USER_INPUT.match(clause):
-        parsed.text_param = m.group(1)
+        parsed.text_param, parsed.grammar = m.group(2), m.group(1) and m.group(1)[1:-1]
+        if parsed.grammar is not None and parsed.grammar not in GRAMMARS:
+            raise ApiError(400, f"userInput: unknown grammar {parsed.grammar!r}")
     elif m := _NN.match(clause):
         if not schema.fields.get(m.group(2), "").startswith("tensor<"):
             raise ApiError(400, f"nearestNeighbor: {m.group(2)!r} is not a tensor field")
@@ -130,16 +135,20 @@ def _parse_clause(clause: str, schema: Schema, parsed: Parsed) -> None:
 
 
 def _target_hits(annotations: str) -> int:
-    """targetHits from `{targetHits: 10, hnsw.exploreAdditionalHits: 90}` (the others only widen HNSW search)."""
+    """The hits this (one-node) server exposes to ranking: targetHits, else max(minTargetHits (default 100),
+    totalTargetHits) as Vespa resolves it for a node holding all the documents (hnsw.exploreAdditionalHits and
+    approximate only change an HNSW search; this server searches exactly)."""
     values = {}
     for annotation in annotations.split(","):
         match = _ANNOTATION.match(annotation)
         if not match:
             raise ApiError(400, f"nearestNeighbor: unknown or malformed annotation {annotation.strip()!r}")
         values[match.group(1)] = match.group(2)
-    if "targetHits" not in values:
-        raise ApiError(400, "nearestNeighbor: targetHits is required")
-    return int(values["targetHits"])
+    if "targetHits" in values:
+        return int(values["targetHits"])
+    if "totalTargetHits" not in values:
+        raise ApiError(400, "nearestNeighbor: targetHits or totalTargetHits is required")
+    return max(int(values.get("minTargetHits", 100)), int(values["totalTargetHits"]))
 
 
 def _field_type(schema: Schema, name: str) -> str:
