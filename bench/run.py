@@ -25,6 +25,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "training": "bench.bench_training",
     "metrics": "bench.bench_metrics",
     "ann": "bench.bench_ann",
+    "funnel": "bench.bench_funnel",
     "feed": "bench.bench_feed_http",
     "memory": "bench.bench_memory",
 }

@@ -59,3 +59,18 @@ def test_document_renders_saved_rows_and_names_missing_ones(tmp_path):
     assert "**100.0×** (target ≥ 20×)" in document and "**20×**" in document
     assert "test cpu" in document
     assert "Not measured yet: `python3 bench/run.py ann`" in document
+
+
+def test_the_funnel_without_a_budget_limit_ranks_like_the_offline_scores(tiny_demo, trained, tmp_path):
+    """bench_funnel's served metrics: with R = every news item, the funnel re-ranks them all, so its dev metrics
+    are the offline ones; a budget of 10 loses candidates (lower phase-1 recall is impossible: R = 10 is exact)."""
+    from bench import bench_funnel
+
+    served = bench_funnel.Served(str(tiny_demo), str(trained), str(tmp_path / "index"), impressions=40)
+    everything = bench_funnel.funnel_row(served, served.backend.news_count)
+    offline = bench_funnel.offline_metrics(served)
+    assert everything["recall"] == 1.0
+    assert np.allclose([everything[k] for k in ("auc", "mrr", "ndcg5", "ndcg10")],
+                       [offline[k] for k in ("auc", "mrr", "ndcg5", "ndcg10")], atol=1e-9)
+    narrow = bench_funnel.funnel_row(served, 10)
+    assert narrow["auc"] != everything["auc"] and 0 < narrow["recall"] <= 1
