@@ -224,7 +224,7 @@ class LocalBackend:
         selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
         # A filter hides most graph nodes: explore 1 / (share allowed) times more, or the search stops before it
         # reaches the allowed neighbours (category filter on the tiny demo data: recall@10 0.46 -> 1.00).
-        explore = int(k / allowed.mean())
+        explore = max(k, min(len(self._news_order), int(k / allowed.mean())))  # never beyond the corpus
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=explore)
         distances, rows = self._index.search(query, k, params=params)
         keep = rows[0] >= 0
