@@ -25,6 +25,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "training": "bench.bench_training",
     "metrics": "bench.bench_metrics",
     "ann": "bench.bench_ann",
+    "mips": "bench.bench_mips",
     "feed": "bench.bench_feed_http",
     "memory": "bench.bench_memory",
 }
