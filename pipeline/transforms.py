@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-DEFAULT_PHI_HEADROOM = 0.25  # Φ = 1.25 × the largest news norm of the first feed (BENCHMARKS.md, "MIPS")
+DEFAULT_PHI_HEADROOM = 0.5  # Φ = 1.5 × the largest news norm of the first feed (BENCHMARKS.md, "MIPS")
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,10 @@ def test_phi_has_the_default_headroom(fed: Path):
 
 def test_phi_headroom_option_sets_phi_and_a_later_feed_keeps_it(tiny_demo: Path, trained: Path, tmp_path: Path):
     index, command = tmp_path / "i", [str(tiny_demo), "--model", str(trained), "--index", str(tmp_path / "i")]
-    first = CliRunner().invoke(feed_main, command + ["--phi-headroom", "0.5"])
+    first = CliRunner().invoke(feed_main, command + ["--phi-headroom", "0.1"])
     assert first.exit_code == 0, first.output
     phi = json.loads((index / "meta.json").read_text())["max_norm"]
-    assert phi == pytest.approx(1.5 * largest_news_norm(index), rel=1e-5) and "1.5 × the maximum news norm" in first.output
+    assert phi == pytest.approx(1.1 * largest_news_norm(index), rel=1e-5) and "1.1 × the maximum news norm" in first.output
     again = CliRunner().invoke(feed_main, command)
     assert again.exit_code == 0 and "kept from the earlier feed" in again.output
     assert json.loads((index / "meta.json").read_text())["max_norm"] == phi
