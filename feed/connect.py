@@ -11,7 +11,7 @@ import numpy as np
 
 from feed.local_backend import DEFAULT_INDEX_DIR, LocalBackend
 from pipeline.errors import NewsrecError
-from pipeline.transforms import EuclideanTransform
+from pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
 
 DEFAULT_STATE_DIR = "newsrec-feed-state"  # Vespa feeds: metadata (Φ, counts) and resume journals
 
@@ -114,23 +114,29 @@ def state_dir(target: Target, explicit: str | None = None) -> Path:
     return Path(DEFAULT_STATE_DIR) / re.sub(r"[^A-Za-z0-9._-]", "_", place)
 
 
-def choose_transform(news_vectors: np.ndarray, news_ids: list[str], state: dict) -> tuple[EuclideanTransform, str]:
+def choose_transform(news_vectors: np.ndarray, news_ids: list[str], state: dict,
+                     headroom: float = DEFAULT_PHI_HEADROOM) -> tuple[EuclideanTransform, str]:
     """Φ for this feed of `news_vectors` (N, D), consistent with what was fed before (the feed's state).
 
-    - nothing fed before: Φ = this corpus' maximum news norm;
-    - the corpus fits under the stored Φ: keep it, so news fed earlier stay valid;
-    - the corpus needs a larger Φ: every news item must be re-transformed; this feed re-writes all
-      of them, which is only possible when it contains every news id fed before (else: an error).
+    - nothing fed before: Φ = (1 + headroom) × this corpus' maximum news norm, so that later news up to Φ fit;
+    - the corpus fits under the stored Φ: keep it, so news fed earlier stay valid (and their closeness too);
+    - the corpus needs a larger Φ: Φ enters every news vector's extra coordinate √(Φ² − |r|²), so every
+      news item must be re-transformed; this feed re-writes all of them (Φ = (1 + headroom) × the new
+      maximum), which is only possible when it contains every news id fed before (else: an error).
     """
-    fitted = EuclideanTransform.fit(news_vectors)
+    fitted = EuclideanTransform.fit(news_vectors, headroom)
+    largest = EuclideanTransform.fit(news_vectors).max_norm
     stored = state.get("max_norm")
     if stored is None:
-        return fitted, f"Φ = {fitted.max_norm:.6g} (maximum news norm of this corpus)"
+        return fitted, f"Φ = {fitted.max_norm:.6g} ({1 + headroom:g} × the maximum news norm {largest:.6g} of this corpus)"
     if not EuclideanTransform(stored).needs_retransform(news_vectors):
         return EuclideanTransform(stored), f"Φ = {stored:.6g} (kept from the earlier feed; this corpus fits under it)"
+    why = (f"a news norm {largest:.6g} exceeds the stored Φ = {stored:.6g}, and Φ is in every news vector's extra "
+           "coordinate √(Φ² − |r|²)")
     missing = set(state.get("news_ids", [])) - set(news_ids)
     if missing:
-        raise FeedStateError(f"this corpus needs Φ = {fitted.max_norm:.6g} > the stored {stored:.6g}, which would "
-                             f"leave {len(missing)} news fed earlier (e.g. {sorted(missing)[0]}) with stale vectors; "
-                             "feed a corpus that includes them, or start a new index")
-    return fitted, f"Φ = {fitted.max_norm:.6g} (grew from {stored:.6g}: every news vector re-transformed and re-fed)"
+        raise FeedStateError(f"{why}: growing Φ to {fitted.max_norm:.6g} would leave {len(missing)} news fed earlier "
+                             f"(e.g. {sorted(missing)[0]}) with stale vectors; feed a corpus that includes them, or "
+                             "start a new index")
+    return fitted, (f"Φ = {fitted.max_norm:.6g}, grown from {stored:.6g}: {why}, so every news vector is "
+                    "re-transformed and re-fed")

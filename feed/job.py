@@ -27,7 +27,7 @@ from pipeline.checkpoint import checkpoint_exists
 from pipeline.mind import MindDataset, read_mind
 from pipeline.mind_checks import BadRowLimit
 from pipeline.training import TrainConfig, train
-from pipeline.transforms import EuclideanTransform
+from pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
 
 DEFAULT_MODEL_DIR = "newsrec-model"
 
@@ -41,6 +41,7 @@ class FeedOptions:
     skip_bad_rows: bool = False  # leave out bad MIND rows (and repair text), counted; see pipeline/mind.py
     max_bad_rows: BadRowLimit | str = BadRowLimit()  # with skip_bad_rows: most bad rows per file ("N" or "P%")
     drop_unknown_ids: bool = False  # leave out news ids no news.tsv defines, counted
+    phi_headroom: float = DEFAULT_PHI_HEADROOM  # a Φ set by this feed is (1 + headroom) × the largest news norm
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: C
                  log: Callable[[str], None]) -> tuple[str, dict[str, FeedReport]]:
     """Under the writer lock: Φ from the state as it is now, the journals, the documents, the new state."""
     state, dataset = store.state(), corpus.dataset
-    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state)
+    transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state, options.phi_headroom)
     log(f"Euclidean transform: {note}")
     journals = _journals(backend, target, options, store.directory, corpus, transform, log)
     store.begin(_fed_state(state, transform, dataset, None, options, backend.description))

@@ -15,6 +15,7 @@ from feed.local_backend import LocalBackend
 from feed.queries import QueryError
 from newsrec.cli import feed_main, main
 from pipeline.mind import read_mind
+from pipeline.transforms import DEFAULT_PHI_HEADROOM
 from support import DIM
 
 
@@ -32,6 +33,29 @@ def test_every_news_item_and_user_is_fed(tiny_demo: Path, fed: Path):
     assert len(backend.docs["news"]) == len(dataset.news) and len(backend.docs["user"]) == len(dataset.users)
     meta = json.loads((fed / "meta.json").read_text())
     assert meta["news_count"] == len(dataset.news) and meta["max_norm"] > 0
+
+
+def largest_news_norm(index: Path) -> float:
+    """The largest |r| of the news fed, from the stored [r, √(Φ² − |r|²)]."""
+    return max(float(np.linalg.norm(f["embedding"]["values"][:-1])) for f in LocalBackend(index).docs["news"].values())
+
+
+def test_phi_has_the_default_headroom(fed: Path):
+    meta = json.loads((fed / "meta.json").read_text())
+    assert meta["max_norm"] == pytest.approx((1 + DEFAULT_PHI_HEADROOM) * largest_news_norm(fed), rel=1e-5)
+
+
+def test_phi_headroom_option_sets_phi_and_a_later_feed_keeps_it(tiny_demo: Path, trained: Path, tmp_path: Path):
+    index, command = tmp_path / "i", [str(tiny_demo), "--model", str(trained), "--index", str(tmp_path / "i")]
+    first = CliRunner().invoke(feed_main, command + ["--phi-headroom", "0.1"])
+    assert first.exit_code == 0, first.output
+    phi = json.loads((index / "meta.json").read_text())["max_norm"]
+    assert phi == pytest.approx(1.1 * largest_news_norm(index), rel=1e-5) and "1.1 × the maximum news norm" in first.output
+    again = CliRunner().invoke(feed_main, command)
+    assert again.exit_code == 0 and "kept from the earlier feed" in again.output
+    assert json.loads((index / "meta.json").read_text())["max_norm"] == phi
+    refused = CliRunner().invoke(feed_main, command + ["--phi-headroom", "-1"])
+    assert refused.exit_code == 2 and "--phi-headroom" in refused.output
 
 
 def test_feed_output_counts_and_says_it_is_not_vespa(tiny_demo: Path, trained: Path, tmp_path: Path):

@@ -11,6 +11,7 @@ from feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
 from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
                               open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits
+from pipeline.transforms import DEFAULT_PHI_HEADROOM
 
 filter_option = click.option("--filter", "filters", multiple=True,
                              help="FIELD=VALUE on category or subcategory; repeatable.")
@@ -43,6 +44,9 @@ def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_dat
               help="pyvespa client: sync (HTTP/1.1, measured faster here) or async (HTTP/2).")
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None,
               help="Write a `vespa feed` JSONL file instead of sending (the Go CLI feeds fastest).")
+@click.option("--phi-headroom", type=click.FloatRange(min=0.0), default=DEFAULT_PHI_HEADROOM, show_default=True,
+              help="When Φ is set (first feed, or grown): Φ = (1 + H) × the largest news norm, so that later news "
+                   "up to Φ fit without re-feeding every news vector.")
 @device_option
 @mind_read_options
 def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **options) -> None:
