@@ -181,9 +181,20 @@ def _target_text(data: dict) -> str:
         law = next((r["law"] for r in entry["budgets"] if r["law"]["budget"] == 100), None)
         if wanted is None or law is None:
             continue
-        verdict = "met" if law["recall"] >= wanted else f"**not met**, {wanted - law['recall']:.4f} short"
-        parts.append(f"recall@100 at {entry['size']:,} news: {law['recall']:.4f} (target ≥ {wanted}: {verdict})")
+        verdict = "met" if law["recall"] >= wanted else f"**not met**, {wanted - law['recall']:.4f} short; {_cost(entry, law, wanted)}"
+        parts.append(f"recall@100 at {entry['size']:,} news: {law['recall']:.4f} with E = {law['explored']:,} "
+                     f"(target ≥ {wanted}: {verdict})")
     return "; ".join(parts) + "." if parts else "No targeted size (100k, 1M) in this run."
+
+
+def _cost(entry: dict, law: dict, wanted: float) -> str:
+    """What the sweep says reaching `wanted` takes, against the law's exploration."""
+    enough = next((s for s in entry["sweep"] if s["budget"] == law["budget"] and s["recall"] >= wanted), None)
+    if enough is None:
+        best = max(entry["sweep"], key=lambda s: s["explored"])
+        return f"no E of the sweep reached it (E = {best['explored']:,}: {best['recall']:.4f})"
+    return (f"E = {enough['explored']:,} reaches {enough['recall']:.4f} at {enough['qps']:,.0f} queries/s, "
+            f"{law['qps'] / enough['qps']:.1f}× the law's latency")
 
 
 def _plot(data: dict) -> str:
