@@ -1,25 +1,48 @@
-"""ANN recall@100 against exact maximum inner product: the explicit Euclidean transform (global Φ)
-vs Vespa's running-maximum transform in feed order vs no transform, with the embedded index's HNSW
-(faiss, 16 links, 200 explored at insert as in schemas/news.sd; at query time newsrec explores
-max(200, 20 x hits) = 2000 candidates for 100 hits, like Vespa's hnsw.exploreAdditionalHits = 1900).
+"""ANN exploration study: recall@R against exact maximum inner product when the embedded index's HNSW
+(faiss, the links and insert exploration of schemas/news.sd) explores E = feed.exploration.explore(R, N)
+graph candidates and keeps the best R, next to the old max(200, 20 x R), 10k to 1M news.
 
-    python3 bench/run.py ann           # 10k, 100k, 1M news; recorded in BENCHMARKS.md
+    python3 bench/run.py ann           # recorded in BENCHMARKS.md
     python3 bench/bench_ann.py --quick
 
-Queries are user recall vectors (model) or generated mixtures (no model); news vectors have spread-out
-norms, which is what makes the transform matter.
+Queries are user recall vectors (trained model) or generated mixtures (no model); news vectors are
+MIPS-transformed with the global Φ (pipeline/transforms.py). Query timing is single-threaded
+(faiss.omp_set_num_threads(1)); index builds use every core. The transform comparison (running maximum,
+none) is bench/bench_mips.py's.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from bench.common import OUT, growth_exponent, growth_verdict, machine, plot, row_main, table, timed
-from feed.local_backend import build_hnsw
+from bench.common import OUT, machine, plot, row_main, table, timed
+from feed.exploration import VESPA_DEFAULT_CORPUS, explore
+from feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
 from pipeline.inference import top_k_inner_product
-from pipeline.transforms import EuclideanTransform, no_transform, running_max_transform
+from pipeline.transforms import EuclideanTransform
+
+# news -> (recall budgets R, E tried at the first budget: the calibration sweep of feed/exploration.py, queries)
+PLAN = {10_000: ((100,), (200, 300, 500, 1_000, 2_000), 1_000),
+        100_000: ((100, 200, 500, 1_000), (1_000, 2_000, 4_000, 6_000, 8_000), 1_000),
+        1_000_000: ((100,), (2_000, 10_000, 20_000, 40_000, 80_000), 200)}  # 200 queries: a 1M sweep is slow
+QUICK_PLAN = {2_000: ((100,), (200, 500), 200), 10_000: ((100, 200), (500, 1_000), 200)}
+TARGETS = {100_000: 0.99, 1_000_000: 0.98}  # recall@100 wanted (issue 13)
+
+
+def old_explore(recall_budget: int) -> int:
+    """The exploration newsrec used before feed/exploration.py: max(200, 20 x hits)."""
+    return max(200, 20 * recall_budget)
+
+
+@dataclass(frozen=True)
+class Searched:
+    budget: int  # R, the hits kept
+    explored: int  # E, faiss efSearch
+    recall: float  # mean |found ∩ exact top R| / R
+    qps: float  # queries per second, one thread
 
 
 def model_vectors(model_dir: str, mind_dir: str, queries: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,98 +88,121 @@ def _model_vectors_cached(queries: int) -> tuple[np.ndarray, np.ndarray]:
     return model_vectors(str(SMALL_MODEL), str(SMALL_MIND), queries)
 
 
-def variants(news: np.ndarray) -> dict[str, np.ndarray]:
-    return {"explicit Φ (newsrec)": EuclideanTransform.fit(news).news(news),
-            "running max, feed order": running_max_transform(news),
-            "none": no_transform(news)}  # = the running max fed in ascending-norm order (extra coordinate 0)
+def search(index, queries: np.ndarray, exact: np.ndarray, budget: int, explored: int) -> Searched:
+    """Recall@budget of the best `budget` among `explored` graph candidates; timed on one thread."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    index.hnsw.efSearch = explored
+    faiss.omp_set_num_threads(1)
+    try:
+        seconds, (_, found) = timed(lambda: index.search(queries, budget))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    overlap = [len(set(found[i]) & set(exact[i, :budget])) / budget for i in range(len(queries))]
+    return Searched(budget, explored, float(np.mean(overlap)), len(queries) / seconds)
 
 
-def measure(size: int, queries: int, ef_search: int) -> dict:
-    news, users, source = vectors_at(size, queries)
-    exact = top_k_inner_product(torch.from_numpy(users), torch.from_numpy(news), 100, np.arange(len(news)))
-    query = EuclideanTransform(1.0).query(users)
-    rows = {}
-    for name, indexed in variants(news).items():
-        build_s, index = timed(lambda: build_hnsw(indexed))
-        recall, qps = search_recall(index, query, exact, ef_search)
-        rows[name] = {"recall": recall, "qps": qps, "build_s": build_s}
-    return {"size": size, "source": source, "variants": rows}
-
-
-def search_recall(index, queries: np.ndarray, exact: np.ndarray, ef_search: int) -> tuple[float, float]:
-    index.hnsw.efSearch = ef_search
-    seconds, (_, found) = timed(lambda: index.search(np.ascontiguousarray(queries, dtype=np.float32), 100))
-    overlap = [len(set(found[i]) & set(exact[i])) / 100 for i in range(len(queries))]
-    return float(np.mean(overlap)), len(queries) / seconds
-
-
-def sweep(size: int, queries: int, explore: list[int]) -> dict:
-    """Recall@100 and queries/s of the explicit transform at `size` news for several efSearch values."""
-    news, users, _ = vectors_at(size, queries)
-    exact = top_k_inner_product(torch.from_numpy(users), torch.from_numpy(news), 100, np.arange(len(news)))
-    index = build_hnsw(EuclideanTransform.fit(news).news(news))
-    query = EuclideanTransform(1.0).query(users)
-    results = [search_recall(index, query, exact, ef) for ef in explore]
-    return {"size": size, "ef_search": explore, "recall": [r for r, _ in results], "qps": [q for _, q in results]}
+def measure(news: np.ndarray, users: np.ndarray, budgets: tuple[int, ...], sweep: tuple[int, ...]) -> dict:
+    """One corpus: build the index, then for each budget the law's and the old exploration, and the
+    calibration sweep (each E of `sweep` at the first budget)."""
+    size = len(news)
+    exact = top_k_inner_product(torch.from_numpy(users), torch.from_numpy(news), max(budgets), np.arange(size))
+    build_s, index = timed(lambda: build_hnsw(EuclideanTransform.fit(news).news(news)))
+    queries = np.ascontiguousarray(EuclideanTransform(1.0).query(users))
+    rows = [{"law": asdict(search(index, queries, exact, budget, explore(budget, size))),
+             "old": asdict(search(index, queries, exact, budget, min(size, old_explore(budget))))}
+            for budget in budgets]
+    swept = [asdict(search(index, queries, exact, budgets[0], min(size, explored))) for explored in sweep]
+    return {"size": size, "queries": len(users), "build_s": build_s, "budgets": rows, "sweep": swept}
 
 
 def run(quick: bool) -> dict:
-    sizes, queries = ([2_000, 10_000], 200) if quick else ([10_000, 100_000, 1_000_000], 1_000)
-    return {"machine": machine(), "queries": queries, "ef_search": 2_000,
-            "sizes": [measure(size, queries, 2_000) for size in sizes],
-            "sweep": sweep(sizes[1], queries, [2_000, 4_000, 8_000])}
+    sizes = []
+    for size, (budgets, sweep, queries) in (QUICK_PLAN if quick else PLAN).items():
+        news, users, source = vectors_at(size, queries)
+        sizes.append({**measure(news, users, budgets, sweep), "source": source})
+        print(f"ann: {size:,} news measured", flush=True)
+    return {"machine": machine(), "links": HNSW_LINKS, "explore_at_insert": HNSW_EXPLORE_AT_INSERT, "sizes": sizes}
 
 
 def render(data: dict) -> str:
-    rows = []
-    for entry in data["sizes"]:
-        for name, m in entry["variants"].items():
-            rows.append([f"{entry['size']:,}", name, f"{m['recall']:.4f}", f"{m['qps']:,.0f}", f"{m['build_s']:.0f} s"])
+    graph = f"faiss HNSW, {data['links']} links, {data['explore_at_insert']} explored at insert as in `schemas/news.sd`"
     sources = "; ".join(f"{e['size']:,}: {e['source']}" for e in data["sizes"])
-    explicit = [e["variants"]["explicit Φ (newsrec)"] for e in data["sizes"]]
-    sizes = [e["size"] for e in data["sizes"]]
-    path = plot("ann_scaling", "Embedded index (faiss HNSW 16/200), explicit Φ", "news vectors", "seconds",
-                {"index build": (sizes, [m["build_s"] for m in explicit]),
-                 f"{data['queries']:,} queries (efSearch {data['ef_search']:,})":
-                     (sizes, [data["queries"] / m["qps"] for m in explicit])}, quick=data.get("quick", False))
-    at_100k = next((e["variants"]["explicit Φ (newsrec)"]["recall"] for e in data["sizes"] if e["size"] == 100_000), None)
-    target = f"recall@100 at 100k with the explicit Φ: {at_100k:.4f} (target ≥ 0.99{'' if at_100k >= 0.99 else ': not met'})" \
-        if at_100k is not None else "100k not measured in this run"
-    return f"""## ANN: recall@100 against exact maximum inner product, 10k to 1M news
+    queries = ", ".join(f"{e['queries']:,} at {e['size']:,}" for e in data["sizes"])
+    return f"""## ANN: recall@R against exact maximum inner product, 10k to 1M news, by exploration
 
 `python3 bench/run.py ann` (uses the trained model of `python3 bench/model_table.py --size small`
 when present)
 
-The embedded index (faiss HNSW, 16 links, 200 explored at insert as in `schemas/news.sd`; at query
-time {data['ef_search']:,} explored for 100 hits, as `newsrec` asks Vespa with
-hnsw.exploreAdditionalHits) over the news vectors transformed three ways; {data['queries']:,} users'
-recall vectors as queries; truth = exact top 100 by inner product. Vectors — {sources}.
+The embedded index ({graph}) over the MIPS-transformed news vectors (global Φ); users' recall vectors
+as queries ({queries}); truth = the exact top R by inner product. The index explores E graph candidates
+(faiss efSearch; Vespa's `totalTargetHits`) and keeps the best R by distance (Vespa's
+`total-rerank-count`). "law" is `feed.exploration.explore(R, N)`, "old" the max(200, 20 × R) newsrec
+used before; queries/s on one thread (`faiss.omp_set_num_threads(1)`; index builds use every core),
+latency vs old = old queries/s ÷ law queries/s (above 1: the law is slower). Vectors — {sources}.
 
-{table(["news", "indexed vectors", "recall@100", "queries/s", "index build"], rows)}
+{table(["news", "budget R", "E (law)", "recall@R (law)", "queries/s (law)", "E (old)", "recall@R (old)",
+        "queries/s (old)", "latency vs old", "index build"], _rows(data))}
 
-{target}. The running maximum is what Vespa's `dotproduct` distance metric does (each vector is
-transformed with the largest norm seen so far): vectors fed before the largest ones keep a
-wrong extra coordinate, so nearest-neighbour order no longer equals inner-product order; fed in
-ascending-norm order it degenerates to no transform at all.
+{_target_text(data)}
 
-{_sweep_text(data.get("sweep"))}
+Calibration sweep at R = {data['sizes'][0]['sweep'][0]['budget']} (the table in `feed/exploration.py` comes
+from these):
 
-Index build time grows {growth_verdict(growth_exponent(sizes, [m["build_s"] for m in explicit]))} with the
-number of news (log-log slope {growth_exponent(sizes, [m["build_s"] for m in explicit]):.2f} between the two
-largest sizes; an HNSW insert costs about log N), query time far less (a search visits about
-efSearch × links nodes, whatever N).
+{table(["news", "E", "recall@R", "queries/s"], _sweep_rows(data))}
 
-![ANN build and query time vs number of news]({path})"""
+A Vespa searcher that is not told the corpus size assumes {VESPA_DEFAULT_CORPUS:,} news:
+E = {explore(100, VESPA_DEFAULT_CORPUS):,} for R = 100.
+
+![recall@100 vs exploration]({_plot(data)})"""
 
 
-def _sweep_text(sweep: dict | None) -> str:
-    if not sweep:
-        return ""
-    cells = ", ".join(f"efSearch {ef:,}: {r:.4f} ({q:,.0f} queries/s)"
-                      for ef, r, q in zip(sweep["ef_search"], sweep["recall"], sweep["qps"]))
-    return (f"Exploring more at {sweep['size']:,} news (explicit Φ, same vectors and queries): {cells}. "
-            f"newsrec explores 20 × hits; a larger corpus needs a larger factor (`hnsw.exploreAdditionalHits` "
-            f"on Vespa) for the same recall.")
+def _rows(data: dict) -> list[list]:
+    rows = []
+    for entry in data["sizes"]:
+        for row in entry["budgets"]:
+            law, old = row["law"], row["old"]
+            rows.append([f"{entry['size']:,}", f"{law['budget']:,}", f"{law['explored']:,}", f"{law['recall']:.4f}",
+                         f"{law['qps']:,.0f}", f"{old['explored']:,}", f"{old['recall']:.4f}", f"{old['qps']:,.0f}",
+                         f"{old['qps'] / law['qps']:.2f}×", f"{entry['build_s']:.0f} s"])
+    return rows
+
+
+def _sweep_rows(data: dict) -> list[list]:
+    return [[f"{e['size']:,}", f"{s['explored']:,}", f"{s['recall']:.4f}", f"{s['qps']:,.0f}"]
+            for e in data["sizes"] for s in e["sweep"]]
+
+
+def _target_text(data: dict) -> str:
+    parts = []
+    for entry in data["sizes"]:
+        wanted = TARGETS.get(entry["size"])
+        law = next((r["law"] for r in entry["budgets"] if r["law"]["budget"] == 100), None)
+        if wanted is None or law is None:
+            continue
+        verdict = "met" if law["recall"] >= wanted else f"**not met**, {wanted - law['recall']:.4f} short; {_cost(entry, law, wanted)}"
+        parts.append(f"recall@100 at {entry['size']:,} news: {law['recall']:.4f} with E = {law['explored']:,} "
+                     f"(target ≥ {wanted}: {verdict})")
+    return "; ".join(parts) + "." if parts else "No targeted size (100k, 1M) in this run."
+
+
+def _cost(entry: dict, law: dict, wanted: float) -> str:
+    """What the sweep says reaching `wanted` takes, against the law's exploration."""
+    enough = next((s for s in entry["sweep"] if s["budget"] == law["budget"] and s["recall"] >= wanted), None)
+    if enough is None:
+        best = max(entry["sweep"], key=lambda s: s["explored"])
+        return f"no E of the sweep reached it (E = {best['explored']:,}: {best['recall']:.4f})"
+    return (f"E = {enough['explored']:,} reaches {enough['recall']:.4f} at {enough['qps']:,.0f} queries/s, "
+            f"{law['qps'] / enough['qps']:.1f}× the law's latency")
+
+
+def _plot(data: dict) -> str:
+    series = {f"{e['size']:,} news": ([s["explored"] for s in e["sweep"]], [s["recall"] for s in e["sweep"]])
+              for e in data["sizes"]}
+    return plot("ann_exploration", f"HNSW {data['links']}/{data['explore_at_insert']}, recall@100 vs exploration",
+                "E (graph candidates explored)", "recall@100", series, loglog=False,
+                quick=data.get("quick", False))
 
 
 if __name__ == "__main__":

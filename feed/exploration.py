@@ -1,13 +1,62 @@
-"""How many HNSW candidates to explore for a recall budget (placeholder until calibrated by bench/bench_ann.py)."""
+"""How many graph candidates the recall phase explores: E = explore(R, N) for a recall budget R (the candidates
+phase 1 hands to the second phase) over a corpus of N news.
+
+The HNSW graph is searched with Euclidean distance over MIPS-transformed vectors (pipeline/transforms.py): every
+news item sits at distance Φ from the origin and a query [u, 0] is far from all of them, so the distances the
+search follows are flat and it must explore far more candidates than it keeps, the more so the larger the corpus.
+Measured (bench/bench_ann.py), the exploration needed depends mostly on N and little on R: at 100k news E = 6,000
+gives recall@R ≥ 0.99 for R = 100 and 200, and about 10 candidates per hit suffice for R = 500 and 1,000. The law:
+
+    E = min(N, max(PER_HIT × R, base(N)))
+
+with base(N) interpolated as a power of N between the points of CALIBRATION (flat below the first, the last
+segment's power continued beyond the last). So E ≥ R (when R ≤ N), E ≤ N, and E grows with R and with N.
+On Vespa, E is sent as `totalTargetHits` (the hits exposed to first-phase closeness; the best R go on to the
+second phase through `total-rerank-count`); on the embedded index it is faiss efSearch, and the best R by
+distance are kept.
+
+Calibration (`python3 bench/run.py ann`; the sweep table in BENCHMARKS.md, "ANN: recall@R ..."): recall@100
+against the exact top 100 by inner product, faiss HNSW with the schema's 16 links and 200 explored at insert,
+users' query vectors; measured on GENERATED topic-cluster vectors (bench_ann's fallback: the trained small model
+was not available), not yet on a trained model's:
+
+    N          base(N)   recall@100 at base(N)
+    10,000         500   0.9956
+    100,000      6,000   0.9922 (R = 200: 0.9918)
+    1,000,000   40,000   see BENCHMARKS.md (a guess extrapolated from the two points above when it was set)
+"""
 from __future__ import annotations
 
 import math
 
-FACTOR = 20
-VESPA_FACTOR = 20.0
+CALIBRATION: tuple[tuple[int, int], ...] = ((10_000, 500), (100_000, 6_000), (1_000_000, 40_000))  # (N, base(N))
+PER_HIT = 10  # candidates explored per hit kept, for budgets large enough that R x PER_HIT > base(N)
+VESPA_DEFAULT_CORPUS = 1_000_000  # N assumed where the corpus size is unknown (a Vespa searcher that is not told)
 
 
-def explore(recall_budget: int, corpus_size: int | None = None) -> int:
-    """Candidates to explore: 20 x the budget, at most the corpus."""
-    explored = max(recall_budget, math.ceil(recall_budget * FACTOR))
-    return explored if corpus_size is None else max(1, min(explored, corpus_size))
+class ExplorationError(ValueError):
+    """A recall budget or corpus size that is not a positive count."""
+
+
+def base_exploration(corpus_size: int) -> int:
+    """The candidates to explore at `corpus_size` news whatever the budget: CALIBRATION interpolated in log-log."""
+    if corpus_size < 1:
+        raise ExplorationError(f"corpus size must be at least 1, got {corpus_size}")
+    sizes = [size for size, _ in CALIBRATION]
+    bases = [base for _, base in CALIBRATION]
+    if corpus_size <= sizes[0]:
+        return bases[0]
+    segment = next((i for i in range(1, len(sizes)) if corpus_size <= sizes[i]), len(sizes) - 1)
+    power = math.log(bases[segment] / bases[segment - 1]) / math.log(sizes[segment] / sizes[segment - 1])
+    return round(bases[segment - 1] * (corpus_size / sizes[segment - 1]) ** power)
+
+
+def explore(recall_budget: int, corpus_size: int) -> int:
+    """Graph candidates to explore so that the best `recall_budget` of them hold the exact top ones (see the
+    module's calibration); never more than the corpus."""
+    if recall_budget < 1:
+        raise ExplorationError(f"recall budget must be at least 1, got {recall_budget}")
+    return min(corpus_size, max(PER_HIT * recall_budget, base_exploration(corpus_size)))
+
+
+VESPA_DEFAULT_BASE = base_exploration(VESPA_DEFAULT_CORPUS)  # N unknown: totalTargetHits = max(PER_HIT R, this)

@@ -74,3 +74,27 @@ def test_the_funnel_without_a_budget_limit_ranks_like_the_offline_scores(tiny_de
                        [offline[k] for k in ("auc", "mrr", "ndcg5", "ndcg10")], atol=1e-9)
     narrow = bench_funnel.funnel_row(served, 10)
     assert narrow["auc"] != everything["auc"] and 0 < narrow["recall"] <= 1
+
+
+def test_ann_study_measures_the_law_and_the_old_exploration_on_a_tiny_corpus():
+    from bench import bench_ann
+    from feed.exploration import explore
+
+    news, users = bench_ann.synthetic_vectors(1_500, 20, dim=8)
+    data = bench_ann.measure(news, users, (10, 20), (20, 1_500))
+    law, old = data["budgets"][0]["law"], data["budgets"][0]["old"]
+    assert (law["explored"], old["explored"]) == (explore(10, 1_500), 200)
+    assert all(0.0 <= row[kind]["recall"] <= 1.0 for row in data["budgets"] for kind in ("law", "old"))
+    assert data["sweep"][-1]["explored"] == 1_500 and data["sweep"][-1]["recall"] > 0.95  # the whole corpus
+
+
+def test_ann_study_renders_its_table_and_names_a_missed_target():
+    from bench import bench_ann
+
+    searched = {"budget": 100, "explored": 4_000, "recall": 0.95, "qps": 100.0}
+    entry = {"size": 100_000, "queries": 10, "build_s": 12.0, "source": "generated", "sweep": [searched],
+             "budgets": [{"law": searched, "old": {**searched, "explored": 2_000, "qps": 200.0}}]}
+    text = bench_ann.render({"links": 16, "explore_at_insert": 200, "sizes": [entry], "quick": True})
+    assert "| 100,000 | 100 | 4,000 | 0.9500 | 100 | 2,000 | 0.9500 | 200 | 2.00× | 12 s |" in text
+    assert "(target ≥ 0.99: **not met**, 0.0400 short; no E of the sweep reached it (E = 4,000: 0.9500))" in text
+    assert "| 100,000 | 4,000 | 0.9500 | 100 |" in text  # the sweep
