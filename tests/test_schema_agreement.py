@@ -115,12 +115,12 @@ def test_user_input_cannot_inject_yql():
 
 def test_the_funnel_budgets_agree_everywhere():
     """feed/funnel.py's budgets = the schema's rerank counts = the default query profile = the searcher's fallbacks
-    = feed/ranking.py's; the Vespa exploration factor = feed/exploration.py's."""
+    = feed/ranking.py's; the Vespa exploration (base and per-hit factor) = feed/funnel.py's and feed/exploration.py's."""
     import re
     import xml.etree.ElementTree as ElementTree
     from pathlib import Path
 
-    from feed import exploration, ranking
+    from feed import exploration, funnel, ranking
     from feed.funnel import DEFAULT, MAX_RECALL_BUDGET
 
     root = Path(__file__).resolve().parent.parent
@@ -135,8 +135,12 @@ def test_the_funnel_budgets_agree_everywhere():
     profile = ElementTree.parse(application / "application" / "search" / "query-profiles" / "default.xml").getroot()
     fields = {field.get("name"): field.text for field in profile.iter("field")}
     assert int(fields["recall_budget"]) == DEFAULT.recall
-    assert float(fields["recall_exploration"]) == exploration.VESPA_FACTOR
+    assert int(fields["recall_exploration"]) == funnel.VESPA_EXPLORATION
     searcher = (application / "java" / "ai" / "newsrec" / "vespa" / "UserProfileSearcher.java").read_text()
     assert int(re.search(r"DEFAULT_RECALL_BUDGET = (\d+);", searcher).group(1)) == DEFAULT.recall
-    assert float(re.search(r"DEFAULT_RECALL_EXPLORATION = ([\d.]+);", searcher).group(1)) == exploration.VESPA_FACTOR
+    assert int(re.search(r"DEFAULT_RECALL_EXPLORATION = ([\d_]+);", searcher).group(1).replace("_", "")) == \
+        funnel.VESPA_EXPLORATION
+    assert int(re.search(r"PER_HIT = (\d+);", searcher).group(1)) == exploration.PER_HIT
+    assert int(re.search(r"MAX_RECALL_EXPLORATION = ([\d_]+);", searcher).group(1).replace("_", "")) == \
+        funnel.MAX_EXPLORATION
     assert int(re.search(r"MAX_RECALL_BUDGET = ([\d_]+);", searcher).group(1).replace("_", "")) == MAX_RECALL_BUDGET

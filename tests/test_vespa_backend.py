@@ -414,7 +414,7 @@ def test_nearest_news_is_the_recall_profile_over_nearest_neighbours(vespa, fed):
     assert fed.nearest_news(query, 5) == expected
     (request,) = vespa.requests
     assert request.body["ranking"] == "recall" and "input.query(user_ranking)" not in request.body
-    assert "{totalTargetHits: 100}nearestNeighbor(embedding, user_recall)" in request.body["yql"]  # 20 x 5
+    assert "{totalTargetHits: 4000}nearestNeighbor(embedding, user_recall)" in request.body["yql"]  # the base
 
 
 def test_a_query_the_schemas_do_not_declare_is_refused_before_sending(vespa, fed):

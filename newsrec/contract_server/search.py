@@ -3,14 +3,13 @@
 The matched news are the news documents passing the YQL filters, containing a query term when the YQL
 has userInput(@param), and the targetHits nearest when it has nearestNeighbor; scoring.py ranks them.
 `user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`), with its
-funnel: totalTargetHits = max(ceil(recall_exploration × recall_budget), hits + offset), the second phase
+funnel: totalTargetHits = max(10 × recall_budget, recall_exploration, hits + offset), the second phase
 re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py). As in the
 application (NewsOnlySearcher), only schema news is searchable: a query naming another schema in its YQL or
 its sources / restrict parameters is a 400, and the user lookup matches user_id exactly, case included.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 
@@ -82,7 +81,7 @@ class SearchApi:
         Returns (profile, parsed, the second phase's rerank count: the recall budget)."""
         user_id, fallback = str(params["user_id"]), params.get("user_fallback", "error")
         budget = _integer(params, "recall_budget", funnel.DEFAULT.recall, 1, funnel.MAX_RECALL_BUDGET)
-        factor = _number(params, "recall_exploration", exploration.VESPA_FACTOR, 1, 100)
+        base = _integer(params, "recall_exploration", funnel.VESPA_EXPLORATION, 1, funnel.MAX_EXPLORATION)
         if not _USER_ID.fullmatch(user_id):
             raise ApiError(400, "Invalid user_id: expected 1 to 64 characters from [A-Za-z0-9_-]")
         if fallback not in USER_FALLBACKS:
@@ -95,7 +94,8 @@ class SearchApi:
             return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed, budget
         profile = "recommendation" if profile == "default" else profile
         if profile in NN_PROFILES:
-            parsed.nearest = (max(math.ceil(factor * budget), budget, hits_and_offset), "embedding", "user_recall")
+            explored = max(exploration.PER_HIT * budget, base, hits_and_offset)
+            parsed.nearest = (explored, "embedding", "user_recall")
         elif not parsed.filters and not parsed.text_param:
             raise ApiError(400, f"Rank profile '{profile}' needs a query (yql or query) besides user_id")
         read = set(user.get("has_read_items", []))
@@ -141,18 +141,6 @@ def _integer(params: dict, name: str, default: int, low: int, high: int) -> int:
         raise ApiError(400, f"Could not set '{name}' to '{value}': not an integer")
     if not low <= number <= high:
         raise ApiError(400, f"{name} must be an integer from {low} to {high}")
-    return number
-
-
-def _number(params: dict, name: str, default: float, low: float, high: float) -> float:
-    """A number request parameter within [low, high]; otherwise a 400."""
-    value = params.get(name, default)
-    try:
-        number = float(str(value))
-    except ValueError:
-        raise ApiError(400, f"Could not set '{name}' to '{value}': not a number")
-    if not low <= number <= high:
-        raise ApiError(400, f"{name} must be a number from {low:g} to {high:g}")
     return number
 
 

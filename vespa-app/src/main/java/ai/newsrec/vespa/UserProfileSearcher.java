@@ -39,7 +39,7 @@ import java.util.regex.Pattern;
  *       query tree as the retrieval.</li>
  *   <li>The funnel's budgets, independent of hits and offset (so page 2 comes from page 1's candidates, and the
  *       candidates do not change with the number of content nodes): the graph search explores
- *       totalTargetHits = max(ceil(recall_exploration x recall_budget), hits + offset) neighbours in total over
+ *       totalTargetHits = max(10 x recall_budget, recall_exploration, hits + offset) neighbours in total over
  *       the content nodes, the first phase ranks them, the second phase re-ranks the best recall_budget in total
  *       (ranking.secondPhase.totalRerankCount). Defaults in the default query profile.</li>
  *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (one NOT news_id in
@@ -59,7 +59,10 @@ public class UserProfileSearcher extends Searcher {
     public static final CompoundName RECALL_EXPLORATION = CompoundName.from("recall_exploration");
     public static final int MAX_RECALL_BUDGET = 10_000;
     static final int DEFAULT_RECALL_BUDGET = 100;  // as the default query profile: used when a query has no profile
-    static final double DEFAULT_RECALL_EXPLORATION = 20;
+    static final int DEFAULT_RECALL_EXPLORATION = 4_000;
+    public static final int MAX_RECALL_EXPLORATION = 1_000_000;
+    /** Neighbours explored per candidate kept, for budgets where 10 x R exceeds recall_exploration. */
+    static final int PER_HIT = 10;
     public static final Pattern VALID_USER_ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
     public static final String USER_SUMMARY = "user_profile";
     public static final String DEFAULT_PROFILE = "recommendation";
@@ -83,11 +86,11 @@ public class UserProfileSearcher extends Searcher {
         if ( ! fallback.equals("error") && ! fallback.equals("popularity"))
             return error(query, ErrorMessage.createBadRequest("user_fallback must be 'error' or 'popularity'"));
         Integer budget = query.properties().getInteger(RECALL_BUDGET, DEFAULT_RECALL_BUDGET);
-        Double exploration = query.properties().getDouble(RECALL_EXPLORATION, DEFAULT_RECALL_EXPLORATION);
+        Integer exploration = query.properties().getInteger(RECALL_EXPLORATION, DEFAULT_RECALL_EXPLORATION);
         if (budget == null || budget < 1 || budget > MAX_RECALL_BUDGET)
             return error(query, ErrorMessage.createBadRequest("recall_budget must be an integer from 1 to " + MAX_RECALL_BUDGET));
-        if (exploration == null || ! (exploration >= 1 && exploration <= 100))
-            return error(query, ErrorMessage.createBadRequest("recall_exploration must be a number from 1 to 100"));
+        if (exploration == null || exploration < 1 || exploration > MAX_RECALL_EXPLORATION)
+            return error(query, ErrorMessage.createBadRequest("recall_exploration must be an integer from 1 to " + MAX_RECALL_EXPLORATION));
 
         Result lookup = lookUp(userId, query, execution);
         if (lookup.hits().getError() != null) return error(query, lookup.hits().getError());
@@ -133,11 +136,12 @@ public class UserProfileSearcher extends Searcher {
 
     /**
      * The neighbours the graph search explores and exposes to the first phase, in total over the content nodes:
-     * ceil(exploration x budget) (MIPS-transformed vectors need a wide search for the best budget ones to be among
-     * them: bench/bench_ann.py in the repository), and at least hits + offset so that every page has hits.
+     * max(10 x budget, exploration, hits + offset). MIPS-transformed vectors need a wide search for the best budget
+     * ones to be among them, wider the larger the corpus (feed/exploration.py and bench/bench_ann.py in the
+     * repository): `exploration` is that base for the deployment's corpus; hits + offset gives every page its hits.
      */
-    static int explored(int budget, double exploration, int hitsAndOffset) {
-        return Math.max((int) Math.min(Integer.MAX_VALUE, Math.ceil(exploration * budget)), Math.max(budget, hitsAndOffset));
+    static int explored(int budget, int exploration, int hitsAndOffset) {
+        return Math.max(PER_HIT * budget, Math.max(exploration, hitsAndOffset));
     }
 
     /**

@@ -75,7 +75,7 @@ class UserProfileSearcherTest {
 
         NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
         NearestNeighborItem nn = assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem());
-        assertNearestNeighbor(nn, 2000);  // 20 x the recall budget 100 of the default query profile
+        assertNearestNeighbor(nn, 4000);  // max(10 x the recall budget 100, recall_exploration 4000): the default query profile
         assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         assertEquals(List.of("news_id:N1", "news_id:N2"), negatives(not));
 
@@ -111,7 +111,7 @@ class UserProfileSearcherTest {
                         encode("select * from news where category contains \"sports\" and date > 20191101"));
         NotItem not = (NotItem) backend.newsQuery().getModel().getQueryTree().getRoot();
         AndItem and = assertInstanceOf(AndItem.class, not.getPositiveItem());
-        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 2000);
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 4000);
         assertEquals("(AND category:sports date:>20191101)", and.getItem(1).toString());
         assertEquals("[news]", backend.newsQuery().getModel().getRestrict().toString());
     }
@@ -234,7 +234,7 @@ class UserProfileSearcherTest {
         }
         for (Query news : sent) {
             NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem();
-            assertEquals(2000, nn.getTotalTargetHits());
+            assertEquals(4000, nn.getTotalTargetHits());
             assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         }
     }
@@ -257,12 +257,12 @@ class UserProfileSearcherTest {
         MockBackend backend = new MockBackend();
         search(backend, "/search/?user_id=U1&recall_budget=500&recall_exploration=4");
         Query news = backend.newsQuery();
-        assertEquals(2000, ((NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem()).getTotalTargetHits());
+        assertEquals(5000, ((NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem()).getTotalTargetHits());
         assertEquals(500, news.getRanking().getSecondPhase().getTotalRerankCount());
         MockBackend deep = new MockBackend();
         search(deep, "/search/?user_id=U1&recall_budget=10&recall_exploration=1&hits=400&offset=1000");
         assertEquals(1400, ((NearestNeighborItem) ((NotItem) deep.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem()).getTotalTargetHits());
-        for (String bad : List.of("recall_budget=0", "recall_budget=10001", "recall_exploration=0.5", "recall_exploration=101")) {
+        for (String bad : List.of("recall_budget=0", "recall_budget=10001", "recall_exploration=0", "recall_exploration=1000001")) {
             MockBackend refused = new MockBackend();
             Result result = search(refused, "/search/?user_id=U1&" + bad);
             assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), bad);
@@ -277,8 +277,8 @@ class UserProfileSearcherTest {
         NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) backend.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem();
         java.lang.reflect.Method resolve = NearestNeighborItem.class.getDeclaredMethod("resolveTargetHits", SerializationContext.class);
         resolve.setAccessible(true);
-        assertEquals(2000, resolve.invoke(nn, new SerializationContext(1.0)));    // one node: all of them
-        assertEquals(1000, resolve.invoke(nn, new SerializationContext(0.5)));    // two nodes: half each, 2000 in total
+        assertEquals(4000, resolve.invoke(nn, new SerializationContext(1.0)));    // one node: all of them
+        assertEquals(2000, resolve.invoke(nn, new SerializationContext(0.5)));    // two nodes: half each, 4000 in total
         assertEquals(100, resolve.invoke(nn, new SerializationContext(0.01)));    // a nearly empty node: minTargetHits
     }
 
