@@ -145,7 +145,7 @@ latency vs old = old queries/s ÷ law queries/s (above 1: the law is slower). Ve
 {table(["news", "budget R", "E (law)", "recall@R (law)", "queries/s (law)", "E (old)", "recall@R (old)",
         "queries/s (old)", "latency vs old", "index build"], _rows(data))}
 
-{_target_text(data)}
+{_target_text(data)}{_caveats(data)}
 
 Calibration sweep at R = {data['sizes'][0]['sweep'][0]['budget']} (the table in `feed/exploration.py` comes
 from these):
@@ -164,13 +164,17 @@ def _rows(data: dict) -> list[list]:
         for row in entry["budgets"]:
             law, old = row["law"], row["old"]
             rows.append([f"{entry['size']:,}", f"{law['budget']:,}", f"{law['explored']:,}", f"{law['recall']:.4f}",
-                         f"{law['qps']:,.0f}", f"{old['explored']:,}", f"{old['recall']:.4f}", f"{old['qps']:,.0f}",
+                         _rate(law["qps"]), f"{old['explored']:,}", f"{old['recall']:.4f}", _rate(old["qps"]),
                          f"{old['qps'] / law['qps']:.2f}×", f"{entry['build_s']:.0f} s"])
     return rows
 
 
+def _rate(qps: float) -> str:
+    return f"{qps:,.0f}" if qps >= 10 else f"{qps:.2f}"
+
+
 def _sweep_rows(data: dict) -> list[list]:
-    return [[f"{e['size']:,}", f"{s['explored']:,}", f"{s['recall']:.4f}", f"{s['qps']:,.0f}"]
+    return [[f"{e['size']:,}", f"{s['explored']:,}", f"{s['recall']:.4f}", _rate(s["qps"])]
             for e in data["sizes"] for s in e["sweep"]]
 
 
@@ -187,13 +191,27 @@ def _target_text(data: dict) -> str:
     return "; ".join(parts) + "." if parts else "No targeted size (100k, 1M) in this run."
 
 
+def _caveats(data: dict) -> str:
+    notes = []
+    if any("generated" in e["source"] for e in data["sizes"]):
+        notes.append("These are generated vectors, not a trained model's: the law is calibrated on them and is "
+                     "unverified on the model's (train it with `python3 bench/model_table.py --size small`, then rerun).")
+    if any(r["law"]["budget"] == 100 and r["law"]["recall"] < TARGETS.get(e["size"], 0)
+           for e in data["sizes"] for r in e["budgets"]):
+        notes.append(f"With {data['links']} links per node the graph misses a target at an affordable E (single-threaded "
+                     "latency grows about linearly with E); a denser graph (max-links-per-node 32) is the next thing "
+                     "to measure, not measured here.")
+    return "".join(f" {note}" for note in notes)
+
+
 def _cost(entry: dict, law: dict, wanted: float) -> str:
     """What the sweep says reaching `wanted` takes, against the law's exploration."""
     enough = next((s for s in entry["sweep"] if s["budget"] == law["budget"] and s["recall"] >= wanted), None)
     if enough is None:
         best = max(entry["sweep"], key=lambda s: s["explored"])
-        return f"no E of the sweep reached it (E = {best['explored']:,}: {best['recall']:.4f})"
-    return (f"E = {enough['explored']:,} reaches {enough['recall']:.4f} at {enough['qps']:,.0f} queries/s, "
+        return (f"no E of the sweep reached it (E = {best['explored']:,}: {best['recall']:.4f} at "
+                f"{_rate(best['qps'])} queries/s)")
+    return (f"E = {enough['explored']:,} reaches {enough['recall']:.4f} at {_rate(enough['qps'])} queries/s, "
             f"{law['qps'] / enough['qps']:.1f}× the law's latency")
 
 

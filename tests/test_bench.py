@@ -96,5 +96,5 @@ def test_ann_study_renders_its_table_and_names_a_missed_target():
              "budgets": [{"law": searched, "old": {**searched, "explored": 2_000, "qps": 200.0}}]}
     text = bench_ann.render({"links": 16, "explore_at_insert": 200, "sizes": [entry], "quick": True})
     assert "| 100,000 | 100 | 4,000 | 0.9500 | 100 | 2,000 | 0.9500 | 200 | 2.00× | 12 s |" in text
-    assert "(target ≥ 0.99: **not met**, 0.0400 short; no E of the sweep reached it (E = 4,000: 0.9500))" in text
+    assert "(target ≥ 0.99: **not met**, 0.0400 short; no E of the sweep reached it (E = 4,000: 0.9500 at 100 queries/s))" in text
     assert "| 100,000 | 4,000 | 0.9500 | 100 |" in text  # the sweep
