@@ -12,7 +12,8 @@ gives recall@R ≥ 0.99 for R = 100 and 200, and about 10 candidates per hit suf
 with base(N) interpolated as a power of N between the points of CALIBRATION (flat below the first, the last
 segment's power continued beyond the last). So E ≥ R (when R ≤ N), E ≤ N, and E grows with R and with N.
 On Vespa, E is sent as `totalTargetHits` (the hits exposed to first-phase closeness; the best R go on to the
-second phase through `total-rerank-count`); on the embedded index it is faiss efSearch, and the best R by
+second phase through `total-rerank-count`), with base(N) replaced by the query profile's `recall_exploration`
+since the searcher does not know N (feed/funnel.py); on the embedded index it is faiss efSearch, and the best R by
 distance are kept.
 
 Calibration (`python3 bench/run.py ann`; the sweep table in BENCHMARKS.md, "ANN: recall@R ..."): recall@100
@@ -32,7 +33,6 @@ import math
 
 CALIBRATION: tuple[tuple[int, int], ...] = ((10_000, 500), (100_000, 6_000), (1_000_000, 40_000))  # (N, base(N))
 PER_HIT = 10  # candidates explored per hit kept, for budgets large enough that R x PER_HIT > base(N)
-VESPA_DEFAULT_CORPUS = 1_000_000  # N assumed where the corpus size is unknown (a Vespa searcher that is not told)
 
 
 class ExplorationError(ValueError):
@@ -59,5 +59,3 @@ def explore(recall_budget: int, corpus_size: int) -> int:
         raise ExplorationError(f"recall budget must be at least 1, got {recall_budget}")
     return min(corpus_size, max(PER_HIT * recall_budget, base_exploration(corpus_size)))
 
-
-VESPA_DEFAULT_BASE = base_exploration(VESPA_DEFAULT_CORPUS)  # N unknown: totalTargetHits = max(PER_HIT R, this)

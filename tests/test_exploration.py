@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.exploration import (CALIBRATION, PER_HIT, VESPA_DEFAULT_BASE, VESPA_DEFAULT_CORPUS, ExplorationError,
-                              base_exploration, explore)
+from feed.exploration import CALIBRATION, PER_HIT, ExplorationError, base_exploration, explore
 
 SIZES = [1, 50, 1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 100_000_000]
 BUDGETS = [1, 10, 100, 200, 500, 1_000, 5_000]
@@ -38,9 +37,10 @@ def test_small_corpus_is_explored_whole():
     assert explore(1, 10) == 10
 
 
-def test_vespa_default_is_the_default_corpus_base():
-    assert VESPA_DEFAULT_BASE == base_exploration(VESPA_DEFAULT_CORPUS)
-    assert explore(100, VESPA_DEFAULT_CORPUS) == max(100 * PER_HIT, VESPA_DEFAULT_BASE)
+def test_the_vespa_default_base_is_a_corpus_of_about_70k_news():
+    from feed.funnel import VESPA_EXPLORATION
+
+    assert base_exploration(60_000) < VESPA_EXPLORATION < base_exploration(80_000)
 
 
 @pytest.mark.parametrize("budget, size", [(0, 100), (-5, 100), (10, 0)])
