@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from bench.common import OUT, machine, plot, row_main, table, timed
-from feed.exploration import VESPA_DEFAULT_CORPUS, explore
+from feed.exploration import explore
+from feed.funnel import VESPA_EXPLORATION
 from feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
 from pipeline.inference import top_k_inner_product
 from pipeline.transforms import EuclideanTransform
@@ -152,8 +153,9 @@ from these):
 
 {table(["news", "E", "recall@R", "queries/s"], _sweep_rows(data))}
 
-A Vespa searcher that is not told the corpus size assumes {VESPA_DEFAULT_CORPUS:,} news:
-E = {explore(100, VESPA_DEFAULT_CORPUS):,} for R = 100.
+A Vespa searcher does not know the corpus size: it explores max(10 R, `recall_exploration`) with
+`recall_exploration` = {VESPA_EXPLORATION:,} in the default query profile (about 70,000 news); set it to
+base(N) of your corpus.
 
 ![recall@100 vs exploration]({_plot(data)})"""
 

@@ -147,7 +147,7 @@ def render(data: dict) -> str:
     rows = []
     for row in data["rows"]:
         budget = str(row["budget"])
-        name = f"{row['budget']:,}" + (" (before: R = hits)" if row["budget"] == BASELINE else "") \
+        name = f"{row['budget']:,}" + (" (R = hits, as before)" if row["budget"] == BASELINE else "") \
             + (" (default)" if row["budget"] == data["default"] else "")
         rows.append([name, f"{int(explored[budget]):,}", f"{row['recall']:.4f}", f"{row['auc']:.4f}",
                      f"{row['mrr']:.4f}", f"{row['ndcg10']:.4f}", f"{latency[budget]:.2f}",
@@ -165,7 +165,9 @@ neighbours explored (E, feed/exploration.py), phase 1's recall@R (the R best by 
 exact top R by inner product, read news excluded), the dev metrics of the served ranking (the R re-ranked
 by u_ra · r first, then the rest in first-phase order; candidates not served last), and the median
 latency of one 10-hit `recommend` over {data['queries']} users, single process, against R = 10 (the
-page-only funnel of before) in the same run. For scale: an exact inner product with every news vector
+page-only re-ranking of before, here with the new exploration) in the same run. The served metrics are
+bounded by what phase 1 retrieves: a candidate the recall vector does not bring within the served list
+cannot be ranked by the second phase, whatever the ANN recall. For scale: an exact inner product with every news vector
 (numpy) takes {data['brute_force_ms']:.2f} ms per query here.
 
 {table(["recall budget R", "explored E", "phase-1 recall@R", "AUC", "MRR", "nDCG@10", "ms / query", "vs R = 10"],
