@@ -8,11 +8,12 @@ from feed/funnel.py.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 from typing import Sequence
 
-from feed.funnel import DEFAULT, Budgets
+from feed.funnel import DEFAULT, Budgets, budgets
 from pipeline.errors import NewsrecError
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full: re.match("^...$") would accept "N1\n"
@@ -55,8 +56,10 @@ def require_vector(name: str, vector: Sequence[float], size: int | None) -> list
     return values
 
 
+@functools.cache
 def embedding_size() -> int | None:
-    """The dimension of the news embedding in schemas/news.sd (query vectors must have it)."""
+    """The dimension of the news embedding in schemas/news.sd (query vectors must have it); read once, not on
+    every query body."""
     from feed.schema import load_schemas, tensor_size
 
     return tensor_size(load_schemas()["news"].fields["embedding"])
@@ -189,7 +192,7 @@ def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | 
     if require_offset(offset):
         params["offset"] = offset
     if recall_budget is not None:
-        params["recall_budget"] = Budgets(recall=recall_budget, global_rerank=1).recall
+        params["recall_budget"] = budgets(recall_budget).recall  # checked: 1..MAX_RECALL_BUDGET
     if ranking != "recommendation":
         params["ranking"] = ranking
     if filters:
