@@ -60,8 +60,12 @@ def vespa(server):
     return server
 
 
+SHORT_TIMEOUT = {"timeout_s": 0.5}  # only where a client timeout is the point: a loaded CI runner answers late
+
+
 def make_backend(server: ContractServer, mode: str = "async", **options) -> VespaBackend:
-    settings = {"timeout_s": 0.5, "backoff_s": 0.05, "max_backoff_s": 0.2, **options}
+    """A client timeout no fault-free request reaches even on a loaded machine, so retries count only faults."""
+    settings = {"timeout_s": 5.0, "backoff_s": 0.05, "max_backoff_s": 0.2, **options}
     return VespaBackend(server.url, mode=mode, **settings)
 
 
@@ -89,7 +93,7 @@ def test_feed_sends_every_document_as_vespa_expects(vespa, mode):
     for document in news + people + ctr:
         (request,) = requests_for(vespa, document["id"])
         assert (request.method, request.http_version, request.status) == ("POST", HTTP_VERSION[mode], 200)
-        assert request.params == {"timeout": "1s"}  # server-side timeout: twice the client's 0.5 s, both modes
+        assert request.params == {"timeout": "10s"}  # server-side timeout: twice the client's 5 s, both modes
         assert request.body == {"fields": document["fields"]}  # gzip-compressed above 1 KiB: decoded by the server
         assert vespa.documents[document["id"]] == document["fields"]
     assert vespa.documents["id:news:news::N1"]["embedding"] == {"values": vector(1)}
@@ -150,9 +154,9 @@ def test_persistent_timeouts_fail_as_timeouts(vespa, mode):
     """Both modes: the client's own timeout (0.5 s, pyvespa's 599) comes before the server-side one (1 s); the
     document is looked up before it is reported failed."""
     vespa.inject("id:news:news::N1", ["timeout", "timeout"])
-    report = feed(make_backend(vespa, mode, max_attempts=2), news_docs(3), "news")
+    report = feed(make_backend(vespa, mode, max_attempts=2, **SHORT_TIMEOUT), news_docs(2)[1:], "news")
     ((doc_id, status, message),) = report.failed
-    assert (doc_id, report.ok, report.retries) == ("id:news:news::N1", 2, 1)
+    assert (doc_id, report.ok, report.retries) == ("id:news:news::N1", 0, 1)
     assert (status, message) == (599, "Exception during feed_data_point: "
                                       "timed out after 0.5 s waiting for the response headers")
     assert [r.method for r in requests_for(vespa, doc_id)] == ["POST", "POST", "GET"]
