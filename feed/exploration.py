@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-CALIBRATION: tuple[tuple[int, int], ...] = ((10_000, 500), (100_000, 6_000), (1_000_000, 40_000))  # (N, base(N))
+CALIBRATION: tuple[tuple[int, int], ...] = ((10_000, 500), (100_000, 6_000), (1_000_000, 20_000))  # (N, base(N))
 PER_HIT = 10  # candidates explored per hit kept, for budgets large enough that R x PER_HIT > base(N)
 
 

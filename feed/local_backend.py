@@ -3,7 +3,7 @@
 A directory (default `./newsrec-index`) holding generations (feed/index_store.py: each feed writes a new one
 and switches to it atomically; readers open one, checked against its manifest) of a document store (JSON lines
 + numpy vectors) and an HNSW graph over the transformed news embeddings (faiss `IndexHNSWFlat`, Euclidean,
-16 links, 200 neighbours explored at insert: the settings of schemas/news.sd); in memory, a BM25 index over
+32 links, 200 neighbours explored at insert: the settings of schemas/news.sd); in memory, a BM25 index over
 title and abstract (bm25s, k1 = 1.2, b = 0.75 as Vespa's bm25 feature). Ranking follows the rank profiles, through
 feed/ranking.py (the one copy of their math, shared with the HTTP contract server):
 - recommendation: the funnel of feed/funnel.py, as the application's UserProfileSearcher asks Vespa: the
@@ -37,7 +37,7 @@ from feed.queries import (FILTER_FIELDS, QueryError, require_group_field, requir
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 
 DEFAULT_INDEX_DIR = "newsrec-index"
-HNSW_LINKS = 16
+HNSW_LINKS = 32
 HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
@@ -369,7 +369,7 @@ class LocalBackend:
 
 
 def build_hnsw(vectors: np.ndarray):
-    """faiss HNSW over (N, D + 1) vectors with the schema's settings (16 links, 200 explored at insert)."""
+    """faiss HNSW over (N, D + 1) vectors with the schema's settings (32 links, 200 explored at insert)."""
     import faiss
 
     index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_LINKS, faiss.METRIC_L2)

@@ -29,7 +29,7 @@ def test_calibrated_points():
     for size, base in CALIBRATION:
         assert base_exploration(size) == base
     assert explore(100, 100_000) == 6_000 and explore(1_000, 100_000) == 1_000 * PER_HIT
-    assert explore(100, 1_000_000) == 40_000
+    assert explore(100, 1_000_000) == 20_000
 
 
 def test_small_corpus_is_explored_whole():
