@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,31 @@ def write_predictions(results: list[BaselineResult], target: Behaviors, out_dir:
                                scores_to_ranks(result.scores, target.candidate_offsets))
         paths.append(path)
     return paths
+
+
+PLANTED_FILE = "planted.json"
+
+
+def planted_summary(mind_dir: str | Path) -> dict | None:
+    """The generator's `planted.json` of a generated dataset (None for real MIND data)."""
+    path = Path(mind_dir) / PLANTED_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MissingGroundTruthError(f"{path}: unreadable ({error}); regenerate the data") from error
+
+
+def decomposition_rows(summary: dict | None) -> list[tuple[str, RankingMetrics]]:
+    """The oracle decomposition of a world-v2 `planted.json` as table rows: each component alone, then
+    the components added one by one, ending with the full planted probability (empty for world v1)."""
+    decomposition = (summary or {}).get("oracle_decomposition")
+    if not decomposition:
+        return []
+    alone = [(f"oracle: {name} alone", RankingMetrics(**m)) for name, m in decomposition["alone"].items()]
+    cumulative = [(f"oracle: {name}", RankingMetrics(**m)) for name, m in decomposition["cumulative"].items()]
+    return alone + cumulative
 
 
 def generate_with_oracle(out_dir: str | Path, config: DemoConfig) -> tuple[dict, RankingMetrics]:

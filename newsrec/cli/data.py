@@ -8,7 +8,7 @@ import click
 
 from newsrec.cli.base import (CONTEXT, COUNT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
                               read_options, require_labelled)
-from newsrec.cli.output import format_dataset, format_table, to_json
+from newsrec.cli.output import format_dataset, format_recall_oracle, format_statistics, format_table, to_json
 
 
 @click.command("demo-data", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -17,23 +17,29 @@ from newsrec.cli.output import format_dataset, format_table, to_json
               help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions); "
                    "large: MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
 @click.option("--seed", type=COUNT, default=0, show_default=True)
-def demo_data(out_dir: str, size: str, seed: int) -> None:
+@click.option("--world", type=click.Choice(["v2", "v1"]), default="v2", show_default=True,
+              help="v2: entities, several and drifting interests, freshness, the oracle decomposed "
+                   "(pipeline/world_v2.py); v1: the first world (1-4 fixed favourite topics), for comparison.")
+def demo_data(out_dir: str, size: str, seed: int, world: str) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
 
     \b
     Example:
       newsrec demo-data mind-demo --size small --seed 0
     """
-    from pipeline.baselines import generate_with_oracle
+    from pipeline.baselines import decomposition_rows, generate_with_oracle
     from pipeline.demo_data import config_for
 
     started = time.perf_counter()
-    summary, oracle = generate_with_oracle(out_dir, config_for(size, seed))
-    echo(f"wrote {out_dir} ({size}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
-               f"{summary['news']} news, {summary['train_impressions']} train / {summary['dev_impressions']} dev "
-               f"impressions, dev CTR {summary['dev_ctr']:.3f}, "
-               f"{summary['dev_candidates_unseen_in_train']:.0%} of dev candidates unseen in train")
-    echo(format_table([("oracle (dev)", oracle)]))
+    summary, oracle = generate_with_oracle(out_dir, config_for(size, seed, world))
+    echo(f"wrote {out_dir} ({size}, world {world}, seed {seed}) in {time.perf_counter() - started:.1f}s: "
+         f"{summary['news']} news, {summary['train_impressions']} train / {summary['dev_impressions']} dev "
+         f"impressions, dev CTR {summary['dev_ctr']:.3f}, "
+         f"{summary['dev_candidates_unseen_in_train']:.0%} of dev candidates unseen in train")
+    echo(format_statistics(summary["statistics"]))
+    echo(format_table([("oracle (dev)", oracle), *decomposition_rows(summary)]))
+    if "recall_oracle" in summary:
+        echo(format_recall_oracle(summary["recall_oracle"]))
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -67,18 +73,20 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
       newsrec baselines mind-demo --out baselines
       newsrec score mind-demo/dev/truth.txt baselines/popularity.txt
     """
-    from pipeline.baselines import evaluate_baselines, write_predictions
+    from pipeline.baselines import decomposition_rows, evaluate_baselines, planted_summary, write_predictions
 
     dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
     results = evaluate_baselines(dataset, split, seed)
     files = write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
+    planted = planted_summary(mind_dir) if split == "dev" else None
     if as_json:
-        echo(to_json({r.name: r.metrics.as_dict() for r in results}))
+        extra = {key: planted[key] for key in ("oracle_decomposition", "recall_oracle") if planted and key in planted}
+        echo(to_json({**{r.name: r.metrics.as_dict() for r in results}, **extra}))
         return
     target = dataset.splits[split]
     echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
-    echo(format_table([(r.name, r.metrics) for r in results]))
+    echo(format_table([(r.name, r.metrics) for r in results] + decomposition_rows(planted)))
     if files:
         echo(f"prediction files: {', '.join(str(path) for path in files)}")
 

@@ -52,6 +52,22 @@ def format_table(rows: list[tuple[str, RankingMetrics]]) -> str:
     return "\n".join(lines)
 
 
+def format_statistics(statistics: dict) -> str:
+    """The MIND statistics `demo-data` keeps (planted.json "statistics"), MIND's own values beside them."""
+    s = statistics
+    return (f"titles {s['title_words_mean']:.1f} words on average (MIND 11.5); histories median "
+            f"{s['history_length_median']:.0f}, mean {s['history_length_mean']:.1f}, {s['empty_history_share']:.1%} "
+            f"empty (MIND ~2.4%); candidates per impression median {s['candidates_median']:.0f}, mean "
+            f"{s['candidates_mean']:.1f} (MIND 24 / 37); {s['categories']} categories, {s['subcategories']} subcategories")
+
+
+def format_recall_oracle(recall: dict) -> str:
+    """The planted top-K's Recall@K per pool (planted.json "recall_oracle")."""
+    pools = "; ".join(f"{pool}: " + ", ".join(f"R@{k} {v:.4f}" for k, v in values.items())
+                      for pool, values in recall.items() if isinstance(values, dict))
+    return f"recall oracle (planted top-K, {recall['impressions']:,} dev impressions): {pools}"
+
+
 def format_dataset(mind_dir: str, dataset, seconds: float) -> str:
     """`newsrec inspect`: counts of news, users and, per split, impressions, candidates and empty histories."""
     lines = [f"{mind_dir}: read in {seconds:.1f}s; {len(dataset.news)} news, {len(dataset.users)} users; "
