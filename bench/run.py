@@ -29,6 +29,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "funnel": "bench.bench_funnel",
     "feed": "bench.bench_feed_http",
     "memory": "bench.bench_memory",
+    "generate": "bench.bench_generate",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

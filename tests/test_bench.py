@@ -98,3 +98,15 @@ def test_ann_study_renders_its_table_and_names_a_missed_target():
     assert "| 100,000 | 100 | 4,000 | 0.9500 | 100 | 2,000 | 0.9500 | 200 | 2.00× | 12 s |" in text
     assert "(target ≥ 0.99: **not met**, 0.0400 short; no E of the sweep reached it (E = 4,000: 0.9500 at 100 queries/s))" in text
     assert "| 100,000 | 4,000 | 0.9500 | 100 |" in text  # the sweep
+
+
+def test_the_model_table_ends_with_the_oracle_decomposition_and_the_recall_oracle(tmp_path):
+    from bench.model_table import markdown
+    from pipeline.baselines import planted_summary
+    from pipeline.demo_data import config_for, generate
+
+    generate(tmp_path, config_for("tiny", 0))
+    text = markdown([], planted_summary(tmp_path))
+    assert "| oracle: + drift |" in text and "| oracle: full (+ residual) |" in text
+    assert "| recall oracle (planted top-K, 800 dev impressions) |" in text
+    assert markdown([], None).count("\n") == 1  # world v1 / real data: the header only

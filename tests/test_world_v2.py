@@ -159,3 +159,11 @@ def test_demo_data_world_option(tmp_path: Path):
     assert "world v2" in v2.output and "oracle: + entity" in v2.output and "recall oracle" in v2.output
     bad = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v3"), "--world", "v3"])
     assert bad.exit_code != 0 and "v3" in bad.output
+
+
+def test_the_decomposition_of_a_sample_is_that_of_its_impressions():
+    p = planted()
+    whole = world_v2.decomposition(WORLD, p.news, p.users, p.dev)
+    sampled = world_v2.decomposition(WORLD, p.news, p.users, p.dev, sample=1_000)
+    assert sampled["cumulative"]["topic"]["impressions"] <= 1_000 < whole["cumulative"]["topic"]["impressions"]
+    assert abs(sampled["cumulative"]["full (+ residual)"]["auc"] - whole["cumulative"]["full (+ residual)"]["auc"]) < 0.03
