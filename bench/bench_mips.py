@@ -13,7 +13,7 @@ node's extra coordinate grows with M and links chosen earlier were chosen under 
 distance is −q·d: the exact inner product. With every vector at norm M in N + 1 dimensions,
 −(a·b + e_a e_b) = (|a′ − b′|² − 2M²) / 2, so Euclidean order on [v, √(M² − |v|²)] is the same order.
 
-The simulation: faiss IndexHNSWFlat (16 links, 200 explored at insert, as schemas/news.sd) storing
+The simulation: faiss IndexHNSWFlat (HNSW_LINKS links, 200 explored at insert, as schemas/news.sd) storing
 [v, √(M_t² − |v|²)]; vectors inserted one at a time in feed order; whenever M_t grows, the extra
 coordinate of every stored vector is rewritten in place before the next insert. Queries [q, 0] rank by
 |q|² + M² − 2 q·d, i.e. by inner product. Where it differs from Vespa: faiss's HNSW is not Vespa's
@@ -200,7 +200,8 @@ def held_out_fit(norms: np.ndarray, held_out: float = 0.01) -> dict:
 
 def run(quick: bool) -> dict:
     sizes, queries = ([2_000], 200) if quick else ([10_000, 100_000], 1_000)
-    return {"machine": machine(), "queries": queries, "sizes": [measure(size, queries) for size in sizes],
+    return {"machine": machine(), "queries": queries, "links": HNSW_LINKS,
+            "sizes": [measure(size, queries) for size in sizes],
             "headroom": headroom_study(sizes[-1], queries, feeds=7)}
 
 
@@ -217,7 +218,7 @@ Vespa's `dotproduct` distance metric keeps a running maximum M of the norms inse
 and computes each node's extra coordinate √(M² − |d|²) on the fly with the *current* M, at insert and
 when neighbour lists are pruned; queries are scored by the exact inner product
 (`searchlib/src/vespa/searchlib/tensor/mips_distance_transform.cpp` in vespa-engine/vespa). Simulated
-here on faiss HNSW (16 links, 200 explored at insert, as `schemas/news.sd`): one insert at a time in feed
+here on faiss HNSW ({data.get('links', 16)} links, 200 explored at insert; the schema has {HNSW_LINKS}): one insert at a time in feed
 order, every stored extra coordinate rewritten whenever M grows; queries [q, 0] (Euclidean order =
 inner-product order). The explicit Φ (Φ = the corpus' maximum norm, fixed before feeding: h = 0 below) and no
 transform are built the same way, one insert at a time, on the same vectors; {data['queries']:,} users'

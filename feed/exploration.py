@@ -17,15 +17,15 @@ since the searcher does not know N (feed/funnel.py); on the embedded index it is
 distance are kept.
 
 Calibration (`python3 bench/run.py ann`; the sweep table in BENCHMARKS.md, "ANN: recall@R ..."): recall@100
-against the exact top 100 by inner product, faiss HNSW with the schema's 16 links and 200 explored at insert,
-users' query vectors; measured on GENERATED topic-cluster vectors (bench_ann's fallback: the trained small model
-was not available), not yet on a trained model's:
+against the exact top 100 by inner product, faiss HNSW with the schema's 32 links and 200 explored at insert,
+users' recall vectors of the trained small UniRec as queries; news vectors: the model's 49,000, and beyond them
+jittered resamples (bench_ann.vectors_at):
 
     N          base(N)   recall@100 at base(N)
-    10,000         500   0.9956
-    100,000      6,000   0.9922 (R = 200: 0.9918)
-    1,000,000   40,000   0.8740 (200 queries; BELOW the 0.98 target: E = 80,000 gives 0.9659 at 0.47 queries/s
-                         on one thread; 40,000 was extrapolated before the 1M measurement and kept, see BENCHMARKS.md)
+    10,000         500   0.9984
+    100,000      6,000   0.9999 (R = 200: 0.9998; E = 2,000 already gives 0.9905)
+    1,000,000   20,000   0.9995 (200 queries; E = 10,000: 0.9698). With 16 links per node the same vectors
+                         reached only 0.91 at E = 20,000: the schema moved to 32 (issue 13).
 """
 from __future__ import annotations
 
