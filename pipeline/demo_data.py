@@ -155,8 +155,8 @@ def _plant_v1(config: DemoConfig, rng: np.random.Generator):
     news = _plant_news(config, rng)
     users = _plant_users(config, news, rng)
 
-    def logit_of(user, candidates, day, seconds):
-        return config.click_bias + users.interest[user, news.topic[candidates]] + news.quality[candidates]
+    def logit_of(user, day, seconds, impression_of, candidates):
+        return config.click_bias + users.interest[user[impression_of], news.topic[candidates]] + news.quality[candidates]
     return news, users, logit_of, _news_texts(news)
 
 
@@ -165,8 +165,8 @@ def _plant_v2(config: DemoConfig, rng: np.random.Generator):
     news = world_v2.plant_news(config, world, rng, _part_sizes())
     users = world_v2.plant_users(config, world, news, rng)
 
-    def logit_of(user, candidates, day, seconds):
-        return world_v2.logit(world, news, users, user, candidates, day + seconds / 86_400)
+    def logit_of(user, day, seconds, impression_of, candidates):
+        return world_v2.impression_logits(world, news, users, user, day + seconds / 86_400, impression_of, candidates)
     return news, users, logit_of, _news_texts(news, news.entity_of)
 
 
@@ -265,8 +265,9 @@ def _sigmoid(x):
 
 def _draw_impressions(config: DemoConfig, news, activity: np.ndarray, rng: np.random.Generator, days, total: int,
                       logit_of) -> Impressions:
-    """Impressions on `days`: candidates among the news live that day, labels ~ Bernoulli(sigmoid(logit_of(user,
-    candidate, day, second))) with at least one click per impression."""
+    """Impressions on `days`: candidates among the news live that day, labels ~ Bernoulli(sigmoid(logit)) with
+    at least one click per impression; `logit_of(user, day, seconds, impression_of, candidates)` gets the
+    impressions' users, days and seconds and each candidate row's impression and news."""
     days = list(days)
     day = np.sort(rng.choice(np.array(days, dtype=np.int32), size=total))
     seconds = rng.integers(0, 86_400, size=total)
@@ -280,8 +281,7 @@ def _draw_impressions(config: DemoConfig, news, activity: np.ndarray, rng: np.ra
     offsets = np.concatenate([[0], np.cumsum(counts)])
     candidates = np.concatenate([rng.choice(live[d], size=c, replace=False) for d, c in zip(day, counts)])
     impression_of = np.repeat(np.arange(total), counts)
-    rows = impression_of
-    probability = _sigmoid(logit_of(user[rows], candidates, day[rows].astype(np.float64), seconds[rows]))
+    probability = _sigmoid(logit_of(user, day, seconds, impression_of, candidates))
     labels = _labels_with_a_click(probability, impression_of, total, rng)
     return Impressions(day, seconds, user, offsets, candidates.astype(np.int32), probability, labels)
 
