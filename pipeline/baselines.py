@@ -107,6 +107,11 @@ def planted_summary(mind_dir: str | Path) -> dict | None:
         raise MissingGroundTruthError(f"{path}: unreadable ({error}); regenerate the data") from error
 
 
+def planted_truth(summary: dict | None) -> dict:
+    """The oracle decomposition and the recall oracle of a world-v2 `planted.json` ({} otherwise)."""
+    return {key: summary[key] for key in ("oracle_decomposition", "recall_oracle") if summary and key in summary}
+
+
 def decomposition_rows(summary: dict | None) -> list[tuple[str, RankingMetrics]]:
     """The oracle decomposition of a world-v2 `planted.json` as table rows: each component alone, then
     the components added one by one, ending with the full planted probability (empty for world v1)."""

@@ -73,20 +73,19 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
       newsrec baselines mind-demo --out baselines
       newsrec score mind-demo/dev/truth.txt baselines/popularity.txt
     """
-    from pipeline.baselines import decomposition_rows, evaluate_baselines, planted_summary, write_predictions
+    from pipeline import baselines as scorers
 
     dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
-    results = evaluate_baselines(dataset, split, seed)
-    files = write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
-    planted = planted_summary(mind_dir) if split == "dev" else None
+    results = scorers.evaluate_baselines(dataset, split, seed)
+    files = scorers.write_predictions(results, dataset.splits[split], out_dir) if out_dir else []
+    planted = scorers.planted_summary(mind_dir) if split == "dev" else None  # the oracle decomposed (world v2)
     if as_json:
-        extra = {key: planted[key] for key in ("oracle_decomposition", "recall_oracle") if planted and key in planted}
-        echo(to_json({**{r.name: r.metrics.as_dict() for r in results}, **extra}))
+        echo(to_json({**{r.name: r.metrics.as_dict() for r in results}, **scorers.planted_truth(planted)}))
         return
     target = dataset.splits[split]
     echo(f"{split} of {mind_dir}: {target.num_impressions} impressions, {len(target.candidates)} candidates")
-    echo(format_table([(r.name, r.metrics) for r in results] + decomposition_rows(planted)))
+    echo(format_table([(r.name, r.metrics) for r in results] + scorers.decomposition_rows(planted)))
     if files:
         echo(f"prediction files: {', '.join(str(path) for path in files)}")
 
