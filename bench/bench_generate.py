@@ -61,9 +61,9 @@ def render(data: dict) -> str:
 `python3 bench/run.py generate` (`bench/bench_generate.py`)
 
 `demo_data.generate` in a fresh process per size and world (planting, writing every file; v2 also
-computes the oracle decomposition over every dev row and the recall oracle over 1,000 dev impressions);
-peak = the process's resident high-water mark. Issue 14 asks v2 to keep v1's time and memory ± 50%:
-{verdict}.
+computes the oracle decomposition over every dev impression up to 100,000 and the recall oracle over
+1,000 dev impressions); peak = the process's resident high-water mark. Issue 14 asks v2 to keep v1's time
+and memory ± 50%: {verdict}.{(" " + data["note"]) if data.get("note") else ""}
 
 {table(columns, rows)}
 """
