@@ -281,8 +281,8 @@ CHUNK_ROWS = 1_000_000  # rows per components() call: bounded temporaries at MIN
 
 def logit(world: WorldV2, news: News, users: Users, user: np.ndarray, item: np.ndarray,
           time: np.ndarray) -> np.ndarray:
-    """The full click logit of every row."""
-    return world.click_bias + sum(chunked_components(world, news, users, user, item, time).values())
+    """The full click logit of every row (user[i], item[i] at time[i])."""
+    return impression_logits(world, news, users, user, time, np.arange(len(item)), item)
 
 
 def impression_logits(world: WorldV2, news: News, users: Users, user: np.ndarray, time: np.ndarray,
