@@ -24,6 +24,7 @@ dev candidate in leaderboard layout (`ImpId [p1,p2,...]`) and `dev/truth.txt` th
 from __future__ import annotations
 
 import calendar
+from concurrent.futures import ThreadPoolExecutor
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -139,14 +140,17 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     planted = plant(config)
     news, users, train, dev, texts = planted.news, planted.users, planted.train, planted.dev, planted.texts
     out = Path(out_dir)
-    for split, impressions in (("train", train), ("dev", dev)):
-        _write_split(out / split, config, news, users, impressions, texts)
-    dev_ids = list(range(1, len(dev.day) + 1))
-    write_leaderboard_file(out / "dev" / TRUTH_FILE, dev_ids, dev.offsets, dev.labels)
-    _write_probabilities(out / "dev" / PROBABILITIES_FILE, dev_ids, dev)
-    summary = _summary(config, news, users, train, dev, texts)
-    if config.world == "v2":
-        summary.update(world_v2.planted_truth(world_v2.WorldV2(), news, users, train, dev))
+    with ThreadPoolExecutor(max_workers=1) as worker:  # v2's truth (numpy, GIL released) beside the writing
+        truth = worker.submit(world_v2.planted_truth, world_v2.WorldV2(), news, users, train, dev) \
+            if config.world == "v2" else None
+        for split, impressions in (("train", train), ("dev", dev)):
+            _write_split(out / split, config, news, users, impressions, texts)
+        dev_ids = list(range(1, len(dev.day) + 1))
+        write_leaderboard_file(out / "dev" / TRUTH_FILE, dev_ids, dev.offsets, dev.labels)
+        _write_probabilities(out / "dev" / PROBABILITIES_FILE, dev_ids, dev)
+        summary = _summary(config, news, users, train, dev, texts)
+        if truth is not None:
+            summary.update(truth.result())
     (out / "planted.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

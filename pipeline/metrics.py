@@ -73,9 +73,11 @@ def per_impression_metrics(labels: np.ndarray, scores: np.ndarray, offsets: np.n
     positives = np.bincount(segment, weights=labels, minlength=len(lengths))
     negatives = lengths - positives
     valid = (positives > 0) & (negatives > 0)
+    ascending = _ascending_order(scores, segment)  # one sort serves both kinds of metric
     with np.errstate(divide="ignore", invalid="ignore"):
-        auc = _auc(labels, scores, segment, offsets, positives, negatives)
-        mrr, ndcg5, ndcg10 = _rank_metrics(labels, scores, segment, offsets, positives)
+        auc = _auc(labels, scores, segment, offsets, positives, negatives, ascending)
+        mrr, ndcg5, ndcg10 = _rank_metrics(labels, segment, offsets, positives,
+                                           _reverse_within(ascending, offsets, segment))
     invalid = ~valid
     for values in (auc, mrr, ndcg5, ndcg10):
         values[invalid] = np.nan
@@ -97,9 +99,23 @@ def _check(labels, scores, offsets):
     return labels, scores, offsets
 
 
-def _auc(labels, scores, segment, offsets, positives, negatives) -> np.ndarray:
-    """Mann-Whitney U with mid-ranks for ties, per impression."""
-    order = np.lexsort((scores, segment))  # ascending score within each impression
+def _ascending_order(scores: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Rows by (impression, score) ascending, ties in row order: `np.lexsort((scores, segment))`, computed
+    as one integer sort of (impression, global rank of the score), about twice as fast."""
+    by_score = np.argsort(scores, kind="stable")
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[by_score] = np.arange(len(scores))
+    return np.argsort(segment.astype(np.int64) * max(len(scores), 1) + rank)  # keys distinct: any sort is exact
+
+
+def _reverse_within(order: np.ndarray, offsets: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """The same rows with each impression's block reversed (impressions stay in place)."""
+    rows = np.arange(len(order))
+    return order[offsets[segment] + offsets[segment + 1] - 1 - rows]
+
+
+def _auc(labels, scores, segment, offsets, positives, negatives, order) -> np.ndarray:
+    """Mann-Whitney U with mid-ranks for ties, per impression (`order`: ascending score per impression)."""
     sorted_scores, sorted_segment = scores[order], segment[order]
     new_group = np.ones(len(order), dtype=bool)
     new_group[1:] = (sorted_scores[1:] != sorted_scores[:-1]) | (sorted_segment[1:] != sorted_segment[:-1])
@@ -117,14 +133,16 @@ def descending_order(scores: np.ndarray, offsets: np.ndarray, segment: np.ndarra
     and the 1-based rank of each sorted row within its impression."""
     if segment is None:
         segment = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    position = np.arange(len(scores)) - offsets[segment]
-    order = np.lexsort((-position, -scores, segment))
-    rank = np.arange(len(order)) - offsets[segment[order]] + 1
-    return order, rank
+    order = _reverse_within(_ascending_order(scores, segment), offsets, segment)
+    return order, _rank_of_sorted(order, offsets, segment)
 
 
-def _rank_metrics(labels, scores, segment, offsets, positives):
-    order, rank = descending_order(scores, offsets, segment)
+def _rank_of_sorted(order, offsets, segment) -> np.ndarray:
+    return np.arange(len(order)) - offsets[segment[order]] + 1
+
+
+def _rank_metrics(labels, segment, offsets, positives, order):
+    rank = _rank_of_sorted(order, offsets, segment)
     clicked = labels[order]
     sorted_segment = segment[order]
     mrr = np.bincount(sorted_segment, weights=clicked / rank, minlength=len(positives)) / positives

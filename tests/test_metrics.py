@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.metrics import per_impression_metrics, ranking_metrics, recall_at_k
+from pipeline.metrics import descending_order, per_impression_metrics, ranking_metrics, recall_at_k
 
 
 def official_auc(y_true, y_score):
@@ -71,6 +71,19 @@ def test_ties_rank_the_later_candidate_first():
     assert m.mrr[0] == 0.5 and m.auc[0] == 0.5
     m = per_impression_metrics(np.array([0, 1]), np.array([0.5, 0.5]), np.array([0, 2]))
     assert m.mrr[0] == 1.0
+
+
+def test_descending_order_sorts_each_impression_best_first_later_candidate_first_on_ties():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 12, 400)  # empty impressions included
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    scores = rng.integers(0, 4, offsets[-1]).astype(float)
+    order, rank = descending_order(scores, offsets)
+    for i in range(len(lengths)):
+        block = order[offsets[i]:offsets[i + 1]] - offsets[i]
+        expected = sorted(range(lengths[i]), key=lambda row: (-scores[offsets[i] + row], -row))
+        assert block.tolist() == expected
+        assert rank[offsets[i]:offsets[i + 1]].tolist() == list(range(1, lengths[i] + 1))
 
 
 def test_single_class_impressions_are_skipped_and_counted():
