@@ -30,6 +30,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "feed": "bench.bench_feed_http",
     "memory": "bench.bench_memory",
     "generate": "bench.bench_generate",
+    "fum": "bench.bench_fum",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

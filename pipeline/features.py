@@ -46,7 +46,7 @@ def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, inputs:
     """The features a model reads (`NewsRecModel.news_inputs`): cached LM vectors and/or token ids."""
     from dataclasses import replace
 
-    from pipeline.text_encoder import load_language_model, news_text_vectors
+    from pipeline.text_encoder import load_tokenizer, news_text_vectors
 
     if inputs.text_vectors:
         text = news_text_vectors(news.title, news.abstract, text_config, device, cache_dir, progress)
@@ -55,7 +55,7 @@ def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, inputs:
     features = news_features(news, vocab, text)
     if not inputs.tokens:
         return features
-    tokenizer = load_language_model(text_config.model)[0]
+    tokenizer = load_tokenizer(text_config.model)
     tokens, mask = news_tokens(news, tokenizer, max(text_config.title_tokens, text_config.abstract_tokens))
     return replace(features, tokens=tokens, token_mask=mask)
 

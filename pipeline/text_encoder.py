@@ -47,13 +47,27 @@ def resolve_model(name: str) -> str:
 
 def load_language_model(name: str):
     """(tokenizer, model) through transformers' Auto classes, from a local path or a hub name."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
+    tokenizer = load_tokenizer(name)
     path = resolve_model(name)
     try:
-        return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+        return tokenizer, AutoModel.from_pretrained(path)
     except (OSError, ValueError) as error:
         raise TextModelError(f"cannot load language model {name!r} ({path}): {error}") from None
+
+
+def load_tokenizer(name: str):
+    """The LM's tokenizer alone (token-id features need no weights)."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # a bar on stderr per load would garble the CLI's output (and --json)
+    path = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise TextModelError(f"cannot load language model {name!r} ({path}), its tokenizer: {error}") from None
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

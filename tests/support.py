@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from pipeline.models.content import ContentConfig, ContentModel
+from pipeline.models.fum import FUM, FUMConfig
 from pipeline.models.contract import Batch, NewsFeatures
 from pipeline.models.layers import NewsEncoderConfig
 from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
@@ -44,19 +45,43 @@ NEWS_ENCODER = NewsEncoderConfig(text_dim=6, num_categories=4, num_subcategories
                          category_dim=4, entity_dim=4, dropout=0.0)
 
 
+WORDS, T = 50, 6  # word-piece vocabulary and tokens per text of the toy features
+
+
 def features(n: int = N) -> NewsFeatures:
     generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(2, T + 1, (n, 2), generator=generator)
+    token_mask = (torch.arange(T) < lengths[..., None]).long()  # (n, 2, T)
     return NewsFeatures(news_index=torch.arange(n), text=torch.randn(n, 2, 6, generator=generator),
                         category=torch.randint(0, 4, (n,), generator=generator),
                         subcategory=torch.randint(0, 5, (n,), generator=generator),
-                        entities=torch.randint(0, 7, (n, 3), generator=generator))
+                        entities=torch.randint(0, 7, (n, 3), generator=generator),
+                        tokens=torch.randint(1, WORDS, (n, 2, T), generator=generator) * token_mask,
+                        token_mask=token_mask)
+
+
+def fum_config(**changes) -> FUMConfig:
+    values = dict(news=NEWS_ENCODER, word_vocab=WORDS, word_dim=6, words_per_news=4, word_history=3, heads=2,
+                  pool_window=5, num_bases=6, top_p=2, dropout=0.0, word_init="random")
+    return FUMConfig(**{**values, **changes})
+
+
+def history_news(model, batch: Batch) -> NewsFeatures | None:
+    """What `score_candidates` passes to encode_user: the clicked news' features for a word-level model."""
+    return batch.news.select(batch.history) if model.reads_history_news else None
 
 
 def models():
     return [UniRec(UniRecConfig(news=NEWS_ENCODER, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0)),
             ContentModel(ContentConfig(news=NEWS_ENCODER, num_users=4)),
             MatrixFactorization(MFConfig(num_users=4, num_news=N, dim=D)),
-            MeanPoolModel(MeanPoolConfig(news=NEWS_ENCODER))]
+            MeanPoolModel(MeanPoolConfig(news=NEWS_ENCODER)),
+            seeded(lambda: FUM(fum_config()))]
+
+
+def seeded(build):
+    torch.manual_seed(0)
+    return build()
 
 
 def toy_batch() -> Batch:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import B, D, K, N, features, models, toy_batch
+from support import B, D, K, N, features, history_news, models, toy_batch
 
 from pipeline.models.content import ContentModel
 from pipeline.models.mf import MatrixFactorization
@@ -15,7 +15,7 @@ def test_contract_shapes(model):
     batch = toy_batch()
     news = model.encode_news(batch.news)
     assert news.shape == (N, D)
-    users = model.encode_user(news[batch.history], batch.history_mask, batch.user_index)
+    users = model.encode_user(news[batch.history], batch.history_mask, batch.user_index, history_news(model, batch))
     assert users.ranking.shape == (B, D) and users.recall.shape == (B, D)
     assert model(batch).logits.shape == (B, 1 + K)
 
@@ -41,8 +41,8 @@ def test_padded_history_positions_are_ignored(model):
     noisy = vectors.clone()
     noisy[~batch.history_mask] = 100.0  # garbage in every padded slot
     with torch.no_grad():
-        clean = model.encode_user(vectors, batch.history_mask, batch.user_index)
-        dirty = model.encode_user(noisy, batch.history_mask, batch.user_index)
+        clean = model.encode_user(vectors, batch.history_mask, batch.user_index, history_news(model, batch))
+        dirty = model.encode_user(noisy, batch.history_mask, batch.user_index, history_news(model, batch))
     assert torch.allclose(clean.ranking, dirty.ranking, atol=1e-5)
     assert torch.allclose(clean.recall, dirty.recall, atol=1e-5)
 

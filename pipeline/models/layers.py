@@ -1,4 +1,4 @@
-"""Shared building blocks: additive attention pooling and the content news encoder."""
+"""Shared building blocks: additive attention pooling, recall bases and the content news encoder."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,6 +27,27 @@ class AdditiveAttention(nn.Module):
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1)
         return torch.einsum("bh,bhd->bd", weights, x)
+
+
+class RecallBases(nn.Module):
+    """UniRec's recall (§2.2-2.3): M basis user embeddings with keys w_i and values v_i;
+    α = softmax(u_ra · w_i), u_re = Σ α_i v_i, with only the top P bases kept (re-normalized) when P > 0."""
+
+    def __init__(self, num_bases: int, dim: int):
+        super().__init__()
+        self.keys = nn.Parameter(torch.randn(num_bases, dim) * dim ** -0.5)
+        self.values = nn.Parameter(torch.randn(num_bases, dim) * dim ** -0.5)
+
+    def weights(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
+        # ranking_user (B, D) -> α (B, M); with top_p > 0 only the top P are kept and re-normalized (Eq. 4)
+        logits = ranking_user @ self.keys.T  # (B, M)
+        if 0 < top_p < logits.shape[1]:
+            kept = torch.topk(logits, top_p, dim=1).indices
+            logits = torch.full_like(logits, float("-inf")).scatter(1, kept, logits.gather(1, kept))
+        return torch.softmax(logits, dim=1)
+
+    def forward(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
+        return self.weights(ranking_user, top_p) @ self.values  # (B, D)
 
 
 class UserIdEmbedding(nn.Embedding):

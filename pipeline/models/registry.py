@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "content": "pipeline.models.content:ContentModel",
     "mf": "pipeline.models.mf:MatrixFactorization",
     "meanpool": "pipeline.models.meanpool:MeanPoolModel",
+    "fum": "pipeline.models.fum:FUM",
 }
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel, Output,
                                       UserVectors)
-from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig
+from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig, RecallBases
 
 if TYPE_CHECKING:
     from pipeline.vocabulary import Vocabulary
@@ -66,25 +66,6 @@ class UserEncoder(nn.Module):
         return torch.where(has_history[:, None], user, self.empty_user.expand_as(user))
 
 
-class RecallBases(nn.Module):
-    def __init__(self, config: UniRecConfig):
-        super().__init__()
-        dim = config.news.dim
-        self.keys = nn.Parameter(torch.randn(config.num_bases, dim) * dim ** -0.5)
-        self.values = nn.Parameter(torch.randn(config.num_bases, dim) * dim ** -0.5)
-
-    def weights(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
-        # ranking_user (B, D) -> α (B, M); with top_p > 0 only the top P are kept and re-normalized (Eq. 4)
-        logits = ranking_user @ self.keys.T  # (B, M)
-        if 0 < top_p < logits.shape[1]:
-            kept = torch.topk(logits, top_p, dim=1).indices
-            logits = torch.full_like(logits, float("-inf")).scatter(1, kept, logits.gather(1, kept))
-        return torch.softmax(logits, dim=1)
-
-    def forward(self, ranking_user: torch.Tensor, top_p: int) -> torch.Tensor:
-        return self.weights(ranking_user, top_p) @ self.values  # (B, D)
-
-
 class UniRec(NewsRecModel):
     config_class = UniRecConfig
     stages = ("ranking", "recall")
@@ -94,7 +75,7 @@ class UniRec(NewsRecModel):
         super().__init__(config)
         self.news_encoder = ContentNewsEncoder(config.news)
         self.user_encoder = UserEncoder(config)
-        self.bases = RecallBases(config)
+        self.bases = RecallBases(config.num_bases, config.news.dim)
         self.top_p = config.top_p  # inference-time P; evaluation may set 0 (all bases)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
