@@ -9,6 +9,10 @@ full self-attention (UniRec's attention, quadratic) vs a Fastformer layer (FUM's
 batches of 512, each in a fresh Python (peak = its resident high-water mark), interleaved, median of 3;
 news features as a MIND-small-sized corpus (49,000 news; FUM also reads their token ids, 2 × 64 per news
 as `newsrec` stores them). Fresh weights: throughput does not depend on them.
+(3) FUM's word features, the two ways issue 15 names: the LM's last hidden states cached in fp16 (their
+size at MIND-large's 161,013 news and the LM time to compute them, measured on generated titles) against
+the LM's word-piece table with a trained projection (a fixed size, nothing to precompute); and how many
+word pieces MIND-like titles have ([CLS] and [SEP] included) against `words_per_news`.
 (2) One attention layer of width 64 (4 heads) over a batch of 16 user documents of H clicks × 16 word
 pieces: `torch.nn.MultiheadAttention` (what UniRec runs over news vectors, here over words) against
 `FastformerLayer` (attention and feed-forward block), forward only, median of 5.
@@ -99,12 +103,46 @@ def attention_scaling(clicks: list[int], repeats: int) -> dict:
     return {"rows": rows}
 
 
+MIND_LARGE_NEWS = 161_013
+
+
+def word_feature_costs(titles: int) -> dict:
+    import time
+
+    import numpy as np
+    import torch
+
+    from pipeline.demo_data import config_for, generated_news_texts
+    from pipeline.models.fum import FUMConfig
+    from pipeline.text_encoder import load_language_model
+
+    texts = generated_news_texts(config_for("small", 0))[0][:titles]
+    tokenizer, model = load_language_model("default")
+    model.eval()
+    lengths = np.array([len(ids) for ids in tokenizer(texts)["input_ids"]])
+    width, keep = model.config.hidden_size, FUMConfig.__dataclass_fields__["words_per_news"].default
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(texts), 128):
+            tokens = tokenizer(texts[start:start + 128], padding=True, truncation=True, max_length=keep,
+                               return_tensors="pt")
+            model(**tokens).last_hidden_state.half()
+    per_second = len(texts) / (time.perf_counter() - started)
+    return {"titles": len(texts), "pieces_mean": float(lengths.mean()), "pieces_p90": float(np.percentile(lengths, 90)),
+            "truncated_share": float((lengths > keep).mean()), "words_per_news": keep, "hidden": width,
+            "lm_titles_per_s": per_second, "cache_bytes_large": MIND_LARGE_NEWS * keep * width * 2,
+            "cache_minutes_large": MIND_LARGE_NEWS / per_second / 60,
+            "table_bytes": model.get_input_embeddings().weight.numel() * 4,
+            "token_id_bytes_large": MIND_LARGE_NEWS * 2 * 64 * 8 * 2}
+
+
 def run(quick: bool) -> dict:
     clicks = [5, 10, 20, 50] if quick else [5, 10, 20, 50, 100, 200]
     users = 2_000 if quick else USERS
     return {"machine": machine(), "users": users, "batch": BATCH,
             "throughput": throughput(users, 1 if quick else 3),
-            "scaling": attention_scaling(clicks, 3 if quick else 5), "quick": quick}
+            "scaling": attention_scaling(clicks, 3 if quick else 5),
+            "words": word_feature_costs(256 if quick else 2048), "quick": quick}
 
 
 def render(data: dict) -> str:
@@ -136,7 +174,21 @@ pieces: log-log slope between the two longest histories {fast_slope:.2f} for Fas
 for full self-attention (1 = linear, 2 = quadratic). Plot: `{path}`.
 
 {table(["clicks", "word pieces", "Fastformer ms", "self-attention ms", "self-attention / Fastformer"], scale_rows)}
+
+{_words_section(data["words"])}
 """
+
+
+def _words_section(w: dict) -> str:
+    gib = 2 ** 30
+    return f"""FUM's word features at MIND-large (161,013 news): the LM's last hidden states of each title
+({w['words_per_news']} word pieces × {w['hidden']} in fp16) would take **{w['cache_bytes_large'] / gib:.2f} GiB** on disk
+and {w['cache_minutes_large']:.0f} min of LM time on this machine ({w['lm_titles_per_s']:,.0f} titles/s, measured on
+{w['titles']:,} generated titles), and would be recomputed for every new text model; the word-piece table
+FUM uses instead is {w['table_bytes'] / 2**20:.0f} MiB whatever the corpus, beside the token ids newsrec already
+keeps for fine-tuning ({w['token_id_bytes_large'] / gib:.2f} GiB of int64 ids and masks at MIND-large). Titles have
+{w['pieces_mean']:.1f} word pieces on average (90th percentile {w['pieces_p90']:.0f}, [CLS] and [SEP] included);
+{w['truncated_share']:.0%} are cut at {w['words_per_news']}."""
 
 
 if __name__ == "__main__":

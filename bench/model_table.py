@@ -7,7 +7,9 @@ the oracle (the planted click probabilities). CPU is fine; it picks CUDA when pr
 
 Prints a markdown table (and writes table.json beside the data). Recall is by exact maximum inner
 product over the dev-day pool (every dev candidate) and over all news. On world v2 the table ends with
-the oracle decomposed (each planted effect added in turn) and the recall oracle (the planted top-K).
+the oracle decomposed (each planted effect added in turn) and the recall oracle (the planted top-K), and
+a column gives each row's AUC on the entity impressions (a candidate names an entity the user follows),
+beside the planted topic and entity components alone there.
 """
 from __future__ import annotations
 
@@ -16,12 +18,16 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.baselines import decomposition_rows, oracle_scores, planted_summary
+from pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
 from pipeline.demo_data import config_for, generate
 from pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
+from pipeline.metrics import per_impression_metrics
 from pipeline.mind import read_mind
 from pipeline.models.registry import MODELS
 from pipeline.training import TrainConfig, train
+
+
+EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
 
 
 def main() -> None:
@@ -38,27 +44,55 @@ def main() -> None:
     if not (mind / "dev" / "truth.txt").is_file():
         generate(mind, config_for(args.size, 0, args.world))
     dataset = read_mind(mind)
+    entity = entity_split(mind)  # world v2: where a candidate names an entity the user follows
+    splits = {ENTITY_SPLIT: entity[0]} if entity else {}
     rows, timings = [], {}
     for model in MODELS:
         summary = trained_summary(root / "runs" / model) if args.reuse else None
         if summary is None:
-            summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=args.epochs,
-                                                                     recall_epochs=args.recall_epochs), dataset=dataset)
+            epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
+            summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=epochs,
+                                                                     recall_epochs=recall_epochs), dataset=dataset)
         timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
                           "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
                                                 for e in s["epochs"]]}
-        rows.append(evaluate_model(root / "runs" / model, dataset, name=f"{model} (top-P)" if model == "unirec" else model))
-        if model == "unirec":
-            rows.append(evaluate_model(root / "runs" / model, dataset, top_p=0, name="unirec (all bases)"))
+        rows += model_rows(model, root / "runs" / model, dataset, splits)
     rows.append(popularity_evaluation(dataset))
-    rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev")))
+    rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), impression_splits=splits))
     planted = planted_summary(mind) or {}
-    print(markdown(rows, planted))
+    entity_oracle = entity_oracle_rows(dataset, entity)
+    print(markdown(rows, planted, entity_oracle))
     (root / "table.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "timings": timings,
-                                                 "world": args.world, **{k: planted[k] for k in
+                                                 "world": args.world, "epochs": {m: EPOCHS.get(m, (args.epochs,
+                                                 args.recall_epochs)) for m in MODELS},
+                                                 "entity_oracle": {k: asdict(v) for k, v in entity_oracle.items()},
+                                                 **{k: planted[k] for k in
                                                  ("oracle_decomposition", "recall_oracle") if k in planted}},
                                                 indent=1))
     print(json.dumps(timings, indent=1))
+
+
+def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
+    """The model's row; UniRec and FUM also with all bases, FUM also with its user vector as the recall query."""
+    has_bases = model in ("unirec", "fum")
+    rows = [evaluate_model(model_dir, dataset, name=f"{model} (top-P)" if has_bases else model,
+                           impression_splits=splits)]
+    if has_bases:
+        rows.append(evaluate_model(model_dir, dataset, top_p=0, name=f"{model} (all bases)", impression_splits=splits))
+    if model == "fum":
+        rows.append(evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits,
+                                   recall_from="ranking"))
+    return rows
+
+
+def entity_oracle_rows(dataset, entity) -> dict:
+    """Ranking metrics of the planted topic and entity components alone on the entity impressions."""
+    if not entity:
+        return {}
+    mask, parts = entity
+    dev = dataset.splits["dev"]
+    return {name: per_impression_metrics(dev.labels, scores, dev.candidate_offsets).mean(mask)
+            for name, scores in parts.items()}
 
 
 def trained_summary(model_dir: Path) -> dict | None:
@@ -68,24 +102,32 @@ def trained_summary(model_dir: Path) -> dict | None:
     return load_checkpoint(model_dir).training if checkpoint_exists(model_dir) else None
 
 
-def markdown(rows, planted: dict | None = None) -> str:
-    head = ("| model | AUC | MRR | nDCG@5 | nDCG@10 | AUC cold news | R@100 day | R@1000 day | R@100 all | R@1000 all |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+def markdown(rows, planted: dict | None = None, entity_oracle: dict | None = None) -> str:
+    entity = any(ENTITY_SPLIT in row.splits for row in rows)
+    extra = " AUC entity imp. |" if entity else ""
+    head = ("| model | AUC | MRR | nDCG@5 | nDCG@10 | AUC cold news |" + extra +
+            " R@100 day | R@1000 day | R@100 all | R@1000 all |\n|---|---|---|---|---|---|" + ("---|" if entity else "")
+            + "---|---|---|---|")
     lines = [head]
+    dash = " — |" if entity else ""
     for row in rows:
         r = row.ranking
         day, every = row.recall.get("dev-day pool", {}), row.recall.get("all news", {})
         recall = [f"{pool.get(k):.4f}" if pool else "—" for pool in (day, every) for k in (100, 1000)]
+        cell = f" {row.splits[ENTITY_SPLIT].auc:.4f} |" if ENTITY_SPLIT in row.splits else dash
         lines.append(f"| {row.model} | {r.auc:.4f} | {r.mrr:.4f} | {r.ndcg5:.4f} | {r.ndcg10:.4f} | "
-                     f"{row.splits['cold news'].auc:.4f} | " + " | ".join(recall) + " |")
+                     f"{row.splits['cold news'].auc:.4f} |{cell} " + " | ".join(recall) + " |")
+    for name, m in (entity_oracle or {}).items():
+        lines.append(f"| oracle: {name} alone, on the entity impressions only | — | — | — | — | — | {m.auc:.4f} | "
+                     "— | — | — | — |")
     for name, m in decomposition_rows(planted):
-        lines.append(f"| {name} | {m.auc:.4f} | {m.mrr:.4f} | {m.ndcg5:.4f} | {m.ndcg10:.4f} | — | — | — | — | — |")
+        lines.append(f"| {name} | {m.auc:.4f} | {m.mrr:.4f} | {m.ndcg5:.4f} | {m.ndcg10:.4f} | — |{dash} — | — | — | — |")
     recall = (planted or {}).get("recall_oracle")
     if recall:
         cells = [f"{recall[pool].get(str(k), recall[pool].get(k, float('nan'))):.4f}"
                  for pool in ("dev-day pool", "all news") for k in (100, 1000)]
-        lines.append(f"| recall oracle (planted top-K, {recall['impressions']:,} dev impressions) | — | — | — | — | — | "
-                     + " | ".join(cells) + " |")
+        lines.append(f"| recall oracle (planted top-K, {recall['impressions']:,} dev impressions) | — | — | — | — | — |"
+                     f"{dash} " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -123,6 +123,26 @@ def decomposition_rows(summary: dict | None) -> list[tuple[str, RankingMetrics]]
     return alone + cumulative
 
 
+ENTITY_SPLIT = "entity impressions"
+
+
+def entity_split(mind_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """For world-v2 data: (dev impressions where a candidate names an entity the user follows, the planted
+    topic and entity components of every dev row), by planting the world of its `planted.json` again
+    (deterministic); None for other data."""
+    from pipeline import world_v2
+    from pipeline.demo_data import DemoConfig, plant
+
+    summary = planted_summary(mind_dir)
+    if not summary or summary.get("world") != "v2":
+        return None
+    planted = plant(DemoConfig(**summary["config"]))
+    user, item, time = world_v2.impression_rows(planted.dev)
+    parts = world_v2.components(world_v2.WorldV2(), planted.news, planted.users, user, item, time)
+    return world_v2.entity_impressions(planted.news, planted.users, planted.dev), \
+        {name: parts[name] for name in ("topic", "entity")}
+
+
 def generate_with_oracle(out_dir: str | Path, config: DemoConfig) -> tuple[dict, RankingMetrics]:
     """Generate MIND-format data (`demo_data.generate`), read it back with every check on, and score the
     planted probabilities on dev: (generation summary, oracle dev metrics)."""

@@ -58,12 +58,15 @@ def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_
 
 
 def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,
-                    recall_lists: dict[str, np.ndarray] | None = None) -> Evaluation:
-    """Ranking metrics (overall and split) of candidate scores, and Recall@K of retrieved lists per pool."""
+                    recall_lists: dict[str, np.ndarray] | None = None,
+                    impression_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
+    """Ranking metrics (overall and split) of candidate scores, and Recall@K of retrieved lists per pool.
+    `impression_splits`: more named (I,) bool masks of impressions to report metrics on."""
     behaviors = dataset.splits[split]
     per = per_impression_metrics(behaviors.labels, scores, behaviors.candidate_offsets)
     history_lengths = np.diff(behaviors.history_offsets)
     splits = {"empty history": per.mean(history_lengths == 0), "non-empty history": per.mean(history_lengths > 0)}
+    splits.update({split_name: per.mean(mask) for split_name, mask in (impression_splits or {}).items()})
     warm = np.isin(behaviors.candidates, dataset.splits["train"].candidates)
     splits["cold news"] = _subset_metrics(behaviors, scores, ~warm)
     splits["warm news"] = _subset_metrics(behaviors, scores, warm)
@@ -88,14 +91,17 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 
 
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
-                   top_p: int | None = None, name: str | None = None) -> Evaluation:
+                   top_p: int | None = None, name: str | None = None,
+                   impression_splits: dict[str, np.ndarray] | None = None, recall_from: str = "recall") -> Evaluation:
     """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
-    (no recall for a cross-encoder, which has no recall vector)."""
+    (no recall for a cross-encoder, which has no recall vector); `recall_from="ranking"` measures the
+    ranking user vector as the recall query instead."""
     kind, scored = score_split(model_dir, dataset, split, device_name, top_p)
-    pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
-    lists = {pool: top_k_inner_product(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows)
+    queries = scored.ranking_users if recall_from == "ranking" else scored.recall_users
+    pools = recall_pools(dataset, split) if queries is not None else {}
+    lists = {pool: top_k_inner_product(queries, scored.news_matrix, max(RECALL_KS), rows)
              for pool, rows in pools.items()}
-    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists)
+    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists, impression_splits)
     evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})
     return evaluation
 

@@ -455,6 +455,15 @@ def decomposition(world: WorldV2, news: News, users: Users, dev, sample: int = D
     return {"alone": alone, "cumulative": cumulative}
 
 
+def entity_impressions(news: News, users: Users, impressions) -> np.ndarray:
+    """(I,) bool: impressions with a candidate that names an entity the user follows (where the entity
+    component moves the ranking; a model's AUC there says whether it caught the entity interest)."""
+    user, item, _ = impression_rows(impressions)
+    followed = (users.follows[user] == news.entity[item][:, None]).any(axis=1)
+    owner = np.repeat(np.arange(len(impressions.day)), np.diff(impressions.offsets))
+    return np.bincount(owner, weights=followed, minlength=len(impressions.day)) > 0
+
+
 def _subset(impressions, chosen: np.ndarray):
     """The impressions `chosen` (sorted indices) with their candidate rows, same layout."""
     lengths = np.diff(impressions.offsets)[chosen]

@@ -110,3 +110,22 @@ def test_the_model_table_ends_with_the_oracle_decomposition_and_the_recall_oracl
     assert "| oracle: + drift |" in text and "| oracle: full (+ residual) |" in text
     assert "| recall oracle (planted top-K, 800 dev impressions) |" in text
     assert markdown([], None).count("\n") == 1  # world v1 / real data: the header only
+
+
+def test_the_entity_impressions_are_where_the_entity_component_ranks(tmp_path):
+    from bench.model_table import entity_oracle_rows, markdown
+    from pipeline.baselines import ENTITY_SPLIT, entity_split, oracle_scores
+    from pipeline.demo_data import config_for, generate
+    from pipeline.evaluation import evaluate_scores
+    from pipeline.mind import read_mind
+
+    generate(tmp_path, config_for("tiny", 0))
+    mask, parts = entity_split(tmp_path)
+    dataset = read_mind(tmp_path)
+    assert len(mask) == dataset.splits["dev"].num_impressions and 0 < mask.mean() < 0.5
+    oracle = entity_oracle_rows(dataset, (mask, parts))
+    assert oracle["entity"].auc > max(0.6, oracle["topic"].auc)  # there the entity component ranks best
+    row = evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), impression_splits={ENTITY_SPLIT: mask})
+    assert row.splits[ENTITY_SPLIT].impressions <= mask.sum()
+    text = markdown([row], None, oracle)
+    assert "AUC entity imp." in text and "| oracle: entity alone, on the entity impressions only |" in text
