@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from pipeline.models.content import ContentConfig, ContentModel
-from pipeline.models.fum import FUM, FUMConfig
 from pipeline.models.contract import Batch, NewsFeatures
+from pipeline.models.fum import FUM, FUMConfig
 from pipeline.models.layers import NewsEncoderConfig
 from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
 from pipeline.models.mf import MatrixFactorization, MFConfig
@@ -89,3 +89,14 @@ def toy_batch() -> Batch:
     history = torch.tensor([[5, 6, 0, 0, 0], [1, 2, 3, 4, 11], [0, 0, 0, 0, 0]])
     mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
     return Batch(features(), candidates, history, mask, torch.tensor([1, 2, 3]))
+
+
+def served_metrics_equal_offline(output: str) -> dict:
+    """The `evaluate --backend ... --json` result (its last line), after checking that the metrics of the
+    serving path equal the offline ones."""
+    import pytest
+
+    values = json.loads(output.splitlines()[-1])
+    for metric in ("auc", "mrr", "ndcg5", "ndcg10"):
+        assert values["served"][metric] == pytest.approx(values["offline"][metric], abs=1e-6)
+    return values

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from support import NEWS_ENCODER, D, fum_config, history_news, toy_batch
+from support import NEWS_ENCODER, D, fum_config, history_news, served_metrics_equal_offline, toy_batch
 
 from pipeline.metrics import ranking_metrics
 from pipeline.models.contract import Batch, NewsFeatures
@@ -150,8 +150,6 @@ def fum_checkpoint(tiny_demo, trained):
 
 
 def test_a_fum_checkpoint_describes_itself_and_is_served_like_unirec(tiny_demo, fum_checkpoint, tmp_path):
-    import json
-
     from click.testing import CliRunner
 
     from newsrec.cli import feed_main, main
@@ -166,9 +164,7 @@ def test_a_fum_checkpoint_describes_itself_and_is_served_like_unirec(tiny_demo, 
     result = CliRunner().invoke(main, ["evaluate", str(tiny_demo), "--model", str(fum_checkpoint), "--backend", "local",
                                        "--index", str(index), "--json"])
     assert result.exit_code == 0, result.output
-    values = json.loads(result.output.splitlines()[-1])
-    for metric in ("auc", "mrr", "ndcg5", "ndcg10"):
-        assert values["served"][metric] == pytest.approx(values["offline"][metric], abs=1e-6)
+    served_metrics_equal_offline(result.output)
 
 
 def test_a_fum_checkpoint_feeds_vespa(tiny_demo, fum_checkpoint, tmp_path):
