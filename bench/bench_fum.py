@@ -168,7 +168,7 @@ process (medians of interleaved runs); news features of a 49,000-news corpus (FU
 of the latest 20 clicked titles, 16 word pieces each, plus UniRec-style coarse pooling over the latest 50).
 
 {table(["user model", "users/s", "vs UniRec", "peak", "peak above imports"], rows)}
-
+{(chr(10) + data["note"] + chr(10)) if data.get("note") else ""}
 One attention layer (width 64, 4 heads, 16 users per batch) over the word document of H clicks × 16 word
 pieces: log-log slope between the two longest histories {fast_slope:.2f} for Fastformer and {full_slope:.2f}
 for full self-attention (1 = linear, 2 = quadratic). Plot: `{path}`.
