@@ -73,16 +73,16 @@ def main() -> None:
 
 
 def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
-    """The model's row; UniRec and FUM also with all bases, FUM also with its user vector as the recall query."""
-    has_bases = model in ("unirec", "fum")
-    rows = [evaluate_model(model_dir, dataset, name=f"{model} (top-P)" if has_bases else model,
-                           impression_splits=splits)]
-    if has_bases:
-        rows.append(evaluate_model(model_dir, dataset, top_p=0, name=f"{model} (all bases)", impression_splits=splits))
+    """The model's row; UniRec also with all its recall bases; FUM (whose recall query is its user vector)
+    also with its trained bases serving recall, top P and all."""
+    if model == "unirec":
+        return [evaluate_model(model_dir, dataset, name="unirec (top-P)", impression_splits=splits),
+                evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", impression_splits=splits)]
     if model == "fum":
-        rows.append(evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits,
-                                   recall_from="ranking"))
-    return rows
+        return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits),
+                evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", impression_splits=splits),
+                evaluate_model(model_dir, dataset, top_p=0, name="fum (all bases)", impression_splits=splits)]
+    return [evaluate_model(model_dir, dataset, name=model, impression_splits=splits)]
 
 
 def entity_oracle_rows(dataset, entity) -> dict:

@@ -92,14 +92,12 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
                    top_p: int | None = None, name: str | None = None,
-                   impression_splits: dict[str, np.ndarray] | None = None, recall_from: str = "recall") -> Evaluation:
+                   impression_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
     """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
-    (no recall for a cross-encoder, which has no recall vector); `recall_from="ranking"` measures the
-    ranking user vector as the recall query instead."""
+    (no recall for a cross-encoder, which has no recall vector)."""
     kind, scored = score_split(model_dir, dataset, split, device_name, top_p)
-    queries = scored.ranking_users if recall_from == "ranking" else scored.recall_users
-    pools = recall_pools(dataset, split) if queries is not None else {}
-    lists = {pool: top_k_inner_product(queries, scored.news_matrix, max(RECALL_KS), rows)
+    pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
+    lists = {pool: top_k_inner_product(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows)
              for pool, rows in pools.items()}
     evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists, impression_splits)
     evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})

@@ -59,6 +59,17 @@ def test_an_empty_history_gets_the_learned_vector():
     assert torch.equal(users.ranking[2], model.empty_user) and torch.isfinite(users.recall).all()
 
 
+def test_the_user_vector_is_the_recall_query_unless_the_bases_are_asked_for():
+    model = FUM(fum_config()).eval()
+    with torch.no_grad():
+        users = user_of(model, toy_batch())
+        assert torch.equal(users.recall, users.ranking)
+        model.set_top_p(2)
+        bases = user_of(model, toy_batch())
+    assert torch.equal(bases.ranking, users.ranking) and not torch.allclose(bases.recall, users.recall)
+    assert torch.allclose(bases.recall, model.bases(users.ranking, 2))
+
+
 def test_without_the_clicked_words_fum_refuses():
     model = FUM(fum_config()).eval()
     batch = toy_batch()

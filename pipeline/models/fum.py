@@ -15,9 +15,11 @@ one document, and the user is read from it at two grains, both summed into one c
 
 News encoder: `ContentNewsEncoder` (cached LM vectors of title and abstract + categories + entities),
 as UniRec and mean-pool, so the rows of the model table differ only in the user model.
-Recall (issue 15, item 3): UniRec's basis embeddings over FUM's user vector, trained in a second stage
-with everything else frozen (`RecallBases`); the model table also reports the user vector itself as
-the recall query, which is how the choice was measured.
+Recall (issue 15, item 3): the user vector itself is the recall query (`recall="user"`), chosen by
+measured Recall@K on world v2 small (README, "Results on world v2": R@100 over the dev-day pool 0.0837
+for the user vector against 0.0722 for UniRec's basis embeddings over it, top 5 of 20). The bases are
+still trained in a second stage with everything else frozen (`RecallBases`), so that the comparison can
+be rerun: `--top-p P` at evaluation serves them instead (P = 0: all bases).
 
 Word features: the LM's (non-contextual) word-piece embedding table, frozen unless `tune_words`;
 only the rows a batch touches are projected. Chosen over caching the LM's last hidden states, whose
@@ -51,7 +53,8 @@ class FUMConfig:
     heads: int = 4
     pool_window: int = 5  # clicks per window of the coarse model's hierarchical pooling
     num_bases: int = 20  # recall bases M (UniRec's)
-    top_p: int = 5  # bases kept at inference
+    top_p: int = 5  # bases kept at inference when the bases serve recall
+    recall: str = "user"  # the recall query: "user" (the user vector, measured better) or "bases"
     dropout: float = 0.1
     tune_words: bool = False  # train the word-piece table too (else only its projection)
     word_init: str = "lm"  # "lm": the LM's word-piece table; "random": a seeded normal table (tests)
@@ -60,6 +63,8 @@ class FUMConfig:
         if self.news.dim % self.heads:
             raise ModelConfigError(f"FUM: the serving dimension D = {self.news.dim} must be a multiple of its "
                                    f"{self.heads} attention heads")
+        if self.recall not in ("user", "bases"):
+            raise ModelConfigError(f"FUM: recall must be 'user' or 'bases', not {self.recall!r}")
 
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "FUMConfig":
@@ -195,6 +200,7 @@ class FUM(NewsRecModel):
         self.empty_user = nn.Parameter(torch.zeros(dim))
         self.bases = RecallBases(config.num_bases, dim)
         self.top_p = config.top_p
+        self.recall_from_bases = config.recall == "bases"
         _initialize_words(self.fine.words, config)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
@@ -207,6 +213,8 @@ class FUM(NewsRecModel):
                                      self.config.word_history, self.config.words_per_news)
         user = self.combine(torch.cat([self.fine(tokens, mask), self.coarse(history_vectors, history_mask)], -1))
         user = torch.where(history_mask.any(dim=1)[:, None], user, self.empty_user.expand_as(user))
+        if not (self.recall_from_bases or self.stage == "recall"):
+            return UserVectors(ranking=user, recall=user)
         top_p = 0 if self.training else self.top_p
         return UserVectors(ranking=user, recall=self.bases(user, top_p))
 
@@ -219,7 +227,8 @@ class FUM(NewsRecModel):
         return Output(torch.einsum("bd,bkd->bk", user.recall, news_vectors[batch.candidates]))
 
     def set_top_p(self, top_p: int) -> None:
-        self.top_p = top_p
+        """Serve the trained recall bases (the top P; 0 = all) instead of the user vector."""
+        self.top_p, self.recall_from_bases = top_p, True
 
 
 def _initialize_words(words: nn.Embedding, config: FUMConfig) -> None:
