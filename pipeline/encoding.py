@@ -53,7 +53,7 @@ class EncodedDataset:
 def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str = "auto",
                    top_p: int | None = None, progress: bool = False) -> EncodedDataset:
     """Load the checkpoint in `model_dir` and encode every news item of `dataset` with it.
-    `top_p`: UniRec's recall bases kept at inference (0 = all; default: the checkpoint's P)."""
+    `top_p`: recall bases kept at inference (0 = all; default: the checkpoint's P, or for FUM its user vector)."""
     checkpoint = load_checkpoint(model_dir)
     model = checkpoint.model
     if top_p is not None:

@@ -56,7 +56,9 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
 @click.argument("mind_dir", type=click.Path())
 @click.option("--model", "model_dir", type=click.Path(), required=True, help="Checkpoint directory of `newsrec train`.")
 @click.option("--split", default="dev", show_default=True)
-@click.option("--top-p", type=COUNT, default=None, help="UniRec: recall bases kept (0 = all); default: the model's P.")
+@click.option("--top-p", type=COUNT, default=None,
+              help="Recall bases kept (0 = all). UniRec: default the model's P; FUM: serve its bases instead of its "
+                   "user vector.")
 @device_option
 @metrics_json_option
 @click.option("--backend", type=click.Choice(["offline", "local", "vespa"]), default="offline", show_default=True,
