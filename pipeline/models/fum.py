@@ -1,7 +1,7 @@
 """FUM: fine-grained and fast user modeling (Qi, Wu, Wu, Huang; ../shared/seeds/fum-slides.txt).
 
 User modeling becomes document modeling: the titles of the user's latest clicks are concatenated into
-one document, and the user is read from it at two grains, both summed into one cacheable user vector
+one document, and the user is read from it at two grains, combined into one cacheable user vector
 (click score u · r, as every two-tower model here):
 
 - Fine-grained: the word pieces of the latest `word_history` clicked titles (`words_per_news` each,
