@@ -28,6 +28,18 @@ def test_latest_clicks_reads_the_latest_titles_latest_first_and_masks_the_rest()
     assert ids[1, 0].tolist() == tokens[1, 0, 0, :2].tolist() and mask[1, 1].sum() == 0 and ids[1, 1].sum() == 0
 
 
+def test_abstract_pieces_follow_each_title_when_asked_for():
+    model = FUM(fum_config(abstract_words=3)).eval()
+    batch = toy_batch()
+    tokens, mask = model._document(history_news(model, batch), batch.history_mask)
+    assert tokens.shape == (3, 3, 4 + 3)
+    latest = batch.history[1, 4]  # row 1's latest click
+    assert tokens[1, 0, :4].tolist() == (batch.news.tokens[latest, 0, :4] * batch.news.token_mask[latest, 0, :4]).tolist()
+    assert tokens[1, 0, 4:].tolist() == (batch.news.tokens[latest, 1, :3] * batch.news.token_mask[latest, 1, :3]).tolist()
+    with torch.no_grad():
+        assert user_of(model, batch).ranking.shape == (3, D)
+
+
 def test_fastformer_ignores_masked_positions_and_mixes_the_unmasked_ones():
     torch.manual_seed(0)
     layer = FastformerLayer(8, 2, dropout=0.0).eval()

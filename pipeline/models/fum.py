@@ -48,6 +48,7 @@ class FUMConfig:
     word_vocab: int  # word pieces of the LM's tokenizer (the token ids the features carry)
     word_dim: int  # width of the LM's word-piece embeddings
     words_per_news: int = 16  # word pieces read per clicked title, [CLS] and [SEP] included
+    abstract_words: int = 0  # word pieces of each clicked abstract read after its title (0 = titles only)
     word_history: int = 20  # latest clicks read word by word (the coarse model reads the whole history)
     layers: int = 1  # Fastformer layers
     heads: int = 4
@@ -123,7 +124,7 @@ class FineGrainedUser(nn.Module):
         self.words = nn.Embedding(config.word_vocab, config.word_dim, padding_idx=0)
         self.words.weight.requires_grad_(config.tune_words)
         self.projection = nn.Linear(config.word_dim, dim)
-        self.word_position = nn.Embedding(config.words_per_news, dim)
+        self.word_position = nn.Embedding(config.words_per_news + config.abstract_words, dim)
         self.click_position = nn.Embedding(config.word_history, dim)  # 0 = the latest click
         self.layers = nn.ModuleList(FastformerLayer(dim, config.heads, config.dropout) for _ in range(config.layers))
         self.pooling = AdditiveAttention(dim, dim)
@@ -170,16 +171,17 @@ class CoarseGrainedUser(nn.Module):
 
 
 def latest_clicks(history_tokens: torch.Tensor, history_token_mask: torch.Tensor, history_mask: torch.Tensor,
-                  clicks: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The title word pieces of each row's latest `clicks` clicks, latest first: (B, clicks, width) ids and
-    mask. history_* are (B, H, ...) with the real clicks left-aligned, oldest first (`history_matrix`)."""
+                  clicks: int, width: int, text: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The word pieces of text `text` (0 title, 1 abstract) of each row's latest `clicks` clicks, latest
+    first: (B, clicks, width) ids and mask. history_* are (B, H, 2, T) with the real clicks left-aligned,
+    oldest first (`history_matrix`)."""
     lengths = history_mask.sum(dim=1)  # (B,)
     steps = torch.arange(clicks, device=lengths.device)
     column = (lengths[:, None] - 1 - steps).clamp(min=0)  # (B, clicks): latest first
     present = steps[None, :] < lengths[:, None]
     index = column[:, :, None].expand(-1, -1, width)
-    tokens = history_tokens[:, :, 0, :width].gather(1, index)
-    mask = history_token_mask[:, :, 0, :width].gather(1, index).bool() & present[:, :, None]
+    tokens = history_tokens[:, :, text, :width].gather(1, index)
+    mask = history_token_mask[:, :, text, :width].gather(1, index).bool() & present[:, :, None]
     return tokens.masked_fill(~mask, 0), mask
 
 
@@ -209,14 +211,21 @@ class FUM(NewsRecModel):
     def encode_user(self, history_vectors, history_mask, user_index, history_news=None) -> UserVectors:
         if history_news is None or history_news.tokens is None:
             raise ModelConfigError("FUM reads the word pieces of the clicked news: pass history_news with tokens")
-        tokens, mask = latest_clicks(history_news.tokens, history_news.token_mask, history_mask,
-                                     self.config.word_history, self.config.words_per_news)
+        tokens, mask = self._document(history_news, history_mask)
         user = self.combine(torch.cat([self.fine(tokens, mask), self.coarse(history_vectors, history_mask)], -1))
         user = torch.where(history_mask.any(dim=1)[:, None], user, self.empty_user.expand_as(user))
         if not (self.recall_from_bases or self.stage == "recall"):
             return UserVectors(ranking=user, recall=user)
         top_p = 0 if self.training else self.top_p
         return UserVectors(ranking=user, recall=self.bases(user, top_p))
+
+    def _document(self, history_news: NewsFeatures, history_mask: torch.Tensor):
+        """(B, C, W) word pieces and mask of the latest C clicks: each title, then its abstract's start."""
+        config = self.config
+        parts = [latest_clicks(history_news.tokens, history_news.token_mask, history_mask, config.word_history,
+                               width, text) for text, width in ((0, config.words_per_news), (1, config.abstract_words))
+                 if width]
+        return torch.cat([p[0] for p in parts], dim=-1), torch.cat([p[1] for p in parts], dim=-1)
 
     def forward(self, batch: Batch) -> Output:
         if self.stage == "ranking":
