@@ -352,8 +352,7 @@ def _histories(config, world: WorldV2, news: News, users: Users, rng: np.random.
     day = rng.integers(0, config.history_days, len(user))
     groups = _Groups(news, config.history_days)
     clicked = np.empty(len(user), dtype=np.int64)
-    for start in range(0, len(user), 50_000):  # (chunk, follows, topics) arrays: bounded memory
-        rows = slice(start, start + 50_000)
+    for rows in _slices(len(user), 50_000):  # the random draws' order: fixed (the world depends on it)
         clicked[rows] = groups.draw(users, user[rows], day[rows], rng)
     order = np.lexsort((rng.random(len(clicked)), news.published[clicked], user))  # oldest first
     user, clicked = user[order], clicked[order]
@@ -383,15 +382,12 @@ class _Groups:
 
     def draw(self, users: Users, user: np.ndarray, day: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One history click per row: a topic group (plain) or a (followed entity, topic) group, ∝ its mass."""
-        topical = np.exp(topic_logits(users, user, day + 0.5))  # (C, T)
-        follows = users.follows[user]  # (C, F)
-        boost = np.where(follows >= 0, np.expm1(users.follow_weight[user]), 0.0)  # (C, F)
-        entity_mass = boost[:, :, None] * topical[:, None, :] * self.entity_mass[day[:, None], np.maximum(follows, 0)]
-        flat = np.concatenate([topical * self.topic_mass[day], entity_mass.reshape(len(user), -1)], axis=1)
-        pick = _categorical(flat, rng)  # < T: topic `pick`; else follow slot and topic of pick - T
-        plain = pick < self.topics
+        uniform = rng.random(len(user))  # the group draws, one per row
+        pick = np.concatenate([np.empty(0, np.int64)] + [self._group(users, user[rows], day[rows], uniform[rows])
+                               for rows in _slices(len(user), GROUP_ROWS)])
+        plain = pick < self.topics  # < T: topic `pick`; else follow slot and topic of pick - T
         slot, topic = np.divmod(np.where(plain, pick, pick - self.topics), self.topics)
-        entity = np.where(plain, 0, follows[np.arange(len(user)), np.where(plain, 0, slot)])
+        entity = np.where(plain, 0, users.follows[user, np.where(plain, 0, slot)])
         first = (day.astype(np.int64) * self.topics + topic) * self.entities
         start = np.searchsorted(self.key, np.where(plain, first, first + entity))
         end = np.searchsorted(self.key, np.where(plain, first + self.entities, first + entity + 1))
@@ -399,11 +395,28 @@ class _Groups:
         found = np.searchsorted(self.cumulative, low + rng.random(len(user)) * (high - low), side="right") - 1
         return self.items[np.clip(found, start, np.maximum(end - 1, start))]
 
+    def _group(self, users: Users, user: np.ndarray, day: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """Each row's group among T topics then F × T (followed entity, topic) pairs, ∝ its mass; the
+        (rows, F, T) masses only exist for GROUP_ROWS rows at a time."""
+        topical = np.exp(topic_logits(users, user, day + 0.5))  # (C, T)
+        follows = users.follows[user]  # (C, F)
+        boost = np.where(follows >= 0, np.expm1(users.follow_weight[user]), 0.0)  # (C, F)
+        entity_mass = boost[:, :, None] * topical[:, None, :] * self.entity_mass[day[:, None], np.maximum(follows, 0)]
+        flat = np.concatenate([topical * self.topic_mass[day], entity_mass.reshape(len(user), -1)], axis=1)
+        return _categorical(flat, uniform)
 
-def _categorical(mass: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One column per row, drawn ∝ the row's non-negative masses."""
+
+GROUP_ROWS = 1_000  # rows per (rows, follows, topics) block: a few MiB; the draws do not depend on it
+
+
+def _slices(total: int, size: int) -> list[slice]:
+    return [slice(start, start + size) for start in range(0, total, size)]
+
+
+def _categorical(mass: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """One column per row, drawn ∝ the row's non-negative masses (`uniform`: one U[0, 1) per row)."""
     cumulative = np.cumsum(mass, axis=1)
-    draw = rng.random(len(mass)) * cumulative[:, -1]
+    draw = uniform * cumulative[:, -1]
     return np.minimum((cumulative < draw[:, None]).sum(axis=1), mass.shape[1] - 1)
 
 
@@ -426,6 +439,7 @@ def pool_logits(world: WorldV2, news: News, users: Users, user: np.ndarray, time
 
 RECALL_KS = (100, 200, 500, 1000)  # as pipeline/evaluation.py
 RECALL_SAMPLE = 1_000  # dev impressions the recall oracle is measured on (seeded sample)
+POOL_CELLS = 250_000  # (users × pool) logits per block of the recall oracle: 2 MiB of float64
 
 
 def planted_truth(world: WorldV2, news: News, users: Users, train, dev) -> dict:
@@ -494,8 +508,9 @@ def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: 
     time = dev.day[chosen] + dev.seconds[chosen] / 86_400
     result = {"impressions": int(len(chosen))}
     for name, pool in (("dev-day pool", np.unique(dev.candidates)), ("all news", _all_news(users, train, dev))):
-        top = np.concatenate([_top(world, news, users, dev.user[chosen[i:i + 16]], time[i:i + 16], pool)
-                              for i in range(0, len(chosen), 16)])
+        step = max(16, POOL_CELLS // len(pool))  # users per (users, pool) logit block
+        top = np.concatenate([_top(world, news, users, dev.user[chosen[i:i + step]], time[i:i + step], pool)
+                              for i in range(0, len(chosen), step)])
         result[name] = {k: recall_at_k(top[:, :k], clicked_offsets, clicked)[0] for k in RECALL_KS if k <= len(pool)}
     return result
 
