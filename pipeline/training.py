@@ -55,6 +55,7 @@ class TrainConfig:
     finetune_layers: int = 0  # 0: frozen LM with cached vectors; k: fine-tune the LM's top k layers
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     base: str = ""  # checkpoint directory a model with `needs_base` is trained on top of
+    model_options: tuple[tuple[str, str], ...] = ()  # (field, value) overrides of the model's config
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,7 +261,7 @@ def _settings(config: TrainConfig, data: TrainingData, base: Checkpoint | None) 
     text_dim = data.features.text.shape[-1] or _hidden_size(config.text.model)
     return ModelSettings(dim=config.dim, text_dim=text_dim, finetune_layers=config.finetune_layers,
                          text_model=config.text.model, base=None if base is None else base.model,
-                         base_kind="" if base is None else base.kind)
+                         base_kind="" if base is None else base.kind, options=config.model_options)
 
 
 def _hidden_size(text_model: str) -> int:

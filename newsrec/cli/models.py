@@ -30,6 +30,8 @@ from pipeline.models.registry import MODELS
 @click.option("--finetune-layers", type=COUNT, default=0, show_default=True,
               help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
 @click.option("--base", default="", help="Checkpoint a model that builds on another is trained on top of.")
+@click.option("--model-option", "model_options", multiple=True, callback=lambda _c, _p, values: _pairs(values),
+              metavar="FIELD=VALUE", help="Set a field of the model's config (repeatable), e.g. history_tokens=64.")
 @device_option
 @click.option("--threads", type=COUNT, default=0, help="CPU threads (0 = torch's default).")
 @click.option("--seed", type=COUNT, default=0, show_default=True)
@@ -50,6 +52,16 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
                     dataset=read_dataset(mind_dir, reading))
     best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
     echo(f"wrote {Path(out_dir) / 'model.pt'} in {time.perf_counter() - started:.0f}s; best {best}")
+
+
+def _pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{value!r}: write FIELD=VALUE", param_hint="--model-option")
+        pairs.append((name.strip(), text.strip()))
+    return tuple(pairs)
 
 
 @click.command("evaluate", cls=NewsrecCommand, context_settings=CONTEXT)

@@ -83,6 +83,7 @@ class ModelSettings:
     text_model: str = "default"
     base: NewsRecModel | None = None  # the trained model of the base checkpoint, for models with `needs_base`
     base_kind: str = ""  # its registry name
+    options: tuple[tuple[str, str], ...] = ()  # (field, value) overrides of the model's config (`--model-option`)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ class NewsRecModel(nn.Module):
                 if not any(prefix.startswith(f"{name}.") or f"{name}.".startswith(prefix) for prefix in prefixes):
                     child.eval()
         return self
+
+    def on_new(self) -> None:
+        """Called once when the model is built new for training, not when a checkpoint rebuilds it: the place to
+        load pre-trained weights (an LM, a word-piece table) that a checkpoint's state dict would overwrite."""
 
     def set_top_p(self, top_p: int) -> None:
         """Recall bases kept at inference (UniRec's P); a model without bases refuses."""

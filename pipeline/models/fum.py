@@ -66,6 +66,8 @@ class FUMConfig:
                                    f"{self.heads} attention heads")
         if self.recall not in ("user", "bases"):
             raise ModelConfigError(f"FUM: recall must be 'user' or 'bases', not {self.recall!r}")
+        if self.word_init not in ("lm", "random"):
+            raise ModelConfigError(f"FUM: unknown word_init {self.word_init!r} (lm or random)")
 
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "FUMConfig":
@@ -203,7 +205,10 @@ class FUM(NewsRecModel):
         self.bases = RecallBases(config.num_bases, dim)
         self.top_p = config.top_p
         self.recall_from_bases = config.recall == "bases"
-        _initialize_words(self.fine.words, config)
+
+    def on_new(self) -> None:
+        """Built new: the word-piece table starts as the LM's (a checkpoint brings its own)."""
+        _initialize_words(self.fine.words, self.config)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         return self.news_encoder(news)  # (N, D)
@@ -244,8 +249,6 @@ def _initialize_words(words: nn.Embedding, config: FUMConfig) -> None:
     """The LM's word-piece table (its ids are the features' token ids), or a seeded normal one (tests)."""
     if config.word_init == "random":
         return
-    if config.word_init != "lm":
-        raise ModelConfigError(f"FUM: unknown word_init {config.word_init!r} (lm or random)")
     from pipeline.text_encoder import load_language_model
 
     table = load_language_model(config.news.text_model)[1].get_input_embeddings().weight

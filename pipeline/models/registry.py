@@ -41,7 +41,36 @@ def model_class(kind: str) -> type[NewsRecModel]:
 def new_model(kind: str, vocab: Vocabulary, settings: ModelSettings) -> NewsRecModel:
     """A freshly initialized model of `kind`, sized by the vocabulary."""
     cls = model_class(kind)
-    return cls(cls.config_class.from_vocabulary(vocab, settings))
+    model = cls(with_options(cls.config_class.from_vocabulary(vocab, settings), settings.options))
+    model.on_new()
+    return model
+
+
+def with_options(config, options: tuple[tuple[str, str], ...]):
+    """`config` with top-level fields set from text values, converted to the field's type (int, float, bool,
+    str); an unknown field or a value of the wrong type is a NewsrecError naming it."""
+    if not options:
+        return config
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, text in options:
+        kind = hints.get(name)
+        if kind not in (int, float, bool, str):
+            settable = ", ".join(f.name for f in dataclasses.fields(config) if hints[f.name] in (int, float, bool, str))
+            raise NewsrecError(f"{type(config).__name__} has no option {name!r} (options: {settable})")
+        changes[name] = _convert(name, text, kind)
+    return dataclasses.replace(config, **changes)
+
+
+def _convert(name: str, text: str, kind: type):
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise NewsrecError(f"option {name}: {text!r} is not true or false")
+        return text.lower() in ("true", "1")
+    try:
+        return kind(text)
+    except ValueError:
+        raise NewsrecError(f"option {name}: {text!r} is not a{'n' if kind is int else ''} {kind.__name__}") from None
 
 
 def build_model(kind: str, config: dict) -> NewsRecModel:
