@@ -19,12 +19,17 @@ class AppBuildError(NewsrecError):
     """The application package could not be built."""
 
 
-def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP_DIR) -> Path:
-    """Run `mvn package` in `app_dir` and copy the zip to `out`; returns `out`."""
+def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP_DIR,
+                  reranker_onnx: Path | None = None) -> Path:
+    """Run `mvn package` in `app_dir` and copy the zip to `out`; returns `out`. `reranker_onnx`: an exported
+    re-ranker, packaged as models/unbert.onnx with the rank profile schemas/news/unbert.profile (the Maven
+    profile `reranker`, activated by the property newsrec.reranker)."""
     mvn = shutil.which("mvn")
     if mvn is None:
         raise AppBuildError("Maven (mvn) is not on PATH; building the Vespa package needs Maven 3 and Java 17")
     command = [mvn, "-B", "-q", "package"] + (["-DskipTests"] if skip_tests else [])
+    if reranker_onnx is not None:
+        command.append(f"-Dnewsrec.reranker={Path(reranker_onnx).resolve()}")
     done = subprocess.run(command, cwd=app_dir, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
@@ -36,3 +41,18 @@ def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(built, out)
     return out
+
+
+def build_with_reranker(out: str | Path, reranker_dir: str | Path, skip_tests: bool = False,
+                        app_dir: Path = APP_DIR) -> tuple[Path, float]:
+    """Export the re-ranker checkpoint in `reranker_dir` to ONNX (parity with torch checked) and build the package
+    with it; returns (the zip, the parity's max difference)."""
+    import tempfile
+
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.reranker import export_onnx
+
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx = Path(scratch) / "unbert.onnx"
+        parity = export_onnx(load_checkpoint(reranker_dir).model, onnx)
+        return build_package(out, skip_tests, app_dir, onnx), parity.max_difference

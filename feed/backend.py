@@ -54,7 +54,8 @@ class Backend(Protocol):
         with a journal, acknowledged ids are appended to it and ids already in it are skipped (resume)."""
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  rerank_budget: int | None = None) -> list[Hit]:
         """Nearest neighbours of the user's recall vector, read news excluded, ranked by `ranking`:
         recommendation (the best `recall_budget` re-ranked by u_ra · r: feed/funnel.py) or
         recommendation_with_global_category_ctr (closeness × the category's CTR); the page of `hits` at `offset`,

@@ -30,25 +30,34 @@ def tensor_values(doc_id: str, field: str, vector: Sequence[float]) -> dict:
 
 
 def news_document(news_id: str, category: str, subcategory: str, title: str, abstract: str, url: str,
-                  date: int, clicks: int, impressions: int, embedding: Sequence[float]) -> dict:
+                  date: int, clicks: int, impressions: int, embedding: Sequence[float],
+                  title_tokens: Sequence[int] | None = None) -> dict:
+    """`title_tokens`: the title's word pieces for a re-ranker (feed/reranking.py), else left out."""
     doc_id = document_id("news", news_id)
-    return {"id": doc_id, "fields": {
+    fields = {
         "news_id": news_id, "category": category, "subcategory": subcategory, "title": title,
         "abstract": abstract, "url": url, "date": int(date), "clicks": int(clicks),
         "impressions": int(impressions), "embedding": tensor_values(doc_id, "embedding", embedding),
         "category_ctr_ref": CATEGORY_CTR_ID,
-    }}
+    }
+    if title_tokens is not None:
+        fields["title_tokens"] = tensor_values(doc_id, "title_tokens", title_tokens)
+    return {"id": doc_id, "fields": fields}
 
 
 def user_document(user_id: str, recall_embedding: Sequence[float], ranking_embedding: Sequence[float],
-                  has_read_items: Sequence[str]) -> dict:
+                  has_read_items: Sequence[str], history_tokens: Sequence[int] | None = None) -> dict:
+    """`history_tokens`: the history's word pieces for a re-ranker (feed/reranking.py), else left out."""
     doc_id = document_id("user", user_id)
-    return {"id": doc_id, "fields": {
+    fields = {
         "user_id": user_id,
         "recall_embedding": tensor_values(doc_id, "recall_embedding", recall_embedding),
         "ranking_embedding": tensor_values(doc_id, "ranking_embedding", ranking_embedding),
         "has_read_items": list(has_read_items),
-    }}
+    }
+    if history_tokens is not None:
+        fields["history_tokens"] = tensor_values(doc_id, "history_tokens", history_tokens)
+    return {"id": doc_id, "fields": fields}
 
 
 def category_ctr_document(ctrs: dict[str, float]) -> dict:

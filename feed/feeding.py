@@ -20,6 +20,7 @@ import numpy as np
 from feed import ranking
 from feed.backend import FeedReport
 from feed.documents import category_ctr_document, news_document, user_document
+from feed.reranking import RerankerInputs
 from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
 from pipeline.encoding import EncodedDataset, encode_dataset
 from pipeline.mind import MindDataset
@@ -37,6 +38,7 @@ class Corpus:
     impressions: np.ndarray  # (N,) train impressions
     first_seen: np.ndarray  # (N,) yyyymmdd, 0 if never seen in behaviors
     seconds: dict  # timings: news embedding, user embedding
+    reranker: RerankerInputs | None = None  # title and history pieces + the ONNX model, when fed with a re-ranker
 
 
 def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str = "auto",
@@ -97,18 +99,22 @@ def _first_seen(dataset: MindDataset) -> np.ndarray:
 def news_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[dict]:
     news = corpus.dataset.news
     transformed = transform.news(corpus.news_vectors)
+    titles = corpus.reranker.title_tokens if corpus.reranker else None
     for row, news_id in enumerate(news.ids):
         yield news_document(news_id, news.categories[news.category[row]], news.subcategories[news.subcategory[row]],
                             news.title[row], news.abstract[row], news.url[row], int(corpus.first_seen[row]),
-                            int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row])
+                            int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row],
+                            None if titles is None else titles[row].tolist())
 
 
 def user_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[dict]:
     ids = corpus.dataset.news.ids
     recall = transform.query(corpus.user_recall)
     ranking = transform.query(corpus.user_ranking)
+    histories = corpus.reranker.history_tokens if corpus.reranker else None
     for row, user_id in enumerate(corpus.dataset.users):
-        yield user_document(user_id, recall[row], ranking[row], [ids[n] for n in corpus.user_history[row].tolist()])
+        yield user_document(user_id, recall[row], ranking[row], [ids[n] for n in corpus.user_history[row].tolist()],
+                            None if histories is None else histories[row].tolist())
 
 
 def category_ctrs(corpus: Corpus) -> dict[str, float]:

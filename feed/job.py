@@ -42,6 +42,7 @@ class FeedOptions:
     max_bad_rows: BadRowLimit | str = BadRowLimit()  # with skip_bad_rows: most bad rows per file ("N" or "P%")
     drop_unknown_ids: bool = False  # leave out news ids no news.tsv defines, counted
     phi_headroom: float = DEFAULT_PHI_HEADROOM  # a Φ set by this feed is (1 + headroom) × the largest news norm
+    reranker: str | None = None  # an UNBERT checkpoint: documents carry its tokens, the index its ONNX model
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     corpus = embed_corpus(dataset, options.model_dir, options.device, progress=progress)
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
+    if options.reranker:
+        corpus = _with_reranker(corpus, options.reranker, target, log)
     with _state_store(backend, target, state_dir(target, options.state_dir)) as store:
         note, reports = _feed_locked(store, backend, target, options, corpus, log)
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
@@ -97,9 +100,26 @@ def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: C
     log(f"Euclidean transform: {note}")
     journals = _journals(backend, target, options, store.directory, corpus, transform, log)
     store.begin(_fed_state(state, transform, dataset, None, options, backend.description))
+    if corpus.reranker is not None and target.is_local:
+        backend.install_reranker(corpus.reranker.onnx, options.reranker)
     reports = feed_corpus(corpus, transform, backend, log, journals)
     store.finish(_fed_state(state, transform, dataset, reports, options, backend.description))
     return note, reports
+
+
+def _with_reranker(corpus: Corpus, reranker: str, target: Target, log: Callable[[str], None]) -> Corpus:
+    """The corpus with the re-ranker's title and history pieces and its exported model."""
+    from dataclasses import replace
+
+    from feed.reranking import reranker_inputs
+
+    started = time.perf_counter()
+    inputs = reranker_inputs(corpus.dataset, reranker, corpus.user_history)
+    log(f"re-ranker {reranker}: word pieces of {len(inputs.title_tokens)} titles and {len(inputs.history_tokens)} "
+        f"histories, ONNX export (|onnxruntime - torch| <= {inputs.parity:.1e}) in {time.perf_counter() - started:.1f}s")
+    if target.is_vespa:
+        log(f"the Vespa application must carry this model: `newsrec app build --reranker {reranker}`, then deploy")
+    return replace(corpus, reranker=inputs)
 
 
 def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: Callable[[str], None],

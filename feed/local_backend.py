@@ -34,6 +34,8 @@ from feed.funnel import MAX_RECALL_BUDGET, Budgets, budgets
 from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
 from feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset, require_profile,
                           require_sort)
+from feed.reranking import PROFILE as RERANK_PROFILE
+from feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from feed.schema import SchemaMismatchError, check_document, load_schemas
 
 DEFAULT_INDEX_DIR = "newsrec-index"
@@ -42,7 +44,9 @@ HNSW_EXPLORE_AT_INSERT = 200
 APPROXIMATE_THRESHOLD = 0.02
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 GRAPH_FILE = "news.hnsw.faiss"
-_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position", "_counts")
+RERANKER_FILE = "unbert.onnx"  # the re-ranker's exported model, part of the generation (Vespa: models/ of the package)
+_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position", "_counts",
+           "_reranker_model", "_reranker")
 
 
 class LocalBackend:
@@ -95,6 +99,14 @@ class LocalBackend:
         if doctype == "news" and self.docs["news"]:
             self._build_news_index()
 
+    def install_reranker(self, onnx: bytes, source: str) -> None:
+        """Inside `transaction()`: the re-ranker's ONNX model joins the generation (rank profile unbert)."""
+        if self._staged is None:
+            raise BackendError(f"{self.directory}: install the re-ranker inside a feed's transaction")
+        self._reranker_model, self._reranker = onnx, None
+        self._staged.add(RERANKER_FILE)
+        self._staged_meta = {"reranker": source}
+
     @contextmanager
     def transaction(self, state: dict | None = None) -> Iterator["LocalBackend"]:
         """Every `feed` in the block stages into one new generation, starting from the documents of the current
@@ -122,8 +134,11 @@ class LocalBackend:
     def _commit(self, state: dict) -> None:
         import faiss
 
-        staged = sorted(self._staged or ())
+        staged = sorted(set(self._staged or ()) - {RERANKER_FILE})
         written = {name: data for doctype in staged for name, data in _document_files(doctype, self.docs[doctype])}
+        if RERANKER_FILE in (self._staged or ()):
+            written[RERANKER_FILE] = self._reranker_model
+            state = {**state, **self._staged_meta}
         if "news" in staged and self._index is not None:
             written[GRAPH_FILE] = faiss.serialize_index(self._index).tobytes()
         carried = [name for name in self._generation.entries if name not in written]
@@ -153,6 +168,7 @@ class LocalBackend:
         self._index, self._bm25, self._news_order, self._news_fields, self._position = None, None, [], [], {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._counts = np.zeros((2, 0))
+        self._reranker_model, self._reranker = files.get(RERANKER_FILE), None  # the session opens on first use
         if self.docs["news"]:
             self._build_news_index(graph=files.get(GRAPH_FILE))
 
@@ -231,9 +247,11 @@ class LocalBackend:
         return rows[0][keep], distances[0][keep]
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  rerank_budget: int | None = None) -> list[Hit]:
         """The page of `hits` at `offset` of the funnel's ranking (feed/funnel.py) for the user; the recall
-        budget R (the candidates the second phase re-ranks) is the default unless given."""
+        budget R (the candidates the second phase re-ranks) is the default unless given. Ranking `unbert`: the
+        re-ranker then re-scores the best N (`rerank_budget`, default the profile's rerank-count)."""
         require_profile(ranking)
         require_hits(hits)
         require_offset(offset)
@@ -250,6 +268,8 @@ class LocalBackend:
             relevance, order, features = self._rank_by_category_ctr(rows, closeness)
         else:
             relevance, order, features = self._rank_by_user(rows, closeness, user, funnel)
+        if ranking == RERANK_PROFILE:
+            relevance, order = self._global_phase(rows, relevance, order, user, user_id, rerank_budget)
         page = order[offset:offset + hits]  # Hits only for the page: E can be thousands
         return [self._hit(rows[i], float(relevance[i]), {name: float(values[i]) for name, values in features.items()})
                 for i in page]
@@ -267,6 +287,29 @@ class LocalBackend:
         second_phase = profiles.recommendation_score(ranking_score, self._ctr(rows), popularity_weight=0.0)
         relevance, order = profiles.recommendation(closeness, second_phase, funnel.recall)
         return relevance, order, {"closeness(field,embedding)": closeness, "ranking_score": ranking_score}
+
+    def _global_phase(self, rows: np.ndarray, relevance: np.ndarray, order: np.ndarray, user: dict, user_id: str,
+                      rerank_budget: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rank profile unbert's global phase: the re-ranker's scores for the best N, Vespa's rescaling below."""
+        budget = require_rerank_budget(rerank_budget)
+        if "history_tokens" not in user:
+            raise RerankError(f"user {user_id} has no history_tokens: feed with a re-ranker (newsrec-feed --reranker)")
+        top = order[:budget]
+        titles = np.array([self._news_fields[row]["title_tokens"]["values"] for row in rows[top]], dtype=np.int64)
+        scores = self.reranker().scores(titles, np.asarray(user["history_tokens"]["values"], dtype=np.int64))
+        return global_phase(relevance, order, scores)
+
+    def reranker(self):
+        """The installed re-ranker (onnxruntime over the generation's model), opened on first use."""
+        if self._reranker is None:
+            if self._reranker_model is None:
+                raise RerankError(f"{self.directory} has no re-ranker: feed with `newsrec-feed --reranker DIR`")
+            from pipeline.reranker import OnnxReranker
+
+            title_width, history_width = field_widths()
+            self._reranker = OnnxReranker(self._reranker_model, title_width, history_width,
+                                          name=f"{self.directory}/{RERANKER_FILE}")
+        return self._reranker
 
     def _rank_by_category_ctr(self, rows: np.ndarray, closeness: np.ndarray):
         """recommendation_with_global_category_ctr: closeness × the CTR of the news item's category,
@@ -363,8 +406,21 @@ class LocalBackend:
         rows = np.fromiter((self._position[n] for n in news_ids), dtype=np.int64, count=len(news_ids))
         return profiles.ranking_score(self._vectors[rows], np.asarray(ranking_vector, dtype=np.float32)).tolist()
 
+    def rerank_scores(self, history_tokens, news_ids: list[str]) -> list[float]:
+        """The re-ranker's score of each news id against a history's pieces (query(history_tokens)), in order: the
+        global phase of ranking unbert without the funnel around it (evaluation's serving path)."""
+        self._require_news()
+        missing = [n for n in news_ids if n not in self._position]
+        if missing:
+            raise BackendError(f"news {missing[0]} is not in {self.directory} ({len(missing)} missing)")
+        fields = [self._news_fields[self._position[n]] for n in news_ids]
+        if any("title_tokens" not in f for f in fields):
+            raise RerankError(f"{self.directory}: news without title_tokens: feed with a re-ranker (--reranker)")
+        titles = np.array([f["title_tokens"]["values"] for f in fields], dtype=np.int64).reshape(len(fields), -1)
+        return self.reranker().scores(titles, np.asarray(history_tokens, dtype=np.int64)).tolist()
+
     def _hit(self, row: int, relevance: float, features: dict) -> Hit:
-        fields = {k: v for k, v in self._news_fields[row].items() if k != "embedding"}
+        fields = {k: v for k, v in self._news_fields[row].items() if k not in ("embedding", "title_tokens")}
         return Hit(self._news_order[row], float(relevance), {**fields, "matchfeatures": features})
 
 

@@ -110,7 +110,7 @@ def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[floa
 
 
 SORT_FIELDS = ("date",)  # int attribute (yyyymmdd); newest first
-RECOMMEND_PROFILES = ("recommendation", "recommendation_with_global_category_ctr")
+RECOMMEND_PROFILES = ("recommendation", "recommendation_with_global_category_ctr", "unbert")
 
 
 def require_sort(sort: str) -> str:
@@ -184,15 +184,20 @@ def popularity_body(hits: int = 10, filters: dict[str, str] | None = None, offse
 
 def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                         fallback: str = "error", ranking: str = "recommendation", offset: int = 0,
-                        recall_budget: int | None = None) -> dict:
+                        recall_budget: int | None = None, rerank_budget: int | None = None) -> dict:
     """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`; the recall budget is
-    the application's default (its query profile, = feed/funnel.py's) unless given."""
+    the application's default (its query profile, = feed/funnel.py's) unless given; `rerank_budget`: N, the
+    hits the global phase of ranking unbert re-scores (the rank profile's rerank-count unless given)."""
     require_profile(ranking)
     params = {"user_id": safe_value("user id", user_id), "hits": require_hits(hits), "user_fallback": fallback}
     if require_offset(offset):
         params["offset"] = offset
     if recall_budget is not None:
         params["recall_budget"] = budgets(recall_budget).recall  # checked: 1..MAX_RECALL_BUDGET
+    if rerank_budget is not None:
+        from feed.reranking import require_rerank_budget
+
+        params["rerank_budget"] = require_rerank_budget(rerank_budget)
     if ranking != "recommendation":
         params["ranking"] = ranking
     if filters:

@@ -36,7 +36,8 @@ class Schema:
 def load_schemas(directory: str | Path = SCHEMA_DIR) -> dict[str, Schema]:
     schemas = {}
     for path in sorted(Path(directory).glob("*.sd")):
-        schema = parse_schema(path.read_text(encoding="utf-8"))
+        profiles = sorted((path.parent / path.stem).glob("*.profile"))  # rank profiles in files of their own
+        schema = parse_schema("\n".join(p.read_text(encoding="utf-8") for p in [path, *profiles]))
         schemas[schema.name] = schema
     if not schemas:
         raise SchemaMismatchError(f"{directory}: no *.sd schema files")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from feed.reranking import global_phase
 from pipeline.evaluation import score_split
 from pipeline.models.contract import ModelConfigError
 from pipeline.inference import top_k_inner_product
@@ -58,3 +59,89 @@ def _ann_recall(backend, scored, dataset: MindDataset, queries: int, seed: int) 
     overlaps = [len(set(backend.nearest_news(query[i].tolist(), 100)) & set(ids[exact[i]].tolist())) / 100
                 for i in range(len(rows))]
     return float(np.mean(overlaps))
+
+
+# ------------------------------------------------------------------------------ the funnel with a re-ranker
+
+
+@dataclass(frozen=True)
+class FunnelEvaluation:
+    impressions: int  # dev impressions measured (a seeded sample, or all)
+    two_tower: RankingMetrics  # the two-tower scores served, every candidate
+    reranked: dict[int, RankingMetrics]  # N -> the re-ranker over the two-tower's best N, Vespa's rescaling below
+    max_rerank_difference: float  # |served re-ranker score - torch's| over every re-scored candidate
+    pairs: int  # (candidate, history) pairs the re-ranker scored
+
+
+def evaluate_funnel(model_dir, reranker_dir, dataset: MindDataset, backend, rerank_budgets=(10, 20, 50),
+                    split: str = "dev", sample: int | None = None, seed: int = 0,
+                    device_name: str = "cpu") -> FunnelEvaluation:
+    """The funnel through the serving path: per impression, the backend's two-tower scores of every candidate
+    (`ranking_scores`), then the re-ranker's served scores (`rerank_scores`, its global phase) of the best N,
+    checked against torch's; ranking metrics for the two-tower alone and for each N."""
+    kind, scored = score_split(model_dir, dataset, split, device_name)
+    if scored.ranking_users is None:
+        raise ModelConfigError(f"{kind} has no user vector: the funnel's first phases need a two-tower model")
+    behaviors = dataset.splits[split]
+    chosen = np.arange(behaviors.num_impressions)
+    if sample is not None and sample < len(chosen):
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(chosen))[:sample])
+    reranker = _RerankerInputs(reranker_dir, dataset, behaviors, chosen)
+    query = EuclideanTransform(1.0).query(scored.ranking_users[chosen].cpu().numpy())
+    ids, deepest = dataset.news.ids, max(rerank_budgets)
+    two_tower, reranked, labels, difference, pairs = [], {n: [] for n in rerank_budgets}, [], 0.0, 0
+    for position, impression in enumerate(chosen.tolist()):
+        candidates = behaviors.candidates_of(impression).tolist()
+        served = np.asarray(backend.ranking_scores(query[position].tolist(), [ids[n] for n in candidates]))
+        order = np.argsort(-served, kind="stable")
+        top = order[:deepest]
+        history = reranker.history[position]
+        rescored = np.asarray(backend.rerank_scores(history.tolist(), [ids[candidates[i]] for i in top]))
+        difference = max(difference, float(np.abs(rescored - reranker.offline(history, candidates, top)).max()))
+        pairs += len(top)
+        for n in rerank_budgets:
+            reranked[n].append(global_phase(served, order, rescored[:n])[0])
+        two_tower.append(served)
+        labels.append(behaviors.labels[behaviors.candidate_offsets[impression]:behaviors.candidate_offsets[impression + 1]])
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in labels])])
+    metric = lambda scores: ranking_metrics(np.concatenate(labels), np.concatenate(scores), offsets)  # noqa: E731
+    return FunnelEvaluation(len(chosen), metric(two_tower), {n: metric(s) for n, s in reranked.items()},
+                            difference, pairs)
+
+
+class _RerankerInputs:
+    """The re-ranker's checkpoint, its title pieces of every news row and the history pieces of each chosen
+    impression (its own history, as offline), at the schemas' widths."""
+
+    def __init__(self, reranker_dir, dataset: MindDataset, behaviors, chosen: np.ndarray):
+        import torch
+
+        from feed.reranking import field_widths, profile_settings
+        from pipeline.checkpoint import load_checkpoint
+        from pipeline.features import history_matrix, model_news_features
+        from pipeline.models.unbert import history_pieces, title_pieces
+        from pipeline.reranker import reranker_of
+
+        checkpoint = load_checkpoint(reranker_dir)
+        self.scorer, config = reranker_of(checkpoint.model).eval(), checkpoint.model.config
+        self.length = profile_settings().length
+        title_width, history_width = field_widths()
+        features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text, checkpoint.model.inputs(),
+                                       torch.device("cpu"))
+        self.titles = torch.nn.functional.pad(title_pieces(features.tokens, config.title_tokens),
+                                              (0, title_width - config.title_tokens))
+        rows, mask = history_matrix(behaviors, chosen, checkpoint.max_history)
+        clicked = features.select(torch.from_numpy(rows))
+        pieces = history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), config)
+        self.history = torch.nn.functional.pad(pieces, (0, history_width - config.history_tokens)).numpy()
+
+    def offline(self, history: np.ndarray, candidates: list[int], top: np.ndarray) -> np.ndarray:
+        """torch's scores of the candidates at `top` against `history`: what the served ones must equal."""
+        import torch
+
+        from pipeline.models.unbert import token_input_ids
+
+        titles = self.titles[torch.as_tensor([candidates[i] for i in top])]
+        inputs = token_input_ids(self.length, titles, torch.from_numpy(history)[None].expand(len(titles), -1))
+        with torch.no_grad():
+            return self.scorer(*inputs).numpy()

@@ -188,11 +188,12 @@ class VespaBackend:
     # ------------------------------------------------------------------------- queries
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None) -> list[Hit]:
+                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  rerank_budget: int | None = None) -> list[Hit]:
         """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user), with
-        the recall budget of its query profile unless given."""
+        the recall budget of its query profile unless given; ranking unbert re-ranks the best `rerank_budget`."""
         params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking, offset=offset,
-                                     recall_budget=recall_budget)
+                                     recall_budget=recall_budget, rerank_budget=rerank_budget)
         try:
             response = self._client().get(self._app.search_end_point, params={k: str(v) for k, v in params.items()})
         except httpr.HTTPError as error:

@@ -63,5 +63,6 @@ def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str
     started = time.perf_counter()
     features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text,
                                    model.inputs(), device, checkpoint.cache_dir, progress)
-    news_matrix = encode_all_news(model, features, device)
+    news_matrix = encode_all_news(model, features, device) if model.user_is_cacheable else \
+        torch.zeros(len(dataset.news), 0, device=device)  # a cross-encoder has no news vectors
     return EncodedDataset(checkpoint, dataset, device, features, news_matrix, time.perf_counter() - started)

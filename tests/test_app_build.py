@@ -40,3 +40,22 @@ def test_missing_maven_is_a_clear_cli_error(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     result = CliRunner().invoke(main, ["app", "build", "--out", str(tmp_path / "x.zip")])
     assert result.exit_code == 1 and "Maven (mvn) is not on PATH" in result.output
+
+
+def test_a_reranker_is_exported_and_passed_to_maven(tmp_path: Path, monkeypatch):
+    from feed.app import build_with_reranker
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.text_encoder import TextEncoderConfig
+    from pipeline.vocabulary import Vocabulary
+    from reranker_fixture import tiny_unbert
+
+    fake_mvn(tmp_path / "bin", 'echo "$@" > args.txt; mkdir -p target; echo zip > target/application.zip\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    save_checkpoint(tmp_path / "unbert", "unbert", tiny_unbert(), Vocabulary([], [], [], [], []), TextEncoderConfig(),
+                    50, {})
+    app = tmp_path / "app"
+    app.mkdir()
+    out, difference = build_with_reranker(tmp_path / "pkg.zip", tmp_path / "unbert", skip_tests=True, app_dir=app)
+    arguments = (app / "args.txt").read_text().split()
+    assert arguments[:4] == ["-B", "-q", "package", "-DskipTests"] and difference <= 1e-4
+    assert arguments[4].startswith("-Dnewsrec.reranker=") and arguments[4].endswith("unbert.onnx")

@@ -23,14 +23,28 @@ def news_doc(**overrides):
 
 def test_every_fed_field_exists_with_its_type(schemas):
     check_document(schemas["news"], news_doc())
+    check_document(schemas["news"], news_doc(title_tokens=[2023] + [0] * 31))
     check_document(schemas["user"], documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"]))
+    check_document(schemas["user"], documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"], [1] + [0] * 127))
     check_document(schemas["category_ctr"], documents.category_ctr_document({"sports": 0.05}))
-    assert set(news_doc()["fields"]) == set(schemas["news"].fields)  # nothing fed is missing, nothing extra
+    with_reranker = news_doc(title_tokens=[0] * 32)["fields"]
+    assert set(with_reranker) == set(schemas["news"].fields)  # nothing fed is missing, nothing extra
+    assert set(schemas["news"].fields) - set(news_doc()["fields"]) == {"title_tokens"}  # only a re-ranker's
 
 
 def test_builders_write_every_user_field(schemas):
-    fields = documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, [])["fields"]
+    fields = documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, [], [0] * 128)["fields"]
     assert set(fields) == set(schemas["user"].fields)
+    assert set(schemas["user"].fields) - set(documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, [])["fields"]) \
+        == {"history_tokens"}
+
+
+def test_word_piece_fields_have_the_widths_of_the_profile(schemas):
+    with pytest.raises(SchemaMismatchError):
+        check_document(schemas["news"], news_doc(title_tokens=[1] * 33))
+    assert tensor_size(schemas["news"].fields["title_tokens"]) == 32
+    assert tensor_size(schemas["user"].fields["history_tokens"]) == 128
+    assert schemas["news"].profiles["unbert"]["history_tokens"] == "tensor<float>(d0[128])"
 
 
 def test_tensor_dimensions_come_from_the_schemas(schemas):

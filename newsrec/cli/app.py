@@ -21,17 +21,42 @@ def app() -> None:
 @app.command("build", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.option("--out", type=click.Path(dir_okay=False), default="build/newsrec-app.zip", show_default=True)
 @click.option("--skip-tests", is_flag=True, help="Skip the Java tests (they prove Vespa accepts the package).")
-def app_build(out: str, skip_tests: bool) -> None:
+@click.option("--reranker", type=click.Path(), default=None,
+              help="An UNBERT checkpoint: exported to ONNX and packaged with the global-phase rank profile unbert.")
+def app_build(out: str, skip_tests: bool, reranker: str | None) -> None:
     """Build the deployable application package (zip) with Maven, running Vespa's validation.
 
     \b
     Example:
       newsrec app build --out build/newsrec-app.zip
+      newsrec app build --reranker runs/unbert      # + the cross-encoder in the global phase
       vespa deploy build/newsrec-app.zip
     """
-    from feed.app import build_package
+    from feed.app import build_package, build_with_reranker
 
     started = time.perf_counter()
-    path = build_package(out, skip_tests)
+    if reranker:
+        path, difference = build_with_reranker(out, reranker, skip_tests)
+        click.echo(f"exported {reranker} to ONNX (|onnxruntime - torch| <= {difference:.1e}): models/unbert.onnx")
+    else:
+        path = build_package(out, skip_tests)
     click.echo(f"wrote {path} in {time.perf_counter() - started:.0f}s"
                f"{' (Java tests skipped)' if skip_tests else ' (Vespa config model tests passed)'}")
+
+
+@app.command("export-reranker", cls=NewsrecCommand, context_settings=CONTEXT)
+@click.argument("model_dir", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), default="build/unbert.onnx", show_default=True)
+def export_reranker(model_dir: str, out: str) -> None:
+    """Export an UNBERT checkpoint to ONNX (input_ids, attention_mask, token_type_ids -> score), checking that
+    onnxruntime's scores equal torch's within 1e-4 on sampled inputs.
+
+    \b
+    Example:
+      newsrec app export-reranker runs/unbert --out build/unbert.onnx
+    """
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.reranker import export_onnx
+
+    parity = export_onnx(load_checkpoint(model_dir).model, out)
+    click.echo(f"wrote {out}: onnxruntime = torch within {parity.max_difference:.1e} over {parity.samples} samples")

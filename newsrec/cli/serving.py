@@ -47,6 +47,9 @@ def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_dat
 @click.option("--phi-headroom", type=click.FloatRange(min=0.0), default=DEFAULT_PHI_HEADROOM, show_default=True,
               help="When Φ is set (first feed, or grown): Φ = (1 + H) × the largest news norm, so that later news "
                    "up to Φ fit without re-feeding every news vector.")
+@click.option("--reranker", default=None, type=click.Path(),
+              help="An UNBERT checkpoint: documents carry its word pieces and the embedded index its ONNX model "
+                   "(ranking unbert); for Vespa, build the package with `newsrec app build --reranker DIR`.")
 @device_option
 @mind_read_options
 def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **options) -> None:
@@ -72,18 +75,21 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
 @click.argument("user_id")
 @hits_option
 @filter_option
-@click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr"]),
+@click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr", "unbert"]),
               default="recommendation", show_default=True,
-              help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR.")
+              help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR; unbert: "
+                   "then the cross-encoder re-ranks the best N (fed with --reranker).")
 @click.option("--offset", type=click.IntRange(min=0, max=MAX_OFFSET), default=0, show_default=True,
               help="Skip this many hits: the next page, from the same candidates.")
 @click.option("--recall-budget", type=click.IntRange(min=1, max=MAX_RECALL_BUDGET), default=None,
               help=f"Candidates the user's ranking vector re-ranks [default: {DEFAULT_BUDGETS.recall}; "
                    "on Vespa: the application's query profile].")
+@click.option("--rerank-budget", type=click.IntRange(min=1, max=1000), default=None,
+              help="N, the hits the cross-encoder re-ranks with --ranking unbert [default: the profile's, 20].")
 @json_option
 @target_options
 def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, offset: int, recall_budget: int | None,
-              as_json: bool, target: Target) -> None:
+              rerank_budget: int | None, as_json: bool, target: Target) -> None:
     """Recommend news for a user: nearest neighbours of the recall vector, the best re-ranked, read news excluded.
 
     An unknown user gets the popularity fallback.
@@ -94,7 +100,8 @@ def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, o
       newsrec recommend U1001 --offset 10 --recall-budget 500
     """
     backend, filters = open_target(target), parse_filters(filters)
-    answer(backend, backend.recommend(user_id, hits, filters, ranking, offset, recall_budget), filters, as_json)
+    answer(backend, backend.recommend(user_id, hits, filters, ranking, offset, recall_budget, rerank_budget), filters,
+           as_json)
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)

@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
     "mf": "pipeline.models.mf:MatrixFactorization",
     "meanpool": "pipeline.models.meanpool:MeanPoolModel",
     "fum": "pipeline.models.fum:FUM",
+    "unbert": "pipeline.models.unbert:UNBERT",
 }
 
 

@@ -44,6 +44,10 @@ import java.util.regex.Pattern;
  *       (ranking.secondPhase.totalRerankCount). Defaults in the default query profile.</li>
  *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (one NOT news_id in
  *       (...)), restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
+ *   <li>The re-ranker: a user fed with one has history_tokens, set as query(history_tokens), the history's side of the
+ *       cross-encoder in profile unbert (global phase; HTTP 400 for unbert and a user without them). rerank_budget N
+ *       (1 to 1000) sets the hits the global phase re-ranks (ranking.globalPhase.rerankCount; default the profile's
+ *       rerank-count).</li>
  * </ol>
  * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}. A user is known only when
  * the looked-up document's user_id equals the requested one exactly ({@code u1} never gets {@code U1}'s profile).
@@ -57,6 +61,9 @@ public class UserProfileSearcher extends Searcher {
     public static final CompoundName FALLBACK = CompoundName.from("user_fallback");
     public static final CompoundName RECALL_BUDGET = CompoundName.from("recall_budget");
     public static final CompoundName RECALL_EXPLORATION = CompoundName.from("recall_exploration");
+    /** N, the hits the global phase (profile unbert: the cross-encoder) re-ranks; unset: the profile's rerank-count. */
+    public static final CompoundName RERANK_BUDGET = CompoundName.from("rerank_budget");
+    public static final int MAX_RERANK_BUDGET = 1_000;
     public static final int MAX_RECALL_BUDGET = 10_000;
     static final int DEFAULT_RECALL_BUDGET = 100;  // as the default query profile: used when a query has no profile
     static final int DEFAULT_RECALL_EXPLORATION = 4_000;
@@ -69,9 +76,13 @@ public class UserProfileSearcher extends Searcher {
     public static final String FALLBACK_PROFILE = "popularity";
     /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
     public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
-            Set.of("recall", "recommendation", "recommendation_with_global_category_ctr");
+            Set.of("recall", "recommendation", "recommendation_with_global_category_ctr", "unbert");
+    /** The cross-encoder's profile (schemas/news/unbert.profile, in packages built with a re-ranker). */
+    public static final String RERANKER_PROFILE = "unbert";
+    public static final String HISTORY_TOKENS = "history_tokens";
 
-    record UserProfile(Tensor recall, Tensor ranking, List<String> readItems) { }
+    /** historyTokens: the re-ranker's side of the user (null when the user was fed without a re-ranker). */
+    record UserProfile(Tensor recall, Tensor ranking, List<String> readItems, Tensor historyTokens) { }
 
     @Override
     public Result search(Query query, Execution execution) {
@@ -91,6 +102,14 @@ public class UserProfileSearcher extends Searcher {
             return error(query, ErrorMessage.createBadRequest("recall_budget must be an integer from 1 to " + MAX_RECALL_BUDGET));
         if (exploration == null || exploration < 1 || exploration > MAX_RECALL_EXPLORATION)
             return error(query, ErrorMessage.createBadRequest("recall_exploration must be an integer from 1 to " + MAX_RECALL_EXPLORATION));
+        Integer rerankBudget;
+        try {
+            rerankBudget = query.properties().getInteger(RERANK_BUDGET);
+        } catch (NumberFormatException e) {  // as a request parameter typed in the query profile type, a non-number is refused earlier
+            rerankBudget = -1;
+        }
+        if (rerankBudget != null && (rerankBudget < 1 || rerankBudget > MAX_RERANK_BUDGET))
+            return error(query, ErrorMessage.createBadRequest("rerank_budget must be an integer from 1 to " + MAX_RERANK_BUDGET));
 
         Result lookup = lookUp(userId, query, execution);
         if (lookup.hits().getError() != null) return error(query, lookup.hits().getError());
@@ -113,6 +132,9 @@ public class UserProfileSearcher extends Searcher {
             profile = DEFAULT_PROFILE;
             query.getRanking().setProfile(profile);
         }
+        if (profile.equals(RERANKER_PROFILE) && user.historyTokens() == null)
+            return error(query, ErrorMessage.createBadRequest(
+                    "user " + userId + " has no history_tokens: feed with a re-ranker (newsrec-feed --reranker)"));
         Item retrieval;
         if (NEAREST_NEIGHBOR_PROFILES.contains(profile)) {
             NearestNeighborItem nn = new NearestNeighborItem("embedding", "user_recall");
@@ -129,6 +151,10 @@ public class UserProfileSearcher extends Searcher {
         query.getModel().getQueryTree().setRoot(excludeRead(retrieval, user.readItems()));
         query.getRanking().getFeatures().put("query(user_recall)", user.recall());
         query.getRanking().getFeatures().put("query(user_ranking)", user.ranking());
+        if (user.historyTokens() != null)
+            query.getRanking().getFeatures().put("query(history_tokens)", user.historyTokens());
+        if (rerankBudget != null)
+            query.getRanking().getGlobalPhase().setRerankCount(rerankBudget);
         query.getModel().setRestrict("news");
         query.trace("Personalised for user " + userId + " with profile " + profile, 2);
         return execution.search(query);
@@ -193,7 +219,8 @@ public class UserProfileSearcher extends Searcher {
             return null;
         return new UserProfile((Tensor) hit.getField("recall_embedding"),
                                (Tensor) hit.getField("ranking_embedding"),
-                               strings(hit.getField("has_read_items")));
+                               strings(hit.getField("has_read_items")),
+                               (Tensor) hit.getField(HISTORY_TOKENS));
     }
 
     /** array&lt;string&gt; summary fields arrive as Inspectable from the backend, as a List from test mocks. */

@@ -51,6 +51,15 @@ class ApplicationPackageTest {
     }
 
     @Test
+    void invalidRerankBudgetIsRejectedOverHttp() throws Exception {
+        for (String bad : List.of("0", "1001", "abc")) {
+            Response response = get("/search/?user_id=U1&rerank_budget=" + bad);
+            assertEquals(400, response.getStatus(), response.getBodyAsString());
+            assertTrue(response.getBodyAsString().contains("rerank_budget"), response.getBodyAsString());
+        }
+    }
+
+    @Test
     void rankProfileInputsAreTyped() throws Exception {
         String yql = "/search/?yql=" + encode("select * from news where true") + "&ranking=recommendation";
         Response tensor = get(yql + "&input.query(user_ranking)=abc");

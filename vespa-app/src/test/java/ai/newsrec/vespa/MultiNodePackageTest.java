@@ -21,7 +21,7 @@ class MultiNodePackageTest {
     void multiNodeVariantBuildsAndKeepsUsersPrivate(@TempDir Path tmp) throws Exception {
         Path app = TestApp.copyOfPackage(tmp);
         for (String file : new String[] {"services.xml", "hosts.xml"})
-            Files.copy(Path.of("multinode", file), app.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(TestApp.PROJECT_DIR.resolve("multinode").resolve(file), app.resolve(file), StandardCopyOption.REPLACE_EXISTING);
         try (Application multiNode = TestApp.load(app)) {
             Response response = multiNode.getJDisc("default").handleRequest(new Request(
                     "http://localhost:8080/search/?yql=" + encode("select * from user where true")));

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  */
 class SystemTestFilesTest {
 
-    private static final Path DIR = Path.of("src/test/application/tests/system-test");
+    private static final Path DIR = TestApp.PROJECT_DIR.resolve("src/test/application/tests/system-test");
     private static final ObjectMapper json = new ObjectMapper();
     private static Application app;
 

@@ -12,9 +12,14 @@ import java.util.stream.Stream;
 /** Locations and helpers shared by the tests. */
 final class TestApp {
 
+    /**
+     * vespa-app/, from surefire (the working directory is not always it: tests of a package with an ONNX model
+     * run in the directory the in-process container resolves models/ against, see pom.xml).
+     */
+    static final Path PROJECT_DIR = Path.of(System.getProperty("newsrec.project.dir", ".")).toAbsolutePath().normalize();
     /** The complete package built by process-resources: src/main/application + ../schemas. */
-    static final Path APP_DIR = Path.of(System.getProperty("newsrec.app.dir", "target/application"));
-    static final Path SCHEMAS_DIR = Path.of("../schemas");
+    static final Path APP_DIR = Path.of(System.getProperty("newsrec.app.dir", PROJECT_DIR.resolve("target/application").toString()));
+    static final Path SCHEMAS_DIR = PROJECT_DIR.resolveSibling("schemas");
 
     private TestApp() { }
 

@@ -43,6 +43,7 @@ class UserProfileSearcherTest {
     private static final TensorType VECTOR = TensorType.fromSpec("tensor<float>(x[65])");
     private static final Tensor RECALL = vector(0.5);
     private static final Tensor RANKING = vector(0.25);
+    private static final Tensor HISTORY_TOKENS = historyTokens();
 
     private static Application app;
     private static List<Searcher> appSearchers;
@@ -369,6 +370,65 @@ class UserProfileSearcherTest {
         assertNull(UserProfileSearcher.exactMatch(lookup, "U3"));
     }
 
+    // ---- the re-ranker: query(history_tokens) from the user, profile unbert, rerank_budget
+
+    @Test
+    void historyTokensOfTheUserBecomeAQueryFeature() {
+        MockBackend backend = new MockBackend().withHistoryTokens();
+        assertNull(search(backend, "/search/?user_id=U1&ranking=unbert").hits().getError());
+        Query news = backend.newsQuery();
+        assertEquals("unbert", news.getRanking().getProfile());
+        assertEquals(HISTORY_TOKENS, news.getRanking().getFeatures().getTensor("query(history_tokens)").get());
+        assertEquals(RANKING, news.getRanking().getFeatures().getTensor("query(user_ranking)").get());
+        NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem()), 4000);  // unbert inherits recommendation
+        assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
+        assertNull(news.getRanking().getGlobalPhase().getRerankCount());  // the profile's rerank-count
+
+        MockBackend other = new MockBackend().withHistoryTokens();  // set whatever the profile
+        search(other, "/search/?user_id=U1");
+        assertEquals(HISTORY_TOKENS, other.newsQuery().getRanking().getFeatures().getTensor("query(history_tokens)").get());
+    }
+
+    @Test
+    void usersFedWithoutAReRankerGetNoHistoryTokens() {
+        MockBackend backend = new MockBackend();
+        assertNull(search(backend, "/search/?user_id=U1").hits().getError());
+        assertTrue(backend.newsQuery().getRanking().getFeatures().getTensor("query(history_tokens)").isEmpty());
+    }
+
+    @Test
+    void unbertForAUserWithoutHistoryTokensIsABadRequest() {
+        MockBackend backend = new MockBackend();
+        Result result = search(backend, "/search/?user_id=U1&ranking=unbert");
+        assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode());
+        assertEquals("user U1 has no history_tokens: feed with a re-ranker (newsrec-feed --reranker)",
+                     result.hits().getError().getDetailedMessage());
+        assertNull(backend.newsQuery());
+    }
+
+    @Test
+    void rerankBudgetSetsTheGlobalPhasesRerankCount() {
+        for (int budget : new int[] {1, 50, 1000}) {
+            MockBackend backend = new MockBackend().withHistoryTokens();
+            assertNull(search(backend, "/search/?user_id=U1&ranking=unbert&rerank_budget=" + budget).hits().getError());
+            assertEquals(budget, backend.newsQuery().getRanking().getGlobalPhase().getRerankCount());
+            assertEquals(100, backend.newsQuery().getRanking().getSecondPhase().getTotalRerankCount());  // recall_budget's
+        }
+    }
+
+    @Test
+    void invalidRerankBudgetIsRejectedBeforeAnyLookup() {
+        for (String bad : List.of("0", "-1", "1001", "abc", "2.5")) {
+            MockBackend backend = new MockBackend().withHistoryTokens();
+            Result result = search(backend, "/search/?user_id=U1&ranking=unbert&rerank_budget=" + bad);
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), bad);
+            assertTrue(result.hits().getError().getDetailedMessage().contains("rerank_budget must be an integer from 1 to 1000"),
+                       result.hits().getError().getDetailedMessage());
+            assertTrue(backend.queries.isEmpty(), bad);
+        }
+    }
+
     private static long userHits(Result result) {
         return result.hits().asList().stream().filter(h -> h.getId() != null && h.getId().toString().startsWith("id:news:user::")).count();
     }
@@ -399,6 +459,13 @@ class UserProfileSearcherTest {
         return new Execution(new Chain<>(searchers), Execution.Context.createContextStub()).search(query);
     }
 
+    /** Like a user's history pieces: [NSEP] pieces [NSEP] pieces ..., zero-padded to 128. */
+    private static Tensor historyTokens() {
+        Tensor.Builder builder = Tensor.Builder.of(TensorType.fromSpec("tensor<float>(d0[128])"));
+        for (int i = 0; i < 128; i++) builder.cell(i >= 40 ? 0 : i % 10 == 0 ? 1 : 1000 + i, i);
+        return builder.build();
+    }
+
     private static Tensor vector(double value) {
         Tensor.Builder builder = Tensor.Builder.of(VECTOR);
         for (int i = 0; i < 64; i++) builder.cell(value, i);
@@ -415,6 +482,13 @@ class UserProfileSearcherTest {
     static class MockBackend extends Searcher {
 
         final List<Query> queries = new ArrayList<>();
+        private Tensor historyTokens = null;  // users fed without a re-ranker have none
+
+        /** Users fed with a re-ranker: they have history_tokens. */
+        MockBackend withHistoryTokens() {
+            historyTokens = HISTORY_TOKENS;
+            return this;
+        }
         final Map<String, List<String>> users = Map.of("U1", List.of("N1", "N2"),
                                                        "x".repeat(64), List.of());
 
@@ -442,6 +516,7 @@ class UserProfileSearcherTest {
             hit.setField("recall_embedding", RECALL);
             hit.setField("ranking_embedding", RANKING);
             hit.setField("has_read_items", users.get(userId));
+            if (historyTokens != null) hit.setField("history_tokens", historyTokens);
             return hit;
         }
 

@@ -1,0 +1,144 @@
+"""The re-ranker's side of a feed and of the embedded index's global phase (rank profile `unbert`,
+schemas/news/unbert.profile).
+
+Feeding with a re-ranker (`newsrec-feed --reranker DIR`, an UNBERT checkpoint): every news document carries its
+title's word pieces (`title_tokens`) and every user document the pieces of its history (`history_tokens`),
+tokenized with the re-ranker's own tokenizer — the one it was trained with — and cut at its budgets exactly
+as in training (pipeline/models/unbert.py); the model is exported to ONNX (parity with torch checked) and
+installed with the embedded index's generation, or built into the Vespa package (`newsrec app build
+--reranker DIR`). Serving: the funnel's best N (`rerank_budget`, default the profile's rerank-count) are
+re-scored by the model; the others keep their order below them (`global_phase`, Vespa's rule).
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from feed.schema import SCHEMA_DIR, SchemaMismatchError, load_schemas, tensor_size
+from pipeline.errors import NewsrecError
+
+if TYPE_CHECKING:
+    import torch
+
+PROFILE = "unbert"
+PROFILE_FILE = SCHEMA_DIR / "news" / f"{PROFILE}.profile"
+MAX_RERANK_BUDGET = 1000
+
+
+class RerankError(NewsrecError):
+    """Re-ranking was asked for but cannot run (no re-ranker installed, no history tokens, bad budget)."""
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    length: int  # L of tokenInputIds
+    rerank_count: int  # the global phase's default N
+
+
+def profile_settings(path: Path = PROFILE_FILE) -> ProfileSettings:
+    """L and the default N, read from the rank profile (the one place they are written)."""
+    text = re.sub(r"#[^\n]*", "", path.read_text(encoding="utf-8"))
+    lengths = {int(n) for n in re.findall(r"token(?:InputIds|AttentionMask|TypeIds)\((\d+)", text)}
+    count = re.search(r"global-phase\s*\{[^}]*rerank-count:\s*(\d+)", text)
+    if len(lengths) != 1 or count is None:
+        raise SchemaMismatchError(f"{path}: expected one token sequence length and a global-phase rerank-count")
+    return ProfileSettings(lengths.pop(), int(count.group(1)))
+
+
+def field_widths() -> tuple[int, int]:
+    """(title_tokens, history_tokens) widths of the document fields in schemas/."""
+    schemas = load_schemas()
+    return (tensor_size(schemas["news"].fields["title_tokens"]),
+            tensor_size(schemas["user"].fields["history_tokens"]))
+
+
+@dataclass(frozen=True, eq=False)
+class RerankerInputs:
+    title_tokens: np.ndarray  # (N, title width) int32 per news row, zero-padded
+    history_tokens: np.ndarray  # (U, history width) int32 per dataset user, zero-padded
+    onnx: bytes  # the exported model
+    parity: float  # max |onnxruntime - torch| over the export's samples
+
+
+def reranker_inputs(dataset, reranker_dir: str | Path, user_history: list[np.ndarray], device_name: str = "cpu",
+                    chunk: int = 4096) -> RerankerInputs:
+    """Title and history pieces of every news item and user, and the exported model, for the re-ranker in
+    `reranker_dir`; its budgets must fit the schemas' fields."""
+    import torch
+
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.features import model_news_features
+    from pipeline.models.unbert import history_pieces, title_pieces
+    from pipeline.reranker import export_onnx, reranker_of
+
+    checkpoint = load_checkpoint(reranker_dir)
+    model = checkpoint.model
+    reranker_of(model)  # a clear error for a two-tower checkpoint
+    config = model.config
+    title_width, history_width = field_widths()
+    if config.title_tokens > title_width or config.history_tokens > history_width:
+        raise SchemaMismatchError(f"{reranker_dir}: the re-ranker reads {config.title_tokens} title and "
+                                  f"{config.history_tokens} history pieces; schemas/ hold {title_width} and "
+                                  f"{history_width} (retrain with smaller budgets or widen the fields)")
+    features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text, model.inputs(),
+                                   torch.device(device_name))
+    titles = _pad(title_pieces(features.tokens, config.title_tokens), title_width)
+    histories = np.zeros((len(user_history), history_width), dtype=np.int32)
+    for start in range(0, len(user_history), chunk):
+        rows, mask = _history_matrix(user_history[start:start + chunk], checkpoint.max_history)
+        clicked = features.select(torch.from_numpy(rows))
+        pieces = history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), config)
+        histories[start:start + len(rows)] = _pad(pieces, history_width)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "unbert.onnx"
+        parity = export_onnx(model, path)
+        onnx = path.read_bytes()
+    return RerankerInputs(titles, histories, onnx, parity.max_difference)
+
+
+def _pad(pieces: torch.Tensor, width: int) -> np.ndarray:
+    out = np.zeros((len(pieces), width), dtype=np.int32)
+    out[:, :pieces.shape[1]] = pieces.numpy()
+    return out
+
+
+def _history_matrix(histories: list[np.ndarray], max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, H) news rows (the latest max_history clicks, oldest first, left-aligned) and the mask."""
+    width = max(1, min(max_history, max((len(h) for h in histories), default=0)))
+    rows = np.zeros((len(histories), width), dtype=np.int64)
+    mask = np.zeros((len(histories), width), dtype=bool)
+    for i, history in enumerate(histories):
+        latest = np.asarray(history[-width:], dtype=np.int64)
+        rows[i, :len(latest)], mask[i, :len(latest)] = latest, True
+    return rows, mask
+
+
+def require_rerank_budget(budget: int | None) -> int:
+    """N: the profile's rerank-count unless given; 1..MAX_RERANK_BUDGET."""
+    if budget is None:
+        return profile_settings().rerank_count
+    if not 1 <= budget <= MAX_RERANK_BUDGET:
+        raise RerankError(f"rerank_budget must be within 1..{MAX_RERANK_BUDGET}, not {budget}")
+    return budget
+
+
+def global_phase(relevance: np.ndarray, order: np.ndarray, rescored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vespa's global-phase re-ranking (container-search's ResultReranker): the best len(rescored) hits by
+    `relevance` take their new scores; the other hits are rescaled by the ranges of old and new scores
+    (each range at least 1) so that they stay below; then everything is sorted. Returns (relevance, order)."""
+    relevance = relevance.astype(np.float64).copy()
+    top = order[:len(rescored)]
+    if len(top):
+        old, new = relevance[top], rescored.astype(np.float64)
+        scale = max(new.max() - new.min(), 1.0) / max(old.max() - old.min(), 1.0)
+        bias = new.min() - old.min() * scale
+        rest = order[len(top):]
+        relevance[rest] = relevance[rest] * scale + bias
+        relevance[top] = new
+    return relevance, np.argsort(-relevance, kind="stable")
