@@ -112,3 +112,19 @@ def test_a_kind_missing_from_the_registry_is_named():
 
     with pytest.raises(registry.UnknownModelError, match="unknown model 'nrms'; choose one of unirec"):
         registry.model_class("nrms")
+
+
+def test_model_options_set_config_fields_by_their_types():
+    from pipeline.errors import NewsrecError
+    from pipeline.models.registry import with_options
+    from support import fum_config
+
+    config = with_options(fum_config(), (("word_history", "7"), ("dropout", "0.25"), ("tune_words", "true"),
+                                         ("recall", "bases")))
+    assert (config.word_history, config.dropout, config.tune_words, config.recall) == (7, 0.25, True, "bases")
+    with pytest.raises(NewsrecError, match="no option 'colour'.*word_history"):
+        with_options(fum_config(), (("colour", "blue"),))
+    with pytest.raises(NewsrecError, match="'seven' is not an int"):
+        with_options(fum_config(), (("word_history", "seven"),))
+    with pytest.raises(NewsrecError, match="no option 'news'"):  # a nested config is not a text value
+        with_options(fum_config(), (("news", "x"),))
