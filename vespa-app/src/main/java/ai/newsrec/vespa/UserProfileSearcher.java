@@ -44,8 +44,8 @@ import java.util.regex.Pattern;
  *       (ranking.secondPhase.totalRerankCount). Defaults in the default query profile.</li>
  *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (one NOT news_id in
  *       (...)), restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
- *   <li>The re-ranker: a user fed with one has history_tokens, set as query(history_tokens), the history's side of the
- *       cross-encoder in profile unbert (global phase; HTTP 400 for unbert and a user without them). rerank_budget N
+ *   <li>The re-ranker: a user fed with one has history_tokens, set as query(history_tokens) for profile unbert (the
+ *       only one declaring it): the history's side of the cross-encoder (global phase; HTTP 400 for unbert and a user without them). rerank_budget N
  *       (1 to 1000) sets the hits the global phase re-ranks (ranking.globalPhase.rerankCount; default the profile's
  *       rerank-count).</li>
  * </ol>
@@ -151,7 +151,7 @@ public class UserProfileSearcher extends Searcher {
         query.getModel().getQueryTree().setRoot(excludeRead(retrieval, user.readItems()));
         query.getRanking().getFeatures().put("query(user_recall)", user.recall());
         query.getRanking().getFeatures().put("query(user_ranking)", user.ranking());
-        if (user.historyTokens() != null)
+        if (profile.equals(RERANKER_PROFILE))  // only unbert declares the input (a default package has no such profile)
             query.getRanking().getFeatures().put("query(history_tokens)", user.historyTokens());
         if (rerankBudget != null)
             query.getRanking().getGlobalPhase().setRerankCount(rerankBudget);
