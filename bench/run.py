@@ -31,6 +31,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "memory": "bench.bench_memory",
     "generate": "bench.bench_generate",
     "fum": "bench.bench_fum",
+    "unbert": "bench.bench_unbert",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"
