@@ -66,40 +66,57 @@ class RerankerInputs:
     parity: float  # max |onnxruntime - torch| over the export's samples
 
 
+class WordPieces:
+    """A re-ranker checkpoint with the word pieces of a news table, at the schemas' field widths: what the
+    documents carry (titles) and what a history becomes (`histories`). Its budgets must fit the fields."""
+
+    def __init__(self, reranker_dir: str | Path, news, device_name: str = "cpu"):
+        import torch
+
+        from pipeline.checkpoint import load_checkpoint
+        from pipeline.features import model_news_features
+        from pipeline.models.unbert import title_pieces
+        from pipeline.reranker import reranker_of
+
+        self.checkpoint = load_checkpoint(reranker_dir)
+        self.scorer = reranker_of(self.checkpoint.model)  # a clear error for a two-tower checkpoint
+        self.config = config = self.checkpoint.model.config
+        self.title_width, self.history_width = field_widths()
+        if config.title_tokens > self.title_width or config.history_tokens > self.history_width:
+            raise SchemaMismatchError(f"{reranker_dir}: the re-ranker reads {config.title_tokens} title and "
+                                      f"{config.history_tokens} history pieces; schemas/ hold {self.title_width} and "
+                                      f"{self.history_width} (retrain with smaller budgets or widen the fields)")
+        self.features = model_news_features(news, self.checkpoint.vocab, self.checkpoint.text,
+                                            self.checkpoint.model.inputs(), torch.device(device_name))
+        self.titles = _pad(title_pieces(self.features.tokens, config.title_tokens), self.title_width)  # (N, width)
+
+    def histories(self, rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(B, history width) int32: the history pieces of (B, H) clicked news rows (oldest first) and their mask."""
+        import torch
+
+        from pipeline.models.unbert import history_pieces
+
+        clicked = self.features.select(torch.from_numpy(rows))
+        return _pad(history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), self.config),
+                    self.history_width)
+
+
 def reranker_inputs(dataset, reranker_dir: str | Path, user_history: list[np.ndarray], device_name: str = "cpu",
                     chunk: int = 4096) -> RerankerInputs:
     """Title and history pieces of every news item and user, and the exported model, for the re-ranker in
     `reranker_dir`; its budgets must fit the schemas' fields."""
-    import torch
+    from pipeline.reranker import export_onnx
 
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.features import model_news_features
-    from pipeline.models.unbert import history_pieces, title_pieces
-    from pipeline.reranker import export_onnx, reranker_of
-
-    checkpoint = load_checkpoint(reranker_dir)
-    model = checkpoint.model
-    reranker_of(model)  # a clear error for a two-tower checkpoint
-    config = model.config
-    title_width, history_width = field_widths()
-    if config.title_tokens > title_width or config.history_tokens > history_width:
-        raise SchemaMismatchError(f"{reranker_dir}: the re-ranker reads {config.title_tokens} title and "
-                                  f"{config.history_tokens} history pieces; schemas/ hold {title_width} and "
-                                  f"{history_width} (retrain with smaller budgets or widen the fields)")
-    features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text, model.inputs(),
-                                   torch.device(device_name))
-    titles = _pad(title_pieces(features.tokens, config.title_tokens), title_width)
-    histories = np.zeros((len(user_history), history_width), dtype=np.int32)
+    pieces = WordPieces(reranker_dir, dataset.news, device_name)
+    histories = np.zeros((len(user_history), pieces.history_width), dtype=np.int32)
     for start in range(0, len(user_history), chunk):
-        rows, mask = _history_matrix(user_history[start:start + chunk], checkpoint.max_history)
-        clicked = features.select(torch.from_numpy(rows))
-        pieces = history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), config)
-        histories[start:start + len(rows)] = _pad(pieces, history_width)
+        rows, mask = _history_matrix(user_history[start:start + chunk], pieces.checkpoint.max_history)
+        histories[start:start + len(rows)] = pieces.histories(rows, mask)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "unbert.onnx"
-        parity = export_onnx(model, path)
+        parity = export_onnx(pieces.checkpoint.model, path)
         onnx = path.read_bytes()
-    return RerankerInputs(titles, histories, onnx, parity.max_difference)
+    return RerankerInputs(pieces.titles, histories, onnx, parity.max_difference)
 
 
 def _pad(pieces: torch.Tensor, width: int) -> np.ndarray:

@@ -110,30 +110,17 @@ def evaluate_funnel(model_dir, reranker_dir, dataset: MindDataset, backend, rera
 
 
 class _RerankerInputs:
-    """The re-ranker's checkpoint, its title pieces of every news row and the history pieces of each chosen
-    impression (its own history, as offline), at the schemas' widths."""
+    """The re-ranker's word pieces (feed/reranking.py's, as fed) and the history pieces of each chosen impression
+    (its own history, as offline)."""
 
     def __init__(self, reranker_dir, dataset: MindDataset, behaviors, chosen: np.ndarray):
-        import torch
+        from feed.reranking import WordPieces, profile_settings
+        from pipeline.features import history_matrix
 
-        from feed.reranking import field_widths, profile_settings
-        from pipeline.checkpoint import load_checkpoint
-        from pipeline.features import history_matrix, model_news_features
-        from pipeline.models.unbert import history_pieces, title_pieces
-        from pipeline.reranker import reranker_of
-
-        checkpoint = load_checkpoint(reranker_dir)
-        self.scorer, config = reranker_of(checkpoint.model).eval(), checkpoint.model.config
+        self.pieces = WordPieces(reranker_dir, dataset.news)
+        self.scorer = self.pieces.scorer.eval()
         self.length = profile_settings().length
-        title_width, history_width = field_widths()
-        features = model_news_features(dataset.news, checkpoint.vocab, checkpoint.text, checkpoint.model.inputs(),
-                                       torch.device("cpu"))
-        self.titles = torch.nn.functional.pad(title_pieces(features.tokens, config.title_tokens),
-                                              (0, title_width - config.title_tokens))
-        rows, mask = history_matrix(behaviors, chosen, checkpoint.max_history)
-        clicked = features.select(torch.from_numpy(rows))
-        pieces = history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), config)
-        self.history = torch.nn.functional.pad(pieces, (0, history_width - config.history_tokens)).numpy()
+        self.history = self.pieces.histories(*history_matrix(behaviors, chosen, self.pieces.checkpoint.max_history))
 
     def offline(self, history: np.ndarray, candidates: list[int], top: np.ndarray) -> np.ndarray:
         """torch's scores of the candidates at `top` against `history`: what the served ones must equal."""
@@ -141,7 +128,7 @@ class _RerankerInputs:
 
         from pipeline.models.unbert import token_input_ids
 
-        titles = self.titles[torch.as_tensor([candidates[i] for i in top])]
-        inputs = token_input_ids(self.length, titles, torch.from_numpy(history)[None].expand(len(titles), -1))
+        titles = torch.from_numpy(self.pieces.titles[[candidates[i] for i in top]]).long()
+        history = torch.from_numpy(history).long()[None].expand(len(titles), -1)
         with torch.no_grad():
-            return self.scorer(*inputs).numpy()
+            return self.scorer(*token_input_ids(self.length, titles, history)).numpy()

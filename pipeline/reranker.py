@@ -119,10 +119,9 @@ class OnnxReranker:
             self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for a corrupt file
             raise RerankerError(f"{name}: not a loadable ONNX model ({error})") from None
-        path = name
         names = tuple(i.name for i in self.session.get_inputs())
         if names != INPUTS or [o.name for o in self.session.get_outputs()] != [OUTPUT]:
-            raise RerankerError(f"{path}: inputs {names} / outputs {[o.name for o in self.session.get_outputs()]}, "
+            raise RerankerError(f"{name}: inputs {names} / outputs {[o.name for o in self.session.get_outputs()]}, "
                                 f"expected {INPUTS} -> {OUTPUT}")
         self.title_tokens, self.history_tokens = title_tokens, history_tokens
         self.length = title_tokens + history_tokens + 3
