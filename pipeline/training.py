@@ -4,8 +4,11 @@ A model trains its `stages` in order; each stage (`STAGES`) says how its batches
 it is validated and how many epochs it runs:
 - "ranking": each click of a training impression against K non-clicked news of the same impression,
   softmax cross-entropy; validated by AUC.
-- "recall" (UniRec's second stage): each click against T news drawn at random from the whole news set
-  (shared within a batch), softmax; validated by Recall@100 over the validation impressions' candidates.
+- "recall" (UniRec's second stage, Recallnet's actor): each click against T news drawn at random from the
+  whole news set (shared within a batch), softmax (or the model's own loss); validated by Recall@100 over the
+  validation impressions' candidates.
+- "evaluator" (Recallnet's critic): impression negatives as "ranking", the model's own loss; validated by
+  the AUC of `forward`'s pair scores.
 The best epoch of each stage by its validation metric is kept and saved as a self-describing checkpoint.
 """
 from __future__ import annotations
@@ -23,10 +26,11 @@ from pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save
 from pipeline.device import autocast, pick_device
 from pipeline.errors import NewsrecError
 from pipeline.features import clicked_sets, make_batch, model_news_features, user_rows
-from pipeline.inference import candidate_rows, encode_all_news, encode_users, score_impressions, top_k_inner_product
+from pipeline.inference import (candidate_rows, encode_all_news, encode_users, pair_scores, score_impressions,
+                                top_k_inner_product)
 from pipeline.metrics import ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset, read_mind
-from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel
+from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output
 from pipeline.models.registry import model_class, new_model
 from pipeline.text_encoder import TextEncoderConfig
 from pipeline.vocabulary import Vocabulary
@@ -133,14 +137,17 @@ def train_step(model: NewsRecModel, batch: Batch, optimizer: torch.optim.Optimiz
     device = batch.candidates.device
     with autocast(device):
         output = model(batch)
-        loss = torch.nn.functional.cross_entropy(output.logits.float(), torch.zeros(len(output.logits), dtype=torch.long,
-                                                                                   device=device))
-        if output.aux_loss is not None:
-            loss = loss + output.aux_loss
+        loss = output.loss if output.loss is not None else _softmax_loss(output)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def _softmax_loss(output: Output) -> torch.Tensor:
+    logits = output.logits.float()
+    loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+    return loss if output.aux_loss is None else loss + output.aux_loss
 
 
 def validate_ranking(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device) -> float:
@@ -149,6 +156,16 @@ def validate_ranking(model: NewsRecModel, data: TrainingData, config: TrainConfi
     scores = score_impressions(model, data.features, news_matrix, data.behaviors, data.valid_impressions, data.users,
                                config.max_history, device)
     rows, offsets = candidate_rows(data.behaviors, data.valid_impressions)
+    return ranking_metrics(data.behaviors.labels[rows], scores, offsets).auc
+
+
+def validate_pairs(model: NewsRecModel, data: TrainingData, config: TrainConfig, device: torch.device) -> float:
+    """AUC of the scores `forward` gives each (candidate, history) pair in the current stage (Recallnet's evaluator),
+    on up to `PAIR_VALIDATION_IMPRESSIONS` validation impressions spread evenly over time."""
+    step = -(-len(data.valid_impressions) // PAIR_VALIDATION_IMPRESSIONS)
+    impressions = data.valid_impressions[::step]
+    scores = pair_scores(model, data.features, data.behaviors, impressions, data.users, config.max_history, device)
+    rows, offsets = candidate_rows(data.behaviors, impressions)
     return ranking_metrics(data.behaviors.labels[rows], scores, offsets).auc
 
 
@@ -170,8 +187,11 @@ class Stage:
     epochs: Callable[[TrainConfig], int]
 
 
+PAIR_VALIDATION_IMPRESSIONS = 2000
+
 STAGES = {
     "ranking": Stage(True, "valid_auc", validate_ranking, lambda config: config.epochs),
+    "evaluator": Stage(True, "valid_evaluator_auc", validate_pairs, lambda config: config.epochs),
     "recall": Stage(False, "valid_recall@100", validate_recall, lambda config: config.recall_epochs),
 }
 

