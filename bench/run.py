@@ -32,6 +32,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "generate": "bench.bench_generate",
     "fum": "bench.bench_fum",
     "unbert": "bench.bench_unbert",
+    "recallnet": "bench.bench_recallnet",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

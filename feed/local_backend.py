@@ -226,8 +226,6 @@ class LocalBackend:
     def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1), exploring k graph
         candidates (faiss efSearch; Vespa's targetHits), more under a filter."""
-        import faiss
-
         query = np.asarray(query, dtype=np.float32)
         if query.shape != (self._vectors.shape[1],):
             raise QueryError(f"query vector has {query.size} values; the index's vectors have {self._vectors.shape[1]}")
@@ -237,12 +235,7 @@ class LocalBackend:
             distances = ((self._vectors[rows] - query) ** 2).sum(1)
             best = np.argsort(distances, kind="stable")[:k]
             return rows[best], distances[best]
-        selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-        # A filter hides most graph nodes: explore 1 / (share allowed) times more, or the search stops before it
-        # reaches the allowed neighbours (category filter on the tiny demo data: recall@10 0.46 -> 1.00).
-        explore = max(k, min(len(self._news_order), int(k / allowed.mean())))  # never beyond the corpus
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=explore)
-        distances, rows = self._index.search(query, k, params=params)
+        distances, rows = graph_search(self._index, query, k, allowed)
         keep = rows[0] >= 0
         return rows[0][keep], distances[0][keep]
 
@@ -422,6 +415,19 @@ class LocalBackend:
     def _hit(self, row: int, relevance: float, features: dict) -> Hit:
         fields = {k: v for k, v in self._news_fields[row].items() if k not in ("embedding", "title_tokens")}
         return Hit(self._news_order[row], float(relevance), {**fields, "matchfeatures": features})
+
+
+def graph_search(index, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squared distances, rows) (Q, k) of the k allowed news nearest to each query (Q, D + 1) in the HNSW graph,
+    exploring k candidates (Vespa's targetHits), more under a filter; rows -1 where fewer were found."""
+    import faiss
+
+    selector = None if allowed.all() else faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+    # A filter hides most graph nodes: explore 1 / (share allowed) times more, or the search stops before it
+    # reaches the allowed neighbours (category filter on the tiny demo data: recall@10 0.46 -> 1.00).
+    explore = max(k, min(len(allowed), int(k / allowed.mean())))  # never beyond the corpus
+    params = faiss.SearchParametersHNSW(sel=selector, efSearch=explore)
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
 
 
 def build_hnsw(vectors: np.ndarray):
