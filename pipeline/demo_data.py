@@ -24,6 +24,7 @@ dev candidate in leaderboard layout (`ImpId [p1,p2,...]`) and `dev/truth.txt` th
 from __future__ import annotations
 
 import calendar
+import functools
 from concurrent.futures import ThreadPoolExecutor
 import json
 from dataclasses import asdict, dataclass, replace
@@ -349,8 +350,8 @@ def _entities_json(text: str, label: str, entity_type: str, wikidata: str) -> st
 def _write_split(directory: Path, config: DemoConfig, news: PlantedNews, users: PlantedUsers,
                  impressions: Impressions, texts: list[tuple]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    histories = [users.history[u] for u in impressions.user]
-    referenced = np.unique(np.concatenate([impressions.candidates] + [h for h in histories]))
+    histories = [users.history[u] for u in np.unique(impressions.user).tolist()]
+    referenced = np.unique(np.concatenate([impressions.candidates] + histories))
     with (directory / "news.tsv").open("w", encoding="utf-8") as handle:
         for n in referenced:
             topic = demo_vocab.TOPICS[news.topic[n]]
@@ -358,29 +359,43 @@ def _write_split(directory: Path, config: DemoConfig, news: PlantedNews, users: 
             url = f"https://news.example.com/{topic.category}/{topic.subcategory}/{news.ids[n].lower()}"
             handle.write("\t".join((news.ids[n], topic.category, topic.subcategory, title, abstract, url,
                                     title_entities, abstract_entities)) + "\n")
+    # Strings made once: "N123-0" / "N123-1" per news (code = label * N + news), each user's joined history.
+    token_of = [f"{news_id}-0" for news_id in news.ids] + [f"{news_id}-1" for news_id in news.ids]
+    codes = (impressions.labels.astype(np.int64) * len(news.ids) + impressions.candidates).tolist()
+    offsets = impressions.offsets.tolist()
+    clicked_of: dict[int, str] = {}
     with (directory / "behaviors.tsv").open("w", encoding="utf-8") as handle:
-        for i, (user, history) in enumerate(zip(impressions.user, histories)):
-            rows = slice(impressions.offsets[i], impressions.offsets[i + 1])
-            tokens = " ".join(f"{news.ids[c]}-{label}" for c, label in
-                              zip(impressions.candidates[rows].tolist(), impressions.labels[rows].tolist()))
-            clicked = " ".join(news.ids[n] for n in history.tolist())
+        for i, user in enumerate(impressions.user.tolist()):
+            tokens = " ".join(map(token_of.__getitem__, codes[offsets[i]:offsets[i + 1]]))
+            clicked = clicked_of.get(user)
+            if clicked is None:
+                clicked = clicked_of[user] = " ".join(map(news.ids.__getitem__, users.history[user].tolist()))
             time = format_time(config, int(impressions.day[i]), int(impressions.seconds[i]))
             handle.write(f"{i + 1}\t{users.ids[user]}\t{time}\t{clicked}\t{tokens}\n")
 
 
 def format_time(config: DemoConfig, day: int, seconds: int) -> str:
     """MIND's `M/D/YYYY h:MM:SS AM` clock for `day` (0 = first history day) and seconds into it."""
-    start = calendar.timegm(FIRST_LOGGED_DAY + (0, 0, 0)) + (day - config.history_days) * 86_400
-    year, month, mday, hour, minute, second = __import__("time").gmtime(start + seconds)[:6]
+    extra_days, seconds = divmod(seconds, 86_400)
+    hour, rest = divmod(seconds, 3_600)
+    minute, second = divmod(rest, 60)
     suffix = "AM" if hour < 12 else "PM"
-    return f"{month}/{mday}/{year} {hour % 12 or 12}:{minute:02d}:{second:02d} {suffix}"
+    return f"{_date(day + extra_days - config.history_days)} {hour % 12 or 12}:{minute:02d}:{second:02d} {suffix}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(logged_day: int) -> str:
+    """`M/D/YYYY` of the day `logged_day` days after FIRST_LOGGED_DAY (UTC)."""
+    year, month, mday = __import__("time").gmtime(calendar.timegm(FIRST_LOGGED_DAY + (0, 0, 0))
+                                                  + logged_day * 86_400)[:3]
+    return f"{month}/{mday}/{year}"
 
 
 def _write_probabilities(path: Path, impression_ids: list[int], impressions: Impressions) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for i, impression_id in enumerate(impression_ids):
             row = impressions.probability[impressions.offsets[i]:impressions.offsets[i + 1]]
-            handle.write(f"{impression_id} [{','.join(f'{p:.6g}' for p in row)}]\n")
+            handle.write(f"{impression_id} [{','.join(map('{:.6g}'.format, row.tolist()))}]\n")
 
 
 def _summary(config: DemoConfig, news, users, train: Impressions, dev: Impressions, texts: list[tuple]) -> dict:
