@@ -64,29 +64,44 @@ def test_bad_configs_are_refused_by_name():
 # ------------------------------------------------------------------ the critic's rewards, one at a time
 
 def ascend(model: Recallnet, key: torch.Tensor, reward, steps: int = 60, lr: float = 0.05) -> torch.Tensor:
-    """The key after gradient ascent on `reward(rewards)`; the critic's parameters never change."""
+    """The key after gradient ascent on `reward(key)`; every parameter of the model is trainable here, and none
+    may get a gradient from a reward (the critic is read, not trained, by the actor's objective)."""
     key = torch.nn.Parameter(key.clone())
     optimizer = torch.optim.SGD([key], lr=lr)
-    before = {name: p.clone() for name, p in model.named_parameters()}
     for _ in range(steps):
         optimizer.zero_grad()
         (-reward(key).sum()).backward()
+        assert key.grad.abs().sum() > 0
+        assert all(p.grad is None for p in model.parameters())
         optimizer.step()
-    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
     return key.detach()
 
 
-def test_the_evaluator_reward_moves_the_key_toward_what_the_evaluator_prefers():
-    """A constructed evaluator that likes feature 0 of an item for every user: the key climbs along feature 0."""
-    model = recallnet(evaluator="fc")
-    first, second = model.evaluator.joint[0], model.evaluator.joint[2]
+def evaluator_liking_feature_0(form: str) -> Recallnet:
+    """An evaluator that, for every user, scores an item by relu(0.1 + item[0]) (hidden width = D)."""
+    model = recallnet(evaluator=form, evaluator_hidden=D)
     with torch.no_grad():
-        first.weight.zero_(), first.bias.zero_(), second.weight.zero_(), second.bias.zero_()
-        first.weight[0, D] = 1.0  # hidden 0 = relu(item[0])
-        first.bias[0] = 0.1
-        second.weight[0, 0] = 1.0
+        for parameter in model.evaluator.parameters():
+            parameter.zero_()
+        if form == "fc":
+            first, second = model.evaluator.joint[0], model.evaluator.joint[2]
+            first.weight[0, D] = 1.0  # hidden 0 = relu(item[0] + 0.1): columns D.. are the item's
+            first.bias[0] = 0.1
+            second.weight[0, 0] = 1.0
+        else:  # W_e (FFN_1(item) ⊙ FFN_2(user)): FFN_1 keeps relu(item[0] + 0.1), FFN_2 is constant 1
+            item, user = model.evaluator.item, model.evaluator.user
+            item[0].weight[0, 0], item[0].bias[0], item[2].weight[0, 0] = 1.0, 0.1, 1.0
+            user[2].bias.fill_(1.0)
+            model.evaluator.weights.weight[0, 0] = 1.0
+    return model
+
+
+@pytest.mark.parametrize("form", ["bi", "fc"])
+def test_the_evaluator_reward_moves_the_key_toward_what_the_evaluator_prefers(form):
+    """A constructed evaluator that likes feature 0 of an item for every user: the key climbs along feature 0."""
+    model = evaluator_liking_feature_0(form)
     user, key = torch.randn(4, D), torch.randn(4, D) * 0.1
-    key[:, 0] = 0.0  # on the evaluator's slope (relu(0.1 + item[0]))
+    key[:, 0] = 0.0  # on the evaluator's slope
     before = model.rewards(user, key, torch.randn(4, D)).evaluation
     moved = ascend(model, key, lambda k: model.rewards(user, k, torch.zeros(4, D)).evaluation)
     after = model.rewards(user, moved, torch.randn(4, D)).evaluation
@@ -125,6 +140,18 @@ def test_the_validator_brings_a_stray_key_back_among_real_items():
     assert ((key.detach() - center).norm(dim=1) < 0.5 * start).all()
 
 
+@pytest.mark.parametrize("similarity", ["cosine", "inner"])
+def test_each_reward_moves_the_key_and_no_parameter_of_the_critic(similarity):
+    model = recallnet(similarity=similarity)  # every parameter trainable: nothing frozen by a stage
+    key = torch.randn(3, D, requires_grad=True)
+    rewards = model.rewards(torch.randn(3, D), key, torch.randn(3, D))
+    parameters = list(model.parameters())
+    for name, reward in zip(rewards._fields, rewards):
+        gradients = torch.autograd.grad(reward.sum(), [key] + parameters, retain_graph=True, allow_unused=True)
+        assert gradients[0].abs().sum() > 0, name
+        assert all(g is None for g in gradients[1:]), name
+
+
 def test_the_actor_stage_trains_only_the_synthesizer_and_the_validator():
     model, batch = recallnet(), toy_batch()
     model.set_stage("recall")
@@ -147,9 +174,43 @@ def test_the_actor_loss_is_the_weighted_negative_reward_plus_the_validators():
     user = model.user_encoder(news[batch.history], batch.history_mask)
     key = model.synthesizer(user)
     rewards = model.rewards(user, key, news[batch.candidates[:, 0]])
-    expected = -(0.5 * rewards.evaluation + rewards.validation + 2.0 * rewards.reference).mean() \
-        + model.validator_loss(news[batch.candidates.unique()], key)
-    assert model(batch).loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    actor = -(0.5 * rewards.evaluation + rewards.validation + 2.0 * rewards.reference).mean()
+    validator = model.validator_loss(news[batch.candidates[:, 1:].unique()], key.detach())
+    loss = model(batch).loss
+    assert loss.item() == pytest.approx((actor + validator).item(), rel=1e-6)
+    # the validator's loss reaches the synthesizer through no path: its gradient there is the reward's alone
+    synthesizer = list(model.synthesizer.parameters())
+    for through_forward, alone in zip(torch.autograd.grad(loss, synthesizer), torch.autograd.grad(actor, synthesizer)):
+        assert torch.allclose(through_forward, alone, atol=1e-7)
+
+
+def test_a_user_without_history_gets_the_learned_vector_and_padding_changes_nothing():
+    model, batch = recallnet(), toy_batch()
+    model.eval()
+    news = model.encode_news(batch.news)
+    with torch.no_grad():
+        model.user_encoder.empty_user.fill_(0.25)
+    user = model.user_encoder(news[batch.history], batch.history_mask)
+    assert torch.equal(user[2], model.user_encoder.empty_user)  # row 2 of the toy batch has no click
+    history = batch.history.clone()
+    history[0, 2:] = 7  # padding positions of row 0 point elsewhere
+    assert torch.allclose(model.user_encoder(news[history], batch.history_mask), user)
+
+
+@pytest.mark.gpu
+def test_training_steps_under_cuda_bf16_autocast_are_finite():
+    from pipeline.models.contract import Batch
+    from pipeline.training import train_step
+
+    device = torch.device("cuda")
+    model, batch = recallnet().to(device), toy_batch()
+    batch = Batch(batch.news.to(device), batch.candidates.to(device), batch.history.to(device),
+                  batch.history_mask.to(device), batch.user_index.to(device))
+    for stage in model.stages:
+        model.set_stage(stage)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        assert np.isfinite(train_step(model, batch, optimizer))
+        assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 # ------------------------------------------------------------------ training, the command line, serving

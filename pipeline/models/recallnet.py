@@ -12,7 +12,10 @@ here so that each one can be removed):
 - validator ω_u = log σ(VAL(Ψ_u)): a discriminator between real news vectors (label 1) and keys (label 0),
   which keeps the key where the evaluator's judgement holds (no adversarial keys).
 - referencer γ_u = log(½ (1 + cos(Ψ_u, θ_v'))), v' the news the user clicked next (the key is made from
-  the history before it). `similarity="inner"` uses log σ(Ψ_u · θ_v'), the similarity served (below).
+  the history before it). Cosine is the paper's default; serving retrieves by inner product (Vespa's HNSW
+  over the Euclidean-transformed vectors), which cosine ignores the news norms of, so
+  `similarity="inner"` trains with log σ(Ψ_u · θ_v'), the similarity served (in place of the paper's
+  Euclidean variant; both are measured in README, "Recall: Recallnet").
 
 Parts (§4.1): the user encoder is the paper's multi-head attentive pooling over the clicked news
 (Eq. 9-10: K heads, concatenated, W_a + ReLU); the synthesizer an M-layer FFN without activation on its
@@ -28,12 +31,14 @@ train the key.
 
 Training (stages): "evaluator" — the user encoder and the evaluator learn from impressions (each click
 against K non-clicked news of its impression, binary cross-entropy, Algorithm 1 step 1); "recall" —
-the actor (synthesizer) maximizes the compound reward against the frozen evaluator and user encoder,
-each click with T random news of the whole corpus, which are the validator's real items. The
-validator learns in the same step from the keys, detached (the paper refines it after each round of
-the actor; updated every step here, as GANs are usually trained, so it is never a round behind),
-starting from scratch (the paper initializes it first). The actor's best epoch is kept by validation
-Recall@100, the metric it serves.
+the actor (synthesizer) maximizes the compound reward against the frozen evaluator, each click with T
+random news of the whole corpus, which are the validator's real items. The user encoder stays frozen
+too (the paper's actor updates it): the evaluator was trained on its θ_u, and a θ_u moved by the actor
+would be judged where the evaluator never learned. The validator learns in the same step from the keys,
+detached (the paper refines it after each round of the actor; updated every step here, as GANs are
+usually trained, so it is never a round behind), starting from scratch (the paper initializes it
+first); the stage's logged loss is therefore −reward + the validator's loss. The actor's best epoch is
+kept by validation Recall@100, the metric it serves.
 """
 from __future__ import annotations
 
@@ -210,25 +215,26 @@ class Recallnet(NewsRecModel):
                   + config.referencer_weight * rewards.reference)
         loss = -reward.mean()
         if config.validator_weight:
-            loss = loss + self.validator_loss(news_vectors[batch.candidates.unique()], key.detach())
+            real = batch.candidates[:, 1:] if batch.candidates.shape[1] > 1 else batch.candidates  # T random news
+            loss = loss + self.validator_loss(news_vectors[real.unique()], key.detach())
         return Output(torch.einsum("bd,bkd->bk", key, candidates), loss=loss)
 
     def rewards(self, user: torch.Tensor, key: torch.Tensor, clicked: torch.Tensor) -> Rewards:
         """The critic's three rewards of keys Ψ (B, D) for users θ_u (B, D) who clicked news θ_v' (B, D). Gradients
         reach the key only: the evaluator and the validator are read with their parameters detached."""
         evaluation = F.logsigmoid(torch.func.functional_call(self.evaluator, _detached(self.evaluator),
-                                                             (user.detach(), key[:, None, :]))[:, 0])
+                                                             (user.detach(), key[:, None, :]))[:, 0].float())
         validation = F.logsigmoid(torch.func.functional_call(self.validator, _detached(self.validator),
-                                                             (key,))[:, 0])
+                                                             (key,))[:, 0].float())
         if self.config.similarity == "cosine":
             reference = torch.log(0.5 * (1 + F.cosine_similarity(key, clicked, dim=-1)) + 1e-6)
         else:
-            reference = F.logsigmoid((key * clicked).sum(-1))
+            reference = F.logsigmoid((key.float() * clicked.float()).sum(-1))
         return Rewards(evaluation, validation, reference)
 
     def validator_loss(self, real: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """The discriminator's binary cross-entropy: real news vectors (N, D) are 1, keys (B, D) are 0."""
-        real_logits, key_logits = self.validator(real.detach())[:, 0], self.validator(keys)[:, 0]
+        real_logits, key_logits = self.validator(real.detach())[:, 0].float(), self.validator(keys)[:, 0].float()
         return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                 + F.binary_cross_entropy_with_logits(key_logits, torch.zeros_like(key_logits)))
 
