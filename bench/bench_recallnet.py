@@ -183,7 +183,7 @@ def render(data: dict) -> str:
         "Training on this CPU (seconds of the training loops, validation excluded; train impressions per second, "
         "each epoch; the evaluator's best validation AUC; the actor's validation Recall@100 by epoch, the best kept):",
         "", table(["variant", "evaluator s", "actor s", "impressions/s", "evaluator valid AUC", "actor valid R@100"],
-                  training)])
+                  training)] + ([""] + [data["note"]] if data.get("note") else []))
 
 
 def _at(values: dict, k: int) -> str:
