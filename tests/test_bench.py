@@ -129,3 +129,19 @@ def test_the_entity_impressions_are_where_the_entity_component_ranks(tmp_path):
     assert row.splits[ENTITY_SPLIT].impressions <= mask.sum()
     text = markdown([row], None, oracle)
     assert "AUC entity imp." in text and "| oracle: entity alone, on the entity impressions only |" in text
+
+
+def test_the_recall_bench_searches_a_pools_graph_and_maps_its_rows_back():
+    """bench/bench_recallnet.py's graph over one pool: on a corpus smaller than the funnel's exploration it must
+    find exactly the pool's maximum-inner-product news, as news rows of the whole corpus."""
+    import numpy as np
+    import torch
+
+    from bench.bench_recallnet import Graph
+    from pipeline.inference import top_k_inner_product
+
+    rng = np.random.default_rng(0)
+    news, queries = rng.standard_normal((300, 8)).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32)
+    pool = np.sort(rng.permutation(300)[:120])
+    found = Graph(news, pool).search(queries, 10)
+    assert np.array_equal(found, top_k_inner_product(torch.from_numpy(queries), torch.from_numpy(news), 10, pool))
