@@ -61,6 +61,11 @@ class PerImpression:
         return RankingMetrics(*means, impressions=int(rows.sum()), skipped_single_class=considered - int(rows.sum()))
 
 
+def concatenate(parts: list[PerImpression]) -> PerImpression:
+    """The per-impression values of consecutive blocks of impressions, as one."""
+    return PerImpression(*(np.concatenate([getattr(p, name) for p in parts]) for name in (*METRIC_NAMES, "valid")))
+
+
 def ranking_metrics(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray) -> RankingMetrics:
     """Leaderboard metrics of CSR-shaped impressions: impression i is rows offsets[i]:offsets[i+1]."""
     return per_impression_metrics(labels, scores, offsets).mean()

@@ -454,19 +454,40 @@ DECOMPOSITION_SAMPLE = 100_000  # dev impressions the decomposition is measured 
 def decomposition(world: WorldV2, news: News, users: Users, dev, sample: int = DECOMPOSITION_SAMPLE) -> dict:
     """Dev ranking metrics of each planted component alone, of the components added in `COMPONENTS`
     order, and of the full logit (+ residual: the planted probability's own order); on every dev
-    impression up to `sample`, else on a seeded sample of that many (large: 100,000 of 376,471)."""
-    from pipeline.metrics import ranking_metrics
+    impression up to `sample`, else on a seeded sample of that many (large: 100,000 of 376,471).
+    Computed DECOMPOSITION_BLOCK impressions at a time (per-impression metrics do not depend on the
+    blocks): temporaries stay a few MiB instead of one array per component over every row."""
+    from pipeline.metrics import concatenate, per_impression_metrics
 
     if len(dev.day) > sample:
         dev = _subset(dev, np.sort(np.random.default_rng(0).permutation(len(dev.day))[:sample]))
-    parts = chunked_components(world, news, users, *impression_rows(dev))
-    alone = {name: ranking_metrics(dev.labels, parts[name], dev.offsets).as_dict() for name in COMPONENTS}
-    total, cumulative = parts[COMPONENTS[0]], {COMPONENTS[0]: alone[COMPONENTS[0]]}
-    for name in COMPONENTS[1:]:
-        total = total + parts[name]
-        cumulative[f"+ {name}"] = ranking_metrics(dev.labels, total, dev.offsets).as_dict()
-    cumulative["full (+ residual)"] = ranking_metrics(dev.labels, total + parts["residual"], dev.offsets).as_dict()
-    return {"alone": alone, "cumulative": cumulative}
+    names = [*COMPONENTS, *(f"+ {name}" for name in COMPONENTS[1:]), "full (+ residual)"]
+    blocks: dict[str, list] = {name: [] for name in names}
+    for start in range(0, len(dev.day), DECOMPOSITION_BLOCK):
+        block = _block(dev, start, start + DECOMPOSITION_BLOCK)
+        parts = components(world, news, users, *impression_rows(block))
+        scores = {name: parts[name] for name in COMPONENTS}
+        total = parts[COMPONENTS[0]]
+        for name in COMPONENTS[1:]:
+            total = scores[f"+ {name}"] = total + parts[name]
+        scores["full (+ residual)"] = total + parts["residual"]
+        for name in names:
+            blocks[name].append(per_impression_metrics(block.labels, scores[name], block.offsets))
+    means = {name: concatenate(blocks[name]).mean().as_dict() for name in names}
+    cumulative = {COMPONENTS[0]: means[COMPONENTS[0]], **{name: means[name] for name in names[len(COMPONENTS):]}}
+    return {"alone": {name: means[name] for name in COMPONENTS}, "cumulative": cumulative}
+
+
+DECOMPOSITION_BLOCK = 5_000  # dev impressions per block of the decomposition (~180,000 candidate rows)
+
+
+def _block(impressions, start: int, stop: int):
+    """Impressions start:stop (contiguous) with their candidate rows, same layout."""
+    first, last = impressions.offsets[start], impressions.offsets[min(stop, len(impressions.day))]
+    return replace(impressions, day=impressions.day[start:stop], seconds=impressions.seconds[start:stop],
+                   user=impressions.user[start:stop], offsets=impressions.offsets[start:stop + 1] - first,
+                   candidates=impressions.candidates[first:last], probability=impressions.probability[first:last],
+                   labels=impressions.labels[first:last])
 
 
 def entity_impressions(news: News, users: Users, impressions) -> np.ndarray:

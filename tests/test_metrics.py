@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.metrics import descending_order, per_impression_metrics, ranking_metrics, recall_at_k
+from pipeline.metrics import concatenate, descending_order, per_impression_metrics, ranking_metrics, recall_at_k
 
 
 def official_auc(y_true, y_score):
@@ -84,6 +84,16 @@ def test_descending_order_sorts_each_impression_best_first_later_candidate_first
         expected = sorted(range(lengths[i]), key=lambda row: (-scores[offsets[i] + row], -row))
         assert block.tolist() == expected
         assert rank[offsets[i]:offsets[i + 1]].tolist() == list(range(1, lengths[i] + 1))
+
+
+def test_metrics_of_blocks_of_impressions_concatenated_equal_the_whole():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 9, 40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    labels, scores = rng.integers(0, 2, offsets[-1]), np.round(rng.random(offsets[-1]), 1)  # ties included
+    blocks = [per_impression_metrics(labels[offsets[a]:offsets[b]], scores[offsets[a]:offsets[b]],
+                                     offsets[a:b + 1] - offsets[a]) for a, b in ((0, 13), (13, 14), (14, 40))]
+    assert concatenate(blocks).mean() == ranking_metrics(labels, scores, offsets)
 
 
 def test_single_class_impressions_are_skipped_and_counted():
