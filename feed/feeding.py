@@ -33,7 +33,7 @@ class Corpus:
     news_vectors: np.ndarray  # (N, D) float32, every news row
     user_ranking: np.ndarray  # (U, D) per dataset user
     user_recall: np.ndarray  # (U, D)
-    user_history: list[np.ndarray]  # per user: news rows of the latest history
+    user_history: "Histories"  # per user: news rows of the latest history
     clicks: np.ndarray  # (N,) train clicks
     impressions: np.ndarray  # (N,) train impressions
     first_seen: np.ndarray  # (N,) yyyymmdd, 0 if never seen in behaviors
@@ -54,27 +54,66 @@ def embed_corpus(dataset: MindDataset, model_dir: str | Path, device_name: str =
                   {"news": encoded.seconds, "users": user_seconds})
 
 
-def _embed_users(encoded: EncodedDataset) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Each user's vectors from the history of their latest impression over all splits."""
+def _embed_users(encoded: EncodedDataset) -> tuple[np.ndarray, np.ndarray, "Histories"]:
+    """Each user's vectors from the history of their latest impression over all splits (a later split wins:
+    dev over train), computed split by split in chunks (pipeline.inference.encode_users) straight into the
+    (U, D) outputs; the histories are kept as one CSR array, no object per user."""
     dataset = encoded.dataset
-    latest = {}  # user -> (split, impression) of their latest impression
-    for name, behaviors in dataset.splits.items():
-        order = np.argsort(behaviors.time, kind="stable")
-        for impression in order:  # later impressions overwrite earlier ones
-            latest[int(behaviors.user_index[impression])] = (name, int(impression))
+    split_of, impression_of = _latest_impressions(dataset)
     ranking = np.zeros((len(dataset.users), encoded.news_matrix.shape[1]), dtype=np.float32)
     recall = np.zeros_like(ranking)
-    history: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * len(dataset.users)
-    for name, behaviors in dataset.splits.items():
-        users = np.array([u for u, (split, _) in latest.items() if split == name], dtype=np.int64)
-        if len(users) == 0:
-            continue
-        impressions = np.array([latest[u][1] for u in users], dtype=np.int64)
-        vectors = encoded.users(behaviors, impressions)
-        ranking[users], recall[users] = vectors.ranking.cpu().numpy(), vectors.recall.cpu().numpy()
-        for user, impression in zip(users, impressions):
-            history[user] = behaviors.history_of(impression)
-    return ranking, recall, history
+    lengths = np.zeros(len(dataset.users), dtype=np.int64)
+    winners = {}
+    for s, (name, behaviors) in enumerate(dataset.splits.items()):
+        users = np.flatnonzero(split_of == s)
+        if len(users):
+            winners[name] = users
+            vectors = encoded.users(behaviors, impression_of[users])
+            ranking[users], recall[users] = vectors.ranking.cpu().numpy(), vectors.recall.cpu().numpy()
+            lengths[users] = np.diff(behaviors.history_offsets)[impression_of[users]]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    rows = np.zeros(offsets[-1], dtype=np.int32)
+    for name, users in winners.items():
+        behaviors = dataset.splits[name]
+        source = _spans(behaviors.history_offsets[impression_of[users]], lengths[users])
+        rows[_spans(offsets[users], lengths[users])] = behaviors.history[source]
+    return ranking, recall, Histories(offsets, rows)
+
+
+def _latest_impressions(dataset: MindDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(split number, impression) of each user's latest impression: the last by time (ties: the later row)
+    within a split, a later split over an earlier one; split -1 for a user without impressions."""
+    split_of = np.full(len(dataset.users), -1, dtype=np.int64)
+    impression_of = np.zeros(len(dataset.users), dtype=np.int64)
+    for s, behaviors in enumerate(dataset.splits.values()):
+        order = np.argsort(behaviors.time, kind="stable")[::-1]  # latest first
+        users, first = np.unique(behaviors.user_index[order], return_index=True)
+        split_of[users], impression_of[users] = s, order[first]
+    return split_of, impression_of
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions starts[i] .. starts[i] + lengths[i] - 1 of every span, concatenated."""
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(lengths.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class Histories:
+    """Each user's latest history (news rows, oldest first) in one CSR array: `histories[u]` is a view."""
+    offsets: np.ndarray  # (U + 1,) int64
+    rows: np.ndarray  # (clicks,) int32
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, user):
+        if isinstance(user, slice):
+            return [self[u] for u in range(*user.indices(len(self)))]
+        return self.rows[self.offsets[user]:self.offsets[user + 1]]
+
+    def __iter__(self):
+        return (self[u] for u in range(len(self)))
 
 
 def _train_counts(dataset: MindDataset) -> tuple[np.ndarray, np.ndarray]:

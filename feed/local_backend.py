@@ -37,6 +37,7 @@ from feed.queries import (FILTER_FIELDS, QueryError, require_group_field, requir
 from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from feed.schema import SchemaMismatchError, check_document, load_schemas
+from feed.user_table import UserTable
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 32
@@ -90,10 +91,10 @@ class LocalBackend:
             try:
                 local_id = _local_id(document["id"], doctype)
                 check_document(self.schemas[doctype], document)
+                store[local_id] = document["fields"]  # users: UserTable.put, which checks the widths
             except (SchemaMismatchError, BackendError) as error:
                 report.failed.append((document.get("id", "?"), 400, str(error)))
                 continue
-            store[local_id] = document["fields"]
             report.ok += 1
         self._staged.add(doctype)
         if doctype == "news" and self.docs["news"]:
@@ -118,7 +119,7 @@ class LocalBackend:
             if self._store.pointer() != self._generation.pointer:  # another feed committed since this was opened
                 self._open(*self._read_current())
             saved = {name: getattr(self, name) for name in _SERVED}
-            self.docs = {doctype: dict(documents) for doctype, documents in self.docs.items()}
+            self.docs = {doctype: documents.copy() for doctype, documents in self.docs.items()}
             self._staged = set()
             try:
                 yield self
@@ -141,7 +142,8 @@ class LocalBackend:
             state = {**state, **self._staged_meta}
         if "news" in staged and self._index is not None:
             written[GRAPH_FILE] = faiss.serialize_index(self._index).tobytes()
-        carried = [name for name in self._generation.entries if name not in written]
+        superseded = set(_legacy_user_files()) if "user" in staged else set()  # an older layout's user files
+        carried = [name for name in self._generation.entries if name not in written and name not in superseded]
         meta = {**self._generation.meta, **state, **{f"{doctype}_count": len(self.docs[doctype]) for doctype in staged}}
         self._generation = self._store.commit(self._generation, written, carried, meta)
         for name in _legacy_files(self.directory):  # an index of the older layout, now replaced
@@ -447,9 +449,11 @@ def _local_id(document_id: str, doctype: str) -> str:
     return document_id[len(prefix):]
 
 
-def _document_files(doctype: str, documents: dict[str, dict]) -> list[tuple[str, bytes]]:
-    """The files of one document type: `<doctype>.jsonl` (id and plain fields per line) and one
-    `<doctype>.<field>.npy` (rows in the same order) per vector field."""
+def _document_files(doctype: str, documents) -> list[tuple[str, bytes]]:
+    """The files of one document type: users as columns (feed/user_table.py); the others as `<doctype>.jsonl`
+    (id and plain fields per line) and one `<doctype>.<field>.npy` (rows in the same order) per vector field."""
+    if isinstance(documents, UserTable):
+        return documents.files()
     plain, vectors = [], {field: [] for field in VECTOR_FIELDS[doctype]}
     for local_id, stored in documents.items():
         fields = dict(stored)
@@ -464,17 +468,24 @@ def _document_files(doctype: str, documents: dict[str, dict]) -> list[tuple[str,
     return files
 
 
-def _read_documents(files: dict[str, bytes]) -> dict[str, dict[str, dict]]:
-    """The documents of every type whose files are in `files` (the inverse of `_document_files`)."""
-    docs: dict[str, dict[str, dict]] = {doctype: {} for doctype in VECTOR_FIELDS}
+def _read_documents(files: dict[str, bytes]) -> dict:
+    """The documents of every type whose files are in `files` (the inverse of `_document_files`); users of
+    an index written before the columns were introduced (user.jsonl) are read into columns."""
+    docs: dict = {doctype: {} for doctype in VECTOR_FIELDS}
+    docs["user"] = UserTable.from_files(files) if UserTable.holds(files) else UserTable()
     for doctype, fields in VECTOR_FIELDS.items():
         if f"{doctype}.jsonl" not in files:
             continue
         rows = [json.loads(line) for line in files[f"{doctype}.jsonl"].decode("utf-8").splitlines()]
         vectors = {field: np.load(io.BytesIO(files[f"{doctype}.{field}.npy"])) for field in fields}
         for i, row in enumerate(rows):
-            docs[doctype][row["id"]] = {**row["fields"], **{f: {"values": vectors[f][i].tolist()} for f in fields}}
+            document = {**row["fields"], **{f: {"values": vectors[f][i].tolist()} for f in fields}}
+            docs[doctype][row["id"]] = document
     return docs
+
+
+def _legacy_user_files() -> list[str]:
+    return ["user.jsonl", *(f"user.{field}.npy" for field in VECTOR_FIELDS["user"])]
 
 
 def _legacy_files(directory: Path) -> list[str]:

@@ -30,19 +30,27 @@ def encode_all_news(model: NewsRecModel, features: NewsFeatures, device: torch.d
 def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
                  user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int = 2048,
                  features: NewsFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ranking (B, D), recall (B, D)) user vectors of `impressions`, from their histories; `features` (every
-    news row) is needed by models that read the clicked news' features (`reads_history_news`)."""
+    """(ranking (B, D), recall (B, D)) float32 user vectors of `impressions`, from their histories, `batch_size`
+    users at a time; `features` (every news row) is needed by models that read the clicked news' features
+    (`reads_history_news`). Streamed: each chunk's vectors are copied into the two output matrices, allocated
+    once, so memory is the outputs plus one chunk's temporaries, whatever the number of users."""
     _require_user_vectors(model)
     model.eval()
-    ranking, recall = [], []
+    ranking = recall = None
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(impressions), batch_size):
             chunk = impressions[start:start + batch_size]
             users = _encode_chunk(model, news_matrix, behaviors, chunk, user_rows[chunk], max_history, device,
                                   features)
-            ranking.append(users.ranking.float())
-            recall.append(users.recall.float())
-    return torch.cat(ranking), torch.cat(recall)
+            if ranking is None:
+                ranking = torch.empty((len(impressions), users.ranking.shape[1]), device=device)
+                recall = torch.empty((len(impressions), users.recall.shape[1]), device=device)
+            ranking[start:start + len(chunk)] = users.ranking
+            recall[start:start + len(chunk)] = users.recall
+            del users
+    if ranking is None:
+        return torch.zeros(0, 0, device=device), torch.zeros(0, 0, device=device)
+    return ranking, recall
 
 
 def _encode_chunk(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,

@@ -247,7 +247,7 @@ def current_file(index: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize("name, damage", [
-    ("news.embedding.npy", "flip"), ("news.hnsw.faiss", "flip"), ("user.jsonl", "truncate"),
+    ("news.embedding.npy", "flip"), ("news.hnsw.faiss", "flip"), ("user.ids.json", "truncate"), ("user.recall_embedding.npy", "flip"),
     ("MANIFEST.json", "remove"), ("MANIFEST.json", "flip"), ("user.ranking_embedding.npy", "remove"),
 ])
 def test_a_damaged_index_is_reported_never_served(index_a: Path, tmp_path: Path, name: str, damage: str):
@@ -282,8 +282,9 @@ def test_a_full_re_feed_replaces_a_damaged_index(index_a: Path, expected: dict, 
 def test_an_index_of_the_older_layout_is_refused_then_replaced(index_a: Path, expected: dict, tmp_path: Path):
     index = tmp_path / "index"
     index.mkdir()
-    for name in ("news.jsonl", "news.embedding.npy", "news.hnsw.faiss", "user.jsonl"):
+    for name in ("news.jsonl", "news.embedding.npy", "news.hnsw.faiss"):
         shutil.copy(current_file(index_a, name), index / name)  # files directly in the directory, no CURRENT
+    (index / "user.jsonl").write_text("")
     with pytest.raises(IndexFormatError, match="written by an older newsrec.*re-run newsrec-feed"):
         LocalBackend(index)
     feed_version(LocalBackend(index, replace_unreadable=True), "B")
