@@ -33,6 +33,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "fum": "bench.bench_fum",
     "unbert": "bench.bench_unbert",
     "recallnet": "bench.bench_recallnet",
+    "large": "bench.bench_large",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

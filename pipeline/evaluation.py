@@ -16,9 +16,9 @@ import torch
 
 from pipeline.encoding import encode_dataset
 from pipeline.features import clicked_sets
-from pipeline.inference import top_k_inner_product
+from pipeline.inference import retrieved_ranks
 from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
-from pipeline.metrics import RankingMetrics, per_impression_metrics, ranking_metrics, recall_at_k
+from pipeline.metrics import RankingMetrics, clicked_ranks, per_impression_metrics, ranking_metrics, recall_from_ranks
 from pipeline.mind import Behaviors, MindDataset
 
 RECALL_KS = (100, 200, 500, 1000)
@@ -58,10 +58,11 @@ def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_
 
 
 def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,
-                    recall_lists: dict[str, np.ndarray] | None = None,
+                    recall_ranks: dict[str, np.ndarray] | None = None,
                     impression_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
-    """Ranking metrics (overall and split) of candidate scores, and Recall@K of retrieved lists per pool.
-    `impression_splits`: more named (I,) bool masks of impressions to report metrics on."""
+    """Ranking metrics (overall and split) of candidate scores, and Recall@K per pool from the rank of each
+    clicked item in the retrieved lists (`recall_ranks`, `pipeline.metrics.clicked_ranks` over the impressions'
+    clicks in `clicked_sets` order). `impression_splits`: more named (I,) bool masks of impressions."""
     behaviors = dataset.splits[split]
     per = per_impression_metrics(behaviors.labels, scores, behaviors.candidate_offsets)
     history_lengths = np.diff(behaviors.history_offsets)
@@ -71,10 +72,10 @@ def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndar
     splits["cold news"] = _subset_metrics(behaviors, scores, ~warm)
     splits["warm news"] = _subset_metrics(behaviors, scores, warm)
     evaluation = Evaluation(name, per.mean(), splits)
-    if recall_lists:
-        clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
-        for pool, top in recall_lists.items():
-            evaluation.recall[pool] = {k: recall_at_k(top[:, :k], clicked_offsets, clicked)[0] for k in RECALL_KS}
+    if recall_ranks:
+        clicked_offsets, _ = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
+        for pool, ranks in recall_ranks.items():
+            evaluation.recall[pool] = {k: recall_from_ranks(ranks, clicked_offsets, k)[0] for k in RECALL_KS}
     return evaluation
 
 
@@ -97,9 +98,11 @@ def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "de
     (no recall for a cross-encoder, which has no recall vector)."""
     kind, scored = score_split(model_dir, dataset, split, device_name, top_p)
     pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
-    lists = {pool: top_k_inner_product(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows)
-             for pool, rows in pools.items()}
-    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, lists, impression_splits)
+    behaviors = dataset.splits[split]
+    clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
+    ranks = {pool: retrieved_ranks(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows, clicked_offsets,
+                                   clicked) for pool, rows in pools.items()}
+    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, ranks, impression_splits)
     evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})
     return evaluation
 
@@ -111,11 +114,13 @@ def popularity_evaluation(dataset: MindDataset, split: str = "dev") -> Evaluatio
     behaviors = dataset.splits[split]
     train = dataset.splits["train"]
     clicks = np.bincount(train.candidates[train.labels == 1], minlength=len(dataset.news)).astype(np.float64)
-    lists = {}
+    clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
+    ranks = {}
     for pool, rows in recall_pools(dataset, split).items():
         ranked = rows[np.argsort(-clicks[rows], kind="stable")][:max(RECALL_KS)]
-        lists[pool] = np.broadcast_to(ranked, (behaviors.num_impressions, len(ranked)))
-    return evaluate_scores("popularity", dataset, split, popularity_scores(train, behaviors), lists)
+        ranks[pool] = clicked_ranks(np.broadcast_to(ranked, (behaviors.num_impressions, len(ranked))),
+                                    clicked_offsets, clicked)
+    return evaluate_scores("popularity", dataset, split, popularity_scores(train, behaviors), ranks)
 
 
 def predict(model_dir: str | Path, dataset: MindDataset, split: str, out: str | Path,

@@ -93,5 +93,10 @@ def make_batch(features: NewsFeatures, behaviors: Behaviors, impressions: np.nda
 
 def clicked_sets(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets, news rows) of the clicked candidates of each impression."""
-    parts = [behaviors.candidates_of(i)[behaviors.labels_of(i) == 1] for i in impressions]
-    return np.concatenate([[0], np.cumsum([len(p) for p in parts])]), (np.concatenate(parts) if parts else np.zeros(0))
+    impressions = np.asarray(impressions, dtype=np.int64)
+    starts = behaviors.candidate_offsets[impressions]
+    lengths = behaviors.candidate_offsets[impressions + 1] - starts
+    rows = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    clicked = behaviors.labels[rows] == 1
+    counts = np.bincount(np.repeat(np.arange(len(impressions)), lengths)[clicked], minlength=len(impressions))
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), behaviors.candidates[rows[clicked]]

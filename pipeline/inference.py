@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.device import autocast
+from pipeline.device import autocast, release_freed_memory
 from pipeline.features import history_matrix, make_batch
 from pipeline.mind import Behaviors
 from pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
@@ -27,14 +27,19 @@ def encode_all_news(model: NewsRecModel, features: NewsFeatures, device: torch.d
     return torch.cat(parts) if parts else torch.zeros(0, 0, device=device)
 
 
+USER_BATCH = {"cpu": 512, "cuda": 4096}
+
+
 def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
-                 user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int = 2048,
+                 user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int | None = None,
                  features: NewsFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(ranking (B, D), recall (B, D)) float32 user vectors of `impressions`, from their histories, `batch_size`
     users at a time; `features` (every news row) is needed by models that read the clicked news' features
     (`reads_history_news`). Streamed: each chunk's vectors are copied into the two output matrices, allocated
-    once, so memory is the outputs plus one chunk's temporaries, whatever the number of users."""
+    once, so memory is the outputs plus one chunk's temporaries, whatever the number of users. Default chunk:
+    USER_BATCH[device type] (CPU: 512, measured fastest, 1.6x faster than 2,048 whose attention maps leave cache)."""
     _require_user_vectors(model)
+    batch_size = batch_size or USER_BATCH.get(device.type, USER_BATCH["cuda"])
     model.eval()
     ranking = recall = None
     with torch.inference_mode(), autocast(device):
@@ -48,6 +53,8 @@ def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Beha
             ranking[start:start + len(chunk)] = users.ranking
             recall[start:start + len(chunk)] = users.recall
             del users
+            if (start // batch_size) % 64 == 63:
+                release_freed_memory()
     if ranking is None:
         return torch.zeros(0, 0, device=device), torch.zeros(0, 0, device=device)
     return ranking, recall
@@ -81,14 +88,22 @@ def candidate_rows(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.nd
     return rows, np.concatenate([[0], np.cumsum(lengths)])
 
 
+SCORE_ROWS = 1 << 18  # candidate rows scored at a time: three (rows, D) float32 temporaries of 64 MiB
+
+
 def candidate_scores(news_matrix: torch.Tensor, user_ranking: torch.Tensor, behaviors: Behaviors,
                      impressions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores u_ra · r of the candidates of `impressions` (in order): (scores, labels, offsets)."""
+    """Scores u_ra · r of the candidates of `impressions` (in order): (scores, labels, offsets), SCORE_ROWS
+    candidate rows at a time."""
     rows, offsets = candidate_rows(behaviors, impressions)
-    owner = torch.from_numpy(np.repeat(np.arange(len(impressions)), np.diff(offsets))).to(user_ranking.device)
-    news = torch.from_numpy(behaviors.candidates[rows].astype(np.int64)).to(news_matrix.device)
+    owner = np.repeat(np.arange(len(impressions)), np.diff(offsets))
+    scores = np.empty(len(rows), dtype=np.float32)
     with torch.inference_mode():
-        scores = (user_ranking[owner] * news_matrix[news]).sum(-1).float().cpu().numpy()
+        for start in range(0, len(rows), SCORE_ROWS):
+            part = slice(start, start + SCORE_ROWS)
+            users = user_ranking[torch.from_numpy(owner[part]).to(user_ranking.device)]
+            news = news_matrix[torch.from_numpy(behaviors.candidates[rows[part]].astype(np.int64)).to(news_matrix.device)]
+            scores[part] = (users * news).sum(-1).float().cpu().numpy()
     return scores, behaviors.labels[rows], offsets
 
 
@@ -135,3 +150,18 @@ def top_k_inner_product(queries: torch.Tensor, items: torch.Tensor, k: int, pool
             scores = queries[start:start + chunk] @ pool_items.T  # (c, P)
             out.append(pool_t[torch.topk(scores, k, dim=1).indices].cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+
+
+def retrieved_ranks(queries: torch.Tensor, items: torch.Tensor, k: int, pool: np.ndarray, clicked_offsets: np.ndarray,
+                    clicked: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(clicks,) position of each query's clicked items in its exact top-k by inner product over `pool`
+    (k when absent; `pipeline.metrics.clicked_ranks`), `chunk` queries at a time: no (Q, k) list is kept."""
+    from pipeline.metrics import clicked_ranks
+
+    parts = []
+    for start in range(0, len(queries), chunk):
+        stop = min(start + chunk, len(queries))
+        top = top_k_inner_product(queries[start:stop], items, k, pool)
+        local = clicked_offsets[start:stop + 1] - clicked_offsets[start]
+        parts.append(clicked_ranks(top, local, clicked[clicked_offsets[start]:clicked_offsets[stop]]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)

@@ -71,8 +71,22 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray)
     return per_impression_metrics(labels, scores, offsets).mean()
 
 
+BLOCK_ROWS = 2_000_000  # candidate rows per block of impressions: bounded temporaries at MIND-large scale
+
+
 def per_impression_metrics(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray) -> PerImpression:
+    """Each impression's metrics, computed over blocks of whole impressions of about BLOCK_ROWS rows (an
+    impression's values do not depend on the blocks)."""
     labels, scores, offsets = _check(labels, scores, offsets)
+    if len(labels) <= BLOCK_ROWS:
+        return _per_impression(labels, scores, offsets)
+    cuts = np.unique(np.concatenate([np.searchsorted(offsets, np.arange(0, offsets[-1], BLOCK_ROWS), side="right") - 1,
+                                     [len(offsets) - 1]]))
+    return concatenate([_per_impression(labels[offsets[a]:offsets[b]], scores[offsets[a]:offsets[b]],
+                                        offsets[a:b + 1] - offsets[a]) for a, b in zip(cuts[:-1], cuts[1:])])
+
+
+def _per_impression(labels: np.ndarray, scores: np.ndarray, offsets: np.ndarray) -> PerImpression:
     lengths = np.diff(offsets)
     segment = np.repeat(np.arange(len(lengths)), lengths)  # (C,) impression of each row
     positives = np.bincount(segment, weights=labels, minlength=len(lengths))
@@ -171,19 +185,34 @@ def recall_at_k(top_items: np.ndarray, clicked_offsets: np.ndarray, clicked: np.
     top_items: (Q, K) item ids retrieved from the stated candidate pool, best first; -1 pads short lists.
     clicked_offsets, clicked: CSR of each query's clicked item ids. Queries with no click are left out.
     """
-    top_items = np.asarray(top_items, dtype=np.int64)
+    top_items = np.asarray(top_items)
+    return recall_from_ranks(clicked_ranks(top_items, clicked_offsets, clicked), clicked_offsets, top_items.shape[1])
+
+
+def clicked_ranks(top_items: np.ndarray, clicked_offsets: np.ndarray, clicked: np.ndarray) -> np.ndarray:
+    """(clicks,) 0-based position of each clicked item in its query's retrieved list (K = its width when
+    absent): Recall@k for every k <= K follows from these (`recall_from_ranks`) without keeping the lists."""
+    top_items = np.asarray(top_items)
     clicked = np.asarray(clicked, dtype=np.int64)
     num_queries = len(clicked_offsets) - 1
     if top_items.ndim != 2 or top_items.shape[0] != num_queries:
         raise ValueError(f"top_items must be (queries={num_queries}, K), got {top_items.shape}")
-    counts = np.diff(clicked_offsets)
-    query_of_click = np.repeat(np.arange(num_queries), counts)
-    hit = np.zeros(len(clicked), dtype=bool)
+    query_of_click = np.repeat(np.arange(num_queries), np.diff(clicked_offsets))
+    ranks = np.full(len(clicked), top_items.shape[1], dtype=np.int64)
     for start in range(0, len(clicked), 65_536):  # (chunk, K) comparisons, bounded memory
         rows = slice(start, start + 65_536)
-        hit[rows] = (top_items[query_of_click[rows]] == clicked[rows, None]).any(axis=1)
-    hits_per_query = np.bincount(query_of_click, weights=hit, minlength=num_queries)
+        equal = top_items[query_of_click[rows]] == clicked[rows, None]
+        found = equal.any(axis=1)
+        ranks[rows] = np.where(found, equal.argmax(axis=1), top_items.shape[1])
+    return ranks
+
+
+def recall_from_ranks(ranks: np.ndarray, clicked_offsets: np.ndarray, k: int) -> tuple[float, int]:
+    """Recall@k (as `recall_at_k` of the lists cut at k) from `clicked_ranks`; (recall, queries averaged over)."""
+    counts = np.diff(clicked_offsets)
+    num_queries = len(counts)
+    hits = np.bincount(np.repeat(np.arange(num_queries), counts), weights=np.asarray(ranks) < k, minlength=num_queries)
     has_clicks = counts > 0
     if not has_clicks.any():
         return float("nan"), 0
-    return float(np.mean(hits_per_query[has_clicks] / counts[has_clicks])), int(has_clicks.sum())
+    return float(np.mean(hits[has_clicks] / counts[has_clicks])), int(has_clicks.sum())

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save_checkpoint
-from pipeline.device import autocast, pick_device
+from pipeline.device import autocast, pick_device, release_freed_memory
 from pipeline.errors import NewsrecError
 from pipeline.features import clicked_sets, make_batch, model_news_features, user_rows
 from pipeline.inference import (candidate_rows, encode_all_news, encode_users, pair_scores, score_impressions,
@@ -188,6 +188,7 @@ class Stage:
 
 
 PAIR_VALIDATION_IMPRESSIONS = 2000
+TRIM_EVERY = 50  # training steps between two releases of freed heap memory
 
 STAGES = {
     "ranking": Stage(True, "valid_auc", validate_ranking, lambda config: config.epochs),
@@ -228,12 +229,15 @@ def run_epoch(model: NewsRecModel, optimizer: torch.optim.Optimizer, data: Train
     from tqdm import tqdm
 
     started, losses, samples = time.perf_counter(), [], 0
-    for batch in tqdm(stage_batches(data, config, rng, device, stage), desc=f"{stage} epoch {epoch}",
-                      disable=not progress or None, mininterval=2.0, total=None):
+    for step, batch in enumerate(tqdm(stage_batches(data, config, rng, device, stage), desc=f"{stage} epoch {epoch}",
+                                      disable=not progress or None, mininterval=2.0, total=None), start=1):
         losses.append(train_step(model, batch, optimizer))
         samples += len(batch.candidates)
+        if step % TRIM_EVERY == 0:
+            release_freed_memory()  # bounded memory however long the epoch (pipeline/device.py)
     seconds = time.perf_counter() - started
     metric = STAGES[stage].validate(model, data, config, device)
+    release_freed_memory()
     return {"epoch": epoch, "loss": float(np.mean(losses)), STAGES[stage].metric: metric, "seconds": seconds,
             "impressions_per_s": len(data.train_impressions) / seconds, "samples": samples}
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.metrics import concatenate, descending_order, per_impression_metrics, ranking_metrics, recall_at_k
+from pipeline import metrics
+from pipeline.metrics import clicked_ranks, concatenate, descending_order, per_impression_metrics, recall_from_ranks, ranking_metrics, recall_at_k
 
 
 def official_auc(y_true, y_score):
@@ -94,6 +95,30 @@ def test_metrics_of_blocks_of_impressions_concatenated_equal_the_whole():
     blocks = [per_impression_metrics(labels[offsets[a]:offsets[b]], scores[offsets[a]:offsets[b]],
                                      offsets[a:b + 1] - offsets[a]) for a, b in ((0, 13), (13, 14), (14, 40))]
     assert concatenate(blocks).mean() == ranking_metrics(labels, scores, offsets)
+
+
+def test_long_inputs_are_computed_in_blocks_of_whole_impressions_with_the_same_result(monkeypatch):
+    rng = np.random.default_rng(4)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(1, 30, 300))])
+    labels, scores = rng.integers(0, 2, offsets[-1]), np.round(rng.random(offsets[-1]), 2)
+    whole = per_impression_metrics(labels, scores, offsets)
+    monkeypatch.setattr(metrics, "BLOCK_ROWS", 37)  # shorter than some impressions
+    blocked = per_impression_metrics(labels, scores, offsets)
+    for name in ("auc", "mrr", "ndcg5", "ndcg10", "valid"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+
+
+def test_recall_from_the_ranks_of_the_clicks_equals_recall_of_the_cut_lists():
+    rng = np.random.default_rng(5)
+    top = np.stack([rng.permutation(50)[:20] for _ in range(30)])
+    top[3, 15:] = -1  # a short list
+    counts = rng.integers(0, 4, 30)
+    clicked_offsets = np.concatenate([[0], np.cumsum(counts)])
+    clicked = rng.integers(0, 50, clicked_offsets[-1])
+    ranks = clicked_ranks(top, clicked_offsets, clicked)
+    assert ranks.min() >= 0 and ranks.max() <= 20 and (ranks < 20).any() and (ranks == 20).any()
+    for k in (1, 5, 15, 20):
+        assert recall_from_ranks(ranks, clicked_offsets, k) == recall_at_k(top[:, :k], clicked_offsets, clicked)
 
 
 def test_single_class_impressions_are_skipped_and_counted():

@@ -30,6 +30,21 @@ def test_chunked_user_embedding_equals_unchunked(tiny_demo, trained):
         assert a.abs().sum() > 0
 
 
+def test_candidate_scores_in_chunks_equal_one_pass(tiny_demo, trained, monkeypatch):
+    from pipeline import inference
+
+    encoded = encode_dataset(trained, read_mind(tiny_demo), "cpu")
+    dev = encoded.dataset.splits["dev"]
+    impressions = np.arange(dev.num_impressions)
+    users = encoded.users(dev, impressions)
+    whole = inference.candidate_scores(encoded.news_matrix, users.ranking, dev, impressions)
+    monkeypatch.setattr(inference, "SCORE_ROWS", 100)
+    chunked = inference.candidate_scores(encoded.news_matrix, users.ranking, dev, impressions)
+    assert len(whole[0]) > 10 * 100
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_feeds_users_are_each_users_latest_impression(tiny_demo, trained):
     from feed.feeding import _embed_users
 
