@@ -34,6 +34,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "unbert": "bench.bench_unbert",
     "recallnet": "bench.bench_recallnet",
     "large": "bench.bench_large",
+    "cpu": "bench.bench_cpu",
 }
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"

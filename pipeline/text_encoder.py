@@ -32,6 +32,7 @@ class TextEncoderConfig:
     title_tokens: int = 32
     abstract_tokens: int = 64
     batch_size: int = 128
+    runtime: str = "torch"  # the LM's forward: torch, torch-int8, onnx, onnx-int8 (pipeline/lm_runtime.py)
 
 
 def resolve_model(name: str) -> str:
@@ -79,11 +80,14 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size: int,
                  device: torch.device, progress: bool = False) -> np.ndarray:
-    """(N, H) float32 sentence vectors; empty texts get zeros."""
+    """(N, H) float32 sentence vectors; empty texts get zeros. `model`: a transformers model (run by PyTorch)
+    or a runtime of `pipeline.lm_runtime.language_model`."""
     from tqdm import tqdm
 
-    model = model.to(device).eval()
-    width = model.config.hidden_size
+    from pipeline.lm_runtime import TorchLM
+
+    model = TorchLM(model, device) if isinstance(model, torch.nn.Module) else model
+    width = model.hidden_size
     out = np.zeros((len(texts), width), dtype=np.float32)
     order = [i for i in np.argsort([len(t) for t in texts], kind="stable") if texts[i]]  # length buckets
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
@@ -91,7 +95,7 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
         for rows in tqdm(batches, desc="encoding texts", disable=not progress or None, mininterval=2.0):
             tokens = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens,
                                return_tensors="pt").to(device)
-            hidden = model(**tokens).last_hidden_state
+            hidden = model(tokens)
             out[rows] = mean_pool(hidden, tokens["attention_mask"]).cpu().numpy()
     return out
 
@@ -102,7 +106,10 @@ def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncod
     cache = cache_path(cache_dir, config, titles, abstracts)
     if cache is not None and cache.is_file():
         return np.load(cache)
+    from pipeline.lm_runtime import language_model
+
     tokenizer, model = load_language_model(config.model)
+    model = language_model(model, config.runtime, device)
     title_vectors = encode_texts(titles, tokenizer, model, config.title_tokens, config.batch_size, device, progress)
     abstract_vectors = encode_texts(abstracts, tokenizer, model, config.abstract_tokens, config.batch_size,
                                     device, progress)
@@ -116,7 +123,8 @@ def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncod
 def cache_path(cache_dir, config: TextEncoderConfig, titles: list[str], abstracts: list[str]) -> Path | None:
     if cache_dir is None:
         return None
-    digest = hashlib.sha256(repr(sorted(asdict(config).items())).encode())
+    fields = {k: v for k, v in asdict(config).items() if not (k == "runtime" and v == "torch")}  # older keys hold
+    digest = hashlib.sha256(repr(sorted(fields.items())).encode())
     digest.update(resolve_model(config.model).encode())
     for title, abstract in zip(titles, abstracts):
         digest.update(title.encode())

