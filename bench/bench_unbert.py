@@ -13,7 +13,7 @@ re-ranker is trained on CPU by
         --lr 5e-5 --batch-size 32 --max-impressions 2000 --model-option title_tokens=24 \\
         --model-option history_tokens=64
 
-(the latest 2,000 train impressions, one epoch: what fits this CPU; bench/gpu.sh trains on every impression with
+(the latest 2,000 train impressions, one epoch: what fits this CPU; bench/gpu_unbert.sh trains on every impression with
 the full budgets when a GPU is lent). Everything is fed with `newsrec-feed --reranker` into an embedded index;
 scores come from the index (`ranking_scores`, `rerank_scores`: the ONNX model on the fed word pieces) and are
 checked against torch's. Quick: tiny data, a tiny UNBERT (one epoch on 200 impressions).
@@ -41,7 +41,7 @@ TRAIN_COMMAND = ("newsrec train bench/out/small-v2/mind --out bench/out/small-v2
 def setup(quick: bool):
     """(mind dir, two-tower dir, re-ranker dir)."""
     if not quick:
-        reranker = Path(os.environ.get("NEWSREC_UNBERT_DIR", SMALL / "runs" / "unbert"))  # bench/gpu.sh's model
+        reranker = Path(os.environ.get("NEWSREC_UNBERT_DIR", SMALL / "runs" / "unbert"))  # bench/gpu_unbert.sh's model
         mind, two_tower = SMALL / "mind", SMALL / "runs" / "unirec"
         for path in (two_tower, reranker):
             if not (path / "model.pt").is_file():

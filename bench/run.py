@@ -36,6 +36,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "large": "bench.bench_large",
     "cpu": "bench.bench_cpu",
 }
+GPU_ROW = ("gpu", "bench.bench_gpu")  # rendered only: measured by `bash bench/gpu.sh` on a GPU machine
 RESULTS = ROOT / "bench" / "results"
 DOCUMENT = ROOT / "BENCHMARKS.md"
 
@@ -77,6 +78,9 @@ def render_document(results: Path = RESULTS) -> str:
         data = json.loads(path.read_text())
         body = importlib.import_module(module_name).render(data)
         sections.append(f"{body}\n\nMachine: {describe(data['machine'])}; the row took {data['seconds']:.0f} s.\n")
+    gpu = results / f"{GPU_ROW[0]}.json"
+    sections.append(importlib.import_module(GPU_ROW[1]).render(json.loads(gpu.read_text()) if gpu.is_file() else None)
+                    + "\n")
     return "\n".join(sections)
 
 

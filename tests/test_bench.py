@@ -145,3 +145,20 @@ def test_the_recall_bench_searches_a_pools_graph_and_maps_its_rows_back():
     pool = np.sort(rng.permutation(300)[:120])
     found = Graph(news, pool).search(queries, 10)
     assert np.array_equal(found, top_k_inner_product(torch.from_numpy(queries), torch.from_numpy(news), 10, pool))
+
+
+def test_the_gpu_script_measures_each_part_at_toy_sizes_and_renders_not_measured_without_a_gpu_run():
+    from bench import bench_gpu
+
+    device = torch.device("cpu")
+    news = bench_gpu.news_embedding(device, 24)
+    assert news["news"] == 24 and news["tokens_per_s"] > news["news_per_s"] > 0 and news["share_of_peak"] is None
+    assert bench_gpu.users(device, 300)["users_per_s"] > 0
+    assert bench_gpu.rerank_latency(device, quick=True)["10"]["median_ms"] > 0
+    assert "**Not measured**" in bench_gpu.render(None)
+    data = {"machine": bench_gpu.machine(), "gpu": "a device", "seconds": 1.0, "news_embedding": news,
+            "users": {"users": 300, "seconds": 0.1, "users_per_s": 3000.0},
+            "training": {"UniRec, cached LM vectors": {"batch_size": 8, "clicks_per_s": 5.0}},
+            "rerank": {"10": {"median_ms": 1.0, "max_ms": 2.0}}}
+    text = bench_gpu.render(data)
+    assert "24 news in" in text and "peak unknown" in text and "| 10 | 1.00 ms | 2.00 ms |" in text
