@@ -156,16 +156,18 @@ HNSW graph and write the generation), **open** (open the index and answer one re
 high-water mark (its imports included). Stand-ins, said plainly: the LM vectors are random arrays of the
 real shape (the LM runs at ~80 news/s here: 33 min for 161k news, see the embedding row; the GPU script
 measures it), and at large the training epoch runs on the latest {TRAIN_IMPRESSIONS['large']:,} train
-impressions (the whole dataset in memory).
+impressions (the whole dataset in memory).{(" " + data["note"]) if data.get("note") else ""}
 
 {table(["size", "news / users", "train", "feed", "open + recommend", "evaluate"], rows)}
 
 At {largest_size} the largest stage peaks at **{peak / 1024:.1f} GiB** of this machine's {GIB} GiB. Training at
 {largest_size}: {epochs}; a full epoch over its {train['train_impressions'] * 0.9:,.0f} training impressions
 (90%; 10% validate) projects to {projected}. Memory does not grow with the number of batches
-(batches are built from index arrays per step). User embedding alone at {users['users']:,} users (UniRec's
-user encoder over a 161k-news matrix, MIND's history lengths, chunks of 512): **{users['added_mib']:,.0f} MiB**
-above its inputs (of which {users['outputs_mib']:,.0f} MiB are the two output matrices), {users['seconds']:,.0f} s.
+(batches are built from index arrays per step; freed heap returned every 50 steps). User embedding alone at
+{users['users']:,} users (UniRec's user encoder over a 161k-news matrix, MIND's history lengths, chunks of 512,
+written into the two output matrices of {users['outputs_mib']:,.0f} MiB): the process peaks at
+**{users['peak_mib'] / 1024:.2f} GiB in all** (inputs, outputs, Python and torch included; target ≤ 3 GiB),
+{users['seconds']:,.0f} s.
 
 ![time against size]({paths[0]}) ![peak memory against size]({paths[1]})"""
 

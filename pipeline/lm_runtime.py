@@ -101,10 +101,15 @@ def export(model: torch.nn.Module, out: Path) -> Path:
     mask[1, 5:] = 0  # padding in the example: a trace of an all-ones mask would drop the mask for every batch
     example = (torch.full((2, 8), 1000, dtype=torch.long), mask, torch.zeros(2, 8, dtype=torch.long))
     axes = {name: {0: "rows", 1: "length"} for name in ONNX_INPUTS} | {"hidden": {0: "rows", 1: "length"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on transformers' code paths: parity is tested
-        torch.onnx.export(Hidden(model.cpu().eval()), example, str(out), input_names=list(ONNX_INPUTS),
-                          output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    was_training = model.training
+    wrapper = Hidden(model.cpu()).eval()  # export restores the wrapper's mode afterwards, recursively: keep eval
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on transformers' code paths: parity is tested
+            torch.onnx.export(wrapper, example, str(out), input_names=list(ONNX_INPUTS), output_names=["hidden"],
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
+    finally:
+        model.train(was_training)  # the caller's model as it was (a model left in train mode runs dropout)
     return out
 
 

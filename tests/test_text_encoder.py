@@ -93,3 +93,15 @@ def test_an_unknown_runtime_or_one_off_its_device_is_refused():
         require_runtime("tensorrt", torch.device("cpu"))
     with pytest.raises(RuntimeChoiceError, match="runs on CPU only"):
         require_runtime("onnx-int8", torch.device("cuda"))
+
+
+def test_exporting_to_onnx_leaves_the_callers_model_as_it_was(tiny_bert: Path, tmp_path: Path):
+    from pipeline.lm_runtime import export
+
+    _, model = load_language_model(str(tiny_bert))
+    model.eval()
+    export(model, tmp_path / "lm.onnx")
+    assert not model.training  # left in train mode, the PyTorch runtime would run dropout
+    model.train()
+    export(model, tmp_path / "lm2.onnx")
+    assert model.training
