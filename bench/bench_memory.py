@@ -146,7 +146,7 @@ and (id, label) pairs, with no checks (newsrec checks ids, labels, times and col
 
 Reading time grows {growth_verdict(growth_exponent(impressions, read_s))} and embedding time
 {growth_verdict(growth_exponent(impressions, embed_s))} with the data (log-log slopes between the two
-largest sizes). {_embed_peak_line(data)} {lm_line}
+largest sizes). {_embed_peak_line(data)} {lm_line}{(" " + data["note"]) if data.get("note") else ""}
 
 ![reading and embedding time vs data size]({path})"""
 
