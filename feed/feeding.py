@@ -23,6 +23,7 @@ from feed.documents import category_ctr_document, news_document, user_document
 from feed.reranking import RerankerInputs
 from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
 from pipeline.encoding import EncodedDataset, encode_dataset
+from pipeline.features import spans
 from pipeline.mind import MindDataset
 from pipeline.transforms import EuclideanTransform
 
@@ -75,8 +76,8 @@ def _embed_users(encoded: EncodedDataset) -> tuple[np.ndarray, np.ndarray, "Hist
     rows = np.zeros(offsets[-1], dtype=np.int32)
     for name, users in winners.items():
         behaviors = dataset.splits[name]
-        source = _spans(behaviors.history_offsets[impression_of[users]], lengths[users])
-        rows[_spans(offsets[users], lengths[users])] = behaviors.history[source]
+        source = spans(behaviors.history_offsets[impression_of[users]], lengths[users])
+        rows[spans(offsets[users], lengths[users])] = behaviors.history[source]
     return ranking, recall, Histories(offsets, rows)
 
 
@@ -90,12 +91,6 @@ def _latest_impressions(dataset: MindDataset) -> tuple[np.ndarray, np.ndarray]:
         users, first = np.unique(behaviors.user_index[order], return_index=True)
         split_of[users], impression_of[users] = s, order[first]
     return split_of, impression_of
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The positions starts[i] .. starts[i] + lengths[i] - 1 of every span, concatenated."""
-    before = np.cumsum(lengths) - lengths
-    return np.repeat(starts - before, lengths) + np.arange(lengths.sum())
 
 
 @dataclass(frozen=True, eq=False)

@@ -96,7 +96,13 @@ def clicked_sets(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.ndar
     impressions = np.asarray(impressions, dtype=np.int64)
     starts = behaviors.candidate_offsets[impressions]
     lengths = behaviors.candidate_offsets[impressions + 1] - starts
-    rows = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    rows = spans(starts, lengths)
     clicked = behaviors.labels[rows] == 1
     counts = np.bincount(np.repeat(np.arange(len(impressions)), lengths)[clicked], minlength=len(impressions))
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), behaviors.candidates[rows[clicked]]
+
+
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions starts[i] .. starts[i] + lengths[i] - 1 of every span, concatenated (CSR rows)."""
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(lengths.sum())

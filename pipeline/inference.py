@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipeline.device import autocast, release_freed_memory
-from pipeline.features import history_matrix, make_batch
+from pipeline.features import history_matrix, make_batch, spans
 from pipeline.mind import Behaviors
 from pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
 
@@ -84,7 +84,7 @@ def candidate_rows(behaviors: Behaviors, impressions: np.ndarray) -> tuple[np.nd
     """(rows (C,), offsets (I + 1,)): the candidate rows of `impressions` in order, and where each one starts."""
     starts, ends = behaviors.candidate_offsets[impressions], behaviors.candidate_offsets[impressions + 1]
     lengths = ends - starts
-    rows = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+    rows = spans(starts, lengths)
     return rows, np.concatenate([[0], np.cumsum(lengths)])
 
 
