@@ -79,3 +79,12 @@ class Backend(Protocol):
 
     def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
         """Ids of the k news nearest to a transformed query vector (the `recall` profile's retrieval)."""
+
+    def user_ids(self, limit: int = 20) -> list[str]:
+        """Up to `limit` ids of the users held (the web page's sample readers)."""
+
+    def read_items(self, user_id: str) -> list[str] | None:
+        """The user's has_read_items, oldest first; None for a user not held."""
+
+    def news(self, news_ids: list[str]) -> list[Hit]:
+        """The news documents with these ids, in the order given; ids not held are left out."""

@@ -21,6 +21,7 @@ slightly from Vespa's; the vector math is the same.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -334,6 +335,20 @@ class LocalBackend:
         best = rows[np.argsort(-relevance[rows], kind="stable")[offset:offset + hits]]
         return [self._hit(row, relevance[row], {"ctr": float(ctr[row])}) for row in best]
 
+    def user_ids(self, limit: int = 20) -> list[str]:
+        """Up to `limit` user ids of the index, in feed order."""
+        return list(itertools.islice(self.docs["user"], max(0, limit)))
+
+    def read_items(self, user_id: str) -> list[str] | None:
+        """The news the user has read, oldest first (has_read_items); None for a user not in the index."""
+        user = self.docs["user"].get(user_id)
+        return None if user is None else list(user.get("has_read_items", []))
+
+    def news(self, news_ids: list[str]) -> list[Hit]:
+        """The news documents with these ids, in the order given (relevance 0); ids not in the index left out."""
+        self._require_news()
+        return [self._hit(self._position[n], 0.0, {}) for n in news_ids if n in self._position]
+
     def _ctr(self, rows: np.ndarray) -> np.ndarray:
         """The `ctr` function of the news at `rows`: (K,) -> (K,) float64."""
         return profiles.ctr(self._counts[0, rows], self._counts[1, rows])
@@ -346,7 +361,7 @@ class LocalBackend:
         require_hits(hits)
         self._require_news()
         text_score, matched = self._match(text, filters)  # (N,), (N,) over all news
-        score = text_score
+        score, ranking_score = text_score, None
         if user_id is not None:
             user = self.docs["user"].get(user_id)
             if user is None:
@@ -359,7 +374,9 @@ class LocalBackend:
             best = rows[np.argsort(-score[rows], kind="stable")[:hits]]
         else:
             best = np.array(self._sorted_rows(rows, sort)[:hits], dtype=np.int64)
-        return [self._hit(row, float(score[row]), {"text_score": float(text_score[row])}) for row in best]
+        return [self._hit(row, float(score[row]), {"text_score": float(text_score[row])} if ranking_score is None else
+                          {"text_score": float(text_score[row]), "ranking_score": float(ranking_score[row])})
+                for row in best]
 
     def group_counts(self, field: str, text: str | None = None,
                      filters: dict[str, str] | None = None) -> list[tuple[str, int]]:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FEED_MODES = ("async", "sync")  # pyvespa's async client either way: async = HTTP/2 (h2c on http://), sync = HTTP/1.1
 RANKING_SCORE_CHUNK = 200  # news ids per ranking_scores query (Vespa's default maxHits is 400)
+VISIT_ROUNDS = 8  # requests a visit for a few user ids may take (a page may come back empty with a continuation)
 PREFLIGHT_ID = "newsrec-preflight-probe"  # looked up (never written) to check document/v1 before a feed
 
 
@@ -237,16 +238,60 @@ class VespaBackend:
             raise BackendError(f"ranking_scores: {len(missing)} news not in Vespa: {', '.join(missing[:10])}")
         return [scores[news_id] for news_id in news_ids]
 
-    def _ranking_embedding(self, user_id: str) -> list[float]:
+    def user_ids(self, limit: int = 20) -> list[str]:
+        """Up to `limit` user ids: a visit of the user documents (GET /document/v1/<ns>/user/docid with
+        wantedDocumentCount, only user_id fetched), following continuations for at most VISIT_ROUNDS requests."""
+        ids: list[str] = []
+        params = {"wantedDocumentCount": str(max(1, limit)), "fieldSet": "user:user_id"}
+        for _ in range(VISIT_ROUNDS):
+            body = self._visit_page("user", params)
+            ids += [str(d.get("id", "")).split("::", 1)[-1] for d in body.get("documents", [])]
+            if len(ids) >= limit or not body.get("continuation"):
+                break
+            params["continuation"] = body["continuation"]
+        return ids[:max(0, limit)]
+
+    def read_items(self, user_id: str) -> list[str] | None:
+        """The user document's has_read_items (oldest first); None for a user Vespa does not hold."""
+        fields = self._user_fields(user_id)
+        return None if fields is None else [str(n) for n in fields.get("has_read_items", [])]
+
+    def news(self, news_ids: list[str]) -> list[Hit]:
+        """The news documents with these ids in the order given: `news_id in (...)` queries of at most
+        RANKING_SCORE_CHUNK ids; ids Vespa does not hold left out."""
+        for news_id in news_ids:
+            safe_value("news id", news_id)
+        found: dict[str, Hit] = {}
+        for start in range(0, len(news_ids), RANKING_SCORE_CHUNK):
+            chunk = list(dict.fromkeys(news_ids[start:start + RANKING_SCORE_CHUNK]))
+            body = {"yql": f"select * from news where {_news_id_in(chunk)}", "hits": len(chunk), "ranking": "popularity"}
+            found.update((hit.news_id, hit) for hit in _hits(self._query(body, "news by id")))
+        return [found[n] for n in news_ids if n in found]
+
+    def _visit_page(self, doctype: str, params: dict) -> dict:
+        url = f"{self.url}/document/v1/{self.namespace}/{doctype}/docid"
+        try:
+            response = self._client().get(url, params=params)
+        except httpr.HTTPError as error:
+            raise BackendError(f"visit {doctype} documents: {self.description}: {type(error).__name__}: {error}")
+        body = _json(response)
+        if response.status_code != 200:
+            raise BackendError(f"visit {doctype} documents: HTTP {response.status_code}: {vespa_message(body)}")
+        return body
+
+    def _user_fields(self, user_id: str) -> dict | None:
         safe_value("user id", user_id)
         try:
             with self._app.syncio(session=self._client(), num_retries_429=2) as sync:
                 response = sync.get_data(schema="user", data_id=user_id, namespace=self.namespace)
         except (VespaError, HTTPError, httpr.HTTPError) as error:
             raise BackendError(f"get user {user_id}: {_error_text(error)}")
-        if response.status_code == 404:
+        return None if response.status_code == 404 else response.json.get("fields", {})
+
+    def _ranking_embedding(self, user_id: str) -> list[float]:
+        fields = self._user_fields(user_id)
+        if fields is None:
             raise BackendError(f"unknown user {user_id!r}: no document id:{self.namespace}:user::{user_id}")
-        fields = response.json.get("fields", {})
         if "ranking_embedding" not in fields:
             raise BackendError(f"user {user_id!r} has no ranking_embedding")
         return tensor_vector(fields["ranking_embedding"])
@@ -270,9 +315,13 @@ class VespaBackend:
         return self._session
 
 
+def _news_id_in(news_ids: list[str]) -> str:
+    """The YQL clause matching these news ids (each already checked by safe_value)."""
+    return "news_id in (" + ", ".join(f'"{news_id}"' for news_id in news_ids) + ")"
+
+
 def _ranking_score_body(ranking_vector: list[float], news_ids: list[str]) -> dict:
-    quoted = ", ".join(f'"{news_id}"' for news_id in news_ids)
-    return {"yql": f"select * from news where news_id in ({quoted})", "hits": len(news_ids),
+    return {"yql": f"select * from news where {_news_id_in(news_ids)}", "hits": len(news_ids),
             "ranking": "personalized_search",
             "input.query(user_ranking)": require_vector("user_ranking", ranking_vector, embedding_size()),
             "input.query(personalization_weight)": 1.0}

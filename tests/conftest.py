@@ -51,3 +51,16 @@ def trained(tiny_demo: Path, tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert "valid_auc" in result.output and "recall epoch 1" in result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def fed(tiny_demo: Path, trained: Path, tmp_path_factory) -> Path:
+    """The embedded index fed by `newsrec-feed` with the tiny demo data and the `trained` model (read-only)."""
+    from click.testing import CliRunner
+
+    from newsrec.cli import feed_main
+
+    index = tmp_path_factory.mktemp("index") / "newsrec-index"
+    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    return index

@@ -19,14 +19,6 @@ from pipeline.transforms import DEFAULT_PHI_HEADROOM
 from support import DIM, served_metrics_equal_offline
 
 
-@pytest.fixture(scope="module")
-def fed(tiny_demo: Path, trained: Path, tmp_path_factory) -> Path:
-    index = tmp_path_factory.mktemp("index") / "newsrec-index"
-    result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--index", str(index)])
-    assert result.exit_code == 0, result.output
-    return index
-
-
 def test_every_news_item_and_user_is_fed(tiny_demo: Path, fed: Path):
     dataset = read_mind(tiny_demo)
     backend = LocalBackend(fed)

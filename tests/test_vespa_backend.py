@@ -576,3 +576,33 @@ def test_live_vespa_feed_two_documents_and_query():
         for document in documents:
             app.delete_data(schema="news", data_id=parse_document_id(document["id"])[2], namespace="news")
         backend.close()
+
+
+# ------------------------------------------------------------------ what the web page reads (newsrec serve)
+
+def test_user_ids_visit_the_user_documents_across_continuations(vespa, fed):
+    assert fed.user_ids(1) == ["U1"]  # one page of one document, then stopped
+    assert fed.user_ids(10) == ["U1", "U2"]  # wantedDocumentCount 10: both, no continuation left
+    visits = [r for r in vespa.app.requests if r.path == "/document/v1/news/user/docid"]
+    assert visits and all(r.method == "GET" and r.params["fieldSet"] == "user:user_id" for r in visits)
+
+
+def test_visit_pages_follow_the_continuation_and_bad_parameters_are_400(vespa, fed):
+    import httpx
+
+    url = f"{vespa.url}/document/v1/news/news/docid"
+    first = httpx.get(url, params={"wantedDocumentCount": 20}).json()
+    rest = httpx.get(url, params={"wantedDocumentCount": 20, "continuation": first["continuation"]}).json()
+    ids = [d["id"] for d in first["documents"] + rest["documents"]]
+    assert len(ids) == len(set(ids)) == 30 and "continuation" not in rest
+    assert httpx.get(url, params={"fieldSet": "news:nope"}).status_code == 400
+    assert httpx.get(url, params={"wantedDocumentCount": "-1"}).status_code == 400
+
+
+def test_read_items_and_news_by_id(vespa, fed):
+    assert fed.read_items("U1") == ["N0", "N3"] and fed.read_items("U2") == []
+    assert fed.read_items("U_nobody") is None
+    hits = fed.news(["N5", "N_missing", "N2"])
+    assert [h.news_id for h in hits] == ["N5", "N2"] and hits[0].fields["title"] == "Story 5 about hawks"
+    with pytest.raises(QueryError):
+        fed.news(['N1") or true or ("'])

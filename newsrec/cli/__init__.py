@@ -6,7 +6,8 @@ codes (1 for bad input or a failed job, 2 for bad usage, as click does). Command
 
 - data: demo-data, inspect, baselines, score (newsrec/cli/data.py)
 - models: train, evaluate, predict (newsrec/cli/models.py)
-- serving: feed (also installed as `newsrec-feed`), recommend, search, popular (newsrec/cli/serving.py)
+- serving: feed (also installed as `newsrec-feed`), recommend, search, popular, serve (the web page:
+  newsrec/web/) (newsrec/cli/serving.py)
 - application: app build (newsrec/cli/app.py)
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from newsrec.cli.app import app
 from newsrec.cli.base import CONTEXT, StageGroup
 from newsrec.cli.data import baselines, demo_data, inspect, score
 from newsrec.cli.models import evaluate_command, predict_command, train_command
-from newsrec.cli.serving import feed, popular, recommend, search
+from newsrec.cli.serving import feed, popular, recommend, search, serve
 
 SECTIONS = {
     "Data": [demo_data, inspect, baselines, score],
     "Models": [train_command, evaluate_command, predict_command],
-    "Serving": [feed, recommend, search, popular],
+    "Serving": [feed, recommend, search, popular, serve],
     "Vespa application": [app],
 }
 

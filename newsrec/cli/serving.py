@@ -148,3 +148,29 @@ def popular(hits: int, filters: tuple[str, ...], as_json: bool, target: Target) 
     """
     backend, filters = open_target(target), parse_filters(filters)
     answer(backend, backend.popular(hits, filters), filters, as_json)
+
+
+@click.command(cls=NewsrecCommand, context_settings=CONTEXT)
+@target_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 exposes the page to the network).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+def serve(target: Target, host: str, port: int) -> None:
+    """A web page over Vespa or the embedded index: readers, history, recommendations with each phase's score,
+    search, the popular news; JSON under /api/.
+
+    \b
+    Example:
+      newsrec serve                                  # the embedded index in ./newsrec-index
+      newsrec serve --endpoint http://localhost:8080 --port 8001
+    """
+    import uvicorn
+
+    from newsrec.web.app import create_app
+
+    backend = open_target(target)
+    if not target.is_vespa and backend.news_count == 0:
+        raise click.ClickException(f"{backend.directory}: the index holds no news; run `newsrec-feed MIND_DIR` first")
+    echo(f"newsrec serve: http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")

@@ -1,4 +1,4 @@
-"""The document/v1 API: put (POST), partial update (PUT), get and remove, checked against the schemas.
+"""The document/v1 API: put (POST), partial update (PUT), get, remove and visit, checked against the schemas.
 
 URL `/document/v1/<namespace>/<doctype>/docid/<url-encoded id>`; document id `id:<ns>:<doctype>::<id>`.
 As Vespa: an update or remove of a missing document is a 200, a GET of one a 404; an unknown field or a
@@ -17,6 +17,8 @@ from feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
 from newsrec.contract_server.protocol import ApiError, Recorded
 
 _DOC_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/([^/]+)")  # matched in full
+_VISIT_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/?")  # matched in full: visit one namespace and type
+MAX_VISIT_COUNT = 1024  # Vespa caps wantedDocumentCount at 1024
 _MAPPED_TENSOR = re.compile(r"tensor<\w+>\(\w+\{\}\)")
 _REFERENCE = re.compile(r"reference<(\w+)>")
 _UPDATE_OPERATIONS = {"assign", "increment"}
@@ -40,6 +42,9 @@ class DocumentApi:
         self.lock = lock
 
     def handle(self, record: Recorded) -> tuple[int, dict]:
+        visit = _VISIT_PATH.fullmatch(record.path)
+        if visit and record.method == "GET":
+            return self._visit(visit.group(1), visit.group(2), record)
         match = _DOC_PATH.fullmatch(record.path)
         if not match:
             raise ApiError(400, f"Unsupported document/v1 path {record.path!r} "
@@ -83,10 +88,50 @@ class DocumentApi:
             return 404, {"pathId": record.path, "id": doc_id}
         return 200, {"pathId": record.path, "id": doc_id, "fields": render_fields(schema, fields)}
 
+    def _visit(self, namespace: str, doctype: str, record: Recorded) -> tuple[int, dict]:
+        """A visit of one namespace and document type: up to wantedDocumentCount documents (default 1, at most
+        1,024) in id order, with a continuation token while more remain; fieldSet [all]/[document], [id] or
+        <doctype>:<field,...>."""
+        if doctype not in self.schemas:
+            raise ApiError(400, f"Document type {doctype} does not exist")
+        wanted = _visit_integer(record.params.get("wantedDocumentCount", "1"), "wantedDocumentCount")
+        start = _visit_integer(record.params.get("continuation", "0"), "continuation")
+        keep = _field_set(self.schemas[doctype], doctype, record.params.get("fieldSet", "[document]"))
+        prefix = f"id:{namespace}:{doctype}::"
+        with self.lock:
+            ids = sorted(doc_id for doc_id in self.documents if doc_id.startswith(prefix))
+            page = [(doc_id, dict(self.documents[doc_id])) for doc_id in ids[start:start + min(wanted, MAX_VISIT_COUNT)]]
+        documents = [{"id": doc_id, "fields": render_fields(self.schemas[doctype], {k: v for k, v in fields.items()
+                                                                                    if keep is None or k in keep})}
+                     for doc_id, fields in page]
+        body = {"pathId": record.path, "documents": documents, "documentCount": len(documents)}
+        if start + len(page) < len(ids):
+            body["continuation"] = str(start + len(page))
+        return 200, body
+
     def _remove(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
         with self.lock:
             self.documents.pop(doc_id, None)
         return 200, {"pathId": record.path, "id": doc_id}
+
+
+def _visit_integer(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise ApiError(400, f"Invalid {name} {value!r}")
+    return int(value)
+
+
+def _field_set(schema: Schema, doctype: str, field_set: str) -> set[str] | None:
+    """The fields a visit returns: None for all of them."""
+    if field_set in ("[all]", "[document]"):
+        return None
+    if field_set == "[id]":
+        return set()
+    name, sep, fields = field_set.partition(":")
+    wanted = set(fields.split(",")) if sep else set()
+    if name != doctype or not wanted or wanted - set(schema.fields):
+        raise ApiError(400, f"Invalid fieldSet {field_set!r} for document type {doctype}")
+    return wanted
 
 
 def check_fields(schema: Schema, doc_id: str, fields: dict) -> None:

@@ -1,0 +1,1 @@
+"""newsrec serve: the web page over either backend."""

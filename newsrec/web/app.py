@@ -1,0 +1,103 @@
+"""`newsrec serve`: a small server-rendered web application (FastAPI + Jinja2, no JavaScript) over either backend.
+
+Pages: `/` (pick a reader; their history; recommendations with each phase's score; a category filter and the
+ranking profile; search, personalized when a reader is chosen, with matches per category; the popular news).
+JSON beside them: `/api/users`, `/api/users/{id}`, `/api/recommend`, `/api/search`, `/api/popular`,
+`/api/categories`. Bad input is a message on the page (and its status) and a 4xx JSON `{"error": ...}` from the
+API; a failing backend is a 502. What is computed is in newsrec/web/service.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request as HttpRequest
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+
+from feed.backend import BackendError
+from feed.queries import RECOMMEND_PROFILES
+from newsrec.web.service import Request, Service, WebInputError, parse_request
+from pipeline.errors import NewsrecError
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["fmt"] = lambda value: "" if value is None else f"{value:.4f}"
+
+
+def create_app(backend) -> FastAPI:
+    """The application over one open backend (feed.connect.open_backend)."""
+    service = Service(backend)
+    app = FastAPI(title="newsrec", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(http: HttpRequest):
+        context, status = page_context(service, dict(http.query_params))
+        return TEMPLATES.TemplateResponse(http, "page.html", context, status_code=status)
+
+    @app.get("/api/users")
+    def users(limit: int = 12):
+        return {"users": service.users(max(1, min(limit, 100)))}
+
+    @app.get("/api/users/{user_id}")
+    def user(user_id: str):
+        return answer(lambda: service.history(parse_request({"user": user_id}).user))
+
+    @app.get("/api/recommend")
+    def recommend(http: HttpRequest):
+        return answer(lambda: service.recommendations(parse_request(dict(http.query_params))))
+
+    @app.get("/api/search")
+    def search(http: HttpRequest):
+        return answer(lambda: service.search(parse_request(dict(http.query_params))))
+
+    @app.get("/api/popular")
+    def popular(http: HttpRequest):
+        return answer(lambda: service.popular(parse_request(dict(http.query_params))))
+
+    @app.get("/api/categories")
+    def categories():
+        return answer(lambda: {"categories": service.categories()})
+
+    return app
+
+
+def answer(compute) -> JSONResponse | dict:
+    try:
+        return compute()
+    except WebInputError as error:
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+    except BackendError as error:
+        return JSONResponse({"error": str(error)}, status_code=502)
+    except NewsrecError as error:  # a query the backend refused as malformed
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+
+def page_context(service: Service, params: dict[str, str]) -> tuple[dict, int]:
+    """Everything the page shows, and its status: 200, or the status of the first problem, whose message is shown
+    above whatever could still be answered."""
+    context = {"backend": service.description, "is_vespa": service.is_vespa, "profiles": RECOMMEND_PROFILES,
+               "messages": [], "params": params}
+    status = 200
+    try:
+        request = parse_request(params)
+    except WebInputError as error:
+        context["messages"].append(str(error))
+        request, status = Request(), error.status
+    context["query"] = request  # not "request": Starlette's template response keeps the HTTP request there
+    sections = [("users", lambda: service.users()), ("categories", service.categories),
+                ("popular", lambda: service.popular(request))]
+    if request.user is not None:
+        sections += [("history", lambda: service.history(request.user)),
+                     ("recommendations", lambda: service.recommendations(request))]
+    if request.text is not None or request.sort is not None:
+        sections.append(("search", lambda: service.search(request)))
+    for name, compute in sections:
+        try:
+            context[name] = compute()
+        except (WebInputError, BackendError, NewsrecError) as error:
+            status = status if status != 200 else getattr(error, "status", 502 if isinstance(error, BackendError)
+                                                          else 400)
+            if str(error) not in context["messages"]:
+                context["messages"].append(str(error))
+    if request.user is not None and "history" not in context:
+        context["fallback"] = True  # an unknown reader: the popular news stand in, as the recommend API does
+    return context, status

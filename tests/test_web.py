@@ -1,0 +1,150 @@
+"""`newsrec serve` at the HTTP level: the page and its JSON endpoints over the embedded index and over Vespa's
+HTTP API (the contract server); bad input is a message on the page and a 4xx from the API."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from feed.local_backend import LocalBackend
+from feed.queries import MAX_HITS
+from newsrec.cli import feed_main
+from newsrec.web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def backend(fed: Path) -> LocalBackend:
+    return LocalBackend(fed)
+
+
+@pytest.fixture(scope="module")
+def client(backend: LocalBackend) -> TestClient:
+    return TestClient(create_app(backend))
+
+
+@pytest.fixture(scope="module")
+def reader(backend: LocalBackend) -> str:
+    """A user with a history of at least three news."""
+    return next(u for u in backend.user_ids(10_000) if len(backend.read_items(u)) >= 3)
+
+
+def test_the_page_says_it_is_not_vespa_and_lists_readers_and_popular_news(client: TestClient, backend):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "not Vespa" in page.text and str(backend.directory) in page.text
+    assert all(f"?user={user}" in page.text for user in backend.user_ids(12))
+    popular = client.get("/api/popular", params={"hits": 5}).json()["hits"]
+    assert [h["news_id"] for h in popular] == [h.news_id for h in backend.popular(5)]
+    assert all(f'data-news-id="{h["news_id"]}"' in page.text for h in popular)
+
+
+def test_a_readers_history_is_their_latest_reads_newest_first(client: TestClient, backend, reader: str):
+    body = client.get(f"/api/users/{reader}").json()
+    read = backend.read_items(reader)
+    assert body["read"] == len(read)
+    assert [h["news_id"] for h in body["latest"]] == list(reversed(read[-10:]))
+    assert body["latest"][0]["title"] == backend.docs["news"][read[-1]]["title"]
+
+
+def test_recommendations_carry_each_phases_score(client: TestClient, backend, reader: str):
+    body = client.get("/api/recommend", params={"user": reader, "hits": 8}).json()
+    expected = backend.recommend(reader, 8)
+    assert [h["news_id"] for h in body["hits"]] == [h.news_id for h in expected]
+    assert not set(backend.read_items(reader)) & {h["news_id"] for h in body["hits"]}
+    for row, hit in zip(body["hits"], expected):
+        scores, features = row["scores"], hit.fields["matchfeatures"]
+        assert scores["recall_closeness"] == pytest.approx(features["closeness(field,embedding)"])
+        assert scores["second_phase"] == pytest.approx(features["ranking_score"])
+        assert scores["global_phase"] is None  # the re-ranking profile is off
+        news = backend.docs["news"][row["news_id"]]
+        assert scores["ctr_prior"] == pytest.approx((news["clicks"] + 1) / (news["impressions"] + 25))
+    page = client.get("/", params={"user": reader, "hits": 8})
+    assert page.status_code == 200 and 'id="recommendations"' in page.text
+    assert all(f'data-news-id="{h.news_id}"' in page.text for h in expected)
+
+
+def test_the_category_filter_changes_the_recommendations(client: TestClient, reader: str):
+    everything = client.get("/api/recommend", params={"user": reader, "hits": 20}).json()["hits"]
+    shown = {h["category"] for h in everything}
+    category = next(c["category"] for c in client.get("/api/categories").json()["categories"]
+                    if c["category"] not in shown)
+    filtered = client.get("/api/recommend", params={"user": reader, "hits": 20, "category": category}).json()["hits"]
+    assert filtered and {h["category"] for h in filtered} == {category}
+    assert not {h["news_id"] for h in filtered} & {h["news_id"] for h in everything}
+    page = client.get("/", params={"user": reader, "category": category}).text
+    assert page.count(f'data-category="{category}"') == page.count('data-category="')
+
+
+def test_search_with_matches_per_category_personalized_and_by_date(client: TestClient, backend, reader: str):
+    word = backend.docs["news"][next(iter(backend.docs["news"]))]["title"].split()[0]
+    body = client.get("/api/search", params={"q": word, "hits": 5}).json()
+    assert body["hits"] and sum(c["matches"] for c in body["categories"]) >= len(body["hits"])
+    assert [h["news_id"] for h in body["hits"]] == [h.news_id for h in backend.search(word, 5)]
+    mine = client.get("/api/search", params={"q": word, "hits": 5, "user": reader}).json()["hits"]
+    assert [h["news_id"] for h in mine] == [h.news_id for h in backend.search(word, 5, reader)]
+    for row in mine:  # personalized_search = text_score + 1 · ranking_score, both shown
+        assert row["relevance"] == pytest.approx(row["scores"]["text_score"] + row["scores"]["second_phase"], abs=1e-4)
+    dated = client.get("/api/search", params={"sort": "date", "hits": 20}).json()["hits"]
+    assert [h["date"] for h in dated] == sorted((h["date"] for h in dated), reverse=True)
+    page = client.get("/", params={"q": word})
+    assert page.status_code == 200 and 'id="search-results"' in page.text and 'id="category-matches"' in page.text
+
+
+def test_an_unknown_reader_is_a_404_from_the_api_and_the_fallback_on_the_page(client: TestClient):
+    for path in ("/api/recommend?user=U_nobody", "/api/users/U_nobody", "/api/search?q=news&user=U_nobody"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and "unknown user 'U_nobody'" in answer.json()["error"], path
+    page = client.get("/", params={"user": "U_nobody"})
+    assert page.status_code == 404
+    assert 'id="fallback"' in page.text and "unknown user" in page.text and 'id="popular"' in page.text
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"user": "<script>alert(1)</script>"}, "user id"),
+    ({"user": "U1", "hits": str(MAX_HITS + 1)}, f"1 to {MAX_HITS}"),
+    ({"user": "U1", "hits": "ten"}, "whole number"),
+    ({"user": "U1", "ranking": "secret"}, "use one of"),
+    ({"q": "x" * 201}, "at most 200"),
+    ({"user": "U1", "category": "no-such-category"}, "does not exist"),
+])
+def test_bad_input_is_a_400_with_a_message_on_the_page_too(client: TestClient, reader: str, params, words):
+    params = {k: (reader if v == "U1" else v) for k, v in params.items()}
+    endpoint = "/api/search" if "q" in params else "/api/recommend"
+    answer = client.get(endpoint, params=params)
+    assert answer.status_code == 400 and words in answer.json()["error"]
+    page = client.get("/", params=params)
+    assert page.status_code == 400 and 'role="alert"' in page.text and words in page.text
+    assert "<script>alert" not in page.text  # escaped, never echoed as markup
+
+
+def test_the_page_over_vespa_says_vespa_and_lists_its_users(tiny_demo: Path, trained: Path, tmp_path: Path):
+    from feed.vespa_backend import VespaBackend
+    from newsrec.contract_server import ContractServer
+    from pipeline.mind import read_mind
+
+    with ContractServer(hold_s=1.5) as server:
+        result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", server.url,
+                                                "--state", str(tmp_path / "state")])
+        assert result.exit_code == 0, result.output
+        with VespaBackend(server.url) as vespa:
+            client = TestClient(create_app(vespa))
+            users = client.get("/api/users", params={"limit": 5}).json()["users"]
+            assert len(users) == 5 and set(users) <= set(read_mind(tiny_demo).users)
+            reader = next(u for u in users if vespa.read_items(u))
+            page = client.get("/", params={"user": reader})
+            assert page.status_code == 200 and "Vespa at" in page.text and "not Vespa" not in page.text
+            hits = client.get("/api/recommend", params={"user": reader}).json()["hits"]
+            assert hits and all(h["scores"]["recall_closeness"] is not None for h in hits)
+            history = client.get(f"/api/users/{reader}").json()["latest"]
+            assert [h["news_id"] for h in history] == list(reversed(vespa.read_items(reader)[-10:]))
+
+
+def test_serve_is_a_command_and_refuses_an_empty_index(tmp_path: Path):
+    from newsrec.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0 and "--endpoint" in result.output and "--port" in result.output
+    empty = CliRunner().invoke(main, ["serve", "--index", str(tmp_path / "none"), "--port", "0"])
+    assert empty.exit_code == 1 and "holds no news" in empty.output and "newsrec-feed" in empty.output

@@ -1,0 +1,107 @@
+"""`newsrec serve` in a real browser: headless Chromium (Debian's chromium + chromium-driver, driven by Selenium)
+loads the page served by the command itself, picks a reader, filters, searches, and meets an unknown reader.
+Screenshots go to build/screenshots/ (or $NEWSREC_SCREENSHOTS). Skipped, never faked, when Chromium is absent
+(`.ci/run` installs it when it can)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from newsrec.contract_server.server import free_port, wait_listening
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                                      reason="needs chromium and chromedriver (Debian packages)")]
+SHOTS = Path(os.environ.get("NEWSREC_SCREENSHOTS", Path(__file__).resolve().parent.parent / "build" / "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def server(fed: Path) -> str:
+    """`newsrec serve` over the fed embedded index, in its own process on a free port."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "newsrec", "serve", "--index", str(fed), "--port", str(port)],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, timeout_s=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def shoot(browser, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    return path
+
+
+def rows(browser, table: str) -> list:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_elements(By.CSS_SELECTOR, f"#{table} tr.hit")
+
+
+def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server + "/")
+    assert "not Vespa" in browser.find_element(By.ID, "backend").text
+    assert rows(browser, "popular")
+    browser.find_element(By.CSS_SELECTOR, "#users a").click()  # the first sample reader
+    recommended = rows(browser, "recommendations")
+    assert recommended and browser.find_elements(By.CSS_SELECTOR, "#history li")
+    first = [r.get_attribute("data-news-id") for r in recommended]
+    shoot(browser, "recommendations")
+
+    shown = {r.get_attribute("data-category") for r in recommended}
+    choices = Select(browser.find_element(By.ID, "category"))
+    other = next(o.get_attribute("value") for o in choices.options if o.get_attribute("value") not in shown | {""})
+    choices.select_by_value(other)
+    browser.find_element(By.ID, "go").click()
+    filtered = rows(browser, "recommendations")
+    assert filtered and {r.get_attribute("data-category") for r in filtered} == {other}
+    assert [r.get_attribute("data-news-id") for r in filtered] != first
+    shoot(browser, "filtered")
+
+    Select(browser.find_element(By.ID, "category")).select_by_value("")
+    word = rows(browser, "popular")[0].find_elements(By.TAG_NAME, "td")[1].text.split()[0]
+    browser.find_element(By.ID, "search-input").send_keys(word)
+    browser.find_element(By.ID, "go").click()
+    assert rows(browser, "search-results") and "personalized for" in browser.find_element(By.ID, "search").text
+    assert browser.find_element(By.ID, "category-matches").text.startswith("Matches per category")
+    shoot(browser, "search")
+
+
+def test_an_unknown_reader_sees_a_message_and_the_fallback(server: str, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    field = browser.find_element(By.ID, "user-input")
+    field.clear()
+    field.send_keys("U_nobody")
+    browser.find_element(By.ID, "go").click()
+    assert "unknown user 'U_nobody'" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    assert browser.find_element(By.ID, "fallback").is_displayed() and rows(browser, "popular")
+    shoot(browser, "unknown-reader")
