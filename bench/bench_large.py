@@ -162,7 +162,7 @@ impressions (the whole dataset in memory).{(" " + data["note"]) if data.get("not
 
 At {largest_size} the largest stage peaks at **{peak / 1024:.1f} GiB** of this machine's {GIB} GiB. Training at
 {largest_size}: {epochs}; a full epoch over its {train['train_impressions'] * 0.9:,.0f} training impressions
-(90%; 10% validate) projects to {projected}. Memory does not grow with the number of batches
+(90%; 10% validate) projects to {projected} (measured end to end: the next row, "One full training epoch"). Memory does not grow with the number of batches
 (batches are built from index arrays per step; freed heap returned every 50 steps). User embedding alone at
 {users['users']:,} users (UniRec's user encoder over a 161k-news matrix, MIND's history lengths, chunks of 512,
 written into the two output matrices of {users['outputs_mib']:,.0f} MiB): the process peaks at

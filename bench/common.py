@@ -84,12 +84,20 @@ def hwm():
 """
 
 
-def child_peak(code: str, *args: str) -> dict:
+def child_peak(code: str, *args: str, log: Path | None = None) -> dict:
     """Run `code` in a fresh Python; its last output line is a JSON object with `peak_kib` (`hwm()` at the
     end) and `base_kib` (`hwm()` after its imports). Returns it with `peak_mib` and `added_mib` (the peak
     above the imports) instead. `hwm()` reads VmHWM, which restarts at exec; ru_maxrss would not: a
-    child inherits its parent's maximum at fork."""
-    result = subprocess.run([sys.executable, "-c", HWM + code, *args], capture_output=True, text=True, cwd=ROOT)
+    child inherits its parent's maximum at fork. With `log`, the child's stderr goes there as it runs
+    (progress of a long child) instead of being kept for the error message."""
+    command = [sys.executable, "-c", HWM + code, *args]
+    if log is None:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as stderr:
+            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+        result.stderr = f"(stderr in {log})\n" + log.read_text()
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])

@@ -34,6 +34,8 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "unbert": "bench.bench_unbert",
     "recallnet": "bench.bench_recallnet",
     "large": "bench.bench_large",
+    "epoch": "bench.bench_epoch",
+    "serve": "bench.bench_serve",
     "cpu": "bench.bench_cpu",
 }
 GPU_ROW = ("gpu", "bench.bench_gpu")  # rendered only: measured by `bash bench/gpu.sh` on a GPU machine
