@@ -60,15 +60,19 @@ def create_app(backend) -> FastAPI:
     return app
 
 
+def error_status(error: NewsrecError) -> int:
+    """The HTTP status of a failed request: the input error's own, 502 for a failing backend, else 400 (a query
+    the backend refused as malformed)."""
+    if isinstance(error, WebInputError):
+        return error.status
+    return 502 if isinstance(error, BackendError) else 400
+
+
 def answer(compute) -> JSONResponse | dict:
     try:
         return compute()
-    except WebInputError as error:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
-    except BackendError as error:
-        return JSONResponse({"error": str(error)}, status_code=502)
-    except NewsrecError as error:  # a query the backend refused as malformed
-        return JSONResponse({"error": str(error)}, status_code=400)
+    except NewsrecError as error:
+        return JSONResponse({"error": str(error)}, status_code=error_status(error))
 
 
 def page_context(service: Service, params: dict[str, str]) -> tuple[dict, int]:
@@ -93,9 +97,8 @@ def page_context(service: Service, params: dict[str, str]) -> tuple[dict, int]:
     for name, compute in sections:
         try:
             context[name] = compute()
-        except (WebInputError, BackendError, NewsrecError) as error:
-            status = status if status != 200 else getattr(error, "status", 502 if isinstance(error, BackendError)
-                                                          else 400)
+        except NewsrecError as error:
+            status = status if status != 200 else error_status(error)
             if str(error) not in context["messages"]:
                 context["messages"].append(str(error))
     if request.user is not None and "history" not in context:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from feed import ranking as profiles
-from feed.backend import BackendError, Hit
+from feed.backend import Hit
 from feed.queries import MAX_HITS, RECOMMEND_PROFILES, check_filter_values, safe_value
+from feed.vespa_backend import VespaBackend
 from pipeline.errors import NewsrecError
 
 MAX_QUERY_CHARS = 200
@@ -94,7 +95,7 @@ class Service:
 
     def __init__(self, backend):
         self.backend = backend
-        self.is_vespa = type(backend).__name__ == "VespaBackend"
+        self.is_vespa = isinstance(backend, VespaBackend)
         self._lock = threading.Lock()
 
     @property
@@ -202,5 +203,3 @@ def ctr_prior(hit: Hit) -> float | None:
 def _number(value) -> float | None:
     return None if value is None else float(value)
 
-
-__all__ = ["BackendError", "Request", "Service", "WebInputError", "parse_request"]
