@@ -14,6 +14,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -84,26 +85,73 @@ def hwm():
 """
 
 
-def child_peak(code: str, *args: str, log: Path | None = None) -> dict:
+def child_peak(code: str, *args: str, log: Path | None = None, tree: bool = False) -> dict:
     """Run `code` in a fresh Python; its last output line is a JSON object with `peak_kib` (`hwm()` at the
     end) and `base_kib` (`hwm()` after its imports). Returns it with `peak_mib` and `added_mib` (the peak
     above the imports) instead. `hwm()` reads VmHWM, which restarts at exec; ru_maxrss would not: a
     child inherits its parent's maximum at fork. With `log`, the child's stderr goes there as it runs
-    (progress of a long child) instead of being kept for the error message."""
+    (progress of a long child) instead of being kept for the error message. With `tree`, also
+    `tree_peak_mib`: the highest proportional set size (PSS) of the child and every process it forks,
+    summed, sampled every TREE_SAMPLE_SECONDS (VmHWM of one process misses the memory of its children,
+    and the RSS of a forked child counts the pages it shares with its parent twice)."""
     command = [sys.executable, "-c", HWM + code, *args]
-    if log is None:
-        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    else:
+    if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as stderr:
-            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
-        result.stderr = f"(stderr in {log})\n" + log.read_text()
-    if result.returncode != 0:
-        raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    with (log.open("w") if log is not None else open(os.devnull)) as stderr_file:
+        stderr = stderr_file if log is not None else subprocess.PIPE
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+        sampler = TreeSampler(process.pid) if tree else None
+        try:
+            out, err = process.communicate()
+        finally:
+            if sampler is not None:
+                sampler.stop()
+    err = f"(stderr in {log})\n" + log.read_text() if log is not None else err
+    if process.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{err[-3000:]}")
+    data = json.loads(out.strip().splitlines()[-1])
     data["peak_mib"] = data.pop("peak_kib") / 1024
     data["added_mib"] = data["peak_mib"] - data.pop("base_kib") / 1024
+    if sampler is not None:
+        data["tree_peak_mib"] = sampler.peak_kib / 1024
     return data
+
+
+TREE_SAMPLE_SECONDS = 0.05  # reading smaps_rollup costs about 1 ms per GiB mapped
+
+
+class TreeSampler:
+    """The highest summed PSS of a process and its descendants, sampled in a thread until `stop()`."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_kib = pid, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak_kib = max(self.peak_kib, tree_pss_kib(self.pid))
+            self._done.wait(TREE_SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def tree_pss_kib(pid: int) -> int:
+    """PSS of `pid` and all its descendants (pages shared between them are split, so each counts once)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+            for task in os.listdir(f"/proc/{current}/task"):
+                pending.extend(int(child) for child in Path(f"/proc/{current}/task/{task}/children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, StopIteration):  # it exited meanwhile
+            continue
+    return total
 
 
 def ratio(fast: float, slow: float) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import calendar
 import functools
-from concurrent.futures import ThreadPoolExecutor
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import demo_vocab, world_v2
+from pipeline.background import Background
 from pipeline.leaderboard import write_leaderboard_file
 
 FIRST_LOGGED_DAY = (2019, 11, 9)  # MIND's train week starts on 11/09/2019; dev is the day after it
@@ -114,13 +114,13 @@ WORLDS = ("v2", "v1")
 
 @dataclass(frozen=True, eq=False)
 class Planted:
-    """Everything `generate` draws: the planted news and users, both logs, and the news texts."""
+    """Everything `generate` draws: the planted news and users and both logs (the news texts follow from
+    the news: `news_texts`)."""
     config: DemoConfig
     news: object  # PlantedNews (v1) or world_v2.News
     users: object  # PlantedUsers (v1) or world_v2.Users
     train: Impressions
     dev: Impressions
-    texts: list[tuple]
 
 
 def plant(config: DemoConfig) -> Planted:
@@ -128,32 +128,43 @@ def plant(config: DemoConfig) -> Planted:
     if config.world not in WORLDS:
         raise ValueError(f"unknown world {config.world!r}; choose one of {', '.join(WORLDS)}")
     rng = np.random.default_rng(config.seed)
-    news, users, logit_of, texts = _plant_v2(config, rng) if config.world == "v2" else _plant_v1(config, rng)
+    news, users, logit_of = _plant_v2(config, rng) if config.world == "v2" else _plant_v1(config, rng)
     last_train_day = config.history_days + config.train_days - 1
     train = _draw_impressions(config, news, users.activity, rng, range(config.history_days, last_train_day + 1),
                               config.train_impressions, logit_of)
     dev = _draw_impressions(config, news, users.activity, rng, [last_train_day + 1], config.dev_impressions, logit_of)
-    return Planted(config, news, users, train, dev, texts)
+    return Planted(config, news, users, train, dev)
+
+
+def news_texts(planted: Planted) -> list[tuple]:
+    """(title, abstract, title_entities_json, abstract_entities_json) of every planted news item."""
+    news = planted.news
+    return _news_texts(news, news.entity_of) if planted.config.world == "v2" else _news_texts(news)
 
 
 def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     """Write `out_dir/{train,dev}/{news.tsv,behaviors.tsv}` and the dev truth; returns a summary."""
     planted = plant(config)
-    news, users, train, dev, texts = planted.news, planted.users, planted.train, planted.dev, planted.texts
+    news, users, train, dev = planted.news, planted.users, planted.train, planted.dev
     out = Path(out_dir)
-    with ThreadPoolExecutor(max_workers=1) as worker:  # v2's truth (numpy, GIL released) beside the writing
-        truth = worker.submit(world_v2.planted_truth, world_v2.WorldV2(), news, users, train, dev) \
-            if config.world == "v2" else None
+    v2 = config.world == "v2"  # v2's truth (numpy over the planted arrays) is computed beside the writing
+    with Background(world_v2.planted_truth if v2 else _no_truth, world_v2.WorldV2(), news, users, train, dev,
+                    fork=v2) as truth:
+        texts = news_texts(planted)
         for split, impressions in (("train", train), ("dev", dev)):
             _write_split(out / split, config, news, users, impressions, texts)
         dev_ids = list(range(1, len(dev.day) + 1))
         write_leaderboard_file(out / "dev" / TRUTH_FILE, dev_ids, dev.offsets, dev.labels)
         _write_probabilities(out / "dev" / PROBABILITIES_FILE, dev_ids, dev)
         summary = _summary(config, news, users, train, dev, texts)
-        if truth is not None:
-            summary.update(truth.result())
+        summary.update(truth.result())
     (out / "planted.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _no_truth(*_) -> dict:
+    """World v1's planted truth beyond the written probabilities: none."""
+    return {}
 
 
 def _plant_v1(config: DemoConfig, rng: np.random.Generator):
@@ -162,7 +173,7 @@ def _plant_v1(config: DemoConfig, rng: np.random.Generator):
 
     def logit_of(user, day, seconds, impression_of, candidates):
         return config.click_bias + users.interest[user[impression_of], news.topic[candidates]] + news.quality[candidates]
-    return news, users, logit_of, _news_texts(news)
+    return news, users, logit_of
 
 
 def _plant_v2(config: DemoConfig, rng: np.random.Generator):
@@ -172,7 +183,7 @@ def _plant_v2(config: DemoConfig, rng: np.random.Generator):
 
     def logit_of(user, day, seconds, impression_of, candidates):
         return world_v2.impression_logits(world, news, users, user, day + seconds / 86_400, impression_of, candidates)
-    return news, users, logit_of, _news_texts(news, news.entity_of)
+    return news, users, logit_of
 
 
 def generated_news_texts(config: DemoConfig) -> tuple[list[str], list[str]]:

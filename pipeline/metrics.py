@@ -120,8 +120,11 @@ def _check(labels, scores, offsets):
 
 def _ascending_order(scores: np.ndarray, segment: np.ndarray) -> np.ndarray:
     """Rows by (impression, score) ascending, ties in row order: `np.lexsort((scores, segment))`, computed
-    as one integer sort of (impression, global rank of the score), about twice as fast."""
+    as the rows by score (stable), then stably by impression: a radix sort when impression numbers fit in
+    16 bits (blocks of up to 65,536 impressions), else one integer sort of (impression, rank of the score)."""
     by_score = np.argsort(scores, kind="stable")
+    if segment.max(initial=0) < 1 << 16:
+        return by_score[np.argsort(segment.astype(np.uint16)[by_score], kind="stable")]
     rank = np.empty(len(scores), dtype=np.int64)
     rank[by_score] = np.arange(len(scores))
     return np.argsort(segment.astype(np.int64) * max(len(scores), 1) + rank)  # keys distinct: any sort is exact

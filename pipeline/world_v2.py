@@ -262,9 +262,8 @@ def components(world: WorldV2, news: News, users: Users, user: np.ndarray, item:
     spill = (categories[topic] == categories[primary]) & (topic != primary)
     weight = users.primary_weight[user]
     result = {"topic": np.where(topic == primary, weight, np.where(spill, weight / 2, 0.0))}
-    entity = news.entity[item]
-    result["entity"] = (users.follow_weight[user] * (users.follows[user] == entity[:, None])).sum(axis=1)
-    result["interests"] = (users.interest_weight[user] * (users.interests[user] == topic[:, None])).sum(axis=1)
+    result["entity"] = _slot_sum(users.follows, users.follow_weight, user, news.entity[item])
+    result["interests"] = _slot_sum(users.interests, users.interest_weight, user, topic)
     moved = drift_share(users, user, time)
     result["drift"] = users.drift_weight[user] * ((1 - moved) * (topic == users.drift_from[user])
                                                   + moved * (topic == users.drift_to[user]))
@@ -274,6 +273,15 @@ def components(world: WorldV2, news: News, users: Users, user: np.ndarray, item:
     result["wording"] = news.wording[item]
     result["residual"] = news.residual[item]
     return result
+
+
+def _slot_sum(chosen: np.ndarray, weight: np.ndarray, user: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Σ_k weight[user, k] · (chosen[user, k] == value), one slot at a time: the same additions in the same
+    order as a (rows, slots) product summed along its rows, without the (rows, slots) temporaries."""
+    total = weight[:, 0][user] * (chosen[:, 0][user] == value)
+    for k in range(1, chosen.shape[1]):
+        total += weight[:, k][user] * (chosen[:, k][user] == value)
+    return total
 
 
 CHUNK_ROWS = 1_000_000  # rows per components() call: bounded temporaries at MIND-large scale
@@ -396,43 +404,94 @@ class _Groups:
         return self.items[np.clip(found, start, np.maximum(end - 1, start))]
 
     def _group(self, users: Users, user: np.ndarray, day: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-        """Each row's group among T topics then F × T (followed entity, topic) pairs, ∝ its mass; the
-        (rows, F, T) masses only exist for GROUP_ROWS rows at a time."""
+        """Each row's group among T topics then F × T (followed entity, topic) pairs, ∝ its mass: the first
+        group whose running sum of masses reaches uniform × the row's total. A follow slot's T masses are
+        only computed for the rows that fill it: an empty slot's masses are 0 and leave the running sum
+        where it was (a plateau), so the sums, and the draws, are those of the whole (rows, (1 + F) × T) row."""
+        topics, slots = self.topics, users.follows.shape[1]
         topical = np.exp(topic_logits(users, user, day + 0.5))  # (C, T)
-        follows = users.follows[user]  # (C, F)
-        boost = np.where(follows >= 0, np.expm1(users.follow_weight[user]), 0.0)  # (C, F)
-        entity_mass = boost[:, :, None] * topical[:, None, :] * self.entity_mass[day[:, None], np.maximum(follows, 0)]
-        flat = np.concatenate([topical * self.topic_mass[day], entity_mass.reshape(len(user), -1)], axis=1)
-        return _categorical(flat, uniform)
+        cumulative = np.cumsum(topical * self.topic_mass[day], axis=1)  # (C, T)
+        running = cumulative[:, -1].copy()
+        filled = []  # per slot: (rows that fill it, running sum before it, (rows, T) running sums through it)
+        for k in range(slots):
+            rows = np.flatnonzero(users.follows[user, k] >= 0)
+            followed = users.follows[user[rows], k]
+            mass = np.expm1(users.follow_weight[user[rows], k])[:, None] * topical[rows] \
+                * self.entity_mass[day[rows], followed]
+            mass[:, 0] += running[rows]
+            filled.append((rows, running.copy(), np.cumsum(mass, axis=1, out=mass)))
+            running[rows] = mass[:, -1]
+        draw = uniform * running
+        below = (cumulative < draw[:, None]).sum(axis=1)  # groups whose running sum is below the draw
+        for rows, before, sums in filled:
+            plateau = topics * (before < draw)
+            plateau[rows] = (sums < draw[rows, None]).sum(axis=1)
+            below += plateau
+        return np.minimum(below, (1 + slots) * topics - 1)
 
 
-GROUP_ROWS = 1_000  # rows per (rows, follows, topics) block: a few MiB; the draws do not depend on it
+GROUP_ROWS = 8_192  # rows per block of group draws: a few MiB; the draws do not depend on it
 
 
 def _slices(total: int, size: int) -> list[slice]:
     return [slice(start, start + size) for start in range(0, total, size)]
 
 
-def _categorical(mass: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-    """One column per row, drawn ∝ the row's non-negative masses (`uniform`: one U[0, 1) per row)."""
-    cumulative = np.cumsum(mass, axis=1)
-    draw = uniform * cumulative[:, -1]
-    return np.minimum((cumulative < draw[:, None]).sum(axis=1), mass.shape[1] - 1)
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """A pool of news with what `pool_logits` reads of each, gathered once for every block of users."""
+    items: np.ndarray  # (P,) news indices, sorted
+    topic: np.ndarray
+    published: np.ndarray
+    buzz: np.ndarray
+    static: np.ndarray  # wording + residual
+    by_entity: np.ndarray  # pool columns grouped by entity...
+    entity_starts: np.ndarray  # ...entity e's columns: by_entity[entity_starts[e]:entity_starts[e + 1]]
+
+    @classmethod
+    def of(cls, news: News, items: np.ndarray) -> Pool:
+        entity = news.entity[items]
+        by_entity = np.argsort(entity, kind="stable")
+        starts = np.searchsorted(entity[by_entity], np.arange(len(news.entities) + 1))
+        return cls(items, news.topic[items], news.published[items], news.buzz[items],
+                   news.wording[items] + news.residual[items], by_entity, starts)
 
 
 def pool_logits(world: WorldV2, news: News, users: Users, user: np.ndarray, time: np.ndarray,
-                pool: np.ndarray) -> np.ndarray:
+                pool: np.ndarray | Pool) -> np.ndarray:
     """(C, P): the full logit of each user (at its `time`) for every news of `pool`; the same sum as
-    `logit`, computed per user over a whole pool (the recall oracle's hot loop)."""
-    topical = topic_logits(users, user, time)[:, news.topic[pool]]  # (C, P): topic + interests + drift
-    entity = news.entity[pool]
-    for slot in range(users.follows.shape[1]):
-        followed = users.follows[user, slot]
-        topical += users.follow_weight[user, slot][:, None] * (entity[None, :] == followed[:, None])
-    age = np.maximum(0.0, time[:, None] - news.published[pool][None, :]) * HOURS_PER_DAY
+    `logit`, computed per user over a whole pool (the recall oracle's hot loop): in place, and the entity
+    weight added only where the news names a followed entity."""
+    pool = pool if isinstance(pool, Pool) else Pool.of(news, pool)
+    logits = topic_logits(users, user, time)[:, pool.topic]  # (C, P): topic + interests + drift
+    rows, cols, weight = _followed_cells(users, user, pool)
+    logits[rows, cols] += weight  # a user follows an entity once: no cell twice
+    age = np.subtract(time[:, None], pool.published[None, :])
+    np.maximum(age, 0.0, out=age)
+    age *= HOURS_PER_DAY
     peak = age / world.buzz_peak_hours
-    fresh = world.fresh_boost * np.exp(-age / world.fresh_hours) + news.buzz[pool] * peak * np.exp(1 - peak)
-    return world.click_bias + topical + fresh + (news.wording[pool] + news.residual[pool])[None, :]
+    fresh = np.divide(age, -world.fresh_hours, out=age)
+    np.exp(fresh, out=fresh)
+    fresh *= world.fresh_boost
+    bump = np.subtract(1.0, peak)
+    np.exp(bump, out=bump)
+    peak *= pool.buzz[None, :]
+    peak *= bump
+    fresh += peak  # fresh_boost · exp(-age / fresh_hours) + buzz · peak · exp(1 - peak)
+    logits += world.click_bias
+    logits += fresh
+    logits += pool.static[None, :]
+    return logits
+
+
+def _followed_cells(users: Users, user: np.ndarray, pool: Pool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, pool columns, weight) of every (user, news) cell where the news names an entity the user follows."""
+    row, slot = np.nonzero(users.follows[user] >= 0)
+    entity = users.follows[user[row], slot]
+    first, counts = pool.entity_starts[entity], np.diff(pool.entity_starts)[entity]
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return (np.repeat(row, counts), pool.by_entity[np.repeat(first, counts) + within],
+            np.repeat(users.follow_weight[user[row], slot], counts))
 
 
 # ------------------------------------------------------------------------------ the planted truth
@@ -518,8 +577,10 @@ def impression_rows(impressions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: int = RECALL_SAMPLE) -> dict:
     """Recall@K of the planted top-K (by the full logit at the impression's time) over the dev-day pool and
-    over all news, on a seeded sample of dev impressions, as pipeline/evaluation.py measures recall."""
-    from pipeline.metrics import recall_at_k
+    over all news, on a seeded sample of dev impressions, as pipeline/evaluation.py measures recall: a
+    click is in the top K when fewer than K news of the pool have a higher logit (logits have no ties:
+    every news item has its own continuous residual), so no list is sorted."""
+    from pipeline.metrics import recall_from_ranks
 
     chosen = np.sort(np.random.default_rng(0).permutation(len(dev.day))[:sample])
     labels_of = [dev.candidates[dev.offsets[i]:dev.offsets[i + 1]][dev.labels[dev.offsets[i]:dev.offsets[i + 1]] == 1]
@@ -528,24 +589,35 @@ def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: 
     clicked = np.concatenate(labels_of).astype(np.int64)
     time = dev.day[chosen] + dev.seconds[chosen] / 86_400
     result = {"impressions": int(len(chosen))}
-    for name, pool in (("dev-day pool", np.unique(dev.candidates)), ("all news", _all_news(users, train, dev))):
-        step = max(16, POOL_CELLS // len(pool))  # users per (users, pool) logit block
-        top = np.concatenate([_top(world, news, users, dev.user[chosen[i:i + step]], time[i:i + step], pool)
-                              for i in range(0, len(chosen), step)])
-        result[name] = {k: recall_at_k(top[:, :k], clicked_offsets, clicked)[0] for k in RECALL_KS if k <= len(pool)}
+    for name, items in (("dev-day pool", _mask_of(len(news.day), dev.candidates)),
+                        ("all news", _all_news(news, users, train, dev))):
+        pool = Pool.of(news, items)
+        step = max(16, POOL_CELLS // len(items))  # users per (users, pool) logit block
+        ranks = np.concatenate([_clicked_ranks(world, news, users, dev.user[chosen[i:i + step]], time[i:i + step],
+                                               pool, clicked_offsets[i:i + step + 1], clicked)
+                                for i in range(0, len(chosen), step)])
+        result[name] = {k: recall_from_ranks(ranks, clicked_offsets, k)[0] for k in RECALL_KS if k <= len(items)}
     return result
 
 
-def _top(world, news, users, user, time, pool) -> np.ndarray:
-    logits = pool_logits(world, news, users, user, time, pool)
-    k = min(max(RECALL_KS), len(pool))
-    best = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, best, axis=1), axis=1)
-    return pool[np.take_along_axis(best, order, axis=1)]
+def _clicked_ranks(world, news, users, user, time, pool, clicked_offsets, clicked) -> np.ndarray:
+    """0-based rank in the pool (by the full logit) of each click of these impressions (CSR)."""
+    logits = pool_logits(world, news, users, user, time, pool)  # (C, P)
+    rows = slice(clicked_offsets[0], clicked_offsets[-1])
+    query = np.repeat(np.arange(len(user)), np.diff(clicked_offsets))
+    own = logits[query, np.searchsorted(pool.items, clicked[rows])]
+    return (logits[query] > own[:, None]).sum(axis=1)
 
 
-def _all_news(users: Users, train, dev) -> np.ndarray:
+def _mask_of(size: int, *indices: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of `indices` (all in [0, size)): a mask, not np.unique over every row."""
+    seen = np.zeros(size, dtype=bool)
+    for values in indices:
+        seen[values] = True
+    return np.flatnonzero(seen)
+
+
+def _all_news(news: News, users: Users, train, dev) -> np.ndarray:
     """Every news item the written news.tsv files hold: candidates and the histories of logged users."""
-    logged = np.unique(np.concatenate([train.user, dev.user]))
-    histories = [users.history[u] for u in logged.tolist()]
-    return np.unique(np.concatenate([train.candidates, dev.candidates, *histories]).astype(np.int64))
+    logged = _mask_of(len(users.ids), train.user, dev.user)
+    return _mask_of(len(news.day), train.candidates, dev.candidates, *(users.history[u] for u in logged.tolist()))

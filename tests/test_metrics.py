@@ -87,6 +87,14 @@ def test_descending_order_sorts_each_impression_best_first_later_candidate_first
         assert rank[offsets[i]:offsets[i + 1]].tolist() == list(range(1, lengths[i] + 1))
 
 
+@pytest.mark.parametrize("impressions", [300, 70_000])  # the 16-bit radix path and the wide-key path
+def test_ascending_order_is_lexsort_of_impression_then_score_ties_in_row_order(impressions):
+    rng = np.random.default_rng(4)
+    segment = np.sort(rng.integers(0, impressions, 3 * impressions))
+    scores = rng.integers(0, 5, len(segment)).astype(float)  # many ties
+    assert np.array_equal(metrics._ascending_order(scores, segment), np.lexsort((scores, segment)))
+
+
 def test_metrics_of_blocks_of_impressions_concatenated_equal_the_whole():
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 9, 40)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +46,48 @@ def test_world_v1_is_kept_byte_for_byte(tmp_path: Path):
                for name in ("train/behaviors.tsv", "dev/news.tsv", "dev/click_probabilities.txt")}
     assert digests == {"train/behaviors.tsv": "d12027a9482b36cd", "dev/news.tsv": "06bed01eb0361bf1",
                        "dev/click_probabilities.txt": "139ef35099c6286a"}
+
+
+V2_TINY_DIGESTS = {"train/behaviors.tsv": "b069f9065234f5d3", "dev/news.tsv": "cc88741680df6e7f",
+                   "dev/click_probabilities.txt": "fae3da4f6b160551", "planted.json": "32e359ae9794dd98"}
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()[:16] for name in V2_TINY_DIGESTS}
+
+
+def test_world_v2_is_kept_byte_for_byte(tmp_path: Path):
+    """World v2 (tiny, seed 0) as committed before any model ran on it: faster code must draw the same world
+    and compute the same truth (planted.json holds the decomposition and the recall oracle)."""
+    generate(tmp_path, config_for("tiny", 0))
+    assert digests(tmp_path) == V2_TINY_DIGESTS
+
+
+def test_the_truth_computed_in_a_forked_process_is_the_same(tmp_path: Path):
+    """`newsrec demo-data` forks for the truth when it is the only thread (a fresh process is)."""
+    script = ("import sys; from pipeline.background import can_fork; from pipeline.demo_data import config_for, "
+              "generate; print(can_fork()); generate(sys.argv[1], config_for('tiny', 0))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]
+    assert digests(tmp_path) == V2_TINY_DIGESTS
+
+
+def test_group_draws_are_those_of_one_categorical_over_the_whole_row():
+    """`_Groups._group` skips the empty follow slots; the draws equal those of the full (1 + F) × T row."""
+    p = planted()
+    groups = world_v2._Groups(p.news, p.config.history_days)
+    rng = np.random.default_rng(5)
+    user = rng.integers(0, len(p.users.ids), 3_000)
+    day, uniform = rng.integers(0, p.config.history_days, len(user)), rng.random(len(user))
+    topical = np.exp(world_v2.topic_logits(p.users, user, day + 0.5))
+    follows = p.users.follows[user]
+    boost = np.where(follows >= 0, np.expm1(p.users.follow_weight[user]), 0.0)
+    entity_mass = boost[:, :, None] * topical[:, None, :] * groups.entity_mass[day[:, None], np.maximum(follows, 0)]
+    flat = np.concatenate([topical * groups.topic_mass[day], entity_mass.reshape(len(user), -1)], axis=1)
+    cumulative = np.cumsum(flat, axis=1)
+    expected = np.minimum((cumulative < (uniform * cumulative[:, -1])[:, None]).sum(axis=1), flat.shape[1] - 1)
+    assert (follows >= 0).sum(axis=1).min() == 0 and (follows >= 0).sum(axis=1).max() >= 2
+    assert np.array_equal(groups._group(p.users, user, day, uniform), expected)
 
 
 def test_v2_is_the_default_and_keeps_minds_statistics(tmp_path: Path):
