@@ -17,6 +17,7 @@ in the caller, when its result is asked for: the same result, serially.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 import threading
 import traceback
@@ -76,9 +77,14 @@ class Background:
 
 
 def _child(sender, function: Callable[..., Any], args: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: its __exit__ ends this process
     try:
         message = ("ok", function(*args))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises it
         message = ("error", traceback.format_exc())
-    sender.send(message)
-    sender.close()
+    try:
+        sender.send(message)
+    except BrokenPipeError:  # the parent is gone: nobody wants the result
+        pass
+    finally:
+        sender.close()
