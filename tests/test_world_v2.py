@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsrec.cli import main
-from pipeline import world_v2
+from pipeline import background, world_v2
 from pipeline.demo_data import SIZES, Planted, config_for, generate, plant
 from pipeline.metrics import ranking_metrics
 
@@ -56,9 +56,11 @@ def digests(directory: Path) -> dict[str, str]:
     return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()[:16] for name in V2_TINY_DIGESTS}
 
 
-def test_world_v2_is_kept_byte_for_byte(tmp_path: Path):
+def test_world_v2_is_kept_byte_for_byte(tmp_path: Path, monkeypatch):
     """World v2 (tiny, seed 0) as committed before any model ran on it: faster code must draw the same world
-    and compute the same truth (planted.json holds the decomposition and the recall oracle)."""
+    and compute the same truth (planted.json holds the decomposition and the recall oracle). Here serially;
+    the forked path below."""
+    monkeypatch.setattr(background, "can_fork", lambda: False)
     generate(tmp_path, config_for("tiny", 0))
     assert digests(tmp_path) == V2_TINY_DIGESTS
 
