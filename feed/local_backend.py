@@ -47,7 +47,8 @@ APPROXIMATE_THRESHOLD = 0.02
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 GRAPH_FILE = "news.hnsw.faiss"
 RERANKER_FILE = "unbert.onnx"  # the re-ranker's exported model, part of the generation (Vespa: models/ of the package)
-_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_vectors", "_position", "_counts",
+_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_columns", "_vectors", "_position",
+           "_counts",
            "_reranker_model", "_reranker")
 
 
@@ -169,6 +170,7 @@ class LocalBackend:
         self._generation = generation
         self.docs = _read_documents(files)
         self._index, self._bm25, self._news_order, self._news_fields, self._position = None, None, [], [], {}
+        self._columns = {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._counts = np.zeros((2, 0))
         self._reranker_model, self._reranker = files.get(RERANKER_FILE), None  # the session opens on first use
@@ -183,6 +185,7 @@ class LocalBackend:
 
         self._news_order = list(self.docs["news"])
         self._news_fields = [self.docs["news"][i] for i in self._news_order]
+        self._columns = {}  # a new dict: a rolled-back transaction restores the old one with its rows
         self._vectors = np.asarray([f["embedding"]["values"] for f in self._news_fields], dtype=np.float32)
         if graph is not None:
             self._index = faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))
@@ -220,11 +223,20 @@ class LocalBackend:
         for field, value in (filters or {}).items():
             if field not in FILTER_FIELDS:
                 raise QueryError(f"cannot filter on {field!r}; filterable fields: {', '.join(FILTER_FIELDS)}")
-            allowed &= np.array([f.get(field, "").lower() == value.lower() for f in self._news_fields])
+            allowed &= self._column(field, lowered=True) == value.lower()
         for news_id in exclude:
             if news_id in self._position:
                 allowed[self._position[news_id]] = False
         return allowed
+
+    def _column(self, field: str, lowered: bool = False) -> np.ndarray:
+        """(N,) the values of a filter or grouping field over the news rows (lower-cased: what filters compare),
+        made on first use and kept until the news change: a filter is one vectorized comparison."""
+        key = (field, lowered)
+        if key not in self._columns:
+            values = [f.get(field) or "" for f in self._news_fields]
+            self._columns[key] = np.array([v.lower() for v in values] if lowered else values, dtype=str)
+        return self._columns[key]
 
     def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1), exploring k graph
@@ -385,11 +397,8 @@ class LocalBackend:
         require_group_field(field)
         self._require_news()
         _, matched = self._match(text, filters)
-        counts: dict[str, int] = {}
-        for row in np.flatnonzero(matched):
-            value = self._news_fields[row].get(field, "")
-            counts[value] = counts.get(value, 0) + 1
-        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        values, counts = np.unique(self._column(field)[matched], return_counts=True)  # values ascending
+        return [(str(values[i]), int(counts[i])) for i in np.argsort(-counts, kind="stable")]
 
     def _match(self, text: str | None, filters: dict[str, str] | None) -> tuple[np.ndarray, np.ndarray]:
         """(bm25(title) + bm25(abstract), matched): news with any query term, or every news item without text."""

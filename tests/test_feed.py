@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,28 @@ def test_group_counts_count_every_match_once(fed: Path):
         sum(c for _, c in backend.group_counts("subcategory", filters={"category": category})) == counts[0][1]
     with pytest.raises(QueryError, match="cannot group by 'title'"):
         backend.group_counts("title")
+
+
+def test_filters_and_groups_follow_the_news_fed_after_them_and_a_rollback(fed: Path, tmp_path: Path):
+    """The filter and grouping columns are cached per index: a feed that changes a category replaces them, a
+    failed transaction restores the committed ones."""
+    index = tmp_path / "index"
+    shutil.copytree(fed, index)
+    backend = LocalBackend(index)
+    news_id, fields = next(iter(backend.docs["news"].items()))
+    before = dict(backend.group_counts("category"))
+    assert backend.popular(400, filters={"category": "NEWCAT"}) == []  # the columns are made here
+    report = FeedReport()
+    backend.feed([{"id": f"id:news:news::{news_id}", "fields": {**fields, "category": "newcat"}}], "news", report)
+    assert report.success and [h.news_id for h in backend.popular(400, filters={"category": "NEWCAT"})] == [news_id]
+    assert dict(backend.group_counts("category"))["newcat"] == 1
+    with pytest.raises(RuntimeError), backend.transaction():
+        backend.feed([{"id": f"id:news:news::{news_id}", "fields": {**fields, "category": "other"}}], "news",
+                     FeedReport())
+        assert dict(backend.group_counts("category"))["other"] == 1
+        raise RuntimeError("the feed fails")
+    assert dict(backend.group_counts("category"))["newcat"] == 1 and "other" not in dict(backend.group_counts("category"))
+    assert sum(before.values()) == sum(dict(backend.group_counts("category")).values())
 
 
 def test_popular_is_100_times_the_smoothed_ctr(fed: Path):
