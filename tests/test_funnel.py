@@ -98,6 +98,22 @@ def test_read_news_are_excluded_and_bad_pages_refused(index):
         index.recommend("U1", 10, recall_budget=0)
 
 
+def test_a_filtered_search_is_exact_where_that_reads_fewer_vectors_than_the_graph(index, monkeypatch):
+    from feed import local_backend
+
+    calls, graph_search = [], local_backend.graph_search
+    monkeypatch.setattr(local_backend, "graph_search", lambda *args: calls.append(args[2]) or graph_search(*args))
+    query = np.asarray(index.docs["user"]["U2"]["recall_embedding"]["values"], dtype=np.float32)
+    weather = index._allowed({"category": "weather"})  # 200 of the 600 news
+    rows = np.flatnonzero(weather)
+    exact = rows[np.argsort(((index._vectors[rows] - query) ** 2).sum(1), kind="stable")]
+    assert local_backend.graph_exploration(100, weather) == 300 and local_backend.graph_exploration(50, weather) == 150
+    assert index.nearest(query, 100, weather)[0].tolist() == exact[:100].tolist() and calls == []  # 200 <= 300
+    index.nearest(query, 50, weather)  # the graph explores 150 nodes, fewer than the 200 kept
+    index.nearest(query, 50, index._allowed(None))  # no filter: the graph
+    assert calls == [50, 50]
+
+
 def test_a_query_vector_of_the_wrong_size_is_refused(index):
     with pytest.raises(QueryError, match="query vector has 64 values; the index's vectors have 65"):
         index.nearest(np.zeros(DIM - 1), 10, index._allowed(None))
