@@ -7,7 +7,7 @@ writer to let go of it, and it took twice its own time. A forked child shares th
 of its own.
 
 Fork is used only where it is safe and cheap: Linux, and no other Python thread running (a lock held
-by another thread at the fork would stay held forever in the child). Anywhere else the function runs
+by another thread at the fork would stay held forever in the child), outside daemonic workers. Anywhere else the function runs
 in the caller, when its result is asked for: the same result, serially.
 
     with Background(function, *args) as truth:
@@ -31,7 +31,8 @@ class BackgroundError(NewsrecError):
 
 
 def can_fork() -> bool:
-    return sys.platform == "linux" and threading.active_count() == 1
+    """Linux, no other Python thread, and not a daemonic multiprocessing worker (which may not have children)."""
+    return sys.platform == "linux" and threading.active_count() == 1 and not multiprocessing.current_process().daemon
 
 
 class Background:
