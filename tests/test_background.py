@@ -84,3 +84,22 @@ def test_can_fork_in_a_fresh_interpreter():
     done = subprocess.run([sys.executable, "-c", "from pipeline.background import can_fork; print(can_fork())"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
+
+
+def test_no_fork_inside_a_daemonic_worker():
+    script = """
+import multiprocessing
+from pipeline.background import can_fork
+
+def report(queue):
+    queue.put(can_fork())
+
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+worker = context.Process(target=report, args=(queue,), daemon=True)
+worker.start()
+print(can_fork(), queue.get(timeout=60))
+worker.join()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["True", "False"]  # a daemonic process may not have children
