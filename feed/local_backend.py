@@ -50,9 +50,8 @@ APPROXIMATE_THRESHOLD = 0.02
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 GRAPH_FILE = "news.hnsw.faiss"
 RERANKER_FILE = "unbert.onnx"  # the re-ranker's exported model, part of the generation (Vespa: models/ of the package)
-_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_columns", "_vectors", "_position",
-           "_counts",
-           "_reranker_model", "_reranker")
+_SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_columns", "_vectors",
+           "_position", "_counts", "_reranker_model", "_reranker")
 
 
 class LocalBackend:
