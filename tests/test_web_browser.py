@@ -56,6 +56,20 @@ def shoot(browser, name: str) -> Path:
     return path
 
 
+def navigate(browser, element) -> None:
+    """Click `element` (a link or the form's button) and wait until the next page has loaded: a click may return
+    before the navigation commits, and the old page's elements would be read."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(browser, 60)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+
+
 def rows(browser, table: str) -> list:
     from selenium.webdriver.common.by import By
 
@@ -69,7 +83,7 @@ def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, brow
     browser.get(server + "/")
     assert "not Vespa" in browser.find_element(By.ID, "backend").text
     assert rows(browser, "popular")
-    browser.find_element(By.CSS_SELECTOR, "#users a").click()  # the first sample reader
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "#users a"))  # the first sample reader
     recommended = rows(browser, "recommendations")
     assert recommended and browser.find_elements(By.CSS_SELECTOR, "#history li")
     first = [r.get_attribute("data-news-id") for r in recommended]
@@ -79,7 +93,7 @@ def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, brow
     choices = Select(browser.find_element(By.ID, "category"))
     other = next(o.get_attribute("value") for o in choices.options if o.get_attribute("value") not in shown | {""})
     choices.select_by_value(other)
-    browser.find_element(By.ID, "go").click()
+    navigate(browser, browser.find_element(By.ID, "go"))
     filtered = rows(browser, "recommendations")
     assert filtered and {r.get_attribute("data-category") for r in filtered} == {other}
     assert [r.get_attribute("data-news-id") for r in filtered] != first
@@ -88,7 +102,7 @@ def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, brow
     Select(browser.find_element(By.ID, "category")).select_by_value("")
     word = rows(browser, "popular")[0].find_elements(By.TAG_NAME, "td")[1].text.split()[0]
     browser.find_element(By.ID, "search-input").send_keys(word)
-    browser.find_element(By.ID, "go").click()
+    navigate(browser, browser.find_element(By.ID, "go"))
     assert rows(browser, "search-results") and "personalized for" in browser.find_element(By.ID, "search").text
     assert browser.find_element(By.ID, "category-matches").text.startswith("Matches per category")
     shoot(browser, "search")
@@ -101,7 +115,7 @@ def test_an_unknown_reader_sees_a_message_and_the_fallback(server: str, browser)
     field = browser.find_element(By.ID, "user-input")
     field.clear()
     field.send_keys("U_nobody")
-    browser.find_element(By.ID, "go").click()
+    navigate(browser, browser.find_element(By.ID, "go"))
     assert "unknown user 'U_nobody'" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert browser.find_element(By.ID, "fallback").is_displayed() and rows(browser, "popular")
     shoot(browser, "unknown-reader")
