@@ -8,6 +8,7 @@ measurements only, so the document is regenerated from saved results without rer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -97,8 +98,7 @@ def child_peak(code: str, *args: str, log: Path | None = None, tree: bool = Fals
     command = [sys.executable, "-c", HWM + code, *args]
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
-    with (log.open("w") if log is not None else open(os.devnull)) as stderr_file:
-        stderr = stderr_file if log is not None else subprocess.PIPE
+    with (log.open("w") if log is not None else contextlib.nullcontext(subprocess.PIPE)) as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
         sampler = TreeSampler(process.pid) if tree else None
         try:
