@@ -25,6 +25,7 @@ from feed.schema import SchemaMismatchError, check_document, load_schemas, tenso
 from pipeline.encoding import EncodedDataset, encode_dataset
 from pipeline.features import spans
 from pipeline.mind import MindDataset
+from pipeline.progress import tracked
 from pipeline.transforms import EuclideanTransform
 
 
@@ -175,14 +176,17 @@ def check_against_schemas(corpus: Corpus, transform: EuclideanTransform) -> None
 
 
 def feed_corpus(corpus: Corpus, transform: EuclideanTransform, backend, log: Callable[[str], None] = print,
-                journals: dict[str, Path] | None = None) -> dict[str, FeedReport]:
+                journals: dict[str, Path] | None = None, progress: bool = False) -> dict[str, FeedReport]:
     """Feed category CTRs, news and users (vectors under `transform`); one report per document type. With
-    journals (`feed.journal.start_journals`), acknowledged ids are appended and journaled ones skipped."""
+    journals (`feed.journal.start_journals`), acknowledged ids are appended and journaled ones skipped. With
+    `progress`, the documents made so far are reported (pipeline/progress.py)."""
     check_against_schemas(corpus, transform)
     reports = {}
-    for doctype, documents in (("category_ctr", iter([category_ctr_document(category_ctrs(corpus))])),
-                               ("news", news_documents(corpus, transform)),
-                               ("user", user_documents(corpus, transform))):
+    dataset = corpus.dataset
+    for doctype, documents, total in (("category_ctr", iter([category_ctr_document(category_ctrs(corpus))]), 1),
+                                      ("news", news_documents(corpus, transform), len(dataset.news)),
+                                      ("user", user_documents(corpus, transform), len(dataset.users))):
+        documents = tracked(documents, f"feeding {doctype} documents", total, "doc", enabled=progress and total > 1)
         started = time.perf_counter()
         report = FeedReport()
         backend.feed(documents, doctype, report, journal=journals[doctype] if journals else None)

@@ -85,7 +85,7 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     if options.reranker:
         corpus = _with_reranker(corpus, options.reranker, target, log)
     with _state_store(backend, target, state_dir(target, options.state_dir)) as store:
-        note, reports = _feed_locked(store, backend, target, options, corpus, log)
+        note, reports = _feed_locked(store, backend, target, options, corpus, log, progress)
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
                        {doctype: report.ok + report.already_fed for doctype, report in reports.items()}, reports,
                        note, trained, _example_user(dataset, corpus.user_history),
@@ -93,7 +93,7 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
 
 
 def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: Corpus,
-                 log: Callable[[str], None]) -> tuple[str, dict[str, FeedReport]]:
+                 log: Callable[[str], None], progress: bool = False) -> tuple[str, dict[str, FeedReport]]:
     """Under the writer lock: Φ from the state as it is now, the journals, the documents, the new state."""
     state, dataset = store.state(), corpus.dataset
     transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state, options.phi_headroom)
@@ -102,7 +102,7 @@ def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: C
     store.begin(_fed_state(state, transform, dataset, None, options, backend.description))
     if corpus.reranker is not None and target.is_local:
         backend.install_reranker(corpus.reranker.onnx, options.reranker)
-    reports = feed_corpus(corpus, transform, backend, log, journals)
+    reports = feed_corpus(corpus, transform, backend, log, journals, progress)
     store.finish(_fed_state(state, transform, dataset, reports, options, backend.description))
     return note, reports
 
@@ -216,6 +216,8 @@ def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset,
 def _read(mind_dir: str, options: FeedOptions, log: Callable[[str], None], progress: bool) -> MindDataset:
     dataset = read_mind(mind_dir, on_error="skip" if options.skip_bad_rows else "raise", progress=progress,
                         max_bad_rows=options.max_bad_rows, drop_unknown_ids=options.drop_unknown_ids)
+    if dataset.layout_note:
+        log(f"{mind_dir}: {dataset.layout_note}")
     if options.skip_bad_rows or options.drop_unknown_ids:
         log(f"read {mind_dir}: {dataset.report.summary()}")
     return dataset

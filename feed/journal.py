@@ -121,7 +121,6 @@ def _files_digest(paths: list[Path]) -> str:
 
 def _corpus_digest(dataset: MindDataset) -> str:
     """The MIND files of the splits read, and what was read (reading options may leave rows out)."""
-    root = Path(dataset.root)
-    files = [root / split / name for split in dataset.splits for name in ("news.tsv", "behaviors.tsv")]
+    files = [dataset.split_dir(split) / name for split in dataset.splits for name in ("news.tsv", "behaviors.tsv")]
     read = [len(dataset.news), len(dataset.users)] + [b.num_impressions for b in dataset.splits.values()]
     return hashlib.sha256((_files_digest(files) + repr(read)).encode()).hexdigest()[:16]

@@ -17,6 +17,7 @@ from pipeline.models.contract import ModelConfigError
 from pipeline.inference import top_k_inner_product
 from pipeline.metrics import RankingMetrics, ranking_metrics
 from pipeline.mind import MindDataset
+from pipeline.progress import tracked
 from pipeline.transforms import EuclideanTransform
 
 
@@ -30,9 +31,9 @@ class ServingEvaluation:
 
 
 def evaluate_serving(model_dir, dataset: MindDataset, backend, split: str = "dev", device_name: str = "auto",
-                     ann_queries: int = 1000, seed: int = 0) -> ServingEvaluation:
+                     ann_queries: int = 1000, seed: int = 0, progress: bool = False) -> ServingEvaluation:
     """Offline vs served metrics of every candidate of `split`, and the ANN recall@100 of the backend."""
-    kind, scored = score_split(model_dir, dataset, split, device_name)
+    kind, scored = score_split(model_dir, dataset, split, device_name, progress=progress)
     if scored.ranking_users is None:
         raise ModelConfigError(f"{kind} has no user vector to serve: the serving path ranks with u_ra · r")
     behaviors = dataset.splits[split]
@@ -40,7 +41,8 @@ def evaluate_serving(model_dir, dataset: MindDataset, backend, split: str = "dev
     ids = dataset.news.ids
     served = np.concatenate([
         backend.ranking_scores(query[i].tolist(), [ids[n] for n in behaviors.candidates_of(i).tolist()])
-        for i in range(behaviors.num_impressions)]).astype(np.float64)
+        for i in tracked(range(behaviors.num_impressions), "scoring impressions through the serving path",
+                         behaviors.num_impressions, "impression", progress)]).astype(np.float64)
     offsets = behaviors.candidate_offsets
     recall = _ann_recall(backend, scored, dataset, ann_queries, seed)
     return ServingEvaluation(ranking_metrics(behaviors.labels, scored.scores, offsets),

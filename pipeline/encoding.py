@@ -31,12 +31,14 @@ class EncodedDataset:
     features: NewsFeatures  # every news row (CPU)
     news_matrix: torch.Tensor  # (N, D) float32 on `device`
     seconds: float  # news features (LM vectors, unless cached) + news encoder
+    progress: bool = False  # users and candidate scores report progress (pipeline/progress.py)
 
     def users(self, behaviors: Behaviors, impressions: np.ndarray) -> UserVectors:
         """(B, D) ranking and recall vectors of the users of `impressions`, from their histories."""
         ranking, recall = encode_users(self.checkpoint.model, self.news_matrix, behaviors, impressions,
                                        user_rows(self.dataset, behaviors, self.checkpoint.vocab),
-                                       self.checkpoint.max_history, self.device, features=self.features)
+                                       self.checkpoint.max_history, self.device, features=self.features,
+                                       progress=self.progress)
         return UserVectors(ranking, recall)
 
     def candidate_scores(self, behaviors: Behaviors, impressions: np.ndarray,
@@ -47,7 +49,7 @@ class EncodedDataset:
             return candidate_scores(self.news_matrix, users.ranking, behaviors, impressions)[0]
         return score_impressions(self.checkpoint.model, self.features, self.news_matrix, behaviors, impressions,
                                  user_rows(self.dataset, behaviors, self.checkpoint.vocab),
-                                 self.checkpoint.max_history, self.device)
+                                 self.checkpoint.max_history, self.device, progress=self.progress)
 
 
 def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str = "auto",
@@ -65,4 +67,5 @@ def encode_dataset(model_dir: str | Path, dataset: MindDataset, device_name: str
                                    model.inputs(), device, checkpoint.cache_dir, progress)
     news_matrix = encode_all_news(model, features, device) if model.user_is_cacheable else \
         torch.zeros(len(dataset.news), 0, device=device)  # a cross-encoder has no news vectors
-    return EncodedDataset(checkpoint, dataset, device, features, news_matrix, time.perf_counter() - started)
+    return EncodedDataset(checkpoint, dataset, device, features, news_matrix, time.perf_counter() - started,
+                          progress)

@@ -44,9 +44,9 @@ class Scored:
 
 
 def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_name: str = "auto",
-                top_p: int | None = None) -> tuple[str, Scored]:
+                top_p: int | None = None, progress: bool = False) -> tuple[str, Scored]:
     """(model kind, scores and vectors) of every impression of `split`."""
-    encoded = encode_dataset(model_dir, dataset, device_name, top_p)
+    encoded = encode_dataset(model_dir, dataset, device_name, top_p, progress=progress)
     behaviors = dataset.splits[split]
     impressions = np.arange(behaviors.num_impressions)
     if not encoded.checkpoint.model.user_is_cacheable:
@@ -93,10 +93,10 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
                    top_p: int | None = None, name: str | None = None,
-                   impression_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
+                   impression_splits: dict[str, np.ndarray] | None = None, progress: bool = False) -> Evaluation:
     """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
     (no recall for a cross-encoder, which has no recall vector)."""
-    kind, scored = score_split(model_dir, dataset, split, device_name, top_p)
+    kind, scored = score_split(model_dir, dataset, split, device_name, top_p, progress)
     pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
     behaviors = dataset.splits[split]
     clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))

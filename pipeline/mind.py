@@ -32,13 +32,13 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.errors import EmptySplitError, MindFormatError
+from pipeline.mind_layout import OPTIONAL_SPLITS, find_splits
+from pipeline.progress import progress_bar
 from pipeline.mind_checks import (BOM, MAX_LINE_BYTES, BadRowLimit, ReadReport, check_id, check_label, check_text,
                                   id_text, impression_id, parse_entities, parse_time, shown, texts_fine)
 
 __all__ = ["Behaviors", "MindDataset", "NewsTable", "ReadReport", "BadRowLimit", "read_mind", "parse_time"]
 
-REQUIRED_SPLITS = ("train", "dev")
-OPTIONAL_SPLITS = ("test",)
 NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL",
                 "TitleEntities", "AbstractEntities")
 BEHAVIOR_COLUMNS = ("ImpressionID", "UserID", "Time", "History", "Impressions")
@@ -111,6 +111,11 @@ class MindDataset:
     users: list[str]
     splits: dict[str, Behaviors]
     report: ReadReport
+    split_dirs: dict[str, str] = field(default_factory=dict)  # split -> the folder read (pipeline/mind_layout.py)
+    layout_note: str | None = None  # how the folders differ from root/{train,dev,test}, for the user
+
+    def split_dir(self, split: str) -> Path:
+        return Path(self.split_dirs.get(split) or Path(self.root) / split)
 
 
 @dataclass(frozen=True)
@@ -137,19 +142,19 @@ class _Reading:
 def read_mind(root: str | Path, on_error: str = "raise", progress: bool = False,
               splits: tuple[str, ...] | None = None, max_bad_rows: BadRowLimit | str = BadRowLimit(),
               drop_unknown_ids: bool = False) -> MindDataset:
-    """Read a MIND directory: train and dev are required, test is read when its folder exists."""
+    """Read a MIND directory: train and dev are required, test is read when its folder exists. The split folders
+    are found by `pipeline.mind_layout.find_splits` (the official zips unpacked as they come are accepted)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     limit = max_bad_rows if isinstance(max_bad_rows, BadRowLimit) else BadRowLimit.parse(max_bad_rows)
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise MindFormatError(root_path, None, "MIND directory not found (expected train/ and dev/ inside)")
-    wanted = splits or REQUIRED_SPLITS + tuple(s for s in OPTIONAL_SPLITS if (root_path / s).is_dir())
+    layout = find_splits(root, splits)
     reading = _Reading(ReadReport(), on_error == "skip", limit, drop_unknown_ids, progress)
-    news = read_news([root_path / s / "news.tsv" for s in wanted], reading)
+    news = read_news([folder / "news.tsv" for folder in layout.splits.values()], reading)
     users: dict[str, int] = {}
-    behaviors = {s: read_behaviors(root_path / s / "behaviors.tsv", s, news.index, users, reading) for s in wanted}
-    return MindDataset(str(root_path), news, list(users), behaviors, reading.report)
+    behaviors = {s: read_behaviors(folder / "behaviors.tsv", s, news.index, users, reading)
+                 for s, folder in layout.splits.items()}
+    return MindDataset(str(layout.root), news, list(users), behaviors, reading.report,
+                       {s: str(folder) for s, folder in layout.splits.items()}, layout.note)
 
 
 # ----------------------------------------------------------------------------------------- lines
@@ -199,11 +204,7 @@ def _decode(path: Path, number: int, raw: bytes | None) -> str:
 
 
 def _progress_bar(path: Path, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path}", disable=None,
-                mininterval=1.0)
+    return progress_bar(f"reading {path}", path.stat().st_size, "B", enabled, unit_scale=True)
 
 
 def _columns(path: Path, number: int, line: str, names: tuple[str, ...]) -> list[str]:

@@ -18,6 +18,7 @@ import torch
 
 from pipeline.device import autocast
 from pipeline.errors import NewsrecError
+from pipeline.progress import tracked
 
 DEFAULT_MODEL = "default"
 
@@ -82,8 +83,6 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
                  device: torch.device, progress: bool = False) -> np.ndarray:
     """(N, H) float32 sentence vectors; empty texts get zeros. `model`: a transformers model (run by PyTorch)
     or a runtime of `pipeline.lm_runtime.language_model`."""
-    from tqdm import tqdm
-
     from pipeline.lm_runtime import TorchLM
 
     model = TorchLM(model, device) if isinstance(model, torch.nn.Module) else model
@@ -92,7 +91,8 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
     order = [i for i in np.argsort([len(t) for t in texts], kind="stable") if texts[i]]  # length buckets
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     with torch.inference_mode(), autocast(device):
-        for rows in tqdm(batches, desc="encoding texts", disable=not progress or None, mininterval=2.0):
+        for rows in tracked(batches, f"encoding {len(order):,} texts", total=len(batches), unit="batch",
+                            enabled=progress):
             tokens = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens,
                                return_tensors="pt").to(device)
             hidden = model(tokens)
