@@ -12,6 +12,7 @@ from pipeline.device import autocast, release_freed_memory
 from pipeline.features import history_matrix, make_batch, spans
 from pipeline.mind import Behaviors
 from pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
+from pipeline.progress import progress_bar, tracked
 
 
 def encode_all_news(model: NewsRecModel, features: NewsFeatures, device: torch.device,
@@ -32,7 +33,7 @@ USER_BATCH = {"cpu": 512, "cuda": 4096}
 
 def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Behaviors, impressions: np.ndarray,
                  user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int | None = None,
-                 features: NewsFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 features: NewsFeatures | None = None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(ranking (B, D), recall (B, D)) float32 user vectors of `impressions`, from their histories, `batch_size`
     users at a time; `features` (every news row) is needed by models that read the clicked news' features
     (`reads_history_news`). Streamed: each chunk's vectors are copied into the two output matrices, allocated
@@ -42,9 +43,12 @@ def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Beha
     batch_size = batch_size or USER_BATCH.get(device.type, USER_BATCH["cuda"])
     model.eval()
     ranking = recall = None
+    reporter = progress_bar(f"encoding {len(impressions):,} users", len(impressions), "user", progress)
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(impressions), batch_size):
             chunk = impressions[start:start + batch_size]
+            if reporter is not None:
+                reporter.update(len(chunk))
             users = _encode_chunk(model, news_matrix, behaviors, chunk, user_rows[chunk], max_history, device,
                                   features)
             if ranking is None:
@@ -55,6 +59,8 @@ def encode_users(model: NewsRecModel, news_matrix: torch.Tensor, behaviors: Beha
             del users
             if (start // batch_size) % 64 == 63:
                 release_freed_memory()
+    if reporter is not None:
+        reporter.close()
     if ranking is None:
         return torch.zeros(0, 0, device=device), torch.zeros(0, 0, device=device)
     return ranking, recall
@@ -109,28 +115,38 @@ def candidate_scores(news_matrix: torch.Tensor, user_ranking: torch.Tensor, beha
 
 def score_impressions(model: NewsRecModel, features: NewsFeatures, news_matrix: torch.Tensor | None, behaviors: Behaviors,
                       impressions: np.ndarray, user_rows: np.ndarray, max_history: int, device: torch.device,
-                      user_ranking: torch.Tensor | None = None) -> np.ndarray:
+                      user_ranking: torch.Tensor | None = None, progress: bool = False) -> np.ndarray:
     """(C,) click scores of the candidates of `impressions`, in order: u_ra · r with the users' ranking vectors
     (computed unless given), or pair by pair through `forward` for a model without user vectors."""
     if not model.user_is_cacheable:
-        return pair_scores(model, features, behaviors, impressions, user_rows, max_history, device)
+        return pair_scores(model, features, behaviors, impressions, user_rows, max_history, device,
+                           progress=progress)
     if user_ranking is None:
         user_ranking = encode_users(model, news_matrix, behaviors, impressions, user_rows, max_history, device,
-                                    features=features)[0]
+                                    features=features, progress=progress)[0]
     return candidate_scores(news_matrix, user_ranking, behaviors, impressions)[0]
 
 
+PAIR_BATCH = {"cpu": 64, "cuda": 512}
+
+
 def pair_scores(model: NewsRecModel, features: NewsFeatures, behaviors: Behaviors, impressions: np.ndarray,
-                user_rows: np.ndarray, max_history: int, device: torch.device, batch_size: int = 512) -> np.ndarray:
+                user_rows: np.ndarray, max_history: int, device: torch.device,
+                batch_size: int | None = None, progress: bool = False) -> np.ndarray:
     """Scores of every candidate of `impressions` (in order) through `forward`, one (candidate, history) pair
-    per row: the path of models without a cacheable user vector (cross-encoders)."""
+    per row: the path of models without a cacheable user vector (cross-encoders). Default chunk:
+    PAIR_BATCH[device type]. On CPU, UNBERT's pairs of 161 word pieces (all-MiniLM-L6-v2: 12 heads' attention
+    maps in each layer) add 0.33 GB at their peak 64 at a time and 1.5 GB 512 at a time, at the same speed
+    (~30 pairs/s on 2 cores): a training run's validation stays below its training passes."""
+    batch_size = batch_size or PAIR_BATCH.get(device.type, PAIR_BATCH["cuda"])
     rows, offsets = candidate_rows(behaviors, impressions)
     owners = np.repeat(impressions, np.diff(offsets))  # (R,) the impression of each pair
     candidates = behaviors.candidates[rows].astype(np.int64)
     model.eval()
     scores = []
     with torch.inference_mode(), autocast(device):
-        for start in range(0, len(owners), batch_size):
+        for start in tracked(range(0, len(owners), batch_size), f"scoring {len(owners):,} (candidate, user) pairs",
+                             -(-len(owners) // batch_size), "batch", progress):
             chunk = slice(start, start + batch_size)
             batch = make_batch(features, behaviors, owners[chunk], candidates[chunk, None],
                                user_rows[owners[chunk]], max_history, device)

@@ -32,6 +32,7 @@ from pipeline.metrics import ranking_metrics, recall_at_k
 from pipeline.mind import Behaviors, MindDataset, read_mind
 from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output
 from pipeline.models.registry import model_class, new_model
+from pipeline.progress import tracked
 from pipeline.text_encoder import TextEncoderConfig
 from pipeline.vocabulary import Vocabulary
 
@@ -113,12 +114,35 @@ def ranking_samples(behaviors: Behaviors, impressions: np.ndarray, negatives: in
     return sample_impression, candidates.astype(np.int64)
 
 
+class EpochBatches:
+    """One epoch's batches, made one at a time; `len()` says how many (for progress)."""
+
+    def __init__(self, count: int, batches: Iterator[Batch]):
+        self.count, self._batches = count, batches
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> "EpochBatches":
+        return self
+
+    def __next__(self) -> Batch:
+        return next(self._batches)
+
+
 def stage_batches(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device,
-                  stage: str) -> Iterator[Batch]:
-    """One epoch of shuffled batches: each click with its stage's negatives (see `STAGES`)."""
+                  stage: str) -> EpochBatches:
+    """One epoch of shuffled batches: each click with its stage's negatives (see `STAGES`). The samples are drawn
+    here, the batches made as they are iterated."""
     negatives = config.negatives if STAGES[stage].impression_negatives else 0
     impressions, candidates = ranking_samples(data.behaviors, data.train_impressions, negatives, rng)
     order = rng.permutation(len(impressions))
+    count = -(-len(order) // config.batch_size)
+    return EpochBatches(count, _batches(data, config, rng, device, stage, impressions, candidates, order))
+
+
+def _batches(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device, stage: str,
+             impressions: np.ndarray, candidates: np.ndarray, order: np.ndarray) -> Iterator[Batch]:
     for start in range(0, len(order), config.batch_size):
         rows = order[start:start + config.batch_size]
         if STAGES[stage].impression_negatives:
@@ -132,16 +156,27 @@ def stage_batches(data: TrainingData, config: TrainConfig, rng: np.random.Genera
 
 
 def train_step(model: NewsRecModel, batch: Batch, optimizer: torch.optim.Optimizer) -> float:
-    """One optimizer step of softmax cross-entropy with the clicked item in column 0."""
+    """One optimizer step of softmax cross-entropy with the clicked item in column 0 (or the model's own loss).
+
+    A batch of more (candidate, user) pairs than the model's `pairs_per_pass` runs as slices of rows, one
+    forward and backward each, every slice's mean loss weighted by its share of the rows: the gradients add up
+    to the whole batch's, and memory holds one slice's graph, whatever the batch size (UNBERT)."""
     model.train()
-    device = batch.candidates.device
-    with autocast(device):
-        output = model(batch)
-        loss = output.loss if output.loss is not None else _softmax_loss(output)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    rows = len(batch.candidates)
+    step = max(1, model.pairs_per_pass // batch.candidates.shape[1]) if model.pairs_per_pass else rows
+    total = 0.0
+    for start in range(0, rows, step):
+        part = batch if step >= rows else batch.rows(start, start + step)
+        with autocast(batch.candidates.device):
+            output = model(part)
+            loss = output.loss if output.loss is not None else _softmax_loss(output)
+        if part is not batch:
+            loss = loss * (len(part.candidates) / rows)
+        loss.backward()
+        total += float(loss.detach())
     optimizer.step()
-    return float(loss.detach())
+    return total
 
 
 def _softmax_loss(output: Output) -> torch.Tensor:
@@ -226,11 +261,11 @@ def run_stage(model: NewsRecModel, data: TrainingData, config: TrainConfig, devi
 def run_epoch(model: NewsRecModel, optimizer: torch.optim.Optimizer, data: TrainingData, config: TrainConfig,
               device: torch.device, stage: str, rng: np.random.Generator, progress: bool, epoch: int) -> dict:
     """One pass over the stage's batches, then validation; returns the epoch's row of the report."""
-    from tqdm import tqdm
-
     started, losses, samples = time.perf_counter(), [], 0
-    for step, batch in enumerate(tqdm(stage_batches(data, config, rng, device, stage), desc=f"{stage} epoch {epoch}",
-                                      disable=not progress or None, mininterval=2.0, total=None), start=1):
+    epoch_batches = stage_batches(data, config, rng, device, stage)
+    batches = tracked(epoch_batches, f"{stage} epoch {epoch}", total=len(epoch_batches), unit="batch",
+                      enabled=progress)
+    for step, batch in enumerate(batches, start=1):
         losses.append(train_step(model, batch, optimizer))
         samples += len(batch.candidates)
         if step % TRIM_EVERY == 0:
@@ -256,7 +291,10 @@ def train(mind_dir: str | Path, out_dir: str | Path, config: TrainConfig, log: C
         config = replace(config, text=base.text, finetune_layers=base.model.finetune_layers,
                          max_history=base.max_history, dim=base.dim)
     dataset = dataset or read_mind(mind_dir, progress=progress)
-    data = prepare(dataset, config, device, cache_dir_for(out_dir), progress, base)
+    cache_dir = cache_dir_for(out_dir)
+    log(f"{cache_dir}/ keeps the language model's news vectors (shared by the models trained beside "
+        f"{Path(out_dir).name}/, reused when the news are the same; safe to delete)")
+    data = prepare(dataset, config, device, cache_dir, progress, base)
     model = new_model(config.model, data.vocab, _settings(config, data, base))
     if base is not None:
         model.load_base(base.model)

@@ -23,6 +23,10 @@ attributes say what else it needs; the defaults fit a two-tower model over cache
   made (to record the base's kind and config, so that its checkpoint describes itself) and `load_base`
   once it is built (to take the base's trained weights). Such a model sets `reads_history_news` from its
   base in `__init__` and adds its base's `inputs()`.
+- `pairs_per_pass` (a property, 0 = no limit): the most (candidate, user) pairs one training pass may hold,
+  for a model whose autograd graph grows with every pair (UNBERT: the LM over each pair's word pieces, ~66 MB
+  a pair at the default budgets). Training then runs a larger batch as slices of rows whose gradients add up
+  to the batch's (`pipeline.training.train_step`): the model's loss must be a mean over the batch's rows.
 """
 from __future__ import annotations
 
@@ -104,6 +108,11 @@ class Batch:
     history_mask: torch.Tensor  # (B, H) bool, True = a real click
     user_index: torch.Tensor  # (B,) int64 user row (ID-based models), 0 = unknown user
 
+    def rows(self, start: int, stop: int) -> "Batch":
+        """Rows start..stop - 1 of the batch (their candidates and histories still index the same `news`)."""
+        return Batch(self.news, self.candidates[start:stop], self.history[start:stop],
+                     self.history_mask[start:stop], self.user_index[start:stop])
+
 
 @dataclass(frozen=True)
 class Output:
@@ -155,6 +164,11 @@ class NewsRecModel(nn.Module):
     def finetune_layers(self) -> int:
         """Top LM layers trained with the model; 0 = frozen LM, its vectors computed once and cached."""
         return self.config.news.finetune_layers
+
+    @property
+    def pairs_per_pass(self) -> int:
+        """(candidate, user) pairs one training pass holds at most; 0 = the whole batch in one pass."""
+        return 0
 
     @classmethod
     def news_inputs(cls, finetune_layers: int) -> NewsInputs:

@@ -59,14 +59,16 @@ class UNBERTConfig:
     levels: str = "both"  # matching signals the click predictor reads: "both", "word" or "news" (Table 3)
     position_embeddings: bool = False  # the paper leaves them out (footnote 4)
     dropout: float = 0.1
+    pieces_per_pass: int = 2560  # word pieces (pairs × L) one training pass holds: memory, not the maths (below)
 
     def __post_init__(self) -> None:
         if self.aggregator not in AGGREGATORS:
             raise ModelConfigError(f"UNBERT: aggregator must be one of {', '.join(AGGREGATORS)}")
         if self.levels not in LEVELS:
             raise ModelConfigError(f"UNBERT: levels must be one of {', '.join(LEVELS)}")
-        if min(self.title_tokens, self.history_tokens, self.history_news) < 1:
-            raise ModelConfigError("UNBERT: title_tokens, history_tokens and history_news must be positive")
+        if min(self.title_tokens, self.history_tokens, self.history_news, self.pieces_per_pass) < 1:
+            raise ModelConfigError("UNBERT: title_tokens, history_tokens, history_news and pieces_per_pass must be "
+                                   "positive")
 
     @property
     def sequence_length(self) -> int:
@@ -247,6 +249,13 @@ class UNBERT(NewsRecModel):
     @property
     def finetune_layers(self) -> int:
         return int(self.config.lm.get("num_hidden_layers", 0))  # the whole LM trains
+
+    @property
+    def pairs_per_pass(self) -> int:
+        """Pairs of one training pass: the LM's autograd graph holds ~0.4 MB a word piece on CPU (all-MiniLM-L6-v2,
+        float32; 66 MB a pair of L = 161), so a batch of 128 clicks × 5 candidates in one pass would need ~42 GB.
+        Training runs it as slices of `pieces_per_pass` pieces whose gradients add up (`train_step`)."""
+        return max(1, self.config.pieces_per_pass // self.config.sequence_length)
 
     def encode_news(self, news: NewsFeatures) -> torch.Tensor:
         raise ModelConfigError("UNBERT is a cross-encoder: it has no news vector (score pairs with `forward`)")
