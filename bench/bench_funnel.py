@@ -57,7 +57,7 @@ class Served:
         """news id -> (rank, relevance) of the first R + 400 served hits: the re-ranked R, then phase 1's order."""
         ranked, offset = {}, 0
         while offset < recall_budget + 400 and offset <= 1000:
-            page = self.backend.recommend(user_id, 400, offset=offset, recall_budget=recall_budget)
+            page = self.backend.recommend(user_id, 400, offset=offset, recall_budget=recall_budget).hits
             ranked.update({hit.news_id: (offset + i, hit.relevance) for i, hit in enumerate(page)})
             offset += 400
             if len(page) < 400:
@@ -110,7 +110,7 @@ def latency_ms(served: Served, recall_budget: int, queries: int) -> float:
     for impression in served.impressions[:queries]:
         user_id, _ = served.user(impression)
         started = time.perf_counter()
-        served.backend.recommend(user_id, 10, recall_budget=recall_budget)
+        served.backend.recommend(user_id, 10, recall_budget=recall_budget).hits
         times.append(time.perf_counter() - started)
     return 1000 * float(np.median(times))
 

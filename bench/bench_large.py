@@ -67,7 +67,7 @@ backend = LocalBackend(sys.argv[1])
 opened = time.perf_counter() - started
 user = next(u for u in backend.docs["user"] if backend.docs["user"][u]["has_read_items"])
 started = time.perf_counter()
-hits = backend.recommend(user, hits=10)
+hits = backend.recommend(user, hits=10).hits
 print(json.dumps({"base_kib": base, "seconds": opened, "users": len(backend.docs["user"]),
                   "recommend_seconds": time.perf_counter() - started, "hits": len(hits), "peak_kib": hwm()}))
 """

@@ -20,6 +20,20 @@ class Hit:
     fields: dict  # summary fields (title, category, ...) and `matchfeatures` where the backend has them
 
 
+@dataclass(frozen=True)
+class Recommendations:
+    """A page of recommendations, and whether it is the user's own: `fallback` is "popularity" when the user is not
+    in the index (or has no vectors) and the popular news stand in, None otherwise. Never a silent stand-in: the
+    command line says so on stderr, in --json and in its exit status."""
+
+    user_id: str
+    hits: list[Hit]
+    fallback: str | None = None
+
+
+FALLBACK_POPULARITY = "popularity"
+
+
 @dataclass
 class FeedReport:
     """Per-document accounting of one feed: nothing is swallowed; any failure makes the command exit non-zero."""
@@ -55,11 +69,16 @@ class Backend(Protocol):
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                   ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
-                  rerank_budget: int | None = None) -> list[Hit]:
+                  rerank_budget: int | None = None) -> Recommendations:
         """Nearest neighbours of the user's recall vector, read news excluded, ranked by `ranking`:
         recommendation (the best `recall_budget` re-ranked by u_ra · r: feed/funnel.py) or
         recommendation_with_global_category_ctr (closeness × the category's CTR); the page of `hits` at `offset`,
-        from the same candidates whatever the page. An unknown user gets the popularity fallback."""
+        from the same candidates whatever the page. An unknown user gets the popular news, marked as the fallback
+        (`Recommendations.fallback`); a malformed user id is a QueryError."""
+
+    def rank_profiles(self) -> tuple[str, ...]:
+        """The recommendation profiles (of feed.queries.RECOMMEND_PROFILES) this index can serve: unbert only where
+        a re-ranker is installed (the embedded index) or packaged (Vespa)."""
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None) -> list[Hit]:

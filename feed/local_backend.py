@@ -33,11 +33,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from feed import ranking as profiles
-from feed.backend import BackendError, FeedReport, Hit
+from feed.backend import FALLBACK_POPULARITY, BackendError, FeedReport, Hit, Recommendations
 from feed.funnel import MAX_RECALL_BUDGET, Budgets, budgets
 from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset, require_profile,
-                          require_sort)
+from feed.queries import (FILTER_FIELDS, RECOMMEND_PROFILES, QueryError, require_group_field, require_hits, require_offset, require_profile,
+                          require_sort, safe_value)
 from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from feed.schema import SchemaMismatchError, check_document, load_schemas
@@ -259,18 +259,22 @@ class LocalBackend:
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                   ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
-                  rerank_budget: int | None = None) -> list[Hit]:
+                  rerank_budget: int | None = None) -> Recommendations:
         """The page of `hits` at `offset` of the funnel's ranking (feed/funnel.py) for the user; the recall
         budget R (the candidates the second phase re-ranks) is the default unless given. Ranking `unbert`: the
-        re-ranker then re-scores the best N (`rerank_budget`, default the profile's rerank-count)."""
+        re-ranker then re-scores the best N (`rerank_budget`, default the profile's rerank-count). A user not held
+        gets the popular news, marked as the fallback; a malformed id is a QueryError (as Vespa's 400)."""
+        safe_value("user id", user_id)
         require_profile(ranking)
+        if ranking == RERANK_PROFILE:
+            self.reranker()  # an index without one is named before any user is looked at
         require_hits(hits)
         require_offset(offset)
         funnel = budgets(recall_budget)
         self._require_news()
         user = self.docs["user"].get(user_id)
         if user is None or "recall_embedding" not in user:
-            return self.popular(hits, filters, offset)
+            return Recommendations(user_id, self.popular(hits, filters, offset), FALLBACK_POPULARITY)
         rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]),
                                      funnel.explored(hits, offset, self.news_count),
                                      self._allowed(filters, user.get("has_read_items", [])))
@@ -282,8 +286,9 @@ class LocalBackend:
         if ranking == RERANK_PROFILE:
             relevance, order = self._global_phase(rows, relevance, order, user, user_id, rerank_budget)
         page = order[offset:offset + hits]  # Hits only for the page: E can be thousands
-        return [self._hit(rows[i], float(relevance[i]), {name: float(values[i]) for name, values in features.items()})
-                for i in page]
+        return Recommendations(user_id, [self._hit(rows[i], float(relevance[i]),
+                                                   {name: float(values[i]) for name, values in features.items()})
+                                         for i in page])
 
     @property
     def news_count(self) -> int:
@@ -310,11 +315,16 @@ class LocalBackend:
         scores = self.reranker().scores(titles, np.asarray(user["history_tokens"]["values"], dtype=np.int64))
         return global_phase(relevance, order, scores)
 
+    def rank_profiles(self) -> tuple[str, ...]:
+        """The recommendation profiles this index can serve: unbert only with an installed re-ranker."""
+        return tuple(p for p in RECOMMEND_PROFILES if p != RERANK_PROFILE or self._reranker_model is not None)
+
     def reranker(self):
         """The installed re-ranker (onnxruntime over the generation's model), opened on first use."""
         if self._reranker is None:
             if self._reranker_model is None:
-                raise RerankError(f"{self.directory} has no re-ranker: feed with `newsrec-feed --reranker DIR`")
+                raise RerankError(f"{self.directory} has no re-ranker, which rank profile {RERANK_PROFILE} needs: feed "
+                                  "it with `newsrec-feed MIND_DIR --reranker DIR` (an UNBERT checkpoint)")
             from pipeline.reranker import OnnxReranker
 
             title_width, history_width = field_widths()

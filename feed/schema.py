@@ -124,7 +124,7 @@ def check_query_inputs(schema: Schema, profile: str, inputs: dict[str, list[floa
     """Every `query(name)` a request sends is declared by the profile, tensors with the right size."""
     if profile not in schema.profiles:
         raise SchemaMismatchError(f"rank profile {profile!r} is not in schema {schema.name!r} "
-                                  "(Vespa would silently fall back to 'default')")
+                                  "(Vespa refuses it: 400, the schema does not contain the requested rank profile)")
     declared = schema.profiles[profile]
     for name, value in inputs.items():
         if name not in declared:

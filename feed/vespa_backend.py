@@ -6,7 +6,7 @@ Example:
     backend.preflight()                      # the endpoint answers document/v1 and /search/ like Vespa
     report = FeedReport()
     backend.feed(news_documents, "news", report, journal=Path("news.journal"))
-    hits = backend.recommend("U123", hits=10, filters={"category": "sports"})
+    page = backend.recommend("U123", hits=10, filters={"category": "sports"})  # page.hits; page.fallback
 """
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ from vespa.application import Vespa
 from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
-from feed.backend import BackendError, FeedReport, Hit
+from feed.backend import BackendError, FeedReport, Hit, Recommendations
 from feed.funnel import MAX_RECALL_BUDGET, budgets
-from feed.queries import (embedding_size, group_body, popularity_body, query_inputs, recommend_body, require_vector,
-                          safe_value, search_body, user_profile_params)
+from feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, popularity_body, query_inputs, recommend_body,
+                          require_vector, safe_value, search_body, user_profile_params)
+from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id, pending_documents,
                              read_journal, stored, vespa_message)
@@ -100,6 +101,7 @@ class VespaBackend:
         self._app = Vespa(self.url, cert=cert, key=key, vespa_cloud_secret_token=token)
         self._session: httpr.Client | None = None
         self._news_schema = load_schemas()["news"]
+        self._profiles: tuple[str, ...] | None = None  # rank_profiles(), asked once
 
     @property
     def description(self) -> str:
@@ -190,9 +192,10 @@ class VespaBackend:
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
                   ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
-                  rerank_budget: int | None = None) -> list[Hit]:
-        """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user), with
-        the recall budget of its query profile unless given; ranking unbert re-ranks the best `rerank_budget`."""
+                  rerank_budget: int | None = None) -> Recommendations:
+        """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user, which
+        the result names in root.fields.fallback), with the recall budget of its query profile unless given;
+        ranking unbert re-ranks the best `rerank_budget`."""
         params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking, offset=offset,
                                      recall_budget=recall_budget, rerank_budget=rerank_budget)
         try:
@@ -202,7 +205,30 @@ class VespaBackend:
         body = _json(response)
         if response.status_code != 200:
             raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}: {vespa_message(body)}")
-        return _hits(body)
+        return Recommendations(user_id, _hits(body), ((body.get("root") or {}).get("fields") or {}).get("fallback"))
+
+    def rank_profiles(self) -> tuple[str, ...]:
+        """The recommendation profiles the deployed application serves: news.sd's always; unbert only in a package
+        built with a re-ranker. Asked once: Vespa's container refuses an undefined rank profile (400, "does not
+        contain requested rank profile"), so one query asking for no hits tells."""
+        if self._profiles is None:
+            self._profiles = tuple(p for p in RECOMMEND_PROFILES if p != RERANK_PROFILE or self._serves(p))
+        return self._profiles
+
+    def _serves(self, profile: str) -> bool:
+        body = {"yql": "select * from news where true", "hits": 0, "ranking": profile}
+        try:
+            with self._app.syncio(session=self._client(), num_retries_429=2) as sync:
+                response = sync.query(body=body)
+        except (VespaError, HTTPError, httpr.HTTPError) as error:
+            if "does not contain requested rank profile" in _error_text(error):
+                return False
+            raise BackendError(f"rank profile {profile}: {_error_text(error)}")
+        if response.status_code == 200:
+            return True
+        if "does not contain requested rank profile" in json.dumps(response.json):
+            return False
+        raise BackendError(f"rank profile {profile}: HTTP {response.status_code}: {vespa_message(response.json)}")
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None) -> list[Hit]:

@@ -54,7 +54,7 @@ def popularity_scores(train: Behaviors, target: Behaviors) -> np.ndarray:
 
 def oracle_scores(dataset: MindDataset, split: str) -> np.ndarray:
     """The planted click probability of every candidate row, checked against the split's impressions."""
-    path = Path(dataset.root) / split / PROBABILITIES_FILE
+    path = dataset.split_dir(split) / PROBABILITIES_FILE
     if not path.is_file():
         raise MissingGroundTruthError(f"{path}: no planted click probabilities; the oracle exists only for "
                                       "data made by `newsrec demo-data`")
@@ -72,13 +72,23 @@ def evaluate_baselines(dataset: MindDataset, split: str = "dev", seed: int = 0) 
     target = dataset.splits[split]
     scorers = {"random": lambda: random_scores(target, seed),
                "popularity": lambda: popularity_scores(dataset.splits["train"], target)}
-    if (Path(dataset.root) / split / PROBABILITIES_FILE).is_file():
+    if (dataset.split_dir(split) / PROBABILITIES_FILE).is_file():
         scorers["oracle"] = lambda: oracle_scores(dataset, split)
     results = []
     for name, scorer in scorers.items():
         scores = scorer()
         results.append(BaselineResult(name, ranking_metrics(target.labels, scores, target.candidate_offsets), scores))
     return results
+
+
+def reference_metrics(dataset: MindDataset, split: str = "dev", seed: int = 0) -> dict[str, RankingMetrics]:
+    """Random and the oracle on a split with a planted truth (data made by `demo-data`): the floor and the ceiling
+    a model's figures are read against; {} for real MIND."""
+    if not (dataset.split_dir(split) / PROBABILITIES_FILE).is_file():
+        return {}
+    target = dataset.splits[split]
+    return {name: ranking_metrics(target.labels, scores, target.candidate_offsets)
+            for name, scores in (("random", random_scores(target, seed)), ("oracle", oracle_scores(dataset, split)))}
 
 
 def write_predictions(results: list[BaselineResult], target: Behaviors, out_dir: str | Path) -> list[Path]:

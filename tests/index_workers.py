@@ -48,8 +48,8 @@ def answer(backend: LocalBackend) -> dict:
     def hits(found) -> list:
         return [[hit.news_id, round(hit.relevance, 5), hit.fields["title"]] for hit in found]
 
-    return {"recommend": hits(backend.recommend("U1", 5)),
-            "category_ctr": hits(backend.recommend("U2", 5, ranking="recommendation_with_global_category_ctr")),
+    return {"recommend": hits(backend.recommend("U1", 5).hits),
+            "category_ctr": hits(backend.recommend("U2", 5, ranking="recommendation_with_global_category_ctr").hits),
             "search": hits(backend.search("topic3", 5)), "popular": hits(backend.popular(5)),
             "model": backend.state.get("model")}
 

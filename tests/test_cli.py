@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -161,3 +163,30 @@ def test_hits_below_one_are_usage_errors():
     for command in (["recommend", "U1"], ["search", "golf"], ["popular"]):
         result = CliRunner().invoke(main, [*command, "--hits", "0"])
         assert result.exit_code == 2 and "Invalid value for '--hits': 0 is not in the range 1<=x<=400." in result.output
+
+
+def _help_texts() -> dict[str, str]:
+    texts = {command: CliRunner().invoke(main, [*command.split(), "--help"]).output for command in COMMANDS + ["serve"]}
+    texts["newsrec-feed"] = CliRunner().invoke(feed_main, ["--help"]).output
+    texts["newsrec"] = CliRunner().invoke(main, ["--help"]).output
+    return texts
+
+
+def test_every_help_example_names_a_reader_of_the_quickstart_data(tiny_demo: Path):
+    """The Quickstart's data is `demo-data --size tiny` at seed 0, as tiny_demo; a reader has a history."""
+    from pipeline.mind import read_mind
+
+    dataset = read_mind(tiny_demo)
+    readers = {dataset.users[u] for split in dataset.splits.values()
+               for u in split.user_index[np.diff(split.history_offsets) > 0]}
+    named = {command: set(re.findall(r"\bU\d+\b", text)) for command, text in _help_texts().items()}
+    assert named["recommend"] and named["search"]
+    for command, ids in named.items():
+        assert ids <= readers, f"{command} --help names {sorted(ids - readers)}, not a reader of the tiny world"
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"newsrec {version('newsrec')}\n"

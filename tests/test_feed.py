@@ -63,16 +63,18 @@ def test_feed_output_counts_and_says_it_is_not_vespa(tiny_demo: Path, trained: P
 def test_recommendations_exclude_read_news_and_keep_filters(tiny_demo: Path, fed: Path):
     backend = LocalBackend(fed)
     user_id, user = next((u, f) for u, f in backend.docs["user"].items() if f["has_read_items"])
-    hits = backend.recommend(user_id, 20)
+    hits = backend.recommend(user_id, 20).hits
     assert len(hits) == 20 and not {h.news_id for h in hits} & set(user["has_read_items"])
     assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
     category = hits[0].fields["category"]
-    filtered = backend.recommend(user_id, 5, {"category": category})
+    filtered = backend.recommend(user_id, 5, {"category": category}).hits
     assert filtered and all(h.fields["category"] == category for h in filtered)
 
 
-def test_unknown_user_gets_the_popularity_fallback(fed: Path):
-    hits = LocalBackend(fed).recommend("U_nobody", 3)
+def test_unknown_user_gets_the_popularity_fallback_marked(fed: Path):
+    page = LocalBackend(fed).recommend("U_nobody", 3)
+    assert page.fallback == "popularity"
+    hits = page.hits
     ctrs = [h.fields["matchfeatures"]["ctr"] for h in hits]
     assert len(hits) == 3 and ctrs == sorted(ctrs, reverse=True) and ctrs[0] > 0
 
@@ -82,7 +84,9 @@ def test_recommend_and_search_commands(fed: Path):
     user_id = next(iter(LocalBackend(fed).docs["user"]))
     result = runner.invoke(main, ["recommend", user_id, "--hits", "3", "--index", str(fed), "--json"])
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.output.splitlines()[-1])) == 3
+    answer = json.loads(result.stdout)
+    assert answer["user_id"] == user_id and answer["fallback"] is None and len(answer["hits"]) == 3
+    assert "popular news stand in" not in result.stderr
     title_word = LocalBackend(fed).docs["news"][next(iter(LocalBackend(fed).docs["news"]))]["title"].split()[-1]
     searched = runner.invoke(main, ["search", title_word, "--user", user_id, "--index", str(fed), "--json"])
     assert searched.exit_code == 0 and json.loads(searched.output.splitlines()[-1])
@@ -111,8 +115,8 @@ def test_bad_documents_are_counted_not_dropped(tmp_path: Path):
 
 def test_reloaded_index_answers_the_same(fed: Path):
     user_id = next(iter(LocalBackend(fed).docs["user"]))
-    assert [h.news_id for h in LocalBackend(fed).recommend(user_id, 10)] == \
-        [h.news_id for h in LocalBackend(fed).recommend(user_id, 10)]
+    assert [h.news_id for h in LocalBackend(fed).recommend(user_id, 10).hits] == \
+        [h.news_id for h in LocalBackend(fed).recommend(user_id, 10).hits]
 
 
 def test_user_document_fields(fed: Path):
@@ -145,7 +149,7 @@ def test_feed_to_vespa_sends_every_document_once(tiny_demo: Path, trained: Path,
     assert max(counts.values()) == 1 and "retries 3" in result.output
     user = dataset.users[0]
     recommended = CliRunner().invoke(main, ["recommend", user, "--endpoint", vespa_server.url, "--json"])
-    assert recommended.exit_code == 0 and json.loads(recommended.output.splitlines()[-1])
+    assert recommended.exit_code == 0 and json.loads(recommended.stdout)["hits"]
 
 
 @pytest.mark.slow
@@ -249,7 +253,7 @@ def test_recommend_with_global_category_ctr_multiplies_closeness_by_the_category
     backend = LocalBackend(fed)
     user_id = next(u for u, f in backend.docs["user"].items() if f["has_read_items"])
     ctrs = backend.docs["category_ctr"]["global"]["ctrs"]["cells"]
-    hits = backend.recommend(user_id, 10, ranking="recommendation_with_global_category_ctr")
+    hits = backend.recommend(user_id, 10, ranking="recommendation_with_global_category_ctr").hits
     # the first phase over the funnel's explored neighbours: the best 10 of them by closeness x category CTR
     user = backend.docs["user"][user_id]
     rows, squared = backend.nearest(np.asarray(user["recall_embedding"]["values"]),
@@ -282,7 +286,7 @@ def test_both_backends_answer_the_new_queries_alike(tiny_demo: Path, trained: Pa
     assert [h.relevance for h in vespa.popular(10)] == pytest.approx([h.relevance for h in local.popular(10)])
     user_id = next(u for u, f in local.docs["user"].items() if f["has_read_items"])
     profile = "recommendation_with_global_category_ctr"
-    served, embedded = vespa.recommend(user_id, 10, ranking=profile), local.recommend(user_id, 10, ranking=profile)
+    served, embedded = vespa.recommend(user_id, 10, ranking=profile).hits, local.recommend(user_id, 10, ranking=profile).hits
     assert ids(served) == ids(embedded)
     assert [h.relevance for h in served] == pytest.approx([h.relevance for h in embedded], rel=1e-5)
     assert vespa_server.requests[-1].params["ranking"] == profile
@@ -302,3 +306,39 @@ def test_filtered_nearest_neighbours_are_the_exact_ones(fed: Path):
             found += len(set(exact) & set(backend.nearest(query, explored, allowed)[0][:10]))
             total += len(exact)
     assert found / total >= 0.99
+
+
+def test_an_unknown_reader_is_never_a_silent_fallback(fed: Path):
+    """Popular news for a user not in the index, said on stderr, in --json and by exit status 3."""
+    runner = CliRunner()
+    text = runner.invoke(main, ["recommend", "U1001", "--hits", "3", "--index", str(fed)])
+    assert text.exit_code == 3, text.output
+    assert text.stderr.splitlines()[-1] == (f"U1001 is not in {LocalBackend(fed).description}: the popular news "
+                                            "stand in (fallback: popularity; exit status 3)")
+    assert len(text.stdout.splitlines()) == 3
+    answer = runner.invoke(main, ["recommend", "U1001", "--hits", "3", "--index", str(fed), "--json"])
+    assert answer.exit_code == 3 and json.loads(answer.stdout)["fallback"] == "popularity"
+    assert [h["news_id"] for h in json.loads(answer.stdout)["hits"]] == \
+        [h.news_id for h in LocalBackend(fed).popular(3)]
+    malformed = runner.invoke(main, ["recommend", "U1001'; --", "--index", str(fed)])
+    assert malformed.exit_code == 1 and "bad user id" in malformed.output and not malformed.stdout.strip()
+
+
+def test_evaluate_defaults_to_the_feeds_model_and_prints_the_references(tiny_demo: Path, trained: Path,
+                                                                        tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "newsrec-model").symlink_to(trained)
+    (tmp_path / "cache").symlink_to(trained.parent / "cache")  # the LM vectors, as beside the trained model
+    text = CliRunner().invoke(main, ["evaluate", str(tiny_demo)])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert lines[2].startswith("unirec ") and any(line.startswith("random (reference) ") for line in lines)
+    oracle = next(line for line in lines if line.startswith("oracle (planted truth) "))
+    answer = json.loads(CliRunner().invoke(main, ["evaluate", str(tiny_demo), "--json"]).stdout)
+    assert set(answer["references"]) == {"random", "oracle"}
+    assert f"{answer['references']['oracle']['auc']:7.4f}" in oracle
+    assert answer["references"]["random"]["auc"] < answer["ranking"]["auc"] < answer["references"]["oracle"]["auc"]
+
+
+def test_an_index_without_a_reranker_does_not_offer_unbert(fed: Path):
+    assert LocalBackend(fed).rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")

@@ -147,7 +147,7 @@ def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: 
     assert run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet).success
     before = LocalBackend(index)
     user = next(u for u, f in before.docs["user"].items() if f["has_read_items"])
-    answer, state = [h.news_id for h in before.recommend(user, 10)], before.state
+    answer, state = [h.news_id for h in before.recommend(user, 10).hits], before.state
 
     original_news, original_users = feeding.news_documents, feeding.user_documents
 
@@ -166,7 +166,7 @@ def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: 
     with pytest.raises(OSError, match="killed while feeding users"):
         run_feed(str(tiny_demo), Target(index_dir=str(index)), options, log=quiet)
     after = LocalBackend(index)
-    assert [h.news_id for h in after.recommend(user, 10)] == answer and after.state == state
+    assert [h.news_id for h in after.recommend(user, 10).hits] == answer and after.state == state
     assert not any(f["title"] == "CHANGED" for f in after.docs["news"].values())
 
 

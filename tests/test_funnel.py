@@ -69,8 +69,8 @@ def ids(hits) -> list[str]:
 
 def test_page_one_plus_page_two_is_the_top_twenty_of_one_query(index):
     for user in ("U1", "U2"):
-        top20 = ids(index.recommend(user, 20))
-        assert ids(index.recommend(user, 10)) + ids(index.recommend(user, 10, offset=10)) == top20
+        top20 = ids(index.recommend(user, 20).hits)
+        assert ids(index.recommend(user, 10).hits) + ids(index.recommend(user, 10, offset=10).hits) == top20
         assert len(set(top20)) == 20
 
 
@@ -80,17 +80,17 @@ def test_the_second_phase_reranks_the_whole_recall_budget(index):
     best_by_closeness = [index._news_order[r] for r in rows[:DEFAULT.recall]]  # phase 1's hand-over, exactly
     ranking = np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
     score = {n: float(np.dot(index._vectors[index._position[n]], ranking)) for n in best_by_closeness}
-    assert ids(index.recommend("U2", 10)) == sorted(best_by_closeness, key=lambda n: -score[n])[:10]
+    assert ids(index.recommend("U2", 10).hits) == sorted(best_by_closeness, key=lambda n: -score[n])[:10]
     # a page beyond the budget continues in first-phase order, never repeating a page-1 hit
-    beyond = ids(index.recommend("U2", 10, offset=DEFAULT.recall))
+    beyond = ids(index.recommend("U2", 10, offset=DEFAULT.recall).hits)
     assert beyond == [index._news_order[r] for r in rows[DEFAULT.recall:DEFAULT.recall + 10]]
-    narrow = ids(index.recommend("U2", 10, recall_budget=10))
-    assert sorted(narrow) == sorted(best_by_closeness[:10]) and narrow != ids(index.recommend("U2", 10))
+    narrow = ids(index.recommend("U2", 10, recall_budget=10).hits)
+    assert sorted(narrow) == sorted(best_by_closeness[:10]) and narrow != ids(index.recommend("U2", 10).hits)
 
 
 def test_read_news_are_excluded_and_bad_pages_refused(index):
     read = set(index.docs["user"]["U1"]["has_read_items"])
-    assert not read & set(ids(index.recommend("U1", 400)))
+    assert not read & set(ids(index.recommend("U1", 400).hits))
     for bad in (-1, 1001, 2.5):
         with pytest.raises(QueryError, match="offset must be an integer from 0 to 1000"):
             index.recommend("U1", 10, offset=bad)
@@ -182,9 +182,9 @@ def test_vespa_pages_come_from_one_candidate_set(tmp_path):
         backend.feed(news, "news", report)
         backend.feed(users, "user", FeedReport())
         assert report.ok == NEWS
-        top20 = ids(backend.recommend("U2", 20))
-        assert ids(backend.recommend("U2", 10)) + ids(backend.recommend("U2", 10, offset=10)) == top20
+        top20 = ids(backend.recommend("U2", 20).hits)
+        assert ids(backend.recommend("U2", 10).hits) + ids(backend.recommend("U2", 10, offset=10).hits) == top20
         request = server.app.requests[-1]
         assert request.params["offset"] == "10" and "recall_budget" not in request.params
-        narrow = ids(backend.recommend("U2", 20, recall_budget=10))
+        narrow = ids(backend.recommend("U2", 20, recall_budget=10).hits)
         assert narrow != top20 and server.app.requests[-1].params["recall_budget"] == "10"

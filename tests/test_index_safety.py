@@ -114,7 +114,7 @@ def test_a_writer_killed_during_the_first_feed_leaves_an_empty_index(expected: d
         crash_feed(index, "A", crash_at)
         if crash_at <= switch:
             with pytest.raises(BackendError, match="the index holds no news; run `newsrec-feed"):
-                LocalBackend(index).recommend("U1", 5)
+                LocalBackend(index).recommend("U1", 5).hits
             assert LocalBackend(index).state == {}
         else:
             assert answer(LocalBackend(index)) == expected["A"]

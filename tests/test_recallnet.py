@@ -286,4 +286,4 @@ def test_fed_to_vespa_unchanged(tiny_demo: Path, keyed: Path, tmp_path: Path):
         assert sum(1 for d in server.put_counts if ":user::" in d) == len(dataset.users)
         recommended = CliRunner().invoke(main, ["recommend", dataset.users[0], "--endpoint", server.url, "--json"])
         assert recommended.exit_code == 0, recommended.output
-        assert json.loads(recommended.output.splitlines()[-1])
+        assert json.loads(recommended.stdout)["hits"]

@@ -266,8 +266,8 @@ def test_recommend_with_unbert_reranks_the_best_n_of_the_funnel(reranked_index, 
 
     backend = LocalBackend(reranked_index)
     user = next(u for u in read_mind(tiny_demo).users if any(backend.docs["user"][u]["history_tokens"]["values"]))
-    plain = backend.recommend(user, hits=10)
-    reranked = backend.recommend(user, hits=10, ranking="unbert", rerank_budget=5)
+    plain = backend.recommend(user, hits=10).hits
+    reranked = backend.recommend(user, hits=10, ranking="unbert", rerank_budget=5).hits
     assert {h.news_id for h in reranked[:5]} == {h.news_id for h in plain[:5]}  # the same best 5, re-ordered
     assert [h.news_id for h in reranked[5:]] == [h.news_id for h in plain[5:]]  # the rest keeps its order
     history = backend.docs["user"][user]["history_tokens"]["values"]
@@ -284,8 +284,8 @@ def test_unbert_ranking_without_a_reranker_is_a_clear_error(tiny_demo, trained, 
 
     index = tmp_path / "index"
     assert CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--index", str(index)]).exit_code == 0
-    result = CliRunner().invoke(main, ["recommend", "U1242", "--index", str(index), "--ranking", "unbert"])
-    assert result.exit_code != 0 and "history_tokens: feed with a re-ranker" in result.output
+    result = CliRunner().invoke(main, ["recommend", "U1097", "--index", str(index), "--ranking", "unbert"])
+    assert result.exit_code == 1 and f"{index} has no re-ranker, which rank profile unbert needs" in result.output
 
 
 def test_a_reranked_feed_reaches_vespa_with_its_word_pieces(tiny_demo, trained, unbert_checkpoint, tmp_path):

@@ -132,10 +132,10 @@ def test_a_user_id_differing_only_in_case_is_an_unknown_user(server, backend):
 
 
 def test_the_client_still_recommends_and_searches(backend):
-    recommended = [hit.news_id for hit in backend.recommend("U1", hits=5)]
+    recommended = [hit.news_id for hit in backend.recommend("U1", hits=5).hits]
     assert len(recommended) == 5 and "N0" not in recommended  # U1's read news excluded: U1's profile used
-    assert [hit.news_id for hit in backend.recommend("u1", hits=5)] == \
-        [hit.news_id for hit in backend.recommend("U404", hits=5)]
+    assert [hit.news_id for hit in backend.recommend("u1", hits=5).hits] == \
+        [hit.news_id for hit in backend.recommend("U404", hits=5).hits]
     assert len(backend.search("hawks", hits=NEWS_COUNT, user_id="U1")) == NEWS_COUNT
     assert len(backend.popular(hits=3)) == 3
 

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from feed.backend import BackendError, FeedReport
@@ -325,7 +326,9 @@ def euclidean(a: list[float], b: list[float]) -> float:
 
 
 def test_recommend_known_user_excludes_read_keeps_filter_ranks_by_profile(vespa, fed):
-    hits = fed.recommend("U1", hits=4, filters={"category": "news"})
+    page = fed.recommend("U1", hits=4, filters={"category": "news"})
+    hits = page.hits
+    assert page.fallback is None
     news = {d["fields"]["news_id"]: d["fields"] for d in news_docs(30)}
     candidates = [n for n, f in news.items() if f["category"] == "news" and n not in ("N0", "N3")]
     # the recall budget (100) holds every candidate: all are re-ranked by the ranking vector, not just the page
@@ -340,8 +343,10 @@ def test_recommend_known_user_excludes_read_keeps_filter_ranks_by_profile(vespa,
     assert hits[0].fields["title"] == news[expected[0]]["title"]
 
 
-def test_recommend_unknown_user_gets_popularity(vespa, fed):
-    hits = fed.recommend("U404", hits=5)
+def test_recommend_unknown_user_gets_popularity_marked_as_the_fallback(vespa, fed):
+    page = fed.recommend("U404", hits=5)
+    hits = page.hits
+    assert page.fallback == "popularity" and page.user_id == "U404"  # the server's root.fields.fallback
     ctrs = [(h.fields["clicks"] + 1) / (h.fields["impressions"] + 25) for h in hits]  # smoothed: the schema's prior
     assert ctrs == sorted(ctrs, reverse=True)
     assert [h.relevance for h in hits] == pytest.approx([100 * c for c in ctrs])
@@ -447,7 +452,7 @@ def test_the_server_refuses_what_vespa_would_refuse(vespa):
         r"query\(user_ranking\) is tensor<float>\(x\[65\]\)":
             {"yql": "select * from news where true", "ranking": "personalized_search",
              "input.query(user_ranking)": [1.0, 2.0]},
-        r"rank profile 'nope' is not in schema 'news'": {"yql": "select * from news where true", "ranking": "nope"},
+        r"schema 'news' does not contain requested rank profile 'nope'": {"yql": "select * from news where true", "ranking": "nope"},
         r"Field 'colour' does not exist": {"yql": 'select * from news where colour contains "red"'},
     }
     for message, body in bad_queries.items():
@@ -510,7 +515,7 @@ def test_popular_and_the_category_ctr_profile(vespa, fed):
     hits = fed.popular(3)
     assert vespa.requests[-1].body == {"yql": "select * from news where true", "hits": 3, "ranking": "popularity"}
     assert [h.relevance for h in hits] == pytest.approx([20, 20, 20])  # 100 x (6 + 1) clicks / (10 + 25) impressions
-    hits = fed.recommend("U1", hits=5, ranking="recommendation_with_global_category_ctr")
+    hits = fed.recommend("U1", hits=5, ranking="recommendation_with_global_category_ctr").hits
     assert vespa.requests[-1].params["ranking"] == "recommendation_with_global_category_ctr"
     assert hits and all(h.fields["category"] == "sports" for h in hits if h.relevance > 0)  # only sports has a CTR
     with pytest.raises(QueryError, match="unknown recommendation profile"):
@@ -606,3 +611,13 @@ def test_read_items_and_news_by_id(vespa, fed):
     assert [h.news_id for h in hits] == ["N5", "N2"] and hits[0].fields["title"] == "Story 5 about hawks"
     with pytest.raises(QueryError):
         fed.news(['N1") or true or ("'])
+
+
+def test_rank_profiles_are_those_the_application_serves(vespa, fed):
+    """A package without a re-ranker has no profile unbert: Vespa's container refuses it (400), so it is not
+    offered; the contract server answers as Vespa 8.700's container does."""
+    assert fed.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")
+    answer = httpx.get(f"{vespa.url}/search/", params={"yql": "select * from news where true", "ranking": "unbert"})
+    assert answer.status_code == 400
+    assert answer.json()["root"]["errors"][0]["message"] == \
+        "schema 'news' does not contain requested rank profile 'unbert'"

@@ -2,7 +2,8 @@
 `pipeline/` or `feed/`, and prints what it returns.
 
 Library code raises `NewsrecError`s; only the command line turns them into one-line messages and exit
-codes (1 for bad input or a failed job, 2 for bad usage, as click does). Commands by stage:
+codes (1 for bad input or a failed job, 2 for bad usage, as click does; 3, `FALLBACK_EXIT`, for an answer with a
+stand-in). Commands by stage:
 
 - data: demo-data, inspect, baselines, score (newsrec/cli/data.py)
 - models: train, evaluate, predict (newsrec/cli/models.py)
@@ -29,8 +30,12 @@ SECTIONS = {
 
 
 @click.group(cls=StageGroup, sections=SECTIONS, context_settings=CONTEXT)
+@click.version_option(package_name="newsrec", message="newsrec %(version)s")
 def main() -> None:
     """newsrec: from MIND to a Vespa-served, personalized news service.
+
+    Exit status: 0 done; 1 bad input or a failed job (one line says why); 2 bad usage; 3 answered with a
+    stand-in (`recommend` for a user not in the index: the popular news, said on stderr and in --json).
 
     \b
     Example:

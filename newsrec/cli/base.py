@@ -14,6 +14,7 @@ from pipeline.errors import NewsrecError, OptionValueError
 from pipeline.mind_checks import BadRowLimit
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+FALLBACK_EXIT = 3  # answered, but with a stand-in (recommend: the popular news for a user not in the index)
 
 
 class NewsrecCommand(click.Command):
@@ -123,6 +124,10 @@ def read_options(function):
 
     return mind_read_options(with_reading)
 
+DEFAULT_MODEL_DIR = "newsrec-model"  # where `newsrec-feed` trains a model when none is given, and finds it again
+model_option = click.option("--model", "model_dir", type=click.Path(), default=DEFAULT_MODEL_DIR, show_default=True,
+                            help="Checkpoint directory of `newsrec train` (the default is the one newsrec-feed "
+                                 "trains and uses).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 metrics_json_option = click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 device_option = click.option("--device", default="auto", show_default=True,
@@ -168,6 +173,8 @@ def read_dataset(mind_dir: str, reading: MindReading = MindReading(), progress: 
 
     dataset = read_mind(mind_dir, on_error="skip" if reading.skip_bad_rows else "raise", progress=progress,
                         max_bad_rows=reading.max_bad_rows, drop_unknown_ids=reading.drop_unknown_ids)
+    if dataset.layout_note:
+        echo(f"{mind_dir}: {dataset.layout_note}", err=True)
     if reading.skip_bad_rows or reading.drop_unknown_ids:
         echo(f"read {mind_dir}: {dataset.report.summary()}", err=True)
     return dataset

@@ -9,8 +9,8 @@ import click
 
 from feed.connect import Target
 from newsrec.cli.base import (CONTEXT, COUNT, POSITIVE, MindReading, NewsrecCommand, PositiveFloat, device_option,
-                              echo, metrics_json_option, open_target, read_dataset, read_options, require_labelled,
-                              target_options)
+                              echo, metrics_json_option, model_option, open_target, read_dataset, read_options,
+                              require_labelled, target_options)
 from newsrec.cli.output import format_evaluation, format_serving, to_json
 from pipeline.models.registry import MODELS
 
@@ -72,7 +72,7 @@ def _pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 @click.command("evaluate", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
-@click.option("--model", "model_dir", type=click.Path(), required=True, help="Checkpoint directory of `newsrec train`.")
+@model_option
 @click.option("--split", default="dev", show_default=True)
 @click.option("--top-p", type=COUNT, default=None,
               help="Recall bases kept (0 = all). UniRec: default the model's P; FUM: serve its bases instead of its "
@@ -87,25 +87,40 @@ def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend
     """Ranking metrics on dev impressions and Recall@K by exact maximum inner product.
 
     With --backend local or vespa, the candidates are scored through the serving index instead (after
-    `newsrec-feed`), next to the offline metrics, with the ANN recall@100 against exact MIPS.
+    `newsrec-feed`), next to the offline metrics, with the ANN recall@100 against exact MIPS. On data with a
+    planted truth (`newsrec demo-data`), random and the oracle are printed beside the model ("references" in
+    --json).
 
     \b
     Example:
+      newsrec evaluate mind-demo                      # the model newsrec-feed trained, in ./newsrec-model
       newsrec evaluate mind-demo --model runs/unirec --json
-      newsrec evaluate mind-demo --model newsrec-model --backend local
+      newsrec evaluate mind-demo --backend local
     """
+    from pipeline.baselines import reference_metrics
+
     dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
-    if backend != "offline":
-        from feed.serving_eval import evaluate_serving
+    references = reference_metrics(dataset, split)
+    result = _evaluation(model_dir, dataset, split, device, top_p, backend, target, progress=not as_json)
+    formatted = format_evaluation if backend == "offline" else format_serving
+    echo(_with_references(asdict(result), references) if as_json else formatted(result, references))
 
-        result = evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device)
-        echo(to_json(asdict(result)) if as_json else format_serving(result))
-        return
-    from pipeline.evaluation import evaluate_model
 
-    evaluation = evaluate_model(model_dir, dataset, split, device, top_p)
-    echo(to_json(asdict(evaluation)) if as_json else format_evaluation(evaluation))
+def _evaluation(model_dir, dataset, split: str, device: str, top_p: int | None, backend: str, target: Target,
+                progress: bool):
+    """The model alone (offline), or its candidates scored through the serving index too."""
+    if backend == "offline":
+        from pipeline.evaluation import evaluate_model
+
+        return evaluate_model(model_dir, dataset, split, device, top_p, progress=progress)
+    from feed.serving_eval import evaluate_serving
+
+    return evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device, progress=progress)
+
+
+def _with_references(result: dict, references: dict) -> str:
+    return to_json({**result, "references": {name: asdict(metrics) for name, metrics in references.items()}})
 
 
 def _serving_backend(backend: str, target: Target):
@@ -116,7 +131,7 @@ def _serving_backend(backend: str, target: Target):
 
 @click.command("predict", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
-@click.option("--model", "model_dir", type=click.Path(), required=True)
+@model_option
 @click.option("--split", default="dev", show_default=True, help="dev, or test (unlabelled MIND-large test works).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Prediction file to write.")
 @device_option

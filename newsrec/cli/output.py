@@ -81,9 +81,18 @@ def format_dataset(mind_dir: str, dataset, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def format_evaluation(evaluation) -> str:
+REFERENCE_TITLES = {"random": "random (reference)", "oracle": "oracle (planted truth)"}
+
+
+def _reference_rows(references: dict[str, RankingMetrics]) -> list[tuple[str, RankingMetrics]]:
+    return [(REFERENCE_TITLES.get(name, name), metrics) for name, metrics in references.items()]
+
+
+def format_evaluation(evaluation, references: dict[str, RankingMetrics] | None = None) -> str:
+    """The model's metrics (and per subset), then random and the oracle when the data has a planted truth."""
     lines = [format_table([(evaluation.model, evaluation.ranking)] +
-                          [(f"  {name}", metrics) for name, metrics in evaluation.splits.items()])]
+                          [(f"  {name}", metrics) for name, metrics in evaluation.splits.items()] +
+                          _reference_rows(references or {}))]
     for pool, values in evaluation.recall.items():
         size = evaluation.pool_sizes.get(pool)
         recalls = ", ".join(f"R@{k} {value:.4f}" for k, value in values.items())
@@ -91,17 +100,27 @@ def format_evaluation(evaluation) -> str:
     return "\n".join(lines)
 
 
-def format_serving(result) -> str:
-    lines = [format_table([("offline", result.offline), ("serving path", result.served)]),
+def format_serving(result, references: dict[str, RankingMetrics] | None = None) -> str:
+    lines = [format_table([("offline", result.offline), ("serving path", result.served)] +
+                          _reference_rows(references or {})),
              f"largest |served - offline| candidate score: {result.max_score_difference:.2e}",
              f"ANN recall@100 vs exact maximum inner product: {result.ann_recall_at_100:.4f} "
              f"({result.ann_queries} users' recall vectors)"]
     return "\n".join(lines)
 
 
+def hit_json(hit) -> dict:
+    return {"news_id": hit.news_id, "relevance": hit.relevance, "fields": hit.fields}
+
+
+def recommendations_json(page) -> str:
+    """`newsrec recommend --json`: the user, whether the popular news stand in ("fallback"), the hits."""
+    return to_json({"user_id": page.user_id, "fallback": page.fallback, "hits": [hit_json(h) for h in page.hits]})
+
+
 def format_hits(hits, as_json: bool, show_date: bool = False) -> str:
     if as_json:
-        return to_json([{"news_id": h.news_id, "relevance": h.relevance, "fields": h.fields} for h in hits])
+        return to_json([hit_json(h) for h in hits])
     lines = []
     for rank, hit in enumerate(hits, start=1):
         date = f"{hit.fields.get('date', '')}  " if show_date else ""

@@ -8,9 +8,9 @@ import click
 from feed.connect import Target
 from feed.funnel import DEFAULT as DEFAULT_BUDGETS, MAX_RECALL_BUDGET
 from feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
-from newsrec.cli.base import (CONTEXT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
+from newsrec.cli.base import (CONTEXT, DEFAULT_MODEL_DIR, FALLBACK_EXIT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
                               open_target, parse_filters, target_options)
-from newsrec.cli.output import format_feed, format_groups, format_hits
+from newsrec.cli.output import format_feed, format_groups, format_hits, recommendations_json
 from pipeline.transforms import DEFAULT_PHI_HEADROOM
 
 filter_option = click.option("--filter", "filters", multiple=True,
@@ -31,7 +31,7 @@ def answer(backend, hits: list, filters: dict[str, str], as_json: bool, show_dat
 
 @click.command("feed", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("mind_dir", type=click.Path())
-@click.option("--model", "model_dir", default="newsrec-model", show_default=True,
+@click.option("--model", "model_dir", default=DEFAULT_MODEL_DIR, show_default=True,
               help="Checkpoint of `newsrec train`; when missing, a UniRec model is trained there first.")
 @target_options
 @click.option("--state", "state_dir", default=None,
@@ -92,16 +92,27 @@ def recommend(user_id: str, hits: int, filters: tuple[str, ...], ranking: str, o
               rerank_budget: int | None, as_json: bool, target: Target) -> None:
     """Recommend news for a user: nearest neighbours of the recall vector, the best re-ranked, read news excluded.
 
-    An unknown user gets the popularity fallback.
+    A user not in the index gets the popular news instead (the popularity fallback): stderr says so, --json
+    has "fallback": "popularity", and the exit status is 3. Exit status: 0 the user's own recommendations,
+    3 the fallback, 1 an error (e.g. a malformed user id), 2 bad usage. U1002 is a reader of the Quickstart's
+    data (`newsrec demo-data mind-demo --size tiny`).
 
     \b
     Example:
-      newsrec recommend U1001 --hits 5 --filter category=sports
-      newsrec recommend U1001 --offset 10 --recall-budget 500
+      newsrec recommend U1002 --hits 5 --filter category=sports
+      newsrec recommend U1002 --offset 10 --recall-budget 500
     """
     backend, filters = open_target(target), parse_filters(filters)
-    answer(backend, backend.recommend(user_id, hits, filters, ranking, offset, recall_budget, rerank_budget), filters,
-           as_json)
+    page = backend.recommend(user_id, hits, filters, ranking, offset, recall_budget, rerank_budget)
+    if page.fallback:
+        echo(f"{user_id} is not in {backend.description}: the popular news stand in (fallback: {page.fallback}; "
+             f"exit status {FALLBACK_EXIT})", err=True)
+    if as_json:
+        echo(recommendations_json(page))
+    else:
+        answer(backend, page.hits, filters, as_json=False)
+    if page.fallback:
+        raise click.exceptions.Exit(FALLBACK_EXIT)
 
 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
@@ -119,7 +130,7 @@ def search(text, user_id, hits, filters, sort, group_by, as_json, target: Target
 
     \b
     Example:
-      newsrec search "hurricane flooding" --user U1001
+      newsrec search "hurricane flooding" --user U1002
       newsrec search "hurricane" --sort date
       newsrec search --group-by category
     """

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 
 from feed import exploration, funnel
+from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, text_score
@@ -37,6 +38,9 @@ class SearchApi:
         self.documents = documents
         self.attributes = attributes
         self.summary_fields = summary_fields
+        # the application package without a re-ranker: its profile is packaged only with a model (and the server
+        # has no cross-encoder); Vespa's built-in profiles besides
+        self.profiles = (set(schema.profiles) - {RERANK_PROFILE}) | {"default", "unranked"}
 
     def search(self, record: Recorded) -> dict:
         params = _parameters(record)
@@ -48,10 +52,13 @@ class SearchApi:
         parsed = parse_yql(params["yql"], self.schema, self.attributes) if params.get("yql") else None
         refuse_private_sources(_named_sources(params, parsed), self.schema.name)
         rerank = _integer(params, "ranking.secondPhase.totalRerankCount", funnel.DEFAULT.recall, 1, 1 << 31)
+        fallback = None
         if "user_id" in params:
-            profile, parsed, rerank = self._user_profile(params, profile, parsed, inputs, hits + offset)
+            profile, parsed, rerank, fallback = self._user_profile(params, profile, parsed, inputs, hits + offset)
         if parsed is None:
             raise ApiError(400, "No query: give yql (or user_id)")
+        if profile not in self.profiles:  # Vespa's container, checked on 8.700's in-process container
+            raise ApiError(400, f"schema '{self.schema.name}' does not contain requested rank profile '{profile}'")
         self._check_inputs(profile, inputs, parsed)
         if parsed.text_param and parsed.text_param not in params:
             raise ApiError(400, f"userInput(@{parsed.text_param}): parameter '{parsed.text_param}' is not given")
@@ -59,6 +66,8 @@ class SearchApi:
         ranked = rank(profile, self._matched(parsed, inputs, terms), inputs, terms, self._category_ctrs(), rerank)
         ranked = _sorted(ranked, parsed.order)
         result = _result(ranked, hits, offset, self.summary_fields)
+        if fallback is not None:  # UserProfileSearcher's root field: the popular news stand in
+            result["root"]["fields"]["fallback"] = fallback
         if parsed.grouping:
             result["root"]["children"].append(_group_root(ranked, *parsed.grouping))
         return result
@@ -74,11 +83,12 @@ class SearchApi:
             raise ApiError(400, f"rank profile {profile!r} uses closeness(field, embedding): needs nearestNeighbor")
 
     def _user_profile(self, params: dict, profile: str, parsed: Parsed | None, inputs: dict,
-                      hits_and_offset: int) -> tuple[str, Parsed, int]:
+                      hits_and_offset: int) -> tuple[str, Parsed, int, str | None]:
         """UserProfileSearcher (vespa-app/src/main/java/.../UserProfileSearcher.java), emulated: the user's
         two vectors become the query inputs, nearestNeighbor(embedding, user_recall) with the funnel's
         totalTargetHits is added for the nearest-neighbour profiles, the user's read news are excluded.
-        Returns (profile, parsed, the second phase's rerank count: the recall budget)."""
+        Returns (profile, parsed, the second phase's rerank count: the recall budget, the fallback: "popularity" for
+        an unknown user with user_fallback=popularity, else None)."""
         user_id, fallback = str(params["user_id"]), params.get("user_fallback", "error")
         budget = _integer(params, "recall_budget", funnel.DEFAULT.recall, 1, funnel.MAX_RECALL_BUDGET)
         base = _integer(params, "recall_exploration", funnel.VESPA_EXPLORATION, 1, funnel.MAX_EXPLORATION)
@@ -91,7 +101,7 @@ class SearchApi:
         if user is None:
             if fallback == "error":
                 raise ApiError(404, f"Unknown user_id '{user_id}' (or no embeddings)")
-            return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed, budget
+            return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed, budget, "popularity"
         profile = "recommendation" if profile == "default" else profile
         if profile in NN_PROFILES:
             explored = max(exploration.PER_HIT * budget, base, hits_and_offset)
@@ -102,7 +112,7 @@ class SearchApi:
         parsed.filters.append(lambda doc: doc.get("news_id") not in read)
         inputs["user_recall"] = user["recall_embedding"]["values"]
         inputs["user_ranking"] = user["ranking_embedding"]["values"]
-        return profile, parsed, budget
+        return profile, parsed, budget, None
 
     def _find_user(self, user_id: str) -> dict | None:
         """The user whose user_id equals `user_id` exactly (`u1` never finds `U1`), with both vectors."""

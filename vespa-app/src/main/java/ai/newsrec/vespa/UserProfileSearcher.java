@@ -49,7 +49,8 @@ import java.util.regex.Pattern;
  *       (1 to 1000) sets the hits the global phase re-ranks (ranking.globalPhase.rerankCount; default the profile's
  *       rerank-count).</li>
  * </ol>
- * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}. A user is known only when
+ * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}, the result saying so in
+ * its root field {@code fallback} ("popularity": {@code root.fields.fallback} in the JSON response). A user is known only when
  * the looked-up document's user_id equals the requested one exactly ({@code u1} never gets {@code U1}'s profile).
  * The lookup is this searcher's own sub-query, run downstream of {@link NewsOnlySearcher}, which refuses the user
  * schema to every query from outside.
@@ -74,6 +75,8 @@ public class UserProfileSearcher extends Searcher {
     public static final String USER_SUMMARY = "user_profile";
     public static final String DEFAULT_PROFILE = "recommendation";
     public static final String FALLBACK_PROFILE = "popularity";
+    /** The result's root field that says the popular news stand in for an unknown user (value: FALLBACK_PROFILE). */
+    public static final String FALLBACK_FIELD = "fallback";
     /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
     public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
             Set.of("recall", "recommendation", "recommendation_with_global_category_ctr", "unbert");
@@ -125,7 +128,9 @@ public class UserProfileSearcher extends Searcher {
             query.getModel().getQueryTree().setRoot(isEmpty(callerTree) ? new TrueItem() : callerTree);
             query.getModel().setRestrict("news");
             query.trace("Unknown user " + userId + ": popularity fallback", 2);
-            return execution.search(query);
+            Result popular = execution.search(query);
+            popular.hits().setField(FALLBACK_FIELD, FALLBACK_PROFILE);  // rendered as root.fields.fallback
+            return popular;
         }
 
         if (profile.equals("default")) {

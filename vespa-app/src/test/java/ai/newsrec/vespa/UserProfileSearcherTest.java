@@ -1,5 +1,7 @@
 package ai.newsrec.vespa;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.yahoo.application.Application;
 import com.yahoo.component.chain.Chain;
 import com.yahoo.container.protect.Error;
@@ -14,6 +16,7 @@ import com.yahoo.prelude.query.WordItem;
 import com.yahoo.search.Query;
 import com.yahoo.search.Result;
 import com.yahoo.search.Searcher;
+import com.yahoo.search.rendering.JsonRenderer;
 import com.yahoo.search.result.Hit;
 import com.yahoo.search.searchchain.Execution;
 import com.yahoo.tensor.Tensor;
@@ -22,6 +25,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -190,6 +195,27 @@ class UserProfileSearcherTest {
         search(filtered, "/search/?user_id=U404&user_fallback=popularity&yql=" +
                          encode("select * from news where category contains \"sports\""));
         assertEquals("category:sports", filtered.newsQuery().getModel().getQueryTree().getRoot().toString());
+    }
+
+    @Test
+    void theFallbackIsNamedInTheResultAndItsJson() throws Exception {
+        Result fallback = search(new MockBackend(), "/search/?user_id=U404&user_fallback=popularity");
+        assertEquals("popularity", fallback.hits().getField("fallback"));
+        JsonNode root = new ObjectMapper().readTree(rendered(fallback)).get("root");
+        assertEquals("popularity", root.get("fields").get("fallback").asText(), root.toString());
+
+        Result known = search(new MockBackend(), "/search/?user_id=U1&user_fallback=popularity");
+        assertNull(known.hits().getField("fallback"));
+        assertFalse(new ObjectMapper().readTree(rendered(known)).get("root").path("fields").has("fallback"));
+    }
+
+    /** The result as Vespa's JSON renderer writes the response body. */
+    private static String rendered(Result result) throws Exception {
+        JsonRenderer renderer = new JsonRenderer();
+        renderer.init();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        renderer.renderResponse(out, result, new Execution(Execution.Context.createContextStub()), result.getQuery()).get();
+        return out.toString(StandardCharsets.UTF_8);
     }
 
     @Test
