@@ -1,7 +1,9 @@
 """`newsrec serve` at the HTTP level: the page and its JSON endpoints over the embedded index and over Vespa's
-HTTP API (the contract server); bad input is a message on the page and a 4xx from the API."""
+HTTP API (the contract server); bad input is a message on the page and a 4xx from the API; the page offers only
+the rank profiles the index serves and says, with scores that tell adjacent hits apart, why each hit is where it is."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from feed.local_backend import LocalBackend
 from feed.queries import MAX_HITS
 from newsrec.cli import feed_main
 from newsrec.web.app import create_app
+from newsrec.web.service import date_text, decimals, missing_for, ordinal
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def test_a_readers_history_is_their_latest_reads_newest_first(client: TestClient
 
 def test_recommendations_carry_each_phases_score(client: TestClient, backend, reader: str):
     body = client.get("/api/recommend", params={"user": reader, "hits": 8}).json()
-    expected = backend.recommend(reader, 8)
+    expected = backend.recommend(reader, 8).hits
     assert [h["news_id"] for h in body["hits"]] == [h.news_id for h in expected]
     assert not set(backend.read_items(reader)) & {h["news_id"] for h in body["hits"]}
     for row, hit in zip(body["hits"], expected):
@@ -137,6 +140,10 @@ def test_the_page_over_vespa_says_vespa_and_lists_its_users(tiny_demo: Path, tra
             assert page.status_code == 200 and "Vespa at" in page.text and "not Vespa" not in page.text
             hits = client.get("/api/recommend", params={"user": reader}).json()["hits"]
             assert hits and all(h["scores"]["recall_closeness"] is not None for h in hits)
+            assert "unbert" not in vespa.rank_profiles()  # the contract server has no re-ranker
+            refused = client.get("/api/recommend", params={"user": reader, "ranking": "unbert"})
+            assert refused.status_code == 400 and vespa.description in refused.json()["error"]
+            assert "newsrec app build --reranker DIR" in refused.json()["error"]
             history = client.get(f"/api/users/{reader}").json()["latest"]
             assert [h["news_id"] for h in history] == list(reversed(vespa.read_items(reader)[-10:]))
 
@@ -148,3 +155,90 @@ def test_serve_is_a_command_and_refuses_an_empty_index(tmp_path: Path):
     assert result.exit_code == 0 and "--endpoint" in result.output and "--port" in result.output
     empty = CliRunner().invoke(main, ["serve", "--index", str(tmp_path / "none"), "--port", "0"])
     assert empty.exit_code == 1 and "holds no news" in empty.output and "newsrec-feed" in empty.output
+
+
+def ranking_options(page: str) -> list[str]:
+    select = page[page.index('<select id="ranking"'):]
+    return re.findall(r'<option value="([^"]*)"', select[:select.index("</select>")])
+
+
+def printed_deciding_scores(page: str) -> list[str]:
+    """The text of each recommended hit's cell marked as deciding its place, in page order."""
+    table = page[page.index('id="recommendations"'):]
+    rows = table[:table.index("</table>")].split('<tr class="hit"')[1:]
+    return [re.search(r'<td class="num decides"[^>]*>([^<]*)</td>', row).group(1).strip() for row in rows]
+
+
+def test_a_profile_the_index_cannot_serve_is_not_offered_and_a_400_naming_the_index(client: TestClient, backend,
+                                                                                     reader: str):
+    assert backend.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")  # no re-ranker
+    page = client.get("/", params={"user": reader})
+    assert ranking_options(page.text) == list(backend.rank_profiles())
+    assert 'id="unserved"' in page.text and "Ranking unbert is not offered" in page.text
+    answer = client.get("/api/recommend", params={"user": reader, "ranking": "unbert"})
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and backend.description in error and "lacks a re-ranker" in error
+    assert "newsrec-feed MIND_DIR --reranker DIR" in error and "use one of" not in error
+    page = client.get("/", params={"user": reader, "ranking": "unbert"})
+    assert page.status_code == 400 and 'role="alert"' in page.text
+    assert "newsrec-feed MIND_DIR --reranker DIR" in page.text
+    assert "newsrec app build --reranker DIR" in " ".join(missing_for("unbert", is_vespa=True))
+
+
+@pytest.mark.parametrize("ranking, filtered, deciding", [
+    ("recommendation", False, "second_phase"),
+    ("recommendation_with_global_category_ctr", False, "relevance"),
+    ("recommendation_with_global_category_ctr", True, "relevance"),  # one category: one category CTR for all
+])
+def test_the_deciding_score_differs_between_consecutive_hits_as_printed(client: TestClient, reader: str, ranking,
+                                                                         filtered, deciding):
+    params = {"user": reader, "ranking": ranking, "hits": 10}
+    if filtered:
+        params["category"] = client.get("/api/recommend", params=params).json()["hits"][0]["category"]
+    body = client.get("/api/recommend", params=params).json()
+    assert len(body["hits"]) >= 5 and body["decided_by"] == deciding
+    assert [c["key"] for c in body["columns"] if c["decides"]] == [deciding]
+    printed = printed_deciding_scores(client.get("/", params=params).text)
+    assert len(printed) == len(body["hits"])
+    assert all(a != b for a, b in zip(printed, printed[1:])), printed
+    assert [float(v) for v in printed] == sorted((float(v) for v in printed), reverse=True)
+    for position, (row, value) in enumerate(zip(body["hits"], printed), 1):
+        assert row["decided_by"] == deciding
+        assert row["explanation"].startswith(f"{ordinal(position)} by ") and value in row["explanation"]
+
+
+def test_a_column_only_for_a_phase_the_profile_has(client: TestClient, reader: str):
+    for ranking, keys in (("recommendation", ["recall_closeness", "second_phase"]),
+                          ("recommendation_with_global_category_ctr", ["recall_closeness", "category_ctr",
+                                                                       "relevance"])):
+        body = client.get("/api/recommend", params={"user": reader, "ranking": ranking}).json()
+        assert [c["key"] for c in body["columns"]] == keys and all(c["meaning"] for c in body["columns"])
+        assert all(h["scores"]["global_phase"] is None for h in body["hits"])
+        page = client.get("/", params={"user": reader, "ranking": ranking}).text
+        assert 'data-key="global_phase"' not in page and "cross-encoder" not in page.split('id="legend"')[1]
+        headers = re.findall(r'<th class="num[^"]*" data-key="([^"]+)"', page)
+        assert headers == keys and 'id="legend"' in page
+
+
+def test_dates_are_printed_as_dates_and_kept_as_ints_in_json(client: TestClient, reader: str):
+    hits = client.get("/api/recommend", params={"user": reader}).json()["hits"]
+    assert all(isinstance(h["date"], int) for h in hits)
+    page = client.get("/", params={"user": reader}).text
+    for date in {h["date"] for h in hits}:
+        assert f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}" in page
+        assert str(date) not in page
+    assert date_text(20191114) == "2019-11-14" and date_text(None) == ""
+
+
+def test_the_reader_placeholder_is_a_reader_of_the_index(client: TestClient, backend):
+    placeholder = re.search(r'placeholder="user id, e\.g\. ([^"]+)"', client.get("/").text).group(1)
+    assert placeholder == backend.user_ids(1)[0] and backend.read_items(placeholder) is not None
+
+
+def test_decimals_grow_until_adjacent_distinct_values_print_differently():
+    assert decimals([2.4305, 2.2408, None, 2.1803]) == 4
+    assert decimals([0.2103414, 0.2103286, 0.2103286]) == 5
+    assert decimals([0.011087428, 0.011086751]) == 7
+    assert decimals([1e-12, 2e-12]) == 8  # at most 8
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]

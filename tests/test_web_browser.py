@@ -1,9 +1,11 @@
 """`newsrec serve` in a real browser: headless Chromium (Debian's chromium + chromium-driver, driven by Selenium)
-loads the page served by the command itself, picks a reader, filters, searches, and meets an unknown reader.
-Screenshots go to build/screenshots/ (or $NEWSREC_SCREENSHOTS). Skipped, never faked, when Chromium is absent
-(`.ci/run` installs it when it can)."""
+loads the page served by the command itself, picks a reader, filters, searches, and meets an unknown reader; at a
+desktop's width (1280 px) and at a phone's (390 px), where the titles still get the width. Full-page screenshots go to
+build/screenshots/ (or $NEWSREC_SCREENSHOTS). Skipped, never faked, when Chromium is absent (`.ci/run` installs it
+when it can)."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -18,6 +20,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                                       reason="needs chromium and chromedriver (Debian packages)")]
 SHOTS = Path(os.environ.get("NEWSREC_SCREENSHOTS", Path(__file__).resolve().parent.parent / "build" / "screenshots"))
+DESKTOP, PHONE = 1280, 390  # CSS px; the page stacks its columns below 800
+MAX_SHOT_HEIGHT = 2400
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={DESKTOP},1000",
+                 "--hide-scrollbars"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(60)
@@ -49,10 +54,29 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture
+def width(browser):
+    """Sets the viewport's width (CSS px; a phone's as a phone lays it out: `mobile`, whose viewport widens to
+    whatever overflows it), back to the desktop's afterwards."""
+    def set_width(pixels: int) -> None:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": pixels, "height": 900,
+                                                                       "deviceScaleFactor": 1,
+                                                                       "mobile": pixels < 800})
+    set_width(DESKTOP)
+    yield set_width
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def shoot(browser, name: str) -> Path:
+    """The whole page (up to MAX_SHOT_HEIGHT px) at the viewport's width, as build/screenshots/NAME.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    width, height = browser.execute_script("return [window.innerWidth, document.documentElement.scrollHeight]")
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SHOT_HEIGHT), "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000
     return path
 
 
@@ -76,7 +100,12 @@ def rows(browser, table: str) -> list:
     return browser.find_elements(By.CSS_SELECTOR, f"#{table} tr.hit")
 
 
-def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, browser):
+def cell_widths(browser, css: str) -> list[float]:
+    return browser.execute_script(f"return [...document.querySelectorAll('{css}')]"
+                                  ".map(e => e.getBoundingClientRect().width)")
+
+
+def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, browser, width):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -87,6 +116,8 @@ def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, brow
     recommended = rows(browser, "recommendations")
     assert recommended and browser.find_elements(By.CSS_SELECTOR, "#history li")
     first = [r.get_attribute("data-news-id") for r in recommended]
+    assert min(cell_widths(browser, "#recommendations td.news")) > 0.4 * DESKTOP  # titles get room beside the scores
+    assert recommended[0].find_element(By.CSS_SELECTOR, ".why").text.startswith("1st by the second phase")
     shoot(browser, "recommendations")
 
     shown = {r.get_attribute("data-category") for r in recommended}
@@ -100,7 +131,7 @@ def test_a_readers_recommendations_then_a_filter_then_a_search(server: str, brow
     shoot(browser, "filtered")
 
     Select(browser.find_element(By.ID, "category")).select_by_value("")
-    word = rows(browser, "popular")[0].find_elements(By.TAG_NAME, "td")[1].text.split()[0]
+    word = rows(browser, "popular")[0].find_element(By.CSS_SELECTOR, ".title").text.split()[0]
     browser.find_element(By.ID, "search-input").send_keys(word)
     navigate(browser, browser.find_element(By.ID, "go"))
     assert rows(browser, "search-results") and "personalized for" in browser.find_element(By.ID, "search").text
@@ -119,3 +150,21 @@ def test_an_unknown_reader_sees_a_message_and_the_fallback(server: str, browser)
     assert "unknown user 'U_nobody'" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert browser.find_element(By.ID, "fallback").is_displayed() and rows(browser, "popular")
     shoot(browser, "unknown-reader")
+
+
+def test_at_a_phones_width_the_page_fits_and_titles_get_the_width(server: str, browser, width):
+    from selenium.webdriver.common.by import By
+
+    width(PHONE)
+    browser.get(server + "/")
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "#users a"))
+    assert rows(browser, "recommendations") and rows(browser, "popular")
+    viewport, page_width = browser.execute_script("return [window.innerWidth, document.documentElement.scrollWidth]")
+    assert viewport == PHONE and page_width <= PHONE  # nothing wider than the phone: no sideways scrolling
+    for table in ("recommendations", "popular"):  # each hit's title over the full width, its scores below it
+        assert min(cell_widths(browser, f"#{table} td.news")) > 0.8 * PHONE, table
+    scores = browser.find_elements(By.CSS_SELECTOR, "#recommendations tr.hit td.num")
+    assert scores and all(s.is_displayed() and s.text for s in scores)
+    legend = browser.find_element(By.ID, "legend")
+    assert legend.is_displayed() and "decides the order" in legend.text
+    shoot(browser, "recommendations-phone")

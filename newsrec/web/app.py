@@ -1,7 +1,8 @@
 """`newsrec serve`: a small server-rendered web application (FastAPI + Jinja2, no JavaScript) over either backend.
 
-Pages: `/` (pick a reader; their history; recommendations with each phase's score; a category filter and the
-ranking profile; search, personalized when a reader is chosen, with matches per category; the popular news).
+Pages: `/` (pick a reader; their history; recommendations with each phase's score and, in words, why each is where
+it is; a category filter and the ranking profile, of those the index can serve; search, personalized when a reader
+is chosen, with matches per category; the popular news), laid out for a desktop and for a phone's width.
 JSON beside them: `/api/users`, `/api/users/{id}`, `/api/recommend`, `/api/search`, `/api/popular`,
 `/api/categories`. Bad input is a message on the page (and its status) and a 4xx JSON `{"error": ...}` from the
 API; a failing backend is a 502. What is computed is in newsrec/web/service.py.
@@ -9,18 +10,20 @@ API; a failing backend is a 502. What is computed is in newsrec/web/service.py.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from fastapi import FastAPI, Request as HttpRequest
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 
 from feed.backend import BackendError
-from feed.queries import RECOMMEND_PROFILES
-from newsrec.web.service import Request, Service, WebInputError, parse_request
+from newsrec.web.service import Request, Service, WebInputError, date_text, parse_request, score_of
 from pipeline.errors import NewsrecError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-TEMPLATES.env.globals["fmt"] = lambda value: "" if value is None else f"{value:.4f}"
+TEMPLATES.env.globals["fmt"] = lambda value, places=4: "" if value is None else f"{value:.{places}f}"
+TEMPLATES.env.globals["score_of"] = score_of
+TEMPLATES.env.filters["date"] = date_text
 
 
 def create_app(backend) -> FastAPI:
@@ -78,8 +81,7 @@ def answer(compute) -> JSONResponse | dict:
 def page_context(service: Service, params: dict[str, str]) -> tuple[dict, int]:
     """Everything the page shows, and its status: 200, or the status of the first problem, whose message is shown
     above whatever could still be answered."""
-    context = {"backend": service.description, "is_vespa": service.is_vespa, "profiles": RECOMMEND_PROFILES,
-               "messages": [], "params": params}
+    context = {"backend": service.description, "is_vespa": service.is_vespa, "messages": [], "params": params}
     status = 200
     try:
         request = parse_request(params)
@@ -87,20 +89,26 @@ def page_context(service: Service, params: dict[str, str]) -> tuple[dict, int]:
         context["messages"].append(str(error))
         request, status = Request(), error.status
     context["query"] = request  # not "request": Starlette's template response keeps the HTTP request there
-    sections = [("users", lambda: service.users()), ("categories", service.categories),
-                ("popular", lambda: service.popular(request))]
-    if request.user is not None:
-        sections += [("history", lambda: service.history(request.user)),
-                     ("recommendations", lambda: service.recommendations(request))]
-    if request.text is not None or request.sort is not None:
-        sections.append(("search", lambda: service.search(request)))
-    for name, compute in sections:
+    failed: list[int] = []
+    for name, compute in sections(service, request):
         try:
             context[name] = compute()
         except NewsrecError as error:
-            status = status if status != 200 else error_status(error)
+            failed.append(error_status(error))
             if str(error) not in context["messages"]:
                 context["messages"].append(str(error))
-    if request.user is not None and "history" not in context:
+    if request.user is not None and "recommendations" not in context and 404 in failed:
         context["fallback"] = True  # an unknown reader: the popular news stand in, as the recommend API does
-    return context, status
+    return context, status if status != 200 or not failed else failed[0]
+
+
+def sections(service: Service, request: Request) -> list[tuple[str, Callable[[], object]]]:
+    """(context name, what computes it) of every part of the page the request asks for."""
+    parts = [("profiles", service.profiles), ("unserved", service.unserved), ("users", service.users),
+             ("categories", service.categories), ("popular", lambda: service.popular(request))]
+    if request.user is not None:
+        parts += [("history", lambda: service.history(request.user)),
+                  ("recommendations", lambda: service.recommendations(request))]
+    if request.text is not None or request.sort is not None:
+        parts.append(("search", lambda: service.search(request)))
+    return parts

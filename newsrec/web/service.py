@@ -1,17 +1,23 @@
 """What the web page shows, as plain JSON-ready dicts, over either backend (feed/backend.py): a reader's history,
-their recommendations with each phase's score, BM25 search (personalized when a reader is chosen) with matches
-per category, the popular news, the categories. The pages (newsrec/web/app.py) and the JSON endpoints beside them
-both call this; every input is checked here, and a bad one raises `WebInputError` with the HTTP status it maps to.
+their recommendations with each phase's score and why each is where it is, BM25 search (personalized when a reader
+is chosen) with matches per category, the popular news, the categories. The pages (newsrec/web/app.py) and the JSON
+endpoints beside them both call this; every input is checked here, and a bad one raises `WebInputError` with the
+HTTP status it maps to. Only the rank profiles the index can serve are offered (`backend.rank_profiles()`).
 
 Each recommendation carries the scores of the funnel that produced it (the rank profiles' match-features):
 - recall: closeness(field,embedding) = 1 / (1 + distance) of the HNSW search (first phase);
-- second phase: ranking_score = the user's ranking vector · the news embedding (profile `recommendation`);
+- second phase: ranking_score = the user's ranking vector · the news embedding (profiles `recommendation`, `unbert`);
+- category CTR: the CTR of the news item's category (profile `recommendation_with_global_category_ctr`, whose only
+  phase is closeness × category CTR);
 - global phase: the cross-encoder's score (profile `unbert`; the hits past its budget N rescaled below);
 - CTR prior: (clicks + 1) / (impressions + 25), the popularity profile's smoothed CTR (feed/ranking.py);
 - relevance: the profile's final score, the order of the list.
+What decides each hit's place is named (`decided_by`) and said in words (`explanation`); `columns` lists the scores
+the profile has, what each means, and the decimals that tell adjacent hits apart.
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -19,7 +25,9 @@ import numpy as np
 
 from feed import ranking as profiles
 from feed.backend import Hit
+from feed.funnel import DEFAULT as DEFAULT_BUDGETS
 from feed.queries import MAX_HITS, RECOMMEND_PROFILES, check_filter_values, safe_value
+from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.vespa_backend import VespaBackend
 from pipeline.errors import NewsrecError
 
@@ -27,6 +35,9 @@ MAX_QUERY_CHARS = 200
 HISTORY_SHOWN = 10
 SAMPLE_USERS = 12
 CLOSENESS_FEATURES = ("closeness(field,embedding)", "nearest_neighbor")
+MIN_DECIMALS, MAX_DECIMALS = 4, 8
+RECALL_BUDGET = DEFAULT_BUDGETS.recall  # R: the candidates the second phase re-ranks (the page asks the default)
+RERANK_BUDGET = DEFAULT_BUDGETS.global_rerank  # N: the hits the cross-encoder re-scores (unbert's rerank-count)
 
 
 class WebInputError(NewsrecError):
@@ -51,7 +62,8 @@ class Request:
 
 
 def parse_request(params: dict[str, str]) -> Request:
-    """The request's query parameters (user, category, q, sort, hits, ranking), checked; empty ones are absent."""
+    """The request's query parameters (user, category, q, sort, hits, ranking), checked; empty ones are absent.
+    Whether the index serves the ranking is the Service's question (`Service.require_served`)."""
     value = {name: (params.get(name) or "").strip() or None for name in ("user", "category", "q", "sort", "hits",
                                                                          "ranking")}
     return Request(user=_checked_id("user id", value["user"]), category=_checked_id("category", value["category"]),
@@ -89,6 +101,18 @@ def _checked_hits(value: str | None) -> int:
     return int(value)
 
 
+def missing_for(ranking: str, is_vespa: bool) -> tuple[str, str]:
+    """(what an index lacks to serve `ranking`, how to get it): only unbert can be missing (no re-ranker)."""
+    if ranking != RERANK_PROFILE:
+        return "this rank profile", "deploy the application of this newsrec version"
+    if is_vespa:
+        return ("a re-ranker: its application package has no rank profile unbert and no models/unbert.onnx",
+                "deploy a package built with `newsrec app build --reranker DIR` (DIR: an UNBERT checkpoint) and feed "
+                "with the same --reranker")
+    return ("a re-ranker: the cross-encoder's model (unbert.onnx) and the title and history tokens it reads",
+            "feed it with `newsrec-feed MIND_DIR --reranker DIR` (DIR: an UNBERT checkpoint)")
+
+
 class Service:
     """The page's questions over one backend. Backend calls are serialized by a lock: the embedded index's
     searches are not meant for concurrent callers, and a demo page needs no more."""
@@ -97,10 +121,30 @@ class Service:
         self.backend = backend
         self.is_vespa = isinstance(backend, VespaBackend)
         self._lock = threading.Lock()
+        self._profiles: tuple[str, ...] | None = None
 
     @property
     def description(self) -> str:
         return self.backend.description
+
+    def profiles(self) -> tuple[str, ...]:
+        """The recommendation profiles the index can serve, asked of the backend once."""
+        with self._lock:
+            if self._profiles is None:
+                self._profiles = tuple(self.backend.rank_profiles())
+            return self._profiles
+
+    def unserved(self) -> dict[str, str]:
+        """Profile -> what the index lacks to serve it, for the known profiles it cannot serve."""
+        return {name: missing_for(name, self.is_vespa)[0] for name in RECOMMEND_PROFILES
+                if name not in self.profiles()}
+
+    def require_served(self, ranking: str) -> None:
+        """A known profile the index cannot serve -> WebInputError 400 naming the index, what it lacks, the remedy."""
+        if ranking not in self.profiles():
+            lacks, remedy = missing_for(ranking, self.is_vespa)
+            raise WebInputError(f"ranking {ranking}: {self.description} cannot serve it: it lacks {lacks}. "
+                                f"To get it, {remedy}.")
 
     def users(self, limit: int = SAMPLE_USERS) -> list[str]:
         with self._lock:
@@ -111,23 +155,24 @@ class Service:
         with self._lock:
             read = self.backend.read_items(user)
             if read is None:
-                raise WebInputError(f"unknown user {user!r}: not in {self.description}", status=404)
+                raise self._unknown(user)
             latest = list(reversed(read[-HISTORY_SHOWN:]))
             return {"user": user, "read": len(read), "latest": [news_row(hit) for hit in self.backend.news(latest)]}
 
     def recommendations(self, request: Request) -> dict:
-        """The user's recommendations under request.ranking; unknown user -> WebInputError 404 (the page shows the
-        popularity fallback instead, see `page`)."""
+        """The user's recommendations under request.ranking, each with why it is where it is; an unknown user (the
+        backend's popularity fallback) -> WebInputError 404 (the page shows the fallback instead, see `page`)."""
         if request.user is None:
             raise WebInputError("recommendations need a user (parameter user)")
+        self.require_served(request.ranking)
         filters = self._filters(request)
         with self._lock:
-            if self.backend.read_items(request.user) is None:
-                raise WebInputError(f"unknown user {request.user!r}: not in {self.description}", status=404)
-            hits = self.backend.recommend(request.user, request.hits, filters, request.ranking)
-            self._check_empty(hits, filters)
+            page = self.backend.recommend(request.user, request.hits, filters, request.ranking)
+            if page.fallback is not None:  # the popular news stood in
+                raise self._unknown(request.user)
+            self._check_empty(page.hits, filters)
         return {"user": request.user, "ranking": request.ranking, "category": request.category,
-                "hits": [recommendation_row(hit, request.ranking) for hit in hits]}
+                **explained(request.ranking, [recommendation_row(hit, request.ranking) for hit in page.hits])}
 
     def search(self, request: Request) -> dict:
         """BM25 over title and abstract (every news item without text), personalized for request.user when given;
@@ -135,12 +180,13 @@ class Service:
         filters = self._filters(request)
         with self._lock:
             if request.user is not None and self.backend.read_items(request.user) is None:
-                raise WebInputError(f"unknown user {request.user!r}: not in {self.description}", status=404)
+                raise self._unknown(request.user)
             hits = self.backend.search(request.text, request.hits, request.user, filters, request.sort)
             self._check_empty(hits, filters)
             groups = self.backend.group_counts("category", request.text, filters)
+        rows = [search_row(hit) for hit in hits]
         return {"text": request.text, "user": request.user, "sort": request.sort, "category": request.category,
-                "hits": [search_row(hit) for hit in hits],
+                "hits": rows, "decimals": column_decimals(rows, ("relevance", "text_score", "second_phase")),
                 "categories": [{"category": name, "matches": count} for name, count in groups]}
 
     def popular(self, request: Request) -> dict:
@@ -148,11 +194,16 @@ class Service:
         with self._lock:
             hits = self.backend.popular(request.hits, filters)
             self._check_empty(hits, filters)
-        return {"category": request.category, "hits": [news_row(hit, score=hit.relevance) for hit in hits]}
+        rows = [news_row(hit, score=hit.relevance) for hit in hits]
+        return {"category": request.category, "hits": rows, "decimals": column_decimals(rows, ("score",))}
 
     def categories(self) -> list[dict]:
         with self._lock:
             return [{"category": name, "news": count} for name, count in self.backend.group_counts("category")]
+
+    def _unknown(self, user: str) -> WebInputError:
+        """The one message for a user the index has no recommendations for (the page shows it once)."""
+        return WebInputError(f"unknown user {user!r}: not in {self.description}", status=404)
 
     def _filters(self, request: Request) -> dict[str, str]:
         return {"category": request.category} if request.category else {}
@@ -181,7 +232,7 @@ def recommendation_row(hit: Hit, ranking: str) -> dict:
     return {**news_row(hit), "relevance": hit.relevance, "scores": {
         "recall_closeness": _number(closeness),
         "second_phase": _number(features.get("ranking_score")),
-        "global_phase": hit.relevance if ranking == "unbert" else None,
+        "global_phase": hit.relevance if ranking == RERANK_PROFILE else None,
         "category_ctr": _number(features.get("category_ctr")),
         "ctr_prior": ctr_prior(hit)}}
 
@@ -203,3 +254,126 @@ def ctr_prior(hit: Hit) -> float | None:
 def _number(value) -> float | None:
     return None if value is None else float(value)
 
+
+def date_text(value) -> str:
+    """A yyyymmdd int (news.sd's `date`, e.g. 20191114) as 2019-11-14; anything else as it is, None as ""."""
+    digits = "" if value is None else str(value)
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}" if len(digits) == 8 and digits.isdigit() else digits
+
+
+def decimals(values: list[float | None]) -> int:
+    """The fewest decimals, MIN_DECIMALS to MAX_DECIMALS, that print each pair of adjacent distinct values
+    differently (None values left out)."""
+    present = [value for value in values if value is not None]
+    for places in range(MIN_DECIMALS, MAX_DECIMALS):
+        if all(f"{a:.{places}f}" != f"{b:.{places}f}" for a, b in zip(present, present[1:]) if a != b):
+            return places
+    return MAX_DECIMALS
+
+
+def score_of(row: dict, key: str) -> float | None:
+    """The value of column `key` of a row: one of its scores, else a field of the row (relevance, score)."""
+    scores = row.get("scores") or {}
+    return scores[key] if key in scores else row.get(key)
+
+
+def column_decimals(rows: list[dict], keys: tuple[str, ...]) -> dict[str, int]:
+    return {key: decimals([score_of(row, key) for row in rows]) for key in keys}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One score of a recommendation rank profile, as the page shows and explains it."""
+
+    key: str  # a key of the row's scores, or "relevance"
+    label: str
+    meaning: str
+
+
+RECALL = Column("recall_closeness", "recall closeness",
+                "first phase: 1 / (1 + distance) between the reader's recall vector and the news vector; the "
+                "nearest-neighbour search finds the candidates by it (1 = the same vector, smaller = farther)")
+SECOND_PHASE = Column("second_phase", "ranking vector · news vector",
+                      "second phase: the reader's ranking vector · the news vector (ranking_score); it re-orders the "
+                      f"best {RECALL_BUDGET} candidates by recall closeness (higher = nearer what the reader clicked)")
+CATEGORY_CTR = Column("category_ctr", "category CTR",
+                      "the click-through rate of the news item's category in the training impressions")
+CLOSENESS_BY_CTR = Column("relevance", "closeness × category CTR",
+                          "the profile's only phase: recall closeness × category CTR, so near news of often-clicked "
+                          "categories come first")
+GLOBAL_PHASE = Column("global_phase", "cross-encoder",
+                      "global phase: a cross-encoder (UNBERT) reads the title together with the reader's clicked "
+                      f"titles and re-scores the best {RERANK_BUDGET} by the second phase; the hits below keep the "
+                      "second-phase order, their scores rescaled beneath")
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """How a recommendation profile orders its hits, in words, and the columns of its scores."""
+
+    order: str
+    columns: tuple[Column, ...]
+    decides: str  # the key of the column whose score orders the list
+
+
+VIEWS = {
+    "recommendation": ProfileView(
+        f"the nearest-neighbour search finds candidates by recall closeness; the best {RECALL_BUDGET} by closeness "
+        "are ordered by the second phase, ranking vector · news vector", (RECALL, SECOND_PHASE), "second_phase"),
+    "recommendation_with_global_category_ctr": ProfileView(
+        "the nearest-neighbour search finds candidates by recall closeness; they are ordered by closeness × the "
+        "CTR of their category", (RECALL, CATEGORY_CTR, CLOSENESS_BY_CTR), "relevance"),
+    RERANK_PROFILE: ProfileView(
+        f"as recommendation (recall closeness, then the second phase on the best {RECALL_BUDGET}); then the "
+        f"cross-encoder re-scores the best {RERANK_BUDGET} and orders them by its score",
+        (RECALL, SECOND_PHASE, GLOBAL_PHASE), "global_phase"),
+}
+
+
+def explained(ranking: str, rows: list[dict]) -> dict:
+    """The rows of a recommendation page with `decided_by` and `explanation` each; the profile's `order` in words,
+    `decided_by` of the profile and its score `columns` (key, label, meaning, decides, decimals)."""
+    view = VIEWS[ranking]
+    places = column_decimals(rows, tuple(column.key for column in view.columns))
+    explain = {"recommendation": _by_second_phase, RERANK_PROFILE: _by_cross_encoder}.get(ranking, _by_category_ctr)
+    for position, row in enumerate(rows, 1):
+        row["decided_by"], row["explanation"] = explain(position, lambda key: shown(row, key, places[key]))
+    return {"order": view.order, "decided_by": view.decides, "hits": rows,
+            "columns": [{"key": column.key, "label": column.label, "meaning": column.meaning,
+                         "decides": column.key == view.decides, "decimals": places[column.key]}
+                        for column in view.columns]}
+
+
+def shown(row: dict, key: str, places: int) -> str:
+    value = score_of(row, key)
+    return "none" if value is None or not math.isfinite(value) else f"{value:.{places}f}"
+
+
+def _by_second_phase(position: int, show) -> tuple[str, str]:
+    found = f"found by recall at closeness {show('recall_closeness')}"
+    if position > RECALL_BUDGET:
+        return "recall_closeness", (f"{ordinal(position)} by recall closeness {show('recall_closeness')}: past the "
+                                    f"{RECALL_BUDGET} candidates the second phase re-orders")
+    return "second_phase", (f"{ordinal(position)} by the second phase: ranking vector · news vector = "
+                            f"{show('second_phase')}; {found}")
+
+
+def _by_category_ctr(position: int, show) -> tuple[str, str]:
+    return "relevance", (f"{ordinal(position)} by closeness × category CTR = {show('recall_closeness')} × "
+                         f"{show('category_ctr')} = {show('relevance')}")
+
+
+def _by_cross_encoder(position: int, show) -> tuple[str, str]:
+    before = (f"second phase: ranking vector · news vector = {show('second_phase')}, found by recall at closeness "
+              f"{show('recall_closeness')}")
+    if position > RERANK_BUDGET:
+        return "second_phase", (f"{ordinal(position)}: below the {RERANK_BUDGET} the cross-encoder re-scores, in "
+                                f"second-phase order ({before}; rescaled to {show('global_phase')})")
+    return "global_phase", (f"{ordinal(position)} by the cross-encoder's score {show('global_phase')} (global phase, "
+                            f"re-scoring the best {RERANK_BUDGET}); {before}")
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
