@@ -95,7 +95,7 @@ def test_every_query_input_sent_is_declared(schemas):
 
 def test_query_mismatches_are_caught(schemas):
     news = schemas["news"]
-    with pytest.raises(SchemaMismatchError, match="silently fall back"):
+    with pytest.raises(SchemaMismatchError, match="Vespa refuses it: 400"):
         check_query_inputs(news, "no_such_profile", {})
     with pytest.raises(SchemaMismatchError, match=r"query\(popularity_weight\) is not declared in rank profile 'bm25'"):
         check_query_inputs(news, "bm25", {"popularity_weight": 1.0})
