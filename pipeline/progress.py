@@ -39,6 +39,8 @@ class LineProgress:
 
     def update(self, n: float = 1) -> None:
         self.done += n
+        if self.total and self.done >= self.total:
+            return  # the line of `close()` says it
         now = self.clock()
         step = int(self.done / self.total / self.every_share + 1e-9) if self.total else 0
         if now - self.last_time >= self.every_s or (step > self.last_step and now - self.started >= QUIET_S):
