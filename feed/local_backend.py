@@ -36,8 +36,8 @@ from feed import ranking as profiles
 from feed.backend import FALLBACK_POPULARITY, BackendError, FeedReport, Hit, Recommendations
 from feed.funnel import MAX_RECALL_BUDGET, Budgets, budgets
 from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from feed.queries import (FILTER_FIELDS, RECOMMEND_PROFILES, QueryError, require_group_field, require_hits, require_offset, require_profile,
-                          require_sort, safe_value)
+from feed.queries import (FILTER_FIELDS, RECOMMEND_PROFILES, QueryError, require_group_field, require_hits,
+                          require_offset, require_profile, require_sort, safe_value)
 from feed.reranking import PROFILE as RERANK_PROFILE
 from feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from feed.schema import SchemaMismatchError, check_document, load_schemas
