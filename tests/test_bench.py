@@ -5,19 +5,35 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from bench import bench_metrics, bench_users
-from bench import run as bench_run
-from bench.common import growth_exponent, growth_verdict
-from pipeline.metrics import ranking_metrics
+from newsrec.bench import bench_metrics, bench_users
+from newsrec.bench import run as bench_run
+from newsrec.bench.common import growth_exponent, growth_verdict
+from newsrec.pipeline.metrics import ranking_metrics
 
 
 def test_sklearn_loop_baseline_agrees_with_newsrec_metrics():
     labels, scores, offsets = bench_metrics.mind_small_dev(300)
     ours = ranking_metrics(labels, scores, offsets)
-    assert np.allclose([ours.auc, ours.mrr, ours.ndcg5, ours.ndcg10], bench_metrics.sklearn_loop(labels, scores, offsets),
-                       atol=1e-12)
+    bench_metrics.require_agreement(bench_metrics._values(ours), bench_metrics.sklearn_loop(labels, scores, offsets),
+                                    1e-12, "test")
+
+
+def test_both_sides_skip_single_class_impressions_and_a_disagreement_publishes_no_ratio():
+    """World v2's dev has impressions without a click: newsrec skips them (its documented policy) and so must the
+    baseline, else sklearn's nan made the row print "158× (metrics agree: False)"."""
+    labels, scores, offsets = bench_metrics.mind_small_dev(50)
+    labels[offsets[3]:offsets[4]] = 0  # an impression without a click
+    ours = bench_metrics._values(ranking_metrics(labels, scores, offsets))
+    reference = bench_metrics.sklearn_loop(labels, scores, offsets)
+    assert ours[-1] == reference[-1] == 1
+    bench_metrics.require_agreement(ours, reference, 1e-12, "test")
+    with pytest.raises(SystemExit, match="no ratio"):
+        bench_metrics.require_agreement(ours, (*reference[:-1], 0), 1e-12, "test")
+    assert "No ratio" in bench_metrics._serving_table({"agree": False, "impressions": 1, "ours_s": 1,
+                                                        "per_query_s": 9})
 
 
 def test_one_user_at_a_time_gives_the_batched_vectors():
@@ -33,8 +49,8 @@ def test_one_user_at_a_time_gives_the_batched_vectors():
 
 
 def test_per_article_loop_gives_the_batched_vectors():
-    from bench import bench_embed
-    from pipeline.text_encoder import encode_texts, load_language_model
+    from newsrec.bench import bench_embed
+    from newsrec.pipeline.text_encoder import encode_texts, load_language_model
 
     tokenizer, model = load_language_model("default")
     texts = ["Storm floods the valley", "A longer headline about a football match and its result", "Markets slide"]
@@ -52,7 +68,8 @@ def test_document_renders_saved_rows_and_names_missing_ones(tmp_path):
     saved = {"machine": {"cores": 2, "cpu": "test cpu", "memory_gib": 1, "gpu": None, "torch": "x", "torch_threads": 2,
                          "numpy": "y", "python": "z", "date": "2026-01-01"},
              "impressions": 10, "rows": 100, "ours_s": 0.01, "ours_repeats": 5, "loop_s": 1.0, "agree": True,
-             "serving": {"impressions": 10, "rows": 100, "ours_s": 0.1, "per_query_s": 2.0, "agree": True},
+             "serving": {"impressions": 10, "rows": 100, "ours_s": 0.1, "per_query_s": 2.0, "agree": True,
+                         "skipped_single_class": 0},
              "seconds": 3.0, "quick": False}
     (tmp_path / "metrics.json").write_text(json.dumps(saved))
     document = bench_run.render_document(tmp_path)
@@ -64,7 +81,7 @@ def test_document_renders_saved_rows_and_names_missing_ones(tmp_path):
 def test_the_funnel_without_a_budget_limit_ranks_like_the_offline_scores(tiny_demo, trained, tmp_path):
     """bench_funnel's served metrics: with R = every news item, the funnel re-ranks them all, so its dev metrics
     are the offline ones; a budget of 10 loses candidates (lower phase-1 recall is impossible: R = 10 is exact)."""
-    from bench import bench_funnel
+    from newsrec.bench import bench_funnel
 
     served = bench_funnel.Served(str(tiny_demo), str(trained), str(tmp_path / "index"), impressions=40)
     everything = bench_funnel.funnel_row(served, served.backend.news_count)
@@ -77,8 +94,8 @@ def test_the_funnel_without_a_budget_limit_ranks_like_the_offline_scores(tiny_de
 
 
 def test_ann_study_measures_the_law_and_the_old_exploration_on_a_tiny_corpus():
-    from bench import bench_ann
-    from feed.exploration import explore
+    from newsrec.bench import bench_ann
+    from newsrec.feed.exploration import explore
 
     news, users = bench_ann.synthetic_vectors(1_500, 20, dim=8)
     data = bench_ann.measure(news, users, (10, 20), (20, 1_500))
@@ -89,7 +106,7 @@ def test_ann_study_measures_the_law_and_the_old_exploration_on_a_tiny_corpus():
 
 
 def test_ann_study_renders_its_table_and_names_a_missed_target():
-    from bench import bench_ann
+    from newsrec.bench import bench_ann
 
     searched = {"budget": 100, "explored": 4_000, "recall": 0.95, "qps": 100.0}
     entry = {"size": 100_000, "queries": 10, "build_s": 12.0, "source": "generated", "sweep": [searched],
@@ -101,9 +118,9 @@ def test_ann_study_renders_its_table_and_names_a_missed_target():
 
 
 def test_the_model_table_ends_with_the_oracle_decomposition_and_the_recall_oracle(tmp_path):
-    from bench.model_table import markdown
-    from pipeline.baselines import planted_summary
-    from pipeline.demo_data import config_for, generate
+    from newsrec.bench.model_table import markdown
+    from newsrec.pipeline.baselines import planted_summary
+    from newsrec.pipeline.demo_data import config_for, generate
 
     generate(tmp_path, config_for("tiny", 0))
     text = markdown([], planted_summary(tmp_path))
@@ -113,11 +130,11 @@ def test_the_model_table_ends_with_the_oracle_decomposition_and_the_recall_oracl
 
 
 def test_the_entity_impressions_are_where_the_entity_component_ranks(tmp_path):
-    from bench.model_table import entity_oracle_rows, markdown
-    from pipeline.baselines import ENTITY_SPLIT, entity_split, oracle_scores
-    from pipeline.demo_data import config_for, generate
-    from pipeline.evaluation import evaluate_scores
-    from pipeline.mind import read_mind
+    from newsrec.bench.model_table import entity_oracle_rows, markdown
+    from newsrec.pipeline.baselines import ENTITY_SPLIT, entity_split, oracle_scores
+    from newsrec.pipeline.demo_data import config_for, generate
+    from newsrec.pipeline.evaluation import evaluate_scores
+    from newsrec.pipeline.mind import read_mind
 
     generate(tmp_path, config_for("tiny", 0))
     mask, parts = entity_split(tmp_path)
@@ -137,8 +154,8 @@ def test_the_recall_bench_searches_a_pools_graph_and_maps_its_rows_back():
     import numpy as np
     import torch
 
-    from bench.bench_recallnet import Graph
-    from pipeline.inference import top_k_inner_product
+    from newsrec.bench.bench_recallnet import Graph
+    from newsrec.pipeline.inference import top_k_inner_product
 
     rng = np.random.default_rng(0)
     news, queries = rng.standard_normal((300, 8)).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32)
@@ -148,7 +165,7 @@ def test_the_recall_bench_searches_a_pools_graph_and_maps_its_rows_back():
 
 
 def test_the_gpu_script_measures_each_part_at_toy_sizes_and_renders_not_measured_without_a_gpu_run():
-    from bench import bench_gpu
+    from newsrec.bench import bench_gpu
 
     device = torch.device("cpu")
     news = bench_gpu.news_embedding(device, 24)
