@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from bench.common import OUT, machine, plot, row_main, table, timed
-from feed.exploration import explore
-from feed.funnel import VESPA_EXPLORATION
-from feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
-from pipeline.inference import top_k_inner_product
-from pipeline.transforms import EuclideanTransform
+from newsrec.bench.common import OUT, machine, plot, row_main, table, timed
+from newsrec.feed.exploration import explore
+from newsrec.feed.funnel import VESPA_EXPLORATION
+from newsrec.feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
+from newsrec.pipeline.inference import top_k_inner_product
+from newsrec.pipeline.transforms import EuclideanTransform
 
 # news -> (recall budgets R, E tried at the first budget: the calibration sweep of feed/exploration.py, queries)
 PLAN = {10_000: ((100,), (200, 300, 500, 1_000, 2_000), 1_000),
@@ -47,8 +47,8 @@ class Searched:
 
 
 def model_vectors(model_dir: str, mind_dir: str, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    from feed.feeding import embed_corpus
-    from pipeline.mind import read_mind
+    from newsrec.feed.feeding import embed_corpus
+    from newsrec.pipeline.mind import read_mind
 
     corpus = embed_corpus(read_mind(mind_dir), model_dir)
     users = corpus.user_recall[np.random.default_rng(0).permutation(len(corpus.user_recall))[:queries]]

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import OUT, machine, row_main, table
-from pipeline.demo_data import config_for, generated_news_texts
-from pipeline.lm_runtime import RUNTIMES, language_model
-from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
+from newsrec.bench.common import OUT, machine, row_main, table
+from newsrec.pipeline.demo_data import config_for, generated_news_texts
+from newsrec.pipeline.lm_runtime import RUNTIMES, language_model
+from newsrec.pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
 
 SMALL = OUT / "small-v2"
 AUC_IMPRESSIONS = 300  # dev impressions of the paired AUC check (the first ones, in file order): ~10k news
@@ -116,12 +116,12 @@ def _vector_difference(reference: np.ndarray, other: np.ndarray) -> dict:
 
 def paired_auc(runners: dict, tokenizer) -> dict:
     """Dev AUC of the small world's UniRec with each runtime's news vectors, on the same AUC_IMPRESSIONS."""
-    from pipeline.checkpoint import cache_dir_for, load_checkpoint
-    from pipeline.features import history_matrix, news_features, user_rows
-    from pipeline.inference import candidate_rows, candidate_scores, encode_all_news, encode_users
-    from pipeline.metrics import ranking_metrics
-    from pipeline.mind import read_mind
-    from pipeline.text_encoder import cache_path
+    from newsrec.pipeline.checkpoint import cache_dir_for, load_checkpoint
+    from newsrec.pipeline.features import history_matrix, news_features, user_rows
+    from newsrec.pipeline.inference import candidate_rows, candidate_scores, encode_all_news, encode_users
+    from newsrec.pipeline.metrics import ranking_metrics
+    from newsrec.pipeline.mind import read_mind
+    from newsrec.pipeline.text_encoder import cache_path
 
     dataset = read_mind(SMALL / "mind")
     checkpoint = load_checkpoint(SMALL / "runs" / "unirec")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
-from pipeline.demo_data import config_for, generated_news_texts
-from pipeline.device import pick_device
-from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
+from newsrec.bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
+from newsrec.pipeline.demo_data import config_for, generated_news_texts
+from newsrec.pipeline.device import pick_device
+from newsrec.pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
 
 
 def per_article_loop(texts: list[str], tokenizer, model, max_tokens: int, device) -> np.ndarray:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
-from bench.bench_large import TRAIN, dataset
-from bench.common import OUT, ROOT, child_peak, machine, row_main, table
+from newsrec.bench.bench_large import TRAIN, dataset
+from newsrec.bench.common import OUT, ROOT, child_peak, machine, row_main, table
 
 GIB = 24
 

@@ -26,9 +26,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from feed.backend import FeedReport
-from feed.documents import news_document
-from feed.vespa_backend import VespaBackend, write_jsonl
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import news_document
+from newsrec.feed.vespa_backend import VespaBackend, write_jsonl
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -105,7 +105,7 @@ def measure(run, url: str, docs: list[dict], mode: str, jsonl: Path, process: su
 
 def feed_embedded(docs: list[dict], directory: Path) -> float:
     """Seconds to feed `docs` to the embedded default index (persisted, HNSW and BM25 built)."""
-    from feed.local_backend import LocalBackend
+    from newsrec.feed.local_backend import LocalBackend
 
     shutil.rmtree(directory, ignore_errors=True)
     report = FeedReport()
@@ -117,7 +117,7 @@ def feed_embedded(docs: list[dict], directory: Path) -> float:
 
 
 def run(quick: bool) -> dict:
-    from bench.common import machine
+    from newsrec.bench.common import machine
 
     count, repeats = (1000, 1) if quick else (5000, 3)
     docs = documents(count)
@@ -147,7 +147,7 @@ def run(quick: bool) -> dict:
 
 
 def render(data: dict) -> str:
-    from bench.common import table
+    from newsrec.bench.common import table
 
     http = data["http"]
     baseline = next(iter(http.values()))["docs_per_s"]
@@ -175,6 +175,6 @@ slowest request) and times out after 10 s client-side; `--jsonl FILE` writes the
 
 
 if __name__ == "__main__":
-    from bench.common import row_main
+    from newsrec.bench.common import row_main
 
     row_main(__doc__, run, render)

@@ -19,17 +19,17 @@ pieces: `torch.nn.MultiheadAttention` (what UniRec runs over news vectors, here 
 """
 from __future__ import annotations
 
-from bench.common import child_peak, growth_exponent, machine, plot, row_main, side_by_side, table
+from newsrec.bench.common import child_peak, growth_exponent, machine, plot, row_main, side_by_side, table
 
 NEWS, USERS, BATCH = 49_000, 20_000, 512
 CODE = """
 import json, sys, time
 import numpy as np, torch
-from bench.bench_fum import user_inputs, user_model
-from pipeline.inference import encode_users
+from newsrec.bench.bench_fum import user_inputs, user_model
+from newsrec.pipeline.inference import encode_users
 kind, users = sys.argv[1], int(sys.argv[2])
 model, features, news = user_model(kind), *user_inputs()
-behaviors = __import__("bench.bench_users", fromlist=["histories"]).histories(users)
+behaviors = __import__("newsrec.bench.bench_users", fromlist=["histories"]).histories(users)
 behaviors.history[:] = np.mod(behaviors.history, len(features))
 base = hwm()
 started = time.perf_counter()
@@ -44,7 +44,7 @@ def user_inputs():
     """(NewsFeatures with token ids, (N, 64) news matrix) of a generated MIND-small-sized corpus."""
     import torch
 
-    from pipeline.models.contract import NewsFeatures
+    from newsrec.pipeline.models.contract import NewsFeatures
 
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(8, 24, (NEWS, 2), generator=generator)
@@ -59,10 +59,10 @@ def user_inputs():
 def user_model(kind: str):
     import torch
 
-    from pipeline.models.fum import FUM, FUMConfig
-    from pipeline.models.layers import NewsEncoderConfig
-    from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-    from pipeline.models.unirec import UniRec, UniRecConfig
+    from newsrec.pipeline.models.fum import FUM, FUMConfig
+    from newsrec.pipeline.models.layers import NewsEncoderConfig
+    from newsrec.pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+    from newsrec.pipeline.models.unirec import UniRec, UniRecConfig
 
     torch.manual_seed(0)
     news = NewsEncoderConfig(text_dim=384, num_categories=20, num_subcategories=300, num_entities=1000, dim=64)
@@ -88,7 +88,7 @@ def throughput(users: int, repeats: int) -> dict:
 def attention_scaling(clicks: list[int], repeats: int) -> dict:
     import torch
 
-    from pipeline.models.fum import FastformerLayer
+    from newsrec.pipeline.models.fum import FastformerLayer
 
     torch.manual_seed(0)
     full = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval()
@@ -112,9 +112,9 @@ def word_feature_costs(titles: int) -> dict:
     import numpy as np
     import torch
 
-    from pipeline.demo_data import config_for, generated_news_texts
-    from pipeline.models.fum import FUMConfig
-    from pipeline.text_encoder import load_language_model
+    from newsrec.pipeline.demo_data import config_for, generated_news_texts
+    from newsrec.pipeline.models.fum import FUMConfig
+    from newsrec.pipeline.text_encoder import load_language_model
 
     texts = generated_news_texts(config_for("small", 0))[0][:titles]
     tokenizer, model = load_language_model("default")

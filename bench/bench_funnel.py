@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 
-from bench.common import OUT, machine, row_main, table, tiny_setup
-from feed.connect import Target
-from feed.funnel import DEFAULT, budgets
-from feed.job import FeedOptions, run_feed
-from feed.local_backend import LocalBackend
-from pipeline.metrics import ranking_metrics
-from pipeline.mind import read_mind
+from newsrec.bench.common import OUT, machine, row_main, table, tiny_setup
+from newsrec.feed.connect import Target
+from newsrec.feed.funnel import DEFAULT, budgets
+from newsrec.feed.job import FeedOptions, run_feed
+from newsrec.feed.local_backend import LocalBackend
+from newsrec.pipeline.metrics import ranking_metrics
+from newsrec.pipeline.mind import read_mind
 
 BUDGETS = [100, 200, 500, 1000]
 BASELINE = 10  # the page-only funnel: R = hits

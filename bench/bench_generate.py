@@ -14,11 +14,11 @@ from __future__ import annotations
 import shutil
 import statistics
 
-from bench.common import OUT, child_peak, machine, table
+from newsrec.bench.common import OUT, child_peak, machine, table
 
 CODE = """
 import json, sys, time
-from pipeline.demo_data import config_for, generate
+from newsrec.pipeline.demo_data import config_for, generate
 base = hwm()
 started = time.perf_counter()
 generate(sys.argv[1], config_for(sys.argv[2], 0, sys.argv[3]))

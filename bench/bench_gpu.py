@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import OUT, ROOT, machine
+from newsrec.bench.common import OUT, ROOT, machine
 
 NEWS = 161_013
 USERS = 1_000_000
@@ -62,9 +62,9 @@ def peak_tflops(device: torch.device) -> float | None:
 
 
 def news_embedding(device: torch.device, count: int) -> dict:
-    from bench.bench_cpu import encoder_flops
-    from pipeline.demo_data import config_for, generated_news_texts
-    from pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
+    from newsrec.bench.bench_cpu import encoder_flops
+    from newsrec.pipeline.demo_data import config_for, generated_news_texts
+    from newsrec.pipeline.text_encoder import TextEncoderConfig, encode_texts, load_language_model
 
     config = replace(TextEncoderConfig(), batch_size=512 if device.type == "cuda" else 64)
     tokenizer, model = load_language_model(config.model)
@@ -94,8 +94,8 @@ def _computed_tokens(tokenizer, texts: list[str], max_tokens: int, batch_size: i
 
 
 def users(device: torch.device, count: int) -> dict:
-    from bench.bench_users import histories, model_and_news
-    from pipeline.inference import encode_users
+    from newsrec.bench.bench_users import histories, model_and_news
+    from newsrec.pipeline.inference import encode_users
 
     model, news = model_and_news(device)
     behaviors = histories(count)
@@ -107,9 +107,9 @@ def users(device: torch.device, count: int) -> dict:
 
 
 def training(device: torch.device, quick: bool) -> dict:
-    from pipeline.demo_data import config_for, generate
-    from pipeline.mind import read_mind
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.demo_data import config_for, generate
+    from newsrec.pipeline.mind import read_mind
+    from newsrec.pipeline.vocabulary import Vocabulary
 
     size = "tiny" if quick else "small"
     mind = OUT / size / "mind"
@@ -123,10 +123,10 @@ def training(device: torch.device, quick: bool) -> dict:
 
 
 def _training_rate(dataset, vocab, kind: str, layers: int, batch_size: int, steps: int, device) -> dict:
-    from pipeline.features import user_rows
-    from pipeline.models.contract import ModelSettings
-    from pipeline.models.registry import model_class, new_model
-    from pipeline.training import TrainConfig, TrainingData, stage_batches, train_step
+    from newsrec.pipeline.features import user_rows
+    from newsrec.pipeline.models.contract import ModelSettings
+    from newsrec.pipeline.models.registry import model_class, new_model
+    from newsrec.pipeline.training import TrainConfig, TrainingData, stage_batches, train_step
 
     torch.manual_seed(0)
     features = _features(dataset, vocab, model_class(kind).news_inputs(layers))
@@ -146,8 +146,8 @@ def _training_rate(dataset, vocab, kind: str, layers: int, batch_size: int, step
 
 
 def _features(dataset, vocab, inputs):
-    from pipeline.features import news_features, news_tokens
-    from pipeline.text_encoder import load_tokenizer
+    from newsrec.pipeline.features import news_features, news_tokens
+    from newsrec.pipeline.text_encoder import load_tokenizer
 
     width = 384 if inputs.text_vectors else 0
     vectors = np.random.default_rng(0).normal(size=(len(dataset.news), 2, width)).astype(np.float32)
@@ -159,10 +159,10 @@ def _features(dataset, vocab, inputs):
 
 
 def rerank_latency(device: torch.device, quick: bool) -> dict:
-    from pipeline.models.contract import ModelSettings
-    from pipeline.models.registry import new_model
-    from pipeline.reranker import reranker_of, sample_inputs
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.models.contract import ModelSettings
+    from newsrec.pipeline.models.registry import new_model
+    from newsrec.pipeline.reranker import reranker_of, sample_inputs
+    from newsrec.pipeline.vocabulary import Vocabulary
 
     model = new_model("unbert", Vocabulary([], [], [], [], []), ModelSettings()).to(device).eval()
     scorer = reranker_of(model)
@@ -221,7 +221,7 @@ def render(data: dict | None) -> str:
 sizes on CPU by the tests). The targets it measures: 161k news embedded (bf16) in < 10 s, 1M users in
 < 10 s, training throughput of UniRec (cached vectors and fine-tuning), FUM and UNBERT, UNBERT's
 re-ranking latency per N."""
-    from bench.common import describe, table
+    from newsrec.bench.common import describe, table
 
     news, user = data["news_embedding"], data["users"]
     share = f"{news['share_of_peak']:.1%} of its {news['peak_tflops']:.0f} TFLOP/s dense bf16 peak" \

@@ -19,8 +19,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bench.common import OUT, child_peak, machine, plot, row_main, table
-from pipeline.demo_data import config_for, generate
+from newsrec.bench.common import OUT, child_peak, machine, plot, row_main, table
+from newsrec.pipeline.demo_data import config_for, generate
 
 TRAIN_IMPRESSIONS = {"tiny": 0, "small": 0, "large": 200_000}  # 0 = every train impression
 GIB = 24  # this machine's memory, the budget
@@ -28,10 +28,10 @@ GIB = 24  # this machine's memory, the budget
 TRAIN = r"""
 import json, sys, time
 import numpy as np
-from pipeline.checkpoint import cache_dir_for
-from pipeline.mind import read_mind
-from pipeline.text_encoder import TextEncoderConfig, cache_path
-from pipeline.training import TrainConfig, train
+from newsrec.pipeline.checkpoint import cache_dir_for
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.text_encoder import TextEncoderConfig, cache_path
+from newsrec.pipeline.training import TrainConfig, train
 base = hwm()
 started = time.perf_counter()
 dataset = read_mind(sys.argv[1])
@@ -48,8 +48,8 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "r
 """
 FEED = r"""
 import json, sys, time
-from feed.connect import Target
-from feed.job import FeedOptions, run_feed
+from newsrec.feed.connect import Target
+from newsrec.feed.job import FeedOptions, run_feed
 base = hwm()
 started = time.perf_counter()
 summary = run_feed(sys.argv[1], Target(index_dir=sys.argv[3]), FeedOptions(model_dir=sys.argv[2], device="cpu"),
@@ -60,7 +60,7 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "n
 """
 OPEN = r"""
 import json, sys, time
-from feed.local_backend import LocalBackend
+from newsrec.feed.local_backend import LocalBackend
 base = hwm()
 started = time.perf_counter()
 backend = LocalBackend(sys.argv[1])
@@ -73,8 +73,8 @@ print(json.dumps({"base_kib": base, "seconds": opened, "users": len(backend.docs
 """
 EVALUATE = r"""
 import json, sys, time
-from pipeline.evaluation import evaluate_model
-from pipeline.mind import read_mind
+from newsrec.pipeline.evaluation import evaluate_model
+from newsrec.pipeline.mind import read_mind
 base = hwm()
 started = time.perf_counter()
 dataset = read_mind(sys.argv[1])
@@ -86,8 +86,8 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "r
 USERS = r"""
 import json, sys, time
 import numpy as np, torch
-from bench.bench_users import histories, model_and_news
-from pipeline.inference import encode_users
+from newsrec.bench.bench_users import histories, model_and_news
+from newsrec.pipeline.inference import encode_users
 model, news = model_and_news(torch.device("cpu"))
 behaviors = histories(int(sys.argv[1]))
 impressions = np.arange(behaviors.num_impressions)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bench.common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, row_main, table, tiny_setup
-from pipeline.demo_data import config_for, generate
+from newsrec.bench.common import OUT, child_peak, growth_exponent, growth_verdict, machine, plot, row_main, table, tiny_setup
+from newsrec.pipeline.demo_data import config_for, generate
 
 READ = r"""
 import json, sys, time
-from pipeline.mind import read_mind
+from newsrec.pipeline.mind import read_mind
 base = hwm()
 started = time.perf_counter()
 d = read_mind(sys.argv[1])
@@ -53,10 +53,10 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "f
 EMBED = r"""
 import json, sys, time
 import numpy as np
-from feed.feeding import embed_corpus
-from pipeline.checkpoint import cache_dir_for
-from pipeline.mind import read_mind
-from pipeline.text_encoder import TextEncoderConfig, cache_path
+from newsrec.feed.feeding import embed_corpus
+from newsrec.pipeline.checkpoint import cache_dir_for
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.text_encoder import TextEncoderConfig, cache_path
 base = hwm()
 d = read_mind(sys.argv[1])
 cache = cache_path(cache_dir_for(sys.argv[2]), TextEncoderConfig(), d.news.title, d.news.abstract)
@@ -70,8 +70,8 @@ print(json.dumps({"base_kib": base, "seconds": time.perf_counter() - started, "u
 LM = r"""
 import json, sys, time
 import torch
-from pipeline.demo_data import config_for, generated_news_texts
-from pipeline.text_encoder import TextEncoderConfig, news_text_vectors
+from newsrec.pipeline.demo_data import config_for, generated_news_texts
+from newsrec.pipeline.text_encoder import TextEncoderConfig, news_text_vectors
 titles, abstracts = generated_news_texts(config_for("small", 0))
 base = hwm()
 started = time.perf_counter()

@@ -26,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.common import machine, row_main, table, timed
-from feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
-from pipeline.inference import top_k_inner_product
-from pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform, no_transform
+from newsrec.bench.common import machine, row_main, table, timed
+from newsrec.feed.local_backend import HNSW_EXPLORE_AT_INSERT, HNSW_LINKS, build_hnsw
+from newsrec.pipeline.inference import top_k_inner_product
+from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform, no_transform
 
 VESPA_INITIAL_MAX_SQUARED_NORM = 1.0  # MaximumSquaredNormStore starts here
 ORDERS = ("random", "ascending norm", "descending norm")
@@ -125,7 +125,7 @@ def recall(index, queries: np.ndarray, exact: np.ndarray, hits: int, explore: in
 
 def measure(size: int, queries: int) -> dict:
     """Every variant at `size` news: recall@10 at each of EXPLORE_AT_10, recall@100 at EXPLORE_AT_100."""
-    from bench.bench_ann import vectors_at
+    from newsrec.bench.bench_ann import vectors_at
 
     news, users, source = vectors_at(size, queries)
     exact = top_k_inner_product(torch.from_numpy(users), torch.from_numpy(news), 100, np.arange(len(news)))
@@ -151,7 +151,7 @@ def measure(size: int, queries: int) -> dict:
 def headroom_recall(size: int, queries: int) -> dict:
     """Recall@100 of the embedded index's own build (`build_hnsw`) with Φ = (1 + h) × the maximum norm, for two
     random orders of the news (the spread between them is the build's own noise)."""
-    from bench.bench_ann import vectors_at
+    from newsrec.bench.bench_ann import vectors_at
 
     news, users, _ = vectors_at(size, queries)
     exact = top_k_inner_product(torch.from_numpy(users), torch.from_numpy(news), 100, np.arange(len(news)))
@@ -181,7 +181,7 @@ def refeeds(norms: np.ndarray, feeds: int, headroom: float, trials: int = 200, s
 
 
 def headroom_study(size: int, queries: int, feeds: int) -> dict:
-    from bench.bench_ann import vectors_at
+    from newsrec.bench.bench_ann import vectors_at
 
     norms = np.linalg.norm(vectors_at(size, queries)[0].astype(np.float64), axis=1)
     return {**headroom_recall(size, queries), "feeds": feeds,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import OUT, machine, row_main, table
-from pipeline.evaluation import RECALL_KS as KS
+from newsrec.bench.common import OUT, machine, row_main, table
+from newsrec.pipeline.evaluation import RECALL_KS as KS
 
 SMALL = OUT / "small-v2"
 POOLS = ("dev-day pool", "all news")
@@ -39,8 +39,8 @@ VARIANTS = {  # row -> Recallnet model options
 
 def setup(quick: bool) -> tuple[Path, Path, tuple[int, int]]:
     """(mind dir, runs dir, (ranking epochs, recall epochs)); data and bases made when missing."""
-    from pipeline.demo_data import config_for, generate
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.demo_data import config_for, generate
+    from newsrec.pipeline.training import TrainConfig, train
 
     root = OUT / "quick" / "tiny-v2" if quick else SMALL
     epochs = (1, 1) if quick else (3, 2)
@@ -55,7 +55,7 @@ def setup(quick: bool) -> tuple[Path, Path, tuple[int, int]]:
 
 
 def run(quick: bool) -> dict:
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     mind, runs, epochs = setup(quick)
     dataset = read_mind(mind)
@@ -82,8 +82,8 @@ def run(quick: bool) -> dict:
 def train_variant(mind: Path, base: Path, model_dir: Path, options, epochs, dataset) -> dict:
     """Train the variant, or keep its checkpoint when one trained with the same settings is there (an
     interrupted or extended run); the figures come from the checkpoint's own training report either way."""
-    from pipeline.checkpoint import checkpoint_exists, load_checkpoint
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.checkpoint import checkpoint_exists, load_checkpoint
+    from newsrec.pipeline.training import TrainConfig, train
 
     config = TrainConfig(model="recallnet", base=str(base), epochs=epochs[0], recall_epochs=epochs[1],
                          model_options=options)
@@ -107,8 +107,8 @@ def recall_row(name: str, model_dir: Path, dataset, sample: np.ndarray, graphs: 
                through_graph: bool = True) -> dict:
     """Recall@K of the model's recall vectors: exact over every dev impression; exact and (unless not
     `through_graph`) through an HNSW graph over each pool's news, on the sampled impressions."""
-    from pipeline.evaluation import recall_pools, score_split
-    from pipeline.inference import top_k_inner_product
+    from newsrec.pipeline.evaluation import recall_pools, score_split
+    from newsrec.pipeline.inference import top_k_inner_product
 
     _, scored = score_split(model_dir, dataset, "dev", "cpu", top_p)
     dev = dataset.splits["dev"]
@@ -126,8 +126,8 @@ def recall_row(name: str, model_dir: Path, dataset, sample: np.ndarray, graphs: 
 
 
 def recall(top: np.ndarray, behaviors, impressions: np.ndarray, ks=KS) -> dict[int, float]:
-    from pipeline.features import clicked_sets
-    from pipeline.metrics import recall_at_k
+    from newsrec.pipeline.features import clicked_sets
+    from newsrec.pipeline.metrics import recall_at_k
 
     clicked_offsets, clicked = clicked_sets(behaviors, impressions)
     return {k: recall_at_k(top[:, :k], clicked_offsets, clicked)[0] for k in ks}
@@ -139,8 +139,8 @@ class Graph:
     budget R = K (feed/funnel.py), of which phase 1 keeps the best R."""
 
     def __init__(self, news: np.ndarray, rows: np.ndarray):
-        from feed.local_backend import build_hnsw
-        from pipeline.transforms import EuclideanTransform
+        from newsrec.feed.local_backend import build_hnsw
+        from newsrec.pipeline.transforms import EuclideanTransform
 
         self.rows = rows
         self.transform = EuclideanTransform.fit(news[rows])
@@ -148,8 +148,8 @@ class Graph:
 
     def search(self, queries: np.ndarray, recall_budget: int) -> np.ndarray:
         """(Q, R) news rows, best first; -1 where the graph found fewer (never a click)."""
-        from feed.funnel import budgets
-        from feed.local_backend import graph_search
+        from newsrec.feed.funnel import budgets
+        from newsrec.feed.local_backend import graph_search
 
         explored = budgets(recall_budget).explored(corpus_size=len(self.rows))
         _, found = graph_search(self.index, self.transform.query(queries), explored, np.ones(len(self.rows), bool))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_large import FEED, TRAIN, dataset
-from bench.common import OUT, child_peak, machine, row_main, table
+from newsrec.bench.bench_large import FEED, TRAIN, dataset
+from newsrec.bench.common import OUT, child_peak, machine, row_main, table
 
 CLIENTS = 4
 
@@ -48,7 +48,7 @@ def run(quick: bool) -> dict:
 
 def make_workload(index: Path, total: int, seed: int = 0) -> list[dict]:
     """`total` page requests (query parameters), a fixed mix drawn from the index's own readers and words."""
-    from feed.local_backend import LocalBackend
+    from newsrec.feed.local_backend import LocalBackend
 
     backend, rng = LocalBackend(index), np.random.default_rng(seed)
     users = backend.user_ids(2_000)
@@ -72,7 +72,7 @@ def make_workload(index: Path, total: int, seed: int = 0) -> list[dict]:
 
 def time_direct(index: Path, workload: list[dict]) -> dict:
     """The same questions asked of the backend in this process, one after another (what each page computes)."""
-    from feed.local_backend import LocalBackend
+    from newsrec.feed.local_backend import LocalBackend
     from newsrec.web.app import page_context
     from newsrec.web.service import Service
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.common import OUT, machine, row_main, table, timed
-from pipeline.demo_data import config_for, generate
-from pipeline.device import pick_device
-from pipeline.features import model_news_features, news_features, user_rows
-from pipeline.mind import read_mind
-from pipeline.models.contract import ModelSettings, NewsInputs
-from pipeline.models.registry import new_model
-from pipeline.text_encoder import TextEncoderConfig
-from pipeline.training import TrainConfig, TrainingData, ranking_samples, stage_batches, train_step
-from pipeline.vocabulary import Vocabulary
+from newsrec.bench.common import OUT, machine, row_main, table, timed
+from newsrec.pipeline.demo_data import config_for, generate
+from newsrec.pipeline.device import pick_device
+from newsrec.pipeline.features import model_news_features, news_features, user_rows
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.models.contract import ModelSettings, NewsInputs
+from newsrec.pipeline.models.registry import new_model
+from newsrec.pipeline.text_encoder import TextEncoderConfig
+from newsrec.pipeline.training import TrainConfig, TrainingData, ranking_samples, stage_batches, train_step
+from newsrec.pipeline.vocabulary import Vocabulary
 
 MODES = (  # (label, finetune_layers, batch size)
     ("cached LM vectors, batch 128 (the default)", 0, 128),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import OUT, machine, row_main, table, tiny_setup
+from newsrec.bench.common import OUT, machine, row_main, table, tiny_setup
 
 BUDGETS = (10, 20, 50)
 SAMPLE = 300  # dev impressions measured (seeded); every candidate of each is scored by the two-tower
@@ -50,7 +50,7 @@ def setup(quick: bool):
     mind, two_tower = tiny_setup()
     reranker = OUT / "tiny" / "unbert"
     if not (reranker / "model.pt").is_file():
-        from pipeline.training import TrainConfig, train
+        from newsrec.pipeline.training import TrainConfig, train
 
         train(mind, reranker, TrainConfig(model="unbert", epochs=1, batch_size=32, learning_rate=5e-5,
                                           max_impressions=200, model_options=(("history_tokens", "64"),)),
@@ -59,11 +59,11 @@ def setup(quick: bool):
 
 
 def run(quick: bool) -> dict:
-    from feed.job import FeedOptions, run_feed
-    from feed.connect import Target
-    from feed.local_backend import LocalBackend
-    from feed.serving_eval import evaluate_funnel
-    from pipeline.mind import read_mind
+    from newsrec.feed.job import FeedOptions, run_feed
+    from newsrec.feed.connect import Target
+    from newsrec.feed.local_backend import LocalBackend
+    from newsrec.feed.serving_eval import evaluate_funnel
+    from newsrec.pipeline.mind import read_mind
 
     mind, two_tower, reranker = setup(quick)
     dataset = read_mind(mind)
@@ -92,7 +92,7 @@ def _metrics(name: str, metrics) -> dict:
 
 
 def _describe(reranker) -> dict:
-    from pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(reranker)
     config, summary = checkpoint.model.config, checkpoint.training
@@ -132,10 +132,10 @@ def training_throughput(mind, two_tower, reranker, steps: int = 3) -> dict:
     """Training pairs (candidate, user) per second of one train step, UNBERT vs the two-tower, same rows."""
     import torch
 
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.features import make_batch, model_news_features
-    from pipeline.mind import read_mind
-    from pipeline.training import ranking_samples, train_step
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.features import make_batch, model_news_features
+    from newsrec.pipeline.mind import read_mind
+    from newsrec.pipeline.training import ranking_samples, train_step
 
     behaviors = read_mind(mind).splits["train"]
     result = {}

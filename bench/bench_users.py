@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
-from pipeline.device import pick_device
-from pipeline.inference import USER_BATCH, encode_users
-from pipeline.mind import Behaviors
-from pipeline.models.layers import NewsEncoderConfig
-from pipeline.models.unirec import UniRec, UniRecConfig
+from newsrec.bench.common import growth_exponent, growth_verdict, machine, plot, row_main, side_by_side, table, timed
+from newsrec.pipeline.device import pick_device
+from newsrec.pipeline.inference import USER_BATCH, encode_users
+from newsrec.pipeline.mind import Behaviors
+from newsrec.pipeline.models.layers import NewsEncoderConfig
+from newsrec.pipeline.models.unirec import UniRec, UniRecConfig
 
 NEWS = 161_013
 MAX_HISTORY = 50

@@ -232,8 +232,8 @@ def growth_verdict(exponent: float) -> str:
 
 def tiny_setup() -> tuple[Path, Path]:
     """Generated tiny MIND data and a UniRec model trained on it (1 + 1 epochs), made once in bench/out/tiny."""
-    from pipeline.demo_data import config_for, generate
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.demo_data import config_for, generate
+    from newsrec.pipeline.training import TrainConfig, train
 
     mind, model = OUT / "tiny" / "mind", OUT / "tiny" / "unirec"
     if not (mind / "dev" / "behaviors.tsv").is_file():

@@ -14,12 +14,12 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench.common import machine
-from pipeline.demo_data import config_for, generate
-from pipeline.evaluation import evaluate_model
-from pipeline.mind import read_mind
-from pipeline.models import fum
-from pipeline.training import TrainConfig, train
+from newsrec.bench.common import machine
+from newsrec.pipeline.demo_data import config_for, generate
+from newsrec.pipeline.evaluation import evaluate_model
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.models import fum
+from newsrec.pipeline.training import TrainConfig, train
 
 FROM_VOCABULARY = fum.FUMConfig.from_vocabulary.__func__
 VARIANTS = {"titles (16 pieces)": 0, "titles + abstracts (16 + 16 pieces)": 16}

@@ -18,13 +18,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
-from pipeline.demo_data import config_for, generate
-from pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
-from pipeline.metrics import per_impression_metrics
-from pipeline.mind import read_mind
-from pipeline.models.registry import MODELS
-from pipeline.training import TrainConfig, train
+from newsrec.pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
+from newsrec.pipeline.demo_data import config_for, generate
+from newsrec.pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
+from newsrec.pipeline.metrics import per_impression_metrics
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.models.registry import MODELS
+from newsrec.pipeline.training import TrainConfig, train
 
 
 EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
@@ -97,7 +97,7 @@ def entity_oracle_rows(dataset, entity) -> dict:
 
 def trained_summary(model_dir: Path) -> dict | None:
     """The training report inside an existing checkpoint (to resume an interrupted table run)."""
-    from pipeline.checkpoint import checkpoint_exists, load_checkpoint
+    from newsrec.pipeline.checkpoint import checkpoint_exists, load_checkpoint
 
     return load_checkpoint(model_dir).training if checkpoint_exists(model_dir) else None
 

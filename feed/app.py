@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 APP_DIR = Path(__file__).resolve().parent.parent / "vespa-app"
 
@@ -47,10 +48,9 @@ def build_with_reranker(out: str | Path, reranker_dir: str | Path, skip_tests: b
                         app_dir: Path = APP_DIR) -> tuple[Path, float]:
     """Export the re-ranker checkpoint in `reranker_dir` to ONNX (parity with torch checked) and build the package
     with it; returns (the zip, the parity's max difference)."""
-    import tempfile
 
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.reranker import export_onnx
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.reranker import export_onnx
 
     with tempfile.TemporaryDirectory() as scratch:
         onnx = Path(scratch) / "unbert.onnx"

@@ -1,12 +1,14 @@
-"""The one interface both serving backends implement: Vespa (feed/vespa_backend.py) and the
-embedded default index (feed/local_backend.py)."""
+"""The two interfaces of an index, each implemented by Vespa (feed/vespa_backend.py) and the embedded default index
+(feed/local_backend.py): `FeedTarget`, where the main job writes (a JSONL file for `vespa feed` is one too), and
+`SearchBackend`, what serving asks. Their value types: `Hit`, `Recommendations`, `FeedReport`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import ContextManager, Iterable, Protocol
 
-from pipeline.errors import NewsrecError
+from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK
+from newsrec.pipeline.errors import NewsrecError
 
 
 class BackendError(NewsrecError):
@@ -31,7 +33,7 @@ class Recommendations:
     fallback: str | None = None
 
 
-FALLBACK_POPULARITY = "popularity"
+FALLBACK_POPULARITY = FALLBACK  # the profile that stands in: feed/profiles.py
 
 
 @dataclass
@@ -60,15 +62,60 @@ class FeedReport:
         return text
 
 
-class Backend(Protocol):
+UPDATE_OPERATIONS = ("assign", "increment", "decrement")  # of Vespa's document JSON update format, supported here
+
+
+class FeedState(Protocol):
+    """A feed's state (Φ, the news fed, the model) where the target keeps it, under the target's writer lock."""
+
+    directory: Path
+
+    def state(self) -> dict:
+        """What earlier feeds recorded ({} before the first)."""
+
+    def begin(self, values: dict) -> None:
+        """Before the first document: what this feed may leave behind if it is interrupted."""
+
+    def finish(self, values: dict) -> None:
+        """After the last document: what this feed did ({}: nothing to record)."""
+
+
+class FeedTarget(Protocol):
+    """Where the main job writes (feed/job.py): Vespa, the embedded default index, or a JSONL file for `vespa feed`.
+    `run_feed` asks these, and never which kind of target it has."""
+
     description: str  # e.g. "Vespa at https://..." or "embedded default index in ./newsrec-index (not Vespa)"
+    resumable: bool  # documents are acknowledged one by one, so an interrupted feed can resume (journals)
+    location: str  # what the feed's identity names: the endpoint, the index directory or the file
+
+    def preflight(self) -> None:
+        """Before any document: a target that cannot take the feed fails here, with nothing written."""
+
+    def feed_state(self, directory: Path, lock_timeout_s: float = 60.0) -> ContextManager[FeedState]:
+        """The feed's state under the writer lock: a second feed of the same target waits, then refuses."""
 
     def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None) -> None:
         """Write documents `{"id": "id:news:<doctype>::<id>", "fields": {...}}`, accounting each in `report`;
         with a journal, acknowledged ids are appended to it and ids already in it are skipped (resume)."""
 
+    def update(self, updates: Iterable[dict], doctype: str, report: FeedReport) -> None:
+        """Partial updates in Vespa's document JSON update format, `{"update": "id:news:<doctype>::<id>", "fields":
+        {"clicks": {"increment": 1}, "title": {"assign": "..."}}}` (UPDATE_OPERATIONS), each accounted in
+        `report`; an update of a document not held fails (Vespa: 412, the feed asks for the document to exist)."""
+
+    def install_reranker(self, onnx: bytes, source: str) -> str | None:
+        """Inside `feed_state`: make the re-ranker's ONNX model serve the global phase, or say (the returned note)
+        what the user must do for it."""
+
+
+class SearchBackend(Protocol):
+    """What the serving side asks of an index: Vespa (feed/vespa_backend.py) or the embedded default index
+    (feed/local_backend.py); tests/test_conformance.py runs the same tests on both."""
+
+    description: str
+
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  ranking: str = DEFAULT_RECOMMENDATION, offset: int = 0, recall_budget: int | None = None,
                   rerank_budget: int | None = None) -> Recommendations:
         """Nearest neighbours of the user's recall vector, read news excluded, ranked by `ranking`:
         recommendation (the best `recall_budget` re-ranked by u_ra · r: feed/funnel.py) or

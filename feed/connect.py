@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from feed.local_backend import DEFAULT_INDEX_DIR, LocalBackend
-from pipeline.errors import NewsrecError
-from pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
+from newsrec.feed.local_backend import DEFAULT_INDEX_DIR, LocalBackend
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
 
 DEFAULT_STATE_DIR = "newsrec-feed-state"  # Vespa feeds: metadata (Φ, counts) and resume journals
 
@@ -88,12 +88,12 @@ def open_backend(target: Target = Target(), feeding: bool = False):
     """The backend `target` names (see `feed.backend.Backend`). `feeding`: an embedded index that cannot be read
     (damaged, or of an older newsrec) opens as empty, for the feed to replace it whole; readers get the error."""
     if target.jsonl is not None:
-        from feed.vespa_backend import JsonlFeedFile
+        from newsrec.feed.vespa_backend import JsonlFeedFile
 
         return JsonlFeedFile(target.jsonl)
     if target.endpoint is None:
         return LocalBackend(target.index_dir or DEFAULT_INDEX_DIR, replace_unreadable=feeding)
-    from feed.vespa_backend import VespaBackend
+    from newsrec.feed.vespa_backend import VespaBackend
 
     return VespaBackend(target.endpoint, cert=target.cert, key=target.key, token=target.token,
                         mode=target.feed_mode)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 NAMESPACE = "news"
 CATEGORY_CTR_ID = f"id:{NAMESPACE}:category_ctr::global"

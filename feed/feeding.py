@@ -17,16 +17,16 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from feed import ranking
-from feed.backend import FeedReport
-from feed.documents import category_ctr_document, news_document, user_document
-from feed.reranking import RerankerInputs
-from feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
-from pipeline.encoding import EncodedDataset, encode_dataset
-from pipeline.features import spans
-from pipeline.mind import MindDataset
-from pipeline.progress import tracked
-from pipeline.transforms import EuclideanTransform
+from newsrec.feed import ranking
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import category_ctr_document, news_document, user_document
+from newsrec.feed.reranking import RerankerInputs
+from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
+from newsrec.pipeline.encoding import EncodedDataset, encode_dataset
+from newsrec.pipeline.features import spans
+from newsrec.pipeline.mind import MindDataset
+from newsrec.pipeline.progress import tracked
+from newsrec.pipeline.transforms import EuclideanTransform
 
 
 @dataclass(frozen=True, eq=False)

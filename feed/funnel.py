@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feed import exploration
-from pipeline.errors import NewsrecError
+from newsrec.feed import exploration
+from newsrec.pipeline.errors import NewsrecError
 
 MAX_RECALL_BUDGET = 10_000  # UserProfileSearcher refuses more (a graph search of 10 x 10k is already slow)
 MAX_EXPLORATION = 1_000_000  # recall_exploration's bound in UserProfileSearcher

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from feed.backend import BackendError
-from feed.state import exclusive, fsync_directory, write_atomically, write_state
+from newsrec.feed.backend import BackendError
+from newsrec.feed.state import exclusive, fsync_directory, write_atomically, write_state
 
 POINTER = "CURRENT"
 MANIFEST = "MANIFEST.json"

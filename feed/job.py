@@ -12,22 +12,21 @@ benchmarks and the walkthrough runner call this function.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from feed.backend import FeedReport
-from feed.connect import Target, choose_transform, open_backend, state_dir
-from feed.documents import category_ctr_document
-from feed.feeding import Corpus, category_ctrs, embed_corpus, feed_corpus, news_documents, user_documents
-from feed.journal import feed_identity, start_journals, verify_sample
-from feed.state import exclusive, read_state, write_state
-from pipeline.checkpoint import checkpoint_exists
-from pipeline.mind import MindDataset, read_mind
-from pipeline.mind_checks import BadRowLimit
-from pipeline.training import TrainConfig, train
-from pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
+from newsrec.feed.backend import FeedReport, FeedState, FeedTarget
+from newsrec.feed.connect import Target, choose_transform, open_backend, state_dir
+from newsrec.feed.documents import category_ctr_document
+from newsrec.feed.feeding import Corpus, category_ctrs, embed_corpus, feed_corpus, news_documents, user_documents
+from newsrec.feed.journal import feed_identity, start_journals, verify_sample
+from newsrec.feed.reranking import reranker_inputs
+from newsrec.pipeline.checkpoint import checkpoint_exists
+from newsrec.pipeline.mind import MindDataset, read_mind
+from newsrec.pipeline.mind_checks import BadRowLimit
+from newsrec.pipeline.training import TrainConfig, train
+from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM, EuclideanTransform
 
 DEFAULT_MODEL_DIR = "newsrec-model"
 
@@ -76,49 +75,43 @@ def run_feed(mind_dir: str, target: Target = Target(), options: FeedOptions = Fe
     dataset = dataset or _read(mind_dir, options, log, progress)
     trained = train_if_missing(mind_dir, options.model_dir, dataset, log, progress)
     backend = open_backend(target, feeding=True)
-    if target.is_vespa:
-        backend.preflight()  # a wrong endpoint fails here, before any document
+    backend.preflight()  # a wrong endpoint fails here, before any document
     log(f"feeding {backend.description}")
     corpus = embed_corpus(dataset, options.model_dir, options.device, progress=progress)
     log(f"embedded {len(dataset.news)} news in {corpus.seconds['news']:.1f}s and {len(dataset.users)} users "
         f"in {corpus.seconds['users']:.1f}s")
     if options.reranker:
-        corpus = _with_reranker(corpus, options.reranker, target, log)
-    with _state_store(backend, target, state_dir(target, options.state_dir)) as store:
-        note, reports = _feed_locked(store, backend, target, options, corpus, log, progress)
+        corpus = _with_reranker(corpus, options.reranker, log)
+    with backend.feed_state(state_dir(target, options.state_dir)) as store:
+        note, reports = _feed_locked(store, backend, options, corpus, log, progress)
     return FeedSummary(backend.description, len(dataset.news), len(dataset.users),
                        {doctype: report.ok + report.already_fed for doctype, report in reports.items()}, reports,
                        note, trained, _example_user(dataset, corpus.user_history),
                        {**corpus.seconds, "total": time.perf_counter() - started})
 
 
-def _feed_locked(store, backend, target: Target, options: FeedOptions, corpus: Corpus,
+def _feed_locked(store: FeedState, backend: FeedTarget, options: FeedOptions, corpus: Corpus,
                  log: Callable[[str], None], progress: bool = False) -> tuple[str, dict[str, FeedReport]]:
     """Under the writer lock: Φ from the state as it is now, the journals, the documents, the new state."""
     state, dataset = store.state(), corpus.dataset
     transform, note = choose_transform(corpus.news_vectors, dataset.news.ids, state, options.phi_headroom)
     log(f"Euclidean transform: {note}")
-    journals = _journals(backend, target, options, store.directory, corpus, transform, log)
+    journals = _journals(backend, options, store.directory, corpus, transform, log)
     store.begin(_fed_state(state, transform, dataset, None, options, backend.description))
-    if corpus.reranker is not None and target.is_local:
-        backend.install_reranker(corpus.reranker.onnx, options.reranker)
+    if corpus.reranker is not None and (todo := backend.install_reranker(corpus.reranker.onnx, options.reranker)):
+        log(todo)
     reports = feed_corpus(corpus, transform, backend, log, journals, progress)
     store.finish(_fed_state(state, transform, dataset, reports, options, backend.description))
     return note, reports
 
 
-def _with_reranker(corpus: Corpus, reranker: str, target: Target, log: Callable[[str], None]) -> Corpus:
+def _with_reranker(corpus: Corpus, reranker: str, log: Callable[[str], None]) -> Corpus:
     """The corpus with the re-ranker's title and history pieces and its exported model."""
-    from dataclasses import replace
-
-    from feed.reranking import reranker_inputs
 
     started = time.perf_counter()
     inputs = reranker_inputs(corpus.dataset, reranker, corpus.user_history)
     log(f"re-ranker {reranker}: word pieces of {len(inputs.title_tokens)} titles and {len(inputs.history_tokens)} "
         f"histories, ONNX export (|onnxruntime - torch| <= {inputs.parity:.1e}) in {time.perf_counter() - started:.1f}s")
-    if target.is_vespa:
-        log(f"the Vespa application must carry this model: `newsrec app build --reranker {reranker}`, then deploy")
     return replace(corpus, reranker=inputs)
 
 
@@ -133,14 +126,15 @@ def train_if_missing(mind_dir: str, model_dir: str, dataset: MindDataset, log: C
     return True
 
 
-def _journals(backend, target: Target, options: FeedOptions, directory: Path, corpus: Corpus,
+def _journals(backend: FeedTarget, options: FeedOptions, directory: Path, corpus: Corpus,
               transform: EuclideanTransform, log: Callable[[str], None]) -> dict[str, Path] | None:
-    """Vespa: the resume journals, bound to this feed's identity; on --resume, checked and sampled first."""
-    if not target.is_vespa:
+    """A resumable target (Vespa): the resume journals, bound to this feed's identity; on --resume, checked and
+    sampled first."""
+    if not backend.resumable:
         if options.resume:
             log(f"--resume: {backend.description} is written whole by every feed; nothing to resume")
         return None
-    identity = feed_identity(target.endpoint, options.model_dir, transform.max_norm, corpus.dataset)
+    identity = feed_identity(backend.location, options.model_dir, transform.max_norm, corpus.dataset)
     journals = start_journals(directory, identity, options.resume)
     if options.resume:
         documents = {"category_ctr": lambda: [category_ctr_document(category_ctrs(corpus))],
@@ -150,53 +144,6 @@ def _journals(backend, target: Target, options: FeedOptions, directory: Path, co
         log(f"resume: the journals in {directory} belong to this endpoint, application, model, Φ and corpus, "
             f"and the {checked} journaled documents sampled are at the endpoint as this feed writes them")
     return journals
-
-
-class _IndexState:
-    """The embedded index: the feed's state is committed with its documents, in one generation."""
-
-    def __init__(self, backend, values: dict):
-        self.backend, self.values, self.directory = backend, values, backend.directory
-
-    def state(self) -> dict:
-        return self.backend.state  # the current generation: the transaction has reopened the latest one
-
-    def begin(self, values: dict) -> None:
-        pass  # all or nothing: nothing is visible before the commit
-
-    def finish(self, values: dict) -> None:
-        self.values.update(values)  # committed with the documents when the transaction ends
-
-
-class _DirectoryState:
-    """A Vespa (or JSONL) feed: meta.json in the state directory. Φ is recorded before the first document (an
-    interrupted feed leaves it describing what may be on the endpoint), the news actually fed after the last."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-
-    def state(self) -> dict:
-        return read_state(self.directory)
-
-    def begin(self, values: dict) -> None:
-        write_state(self.directory, {**values, "complete": False})
-
-    def finish(self, values: dict) -> None:
-        if values:
-            write_state(self.directory, {**values, "complete": True})
-
-
-@contextmanager
-def _state_store(backend, target: Target, directory: Path, lock_timeout_s: float = 60.0) -> Iterator:
-    """The feed's state under the writer lock: the embedded index's transaction (lock, commit on a clean exit),
-    or the state directory's lock; a second feed of the same index or state directory waits, then refuses."""
-    if target.is_local:
-        values: dict = {}
-        with backend.transaction(values):
-            yield _IndexState(backend, values)
-        return
-    with exclusive(directory, lock_timeout_s):
-        yield _DirectoryState(directory)
 
 
 def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset,

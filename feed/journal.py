@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from feed.schema import SCHEMA_DIR
-from feed.state import write_atomically
-from feed.vespa_feed import read_journal
-from pipeline.checkpoint import CHECKPOINT_FILE
-from pipeline.errors import NewsrecError
-from pipeline.mind import MindDataset
+from newsrec.feed.schema import SCHEMA_DIR
+from newsrec.feed.state import write_atomically
+from newsrec.feed.vespa_feed import read_journal
+from newsrec.pipeline.checkpoint import CHECKPOINT_FILE
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.mind import MindDataset
 
 DOCTYPES = ("category_ctr", "news", "user")
 IDENTITY_FILE = "journal.json"

@@ -32,16 +32,18 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from feed import ranking as profiles
-from feed.backend import FALLBACK_POPULARITY, BackendError, FeedReport, Hit, Recommendations
-from feed.funnel import MAX_RECALL_BUDGET, Budgets, budgets
-from feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from feed.queries import (FILTER_FIELDS, RECOMMEND_PROFILES, QueryError, require_group_field, require_hits,
-                          require_offset, require_profile, require_sort, safe_value)
-from feed.reranking import PROFILE as RERANK_PROFILE
-from feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
-from feed.schema import SchemaMismatchError, check_document, load_schemas
-from feed.user_table import UserTable
+from newsrec.feed import ranking as expressions
+from newsrec.feed.backend import (FALLBACK_POPULARITY, UPDATE_OPERATIONS, BackendError, FeedReport, Hit,
+                                  Recommendations)
+from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
+from newsrec.feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
+from newsrec.feed.profiles import CLOSENESS, DEFAULT_RECOMMENDATION, RERANKER, recommendation_profiles, with_derived
+from newsrec.feed.profiles import profile as profile_row
+from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset,
+                                  require_profile, require_sort, safe_value)
+from newsrec.feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
+from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas
+from newsrec.feed.user_table import UserTable
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 32
@@ -105,12 +107,76 @@ class LocalBackend:
             self._build_news_index()
 
     def install_reranker(self, onnx: bytes, source: str) -> None:
-        """Inside `transaction()`: the re-ranker's ONNX model joins the generation (rank profile unbert)."""
+        """Inside `transaction()` (`feed_state`): the re-ranker's ONNX model joins the generation (its rank profile
+        is served from then on); nothing for the user to do."""
         if self._staged is None:
             raise BackendError(f"{self.directory}: install the re-ranker inside a feed's transaction")
         self._reranker_model, self._reranker = onnx, None
         self._staged.add(RERANKER_FILE)
         self._staged_meta = {"reranker": source}
+        return None
+
+    def update(self, updates: Iterable[dict], doctype: str, report: FeedReport) -> None:
+        """Partial updates (feed.backend.FeedTarget.update), applied as Vespa applies them: assign replaces a
+        field's value, increment / decrement add to a number; a document not held, an unknown field, another
+        operation or a value of the wrong type fails that update (counted, with its id), the others apply. Inside
+        `transaction()` they join its generation; outside, the call is a transaction of its own."""
+        if self._staged is None:
+            with self.transaction():
+                self.update(updates, doctype, report)
+            return
+        store, changed = self.docs[doctype], []
+        for update in updates:
+            report.sent += 1
+            try:
+                local_id = _local_id(update.get("update", ""), doctype)
+                fields = store.get(local_id)
+                if fields is None:
+                    raise UpdateError(412, f"document {update['update']} does not exist (nothing updated)")
+                updated = {**fields, **applied(fields, update.get("fields"), update["update"])}
+                check_document(self.schemas[doctype], {"id": update["update"], "fields": updated})
+            except UpdateError as error:
+                report.failed.append((str(update.get("update", "?")), error.status, str(error)))
+                continue
+            except (SchemaMismatchError, BackendError) as error:
+                report.failed.append((str(update.get("update", "?")), 400, str(error)))
+                continue
+            store[local_id] = updated  # a new dict: the committed generation keeps its own
+            changed.append(update.get("fields", {}))
+            report.ok += 1
+        self._staged.add(doctype)
+        if doctype == "news" and changed:
+            self._refresh_news(rebuild_graph=any("embedding" in fields for fields in changed))
+
+    def _refresh_news(self, rebuild_graph: bool) -> None:
+        """After updates of news: their rows, counts and cached columns from the documents (the graph only when an
+        embedding changed)."""
+        if rebuild_graph:
+            self._build_news_index()
+            return
+        self._news_fields = [self.docs["news"][i] for i in self._news_order]
+        self._columns, self._bm25 = {}, None
+        self._counts = np.array([[f.get("clicks", 0) for f in self._news_fields],
+                                 [f.get("impressions", 0) for f in self._news_fields]], dtype=np.float64)  # (2, N)
+
+    # the feed's side (feed.backend.FeedTarget): an index is written whole, its state committed with it
+
+    resumable = False  # every feed writes a whole new generation: re-running an interrupted one is its resume
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
+
+    def preflight(self) -> None:
+        """Nothing to check before feeding: the directory is created by the first commit."""
+
+    @contextmanager
+    def feed_state(self, directory: Path | None = None, lock_timeout_s: float = 60.0) -> Iterator["IndexState"]:
+        """The feed's state is committed with its documents, in one generation: a transaction (its writer lock),
+        committed when the block ends cleanly. `directory` and the timeout are the index's own."""
+        values: dict = {}
+        with self.transaction(values):
+            yield IndexState(self, values)
 
     @contextmanager
     def transaction(self, state: dict | None = None) -> Iterator["LocalBackend"]:
@@ -258,15 +324,15 @@ class LocalBackend:
         return rows[0][keep], distances[0][keep]
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  ranking: str = DEFAULT_RECOMMENDATION, offset: int = 0, recall_budget: int | None = None,
                   rerank_budget: int | None = None) -> Recommendations:
         """The page of `hits` at `offset` of the funnel's ranking (feed/funnel.py) for the user; the recall
         budget R (the candidates the second phase re-ranks) is the default unless given. Ranking `unbert`: the
         re-ranker then re-scores the best N (`rerank_budget`, default the profile's rerank-count). A user not held
         gets the popular news, marked as the fallback; a malformed id is a QueryError (as Vespa's 400)."""
         safe_value("user id", user_id)
-        require_profile(ranking)
-        if ranking == RERANK_PROFILE:
+        profile = require_profile(ranking)
+        if profile.global_phase:
             self.reranker()  # an index without one is named before any user is looked at
         require_hits(hits)
         require_offset(offset)
@@ -278,31 +344,31 @@ class LocalBackend:
         rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]),
                                      funnel.explored(hits, offset, self.news_count),
                                      self._allowed(filters, user.get("has_read_items", [])))
-        closeness = profiles.closeness(np.sqrt(squared))  # (E,) float32: the first phase
-        if ranking == "recommendation_with_global_category_ctr":
-            relevance, order, features = self._rank_by_category_ctr(rows, closeness)
-        else:
-            relevance, order, features = self._rank_by_user(rows, closeness, user, funnel)
-        if ranking == RERANK_PROFILE:
+        features = self._features(rows, expressions.closeness(np.sqrt(squared)), user)  # (E,) each
+        relevance, order = profile.rank(features, funnel.recall)
+        if profile.global_phase:
             relevance, order = self._global_phase(rows, relevance, order, user, user_id, rerank_budget)
         page = order[offset:offset + hits]  # Hits only for the page: E can be thousands
+        shown = {name: features[name] for name in profile.match_features}
         return Recommendations(user_id, [self._hit(rows[i], float(relevance[i]),
-                                                   {name: float(values[i]) for name, values in features.items()})
+                                                   {name: float(values[i]) for name, values in shown.items()})
                                          for i in page])
 
     @property
     def news_count(self) -> int:
         return len(self._news_order)
 
-    def _rank_by_user(self, rows: np.ndarray, closeness: np.ndarray, user: dict, funnel: Budgets):
-        """recommendation: the best R by closeness re-ranked by ranking_score, then the rest by closeness.
-        Returns (relevance (E,), order (E,), match-features name -> (E,))."""
-        ranking_score = profiles.ranking_score(self._vectors[rows],
-                                               np.asarray(user["ranking_embedding"]["values"], dtype=np.float32))
-        # query(popularity_weight) keeps its default 0 here: recommendation_score = ranking_score
-        second_phase = profiles.recommendation_score(ranking_score, self._ctr(rows), popularity_weight=0.0)
-        relevance, order = profiles.recommendation(closeness, second_phase, funnel.recall)
-        return relevance, order, {"closeness(field,embedding)": closeness, "ranking_score": ranking_score}
+    def _features(self, rows: np.ndarray, closeness: np.ndarray, user: dict) -> dict[str, np.ndarray]:
+        """The rank features of the candidates, (E,) each, as Vespa names them: closeness (the first phase),
+        ranking_score (u_ra · r), the smoothed ctr, the category's CTR from the global category_ctr document (0 for
+        a category missing there), and the schema's functions of them (feed/profiles.py `with_derived`;
+        query(popularity_weight) keeps its default 0: recommendation_score = ranking_score)."""
+        ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
+        ranking_vector = np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
+        return with_derived({
+            CLOSENESS: closeness, "ranking_score": expressions.ranking_score(self._vectors[rows], ranking_vector),
+            "ctr": self._ctr(rows),
+            "category_ctr": expressions.category_ctr((self._news_fields[row].get("category") for row in rows), ctrs)})
 
     def _global_phase(self, rows: np.ndarray, relevance: np.ndarray, order: np.ndarray, user: dict, user_id: str,
                       rerank_budget: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -317,29 +383,21 @@ class LocalBackend:
 
     def rank_profiles(self) -> tuple[str, ...]:
         """The recommendation profiles this index can serve: unbert only with an installed re-ranker."""
-        return tuple(p for p in RECOMMEND_PROFILES if p != RERANK_PROFILE or self._reranker_model is not None)
+        return tuple(name for name in recommendation_profiles()
+                     if profile_row(name).global_phase != "reranker" or self._reranker_model is not None)
 
     def reranker(self):
         """The installed re-ranker (onnxruntime over the generation's model), opened on first use."""
         if self._reranker is None:
             if self._reranker_model is None:
-                raise RerankError(f"{self.directory} has no re-ranker, which rank profile {RERANK_PROFILE} needs: feed "
+                raise RerankError(f"{self.directory} has no re-ranker, which rank profile {RERANKER} needs: feed "
                                   "it with `newsrec-feed MIND_DIR --reranker DIR` (an UNBERT checkpoint)")
-            from pipeline.reranker import OnnxReranker
+            from newsrec.pipeline.reranker import OnnxReranker
 
             title_width, history_width = field_widths()
             self._reranker = OnnxReranker(self._reranker_model, title_width, history_width,
                                           name=f"{self.directory}/{RERANKER_FILE}")
         return self._reranker
-
-    def _rank_by_category_ctr(self, rows: np.ndarray, closeness: np.ndarray):
-        """recommendation_with_global_category_ctr: closeness × the CTR of the news item's category,
-        read from the global category_ctr document (0 for a category missing there)."""
-        ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
-        category_ctr = profiles.category_ctr((self._news_fields[row].get("category") for row in rows), ctrs)
-        relevance = profiles.recommendation_with_global_category_ctr(closeness, category_ctr)
-        return relevance, np.argsort(-relevance, kind="stable"), {"nearest_neighbor": closeness,
-                                                                   "category_ctr": category_ctr}
 
     def nearest_news(self, query_vector, k: int) -> list[str]:
         """Ids of the k nearest news to a transformed query vector (the `recall` profile's retrieval)."""
@@ -348,14 +406,14 @@ class LocalBackend:
         rows, _ = self.nearest(np.asarray(query_vector), explored, self._allowed(None))
         return [self._news_order[row] for row in rows[:k]]
 
-    def popular(self, hits: int, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
+    def popular(self, hits: int = 10, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
         """The popularity profile without text: 100 · (clicks + 1) / (impressions + 25) (the prior for news never
         shown); the page of `hits` at `offset`."""
         require_hits(hits)
         require_offset(offset)
         self._require_news()
         ctr = self._ctr(np.arange(len(self._news_order)))
-        relevance = profiles.popularity(0.0, ctr)  # no query text: nativeRank is 0
+        relevance = expressions.popularity(0.0, ctr)  # no query text: nativeRank is 0
         rows = np.flatnonzero(self._allowed(filters))
         best = rows[np.argsort(-relevance[rows], kind="stable")[offset:offset + hits]]
         return [self._hit(row, relevance[row], {"ctr": float(ctr[row])}) for row in best]
@@ -376,7 +434,7 @@ class LocalBackend:
 
     def _ctr(self, rows: np.ndarray) -> np.ndarray:
         """The `ctr` function of the news at `rows`: (K,) -> (K,) float64."""
-        return profiles.ctr(self._counts[0, rows], self._counts[1, rows])
+        return expressions.ctr(self._counts[0, rows], self._counts[1, rows])
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None,
@@ -391,9 +449,9 @@ class LocalBackend:
             user = self.docs["user"].get(user_id)
             if user is None:
                 raise BackendError(f"unknown user {user_id!r}: not in {self.directory}")
-            ranking_score = profiles.ranking_score(self._vectors, np.asarray(user["ranking_embedding"]["values"],
+            ranking_score = expressions.ranking_score(self._vectors, np.asarray(user["ranking_embedding"]["values"],
                                                                              dtype=np.float32))
-            score = profiles.personalized_search(text_score, ranking_score, personalization_weight)
+            score = expressions.personalized_search(text_score, ranking_score, personalization_weight)
         rows = np.flatnonzero(matched)
         if sort is None:
             best = rows[np.argsort(-score[rows], kind="stable")[:hits]]
@@ -438,7 +496,7 @@ class LocalBackend:
         if missing:
             raise BackendError(f"news {missing[0]} is not in {self.directory} ({len(missing)} missing)")
         rows = np.fromiter((self._position[n] for n in news_ids), dtype=np.int64, count=len(news_ids))
-        return profiles.ranking_score(self._vectors[rows], np.asarray(ranking_vector, dtype=np.float32)).tolist()
+        return expressions.ranking_score(self._vectors[rows], np.asarray(ranking_vector, dtype=np.float32)).tolist()
 
     def rerank_scores(self, history_tokens, news_ids: list[str]) -> list[float]:
         """The re-ranker's score of each news id against a history's pieces (query(history_tokens)), in order: the
@@ -484,6 +542,52 @@ def build_hnsw(vectors: np.ndarray):
     index.hnsw.efConstruction = HNSW_EXPLORE_AT_INSERT
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
+
+
+class UpdateError(BackendError):
+    """A partial update that cannot be applied, with the HTTP status Vespa answers it with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def applied(fields: dict, operations, document_id: str) -> dict:
+    """The fields a partial update sets: {field: new value} from {field: {"assign": v} | {"increment": n} |
+    {"decrement": n}} over the document's `fields`."""
+    if not isinstance(operations, dict) or not operations:
+        raise UpdateError(400, f"update of {document_id}: expected {{\"fields\": {{field: {{operation: value}}}}}}")
+    values = {}
+    for field, operation in operations.items():
+        if not isinstance(operation, dict) or len(operation) != 1 or next(iter(operation)) not in UPDATE_OPERATIONS:
+            raise UpdateError(400, f"update of {document_id}: field {field!r}: one of {', '.join(UPDATE_OPERATIONS)} "
+                                   f"expected, got {str(operation)[:80]}")
+        (name, value), = operation.items()
+        if name == "assign":
+            values[field] = value
+            continue
+        current = fields.get(field, 0)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, current)):
+            raise UpdateError(400, f"update of {document_id}: {name} needs numbers; field {field!r} is "
+                                   f"{type(current).__name__}, the operand {type(value).__name__}")
+        values[field] = current + value if name == "increment" else current - value
+    return values
+
+
+class IndexState:
+    """The embedded index's feed state: the served generation's, and what the commit records with the documents."""
+
+    def __init__(self, backend: "LocalBackend", values: dict):
+        self.backend, self.values, self.directory = backend, values, backend.directory
+
+    def state(self) -> dict:
+        return self.backend.state  # the current generation: the transaction has reopened the latest one
+
+    def begin(self, values: dict) -> None:
+        pass  # all or nothing: nothing is visible before the commit
+
+    def finish(self, values: dict) -> None:
+        self.values.update(values)  # committed with the documents when the transaction ends
 
 
 def _local_id(document_id: str, doctype: str) -> str:

@@ -8,13 +8,18 @@ from feed/funnel.py.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import numbers
 import re
 from typing import Sequence
 
-from feed.funnel import DEFAULT, Budgets, budgets
-from pipeline.errors import NewsrecError
+from newsrec.feed.funnel import DEFAULT, Budgets, budgets
+from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, PERSONALIZED_SEARCH, POPULARITY, PROFILES, TEXT_SEARCH,
+                                   RankProfile, nearest_neighbor_profiles, recommendation_profiles)
+from newsrec.feed.reranking import require_rerank_budget
+from newsrec.feed.schema import load_schemas, tensor_size
+from newsrec.pipeline.errors import NewsrecError
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full: re.match("^...$") would accept "N1\n"
 FILTER_FIELDS = ("category", "subcategory")
@@ -60,7 +65,6 @@ def require_vector(name: str, vector: Sequence[float], size: int | None) -> list
 def embedding_size() -> int | None:
     """The dimension of the news embedding in schemas/news.sd (query vectors must have it); read once, not on
     every query body."""
-    from feed.schema import load_schemas, tensor_size
 
     return tensor_size(load_schemas()["news"].fields["embedding"])
 
@@ -89,7 +93,7 @@ def exclusion_clause(exclude: Sequence[str]) -> str:
 
 def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[float] | None = None, hits: int = 10,
                    filters: dict[str, str] | None = None, exclude: Sequence[str] = (),
-                   ranking: str = "recommendation", offset: int = 0, budgets: Budgets = DEFAULT,
+                   ranking: str = DEFAULT_RECOMMENDATION, offset: int = 0, budgets: Budgets = DEFAULT,
                    corpus_size: int | None = None) -> dict:
     """nearestNeighbor over news with the user's recall vector, ranked by `ranking` (`recommendation`:
     re-ranked by the ranking vector; `recall`: by closeness alone, no ranking vector needed). The funnel of
@@ -102,7 +106,7 @@ def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[floa
             "input.query(user_recall)": require_vector("user_recall", recall_vector, size)}
     if offset:
         body["offset"] = int(offset)
-    if ranking == "recommendation":
+    if require_profile(ranking, recommending=False).second_phase_rerank:
         body["ranking.secondPhase.totalRerankCount"] = budgets.recall
     if ranking_vector is not None:
         body["input.query(user_ranking)"] = require_vector("user_ranking", ranking_vector, size)
@@ -110,7 +114,7 @@ def recommend_body(recall_vector: Sequence[float], ranking_vector: Sequence[floa
 
 
 SORT_FIELDS = ("date",)  # int attribute (yyyymmdd); newest first
-RECOMMEND_PROFILES = ("recommendation", "recommendation_with_global_category_ctr", "unbert")
+RECOMMEND_PROFILES = recommendation_profiles()  # feed/profiles.py: the table
 
 
 def require_sort(sort: str) -> str:
@@ -125,10 +129,13 @@ def require_group_field(field: str) -> str:
     return field
 
 
-def require_profile(ranking: str) -> str:
-    if ranking not in RECOMMEND_PROFILES:
-        raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(RECOMMEND_PROFILES)}")
-    return ranking
+def require_profile(ranking: str, recommending: bool = True) -> RankProfile:
+    """The table's row of a recommendation profile (with `recommending=False`: of any nearest-neighbour one)."""
+    row = PROFILES.get(ranking)
+    if row is None or not (row.recommends if recommending else row.nearest_neighbor):
+        choices = RECOMMEND_PROFILES if recommending else nearest_neighbor_profiles()
+        raise QueryError(f"unknown recommendation profile {ranking!r}; choose {' or '.join(choices)}")
+    return row
 
 
 def where_clause(text: str | None, filters: dict[str, str] | None) -> str:
@@ -148,11 +155,11 @@ def search_body(text: str | None, hits: int = 10, ranking_vector: Sequence[float
     """BM25 over title and abstract (every news item when there is no text), newest first with sort="date";
     personalized with the user's ranking vector when given."""
     yql = f"select * from news where {where_clause(text, filters)}{order_clause(sort)}"
-    body = {"yql": yql, "hits": require_hits(hits), "ranking": "bm25"}
+    body = {"yql": yql, "hits": require_hits(hits), "ranking": TEXT_SEARCH}
     if text:
         body["query"] = text
     if ranking_vector is not None:
-        body["ranking"] = "personalized_search"
+        body["ranking"] = PERSONALIZED_SEARCH
         body["input.query(user_ranking)"] = require_vector("user_ranking", ranking_vector, embedding_size())
     return body
 
@@ -166,7 +173,7 @@ def group_body(field: str, text: str | None = None, filters: dict[str, str] | No
     require_group_field(field)
     grouping = f"all(group({field}) max({int(max_groups)}) order(-count()) each(output(count())))"
     body = {"yql": f"select * from news where {where_clause(text, filters)} | {grouping}", "hits": 0,
-            "ranking": "bm25"}
+            "ranking": TEXT_SEARCH}
     if text:
         body["query"] = text
     return body
@@ -176,14 +183,14 @@ def popularity_body(hits: int = 10, filters: dict[str, str] | None = None, offse
     """The popularity profile over every news item: with no text, nativeRank is 0 and relevance = 100 · the
     smoothed CTR."""
     body = {"yql": f"select * from news where {where_clause(None, filters)}", "hits": require_hits(hits),
-            "ranking": "popularity"}
+            "ranking": POPULARITY}
     if require_offset(offset):
         body["offset"] = offset
     return body
 
 
 def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                        fallback: str = "error", ranking: str = "recommendation", offset: int = 0,
+                        fallback: str = "error", ranking: str = DEFAULT_RECOMMENDATION, offset: int = 0,
                         recall_budget: int | None = None, rerank_budget: int | None = None) -> dict:
     """Parameters for the application's UserProfileSearcher: `/search/?user_id=U123`; the recall budget is
     the application's default (its query profile, = feed/funnel.py's) unless given; `rerank_budget`: N, the
@@ -195,10 +202,9 @@ def user_profile_params(user_id: str, hits: int = 10, filters: dict[str, str] | 
     if recall_budget is not None:
         params["recall_budget"] = budgets(recall_budget).recall  # checked: 1..MAX_RECALL_BUDGET
     if rerank_budget is not None:
-        from feed.reranking import require_rerank_budget
 
         params["rerank_budget"] = require_rerank_budget(rerank_budget)
-    if ranking != "recommendation":
+    if ranking != DEFAULT_RECOMMENDATION:
         params["ranking"] = ranking
     if filters:
         params["yql"] = f"select * from news where true{filter_clause(filters)}"
@@ -218,7 +224,6 @@ def check_filter_values(backend, filters: dict[str, str] | None, shown: int = 20
     as the filters match: case-insensitively), listing the values there are; call it when a filtered query
     found nothing, so that an empty answer is never a typo in disguise. Works with either backend (through
     `group_counts`); with Vespa, a value is only called unknown when the grouping listed every value."""
-    import difflib
 
     for field, value in sorted((filters or {}).items()):
         values = sorted(name for name, _ in backend.group_counts(require_group_field(field)))

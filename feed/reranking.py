@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from feed.schema import SCHEMA_DIR, SchemaMismatchError, load_schemas, tensor_size
-from pipeline.errors import NewsrecError
+from newsrec.feed.profiles import RERANKER, profile
+from newsrec.feed.schema import SCHEMA_DIR, SchemaMismatchError, load_schemas, tensor_size
+from newsrec.pipeline.errors import NewsrecError
 
 if TYPE_CHECKING:
     import torch
 
-PROFILE = "unbert"
-PROFILE_FILE = SCHEMA_DIR / "news" / f"{PROFILE}.profile"
+PROFILE_FILE = SCHEMA_DIR / profile(RERANKER).schema_file  # the rank profile whose global phase runs the re-ranker
 MAX_RERANK_BUDGET = 1000
 
 
@@ -73,10 +73,10 @@ class WordPieces:
     def __init__(self, reranker_dir: str | Path, news, device_name: str = "cpu"):
         import torch
 
-        from pipeline.checkpoint import load_checkpoint
-        from pipeline.features import model_news_features
-        from pipeline.models.unbert import title_pieces
-        from pipeline.reranker import reranker_of
+        from newsrec.pipeline.checkpoint import load_checkpoint
+        from newsrec.pipeline.features import model_news_features
+        from newsrec.pipeline.models.unbert import title_pieces
+        from newsrec.pipeline.reranker import reranker_of
 
         self.checkpoint = load_checkpoint(reranker_dir)
         self.scorer = reranker_of(self.checkpoint.model)  # a clear error for a two-tower checkpoint
@@ -94,7 +94,7 @@ class WordPieces:
         """(B, history width) int32: the history pieces of (B, H) clicked news rows (oldest first) and their mask."""
         import torch
 
-        from pipeline.models.unbert import history_pieces
+        from newsrec.pipeline.models.unbert import history_pieces
 
         clicked = self.features.select(torch.from_numpy(rows))
         return _pad(history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), self.config),
@@ -105,7 +105,7 @@ def reranker_inputs(dataset, reranker_dir: str | Path, user_history: list[np.nda
                     chunk: int = 4096) -> RerankerInputs:
     """Title and history pieces of every news item and user, and the exported model, for the re-ranker in
     `reranker_dir`; its budgets must fit the schemas' fields."""
-    from pipeline.reranker import export_onnx
+    from newsrec.pipeline.reranker import export_onnx
 
     pieces = WordPieces(reranker_dir, dataset.news, device_name)
     histories = np.zeros((len(user_history), pieces.history_width), dtype=np.int32)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _FIELD = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
@@ -32,6 +32,7 @@ class Schema:
     fields: dict[str, str]  # document field -> Vespa type, e.g. "tensor<float>(x[65])"
     profiles: dict[str, dict[str, str]]  # rank profile -> query input name -> type (inherited ones included)
     constants: dict[str, dict[str, float]] = dataclass_field(default_factory=dict)  # rank profile -> scalar constants
+    match_features: dict[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # its own, else inherited
 
 def load_schemas(directory: str | Path = SCHEMA_DIR) -> dict[str, Schema]:
     schemas = {}
@@ -53,7 +54,20 @@ def parse_schema(text: str) -> Schema:
               for p, b in bodies.items()}
     constants = {p: {m.group(1): float(m.group(2)) for m in _CONSTANT.finditer(_block(b, "constants"))}
                  for p, b in bodies.items()}
-    return Schema(name, fields, _inherited(inputs, parents), _inherited(constants, parents))
+    features = {p: tuple("".join(line.split()) for line in _block(b, "match-features").splitlines() if line.strip())
+                for p, b in bodies.items()}
+    return Schema(name, fields, _inherited(inputs, parents), _inherited(constants, parents),
+                  {p: _own_or_inherited(features, parents, p) for p in bodies})
+
+
+def _own_or_inherited(own: dict[str, tuple], parents: dict[str, list[str]], profile: str) -> tuple:
+    """A profile's match-features: its own block, else the first parent's that has one."""
+    if own.get(profile):
+        return own[profile]
+    for parent in parents.get(profile, []):
+        if found := _own_or_inherited(own, parents, parent):
+            return found
+    return ()
 
 
 def _profile_bodies(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:

@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from feed.reranking import global_phase
-from pipeline.evaluation import score_split
-from pipeline.models.contract import ModelConfigError
-from pipeline.inference import top_k_inner_product
-from pipeline.metrics import RankingMetrics, ranking_metrics
-from pipeline.mind import MindDataset
-from pipeline.progress import tracked
-from pipeline.transforms import EuclideanTransform
+from newsrec.feed.reranking import WordPieces, global_phase, profile_settings
+from newsrec.pipeline.evaluation import score_split
+from newsrec.pipeline.features import history_matrix
+from newsrec.pipeline.inference import top_k_inner_product
+from newsrec.pipeline.metrics import RankingMetrics, ranking_metrics
+from newsrec.pipeline.mind import MindDataset
+from newsrec.pipeline.models.contract import ModelConfigError
+from newsrec.pipeline.models.unbert import token_input_ids
+from newsrec.pipeline.progress import tracked
+from newsrec.pipeline.transforms import EuclideanTransform
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,6 @@ class _RerankerInputs:
     (its own history, as offline)."""
 
     def __init__(self, reranker_dir, dataset: MindDataset, behaviors, chosen: np.ndarray):
-        from feed.reranking import WordPieces, profile_settings
-        from pipeline.features import history_matrix
-
         self.pieces = WordPieces(reranker_dir, dataset.news)
         self.scorer = self.pieces.scorer.eval()
         self.length = profile_settings().length
@@ -126,10 +126,6 @@ class _RerankerInputs:
 
     def offline(self, history: np.ndarray, candidates: list[int], top: np.ndarray) -> np.ndarray:
         """torch's scores of the candidates at `top` against `history`: what the served ones must equal."""
-        import torch
-
-        from pipeline.models.unbert import token_input_ids
-
         titles = torch.from_numpy(self.pieces.titles[[candidates[i] for i in top]]).long()
         history = torch.from_numpy(history).long()[None].expand(len(titles), -1)
         with torch.no_grad():

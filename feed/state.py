@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from feed.backend import BackendError
+from newsrec.feed.backend import BackendError
 
 
 class StateLockedError(BackendError):
@@ -93,3 +93,29 @@ def _try_lock(handle) -> bool:
 def _holder(handle) -> str:
     handle.seek(0)
     return handle.read().strip() or "a process"
+
+
+class DirectoryState:
+    """The feed's state of a Vespa (or JSONL) feed: meta.json in its state directory. Φ is recorded before the first
+    document (an interrupted feed leaves it describing what may be at the endpoint), the news actually fed after
+    the last."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def state(self) -> dict:
+        return read_state(self.directory)
+
+    def begin(self, values: dict) -> None:
+        write_state(self.directory, {**values, "complete": False})
+
+    def finish(self, values: dict) -> None:
+        if values:
+            write_state(self.directory, {**values, "complete": True})
+
+
+@contextmanager
+def directory_state(directory: Path, lock_timeout_s: float) -> Iterator[DirectoryState]:
+    """The state directory's feed state under its writer lock (a second feed waits, then refuses)."""
+    with exclusive(directory, lock_timeout_s):
+        yield DirectoryState(directory)

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from feed.backend import BackendError
+from newsrec.feed.backend import BackendError
 
 TENSOR_FIELDS = ("recall_embedding", "ranking_embedding", "history_tokens")
 PLAIN_FIELDS = ("user_id", "has_read_items")

@@ -24,14 +24,16 @@ from vespa.application import Vespa
 from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
-from feed.backend import BackendError, FeedReport, Hit, Recommendations
-from feed.funnel import MAX_RECALL_BUDGET, budgets
-from feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, popularity_body, query_inputs, recommend_body,
+from newsrec.feed.backend import BackendError, FeedReport, Hit, Recommendations
+from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
+from newsrec.feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, popularity_body, query_inputs, recommend_body,
                           require_vector, safe_value, search_body, user_profile_params)
-from feed.reranking import PROFILE as RERANK_PROFILE
-from feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
-from feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id, pending_documents,
-                             read_journal, stored, vespa_message)
+from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, PERSONALIZED_SEARCH, POPULARITY, PROFILES,
+                                   RECALL)
+from newsrec.feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
+from newsrec.feed.state import directory_state
+from newsrec.feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id,
+                                     pending_documents, read_journal, stored, update_all, vespa_message)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,35 @@ class JsonlFeedFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
 
+    resumable = False  # written whole by every feed
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def preflight(self) -> None:
+        """Nothing to check: the file was created empty."""
+
+    def feed_state(self, directory: Path, lock_timeout_s: float = 60.0):
+        return directory_state(directory, lock_timeout_s)
+
     def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None) -> None:
         written = write_jsonl(documents, self.path, append=True)
         report.sent += written
         report.ok += written
+
+    def update(self, updates: Iterable[dict], doctype: str, report: FeedReport) -> None:
+        """`{"update": id, "fields": {...}}` lines, as `vespa feed` reads partial updates."""
+        with self.path.open("a", encoding="utf-8") as out:
+            for update in updates:
+                parse_document_id(update["update"])
+                out.write(json.dumps({"update": update["update"], "fields": update["fields"]}, ensure_ascii=False)
+                          + "\n")
+                report.sent += 1
+                report.ok += 1
+
+    def install_reranker(self, onnx: bytes, source: str) -> str:
+        return f"the Vespa application must carry this model: `newsrec app build --reranker {source}`, then deploy"
 
 
 def tensor_vector(value) -> list[float]:
@@ -126,6 +153,28 @@ class VespaBackend:
 
     # ------------------------------------------------------------------------- feeding
 
+    resumable = True  # each document acknowledged on its own: journals let an interrupted feed resume
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def feed_state(self, directory: Path, lock_timeout_s: float = 60.0):
+        """The feed's state in `directory` (meta.json), under its writer lock."""
+        return directory_state(directory, lock_timeout_s)
+
+    def install_reranker(self, onnx: bytes, source: str) -> str:
+        """The model is part of the application package, not of the feed: what the user must do."""
+        return f"the Vespa application must carry this model: `newsrec app build --reranker {source}`, then deploy"
+
+    def update(self, updates: Iterable[dict], doctype: str, report: FeedReport) -> None:
+        """Partial updates through document/v1 PUT (feed/vespa_feed.py `update_all`)."""
+        async def run() -> None:
+            async with self._async_session() as session:
+                await update_all(session, updates, report, doctype, self.namespace, self.policy)
+
+        asyncio.run(run())
+
     def feed(self, documents: Iterable[dict], doctype: str, report: FeedReport, journal: Path | None = None,
              mode: str | None = None) -> None:
         """Put every document (see feed/vespa_feed.py): 429 / 5xx / transport errors retried per document up
@@ -168,7 +217,7 @@ class VespaBackend:
             try:
                 got = await session.get_data("news", PREFLIGHT_ID, namespace=self.namespace)
                 found = await session.query(body={"yql": f'select * from news where news_id contains "{PREFLIGHT_ID}"',
-                                                  "hits": 0, "ranking": "popularity"}, retry_policy=NO_RETRY)
+                                                  "hits": 0, "ranking": POPULARITY}, retry_policy=NO_RETRY)
             except Exception as error:
                 raise BackendError(f"{what}: {type(error).__name__}: {error}") from None
         if got.status_code not in (200, 404) or not isinstance(got.json, dict) or "pathId" not in got.json:
@@ -191,12 +240,12 @@ class VespaBackend:
     # ------------------------------------------------------------------------- queries
 
     def recommend(self, user_id: str, hits: int = 10, filters: dict[str, str] | None = None,
-                  ranking: str = "recommendation", offset: int = 0, recall_budget: int | None = None,
+                  ranking: str = DEFAULT_RECOMMENDATION, offset: int = 0, recall_budget: int | None = None,
                   rerank_budget: int | None = None) -> Recommendations:
         """GET /search/?user_id=...: the application's UserProfileSearcher (popularity for an unknown user, which
         the result names in root.fields.fallback), with the recall budget of its query profile unless given;
         ranking unbert re-ranks the best `rerank_budget`."""
-        params = user_profile_params(user_id, hits, filters, fallback="popularity", ranking=ranking, offset=offset,
+        params = user_profile_params(user_id, hits, filters, fallback=FALLBACK, ranking=ranking, offset=offset,
                                      recall_budget=recall_budget, rerank_budget=rerank_budget)
         try:
             response = self._client().get(self._app.search_end_point, params={k: str(v) for k, v in params.items()})
@@ -212,7 +261,8 @@ class VespaBackend:
         built with a re-ranker. Asked once: Vespa's container refuses an undefined rank profile (400, "does not
         contain requested rank profile"), so one query asking for no hits tells."""
         if self._profiles is None:
-            self._profiles = tuple(p for p in RECOMMEND_PROFILES if p != RERANK_PROFILE or self._serves(p))
+            self._profiles = tuple(name for name in RECOMMEND_PROFILES  # news.sd's are in every package
+                                   if PROFILES[name].schema_file == "news.sd" or self._serves(name))
         return self._profiles
 
     def _serves(self, profile: str) -> bool:
@@ -247,7 +297,7 @@ class VespaBackend:
 
     def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
         """Ids of the k news nearest to a transformed query vector: nearestNeighbor with the `recall` profile."""
-        body = recommend_body(query_vector, None, hits=k, ranking="recall", budgets=budgets(min(k, MAX_RECALL_BUDGET)))
+        body = recommend_body(query_vector, None, hits=k, ranking=RECALL, budgets=budgets(min(k, MAX_RECALL_BUDGET)))
         return [hit.news_id for hit in _hits(self._query(body, "nearest news"))]
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
@@ -290,7 +340,7 @@ class VespaBackend:
         found: dict[str, Hit] = {}
         for start in range(0, len(news_ids), RANKING_SCORE_CHUNK):
             chunk = list(dict.fromkeys(news_ids[start:start + RANKING_SCORE_CHUNK]))
-            body = {"yql": f"select * from news where {_news_id_in(chunk)}", "hits": len(chunk), "ranking": "popularity"}
+            body = {"yql": f"select * from news where {_news_id_in(chunk)}", "hits": len(chunk), "ranking": POPULARITY}
             found.update((hit.news_id, hit) for hit in _hits(self._query(body, "news by id")))
         return [found[n] for n in news_ids if n in found]
 
@@ -348,7 +398,7 @@ def _news_id_in(news_ids: list[str]) -> str:
 
 def _ranking_score_body(ranking_vector: list[float], news_ids: list[str]) -> dict:
     return {"yql": f"select * from news where {_news_id_in(news_ids)}", "hits": len(news_ids),
-            "ranking": "personalized_search",
+            "ranking": PERSONALIZED_SEARCH,
             "input.query(user_ranking)": require_vector("user_ranking", ranking_vector, embedding_size()),
             "input.query(personalization_weight)": 1.0}
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from feed.backend import BackendError, FeedReport
+from newsrec.feed.backend import BackendError, FeedReport
 
 TRANSPORT_ERROR = 599  # pyvespa's status for an exception (timeout, connection reset) during an operation
 _DOCUMENT_ID = re.compile(r"id:([^:]+):([^:]+):([^:]*):(.+)")  # matched in full
@@ -257,3 +257,52 @@ def same_value(sent, rendered) -> bool:
     if isinstance(sent, list) and isinstance(rendered, list):
         return len(sent) == len(rendered) and all(same_value(a, b) for a, b in zip(sent, rendered))
     return sent == rendered
+
+
+async def update_all(session, updates: Iterable[dict], report: FeedReport, doctype: str, namespace: str,
+                     policy: FeedPolicy) -> None:
+    """Partial updates, `policy.concurrency` at a time. Each asks for its document to exist (condition: the
+    document type; Vespa answers 412 otherwise, where an unconditional update of a missing document would be a
+    silent no-op). An increment is not idempotent, so only a 429 (refused before it was applied) is retried; a
+    timeout or 5xx is reported failed, saying it may have been applied."""
+    queue = iter(updates)
+
+    async def worker() -> None:
+        for update in queue:
+            await update_one(session, update, report, doctype, namespace, policy)
+
+    await asyncio.gather(*(worker() for _ in range(policy.concurrency)))
+
+
+async def update_one(session, update: dict, report: FeedReport, doctype: str, namespace: str,
+                     policy: FeedPolicy) -> None:
+    report.sent += 1
+    try:
+        doc_namespace, doc_type, local_id = parse_document_id(update.get("update") if isinstance(update, dict) else None)
+        if (doc_namespace, doc_type) != (namespace, doctype) or not isinstance(update.get("fields"), dict):
+            raise BackendError(f"expected {{\"update\": \"id:{namespace}:{doctype}::<id>\", \"fields\": {{...}}}}")
+    except BackendError as error:
+        report.failed.append((str(update.get("update", "?") if isinstance(update, dict) else update)[:80], 400,
+                              str(error)))
+        return
+    for attempt in range(1, policy.max_attempts + 1):
+        status, body = await _update(session, local_id, update["fields"], doctype, namespace, policy)
+        if status != 429 or attempt == policy.max_attempts:
+            break
+        report.retries += 1
+        await asyncio.sleep(policy.backoff(attempt))
+    if status == 200:
+        report.ok += 1
+        return
+    note = " (it may have been applied)" if timed_out(status) or status >= 500 else ""
+    report.failed.append((update["update"], status, vespa_message(body) + note))
+
+
+async def _update(session, local_id: str, fields: dict, doctype: str, namespace: str,
+                  policy: FeedPolicy) -> tuple[int, object]:
+    try:
+        response = await session.update_data(doctype, local_id, fields, auto_assign=False, namespace=namespace,
+                                             condition=doctype, timeout=f"{policy.server_timeout_s:g}s")
+    except Exception as error:  # the client's exceptions (timeouts, resets), with NO_RETRY
+        return TRANSPORT_ERROR, {"Exception": str(error), "message": "Exception during update_data"}
+    return response.status_code, response.json

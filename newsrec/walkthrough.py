@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import HTTPError
 
+from newsrec.contract_server import ContractServer
+from newsrec.feed.connect import Target
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "walkthrough.md"
 RUN_KINDS = ("console", "http", "json")
@@ -253,9 +256,7 @@ def check_http(step: Step, base_url: str) -> None:
 
 def serve_and_feed(workdir: Path, model_dir: str, mind_dir: str):
     """Start the contract server and feed it the walkthrough's model (what `newsrec-feed --endpoint` does)."""
-    from feed.connect import Target
-    from feed.job import FeedOptions, run_feed
-    from newsrec.contract_server import ContractServer
+    from newsrec.feed.job import FeedOptions, run_feed
 
     server = ContractServer().start()
     options = FeedOptions(model_dir=str(workdir / model_dir), state_dir=str(workdir / "contract-feed-state"))

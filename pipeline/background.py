@@ -23,7 +23,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 
 class BackgroundError(NewsrecError):

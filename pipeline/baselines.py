@@ -9,17 +9,17 @@
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.demo_data import PROBABILITIES_FILE, DemoConfig, generate, read_probabilities
-from pipeline.errors import NewsrecError
-from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
-from pipeline.metrics import RankingMetrics, ranking_metrics
-from pipeline.mind import Behaviors, MindDataset, read_mind
+from newsrec.pipeline import world_v2
+from newsrec.pipeline.demo_data import PROBABILITIES_FILE, DemoConfig, generate, plant, read_probabilities
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
+from newsrec.pipeline.metrics import RankingMetrics, ranking_metrics
+from newsrec.pipeline.mind import Behaviors, MindDataset, read_mind
 
 
 class MissingGroundTruthError(NewsrecError):
@@ -140,8 +140,6 @@ def entity_split(mind_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray
     """For world-v2 data: (dev impressions where a candidate names an entity the user follows, the planted
     topic and entity components of every dev row), by planting the world of its `planted.json` again
     (deterministic); None for other data."""
-    from pipeline import world_v2
-    from pipeline.demo_data import DemoConfig, plant
 
     summary = planted_summary(mind_dir)
     if not summary or summary.get("world") != "v2":

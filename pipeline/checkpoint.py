@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import NewsrecError
-from pipeline.models.contract import NewsRecModel
-from pipeline.models.registry import MODELS, build_model
-from pipeline.text_encoder import TextEncoderConfig
-from pipeline.vocabulary import Vocabulary
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.models.contract import NewsRecModel
+from newsrec.pipeline.models.registry import MODELS, build_model
+from newsrec.pipeline.text_encoder import TextEncoderConfig
+from newsrec.pipeline.vocabulary import Vocabulary
 
 CHECKPOINT_FILE = "model.pt"
 FORMAT = "newsrec-checkpoint-1"

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import demo_vocab, world_v2
-from pipeline.background import Background
-from pipeline.leaderboard import write_leaderboard_file
+from newsrec.pipeline import demo_vocab, world_v2
+from newsrec.pipeline.background import Background
+from newsrec.pipeline.leaderboard import write_leaderboard_file
 
 FIRST_LOGGED_DAY = (2019, 11, 9)  # MIND's train week starts on 11/09/2019; dev is the day after it
 PROBABILITIES_FILE = "click_probabilities.txt"

@@ -21,7 +21,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputFileError
+from newsrec.pipeline.errors import InputFileError
 
 TOPICS_FILE = "demo_topics.json"
 TEMPLATES_FILE = "demo_templates.json"
@@ -137,7 +137,7 @@ def _strings(path: Path | Traversable, where: str, value: Any) -> tuple[str, ...
 
 def data_file(name: str) -> Traversable:
     """The packaged data file `pipeline/data/<name>`."""
-    return resources.files("pipeline") / "data" / name
+    return resources.files("newsrec.pipeline") / "data" / name
 
 
 @functools.lru_cache(maxsize=None)

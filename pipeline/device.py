@@ -1,6 +1,8 @@
 """Where tensors live and in which precision: CUDA with bf16 autocast when present, CPU otherwise."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 
 import torch
@@ -33,8 +35,6 @@ def release_freed_memory() -> None:
 
 @functools.lru_cache(maxsize=1)
 def _malloc_trim():
-    import ctypes
-    import ctypes.util
 
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim

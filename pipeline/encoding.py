@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.checkpoint import Checkpoint, load_checkpoint
-from pipeline.device import pick_device
-from pipeline.features import model_news_features, user_rows
-from pipeline.inference import candidate_scores, encode_all_news, encode_users, score_impressions
-from pipeline.mind import Behaviors, MindDataset
-from pipeline.models.contract import NewsFeatures, UserVectors
+from newsrec.pipeline.checkpoint import Checkpoint, load_checkpoint
+from newsrec.pipeline.device import pick_device
+from newsrec.pipeline.features import model_news_features, user_rows
+from newsrec.pipeline.inference import candidate_scores, encode_all_news, encode_users, score_impressions
+from newsrec.pipeline.mind import Behaviors, MindDataset
+from newsrec.pipeline.models.contract import NewsFeatures, UserVectors
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.encoding import encode_dataset
-from pipeline.features import clicked_sets
-from pipeline.inference import retrieved_ranks
-from pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
-from pipeline.metrics import RankingMetrics, clicked_ranks, per_impression_metrics, ranking_metrics, recall_from_ranks
-from pipeline.mind import Behaviors, MindDataset
+from newsrec.pipeline.baselines import popularity_scores
+from newsrec.pipeline.encoding import encode_dataset
+from newsrec.pipeline.features import clicked_sets
+from newsrec.pipeline.inference import retrieved_ranks
+from newsrec.pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
+from newsrec.pipeline.metrics import (RankingMetrics, clicked_ranks, per_impression_metrics, ranking_metrics,
+                                      recall_from_ranks)
+from newsrec.pipeline.mind import Behaviors, MindDataset
 
 RECALL_KS = (100, 200, 500, 1000)
 
@@ -109,7 +111,6 @@ def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "de
 
 def popularity_evaluation(dataset: MindDataset, split: str = "dev") -> Evaluation:
     """Popularity (train clicks before the impression) ranking; recall = the most clicked news of each pool."""
-    from pipeline.baselines import popularity_scores
 
     behaviors = dataset.splits[split]
     train = dataset.splits["train"]

@@ -4,12 +4,15 @@ Categorical values become vocabulary rows (`pipeline.vocabulary`; 0 = unknown).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
-from pipeline.mind import Behaviors, MindDataset, NewsTable
-from pipeline.models.contract import Batch, NewsFeatures, NewsInputs
-from pipeline.vocabulary import Vocabulary
+from newsrec.pipeline.mind import Behaviors, MindDataset, NewsTable
+from newsrec.pipeline.models.contract import Batch, NewsFeatures, NewsInputs
+from newsrec.pipeline.text_encoder import load_tokenizer, news_text_vectors
+from newsrec.pipeline.vocabulary import Vocabulary
 
 MAX_ENTITIES = 4
 
@@ -44,9 +47,6 @@ def news_tokens(news: NewsTable, tokenizer, max_tokens: int) -> tuple[torch.Tens
 def model_news_features(news: NewsTable, vocab: Vocabulary, text_config, inputs: NewsInputs,
                         device: torch.device, cache_dir=None, progress: bool = False) -> NewsFeatures:
     """The features a model reads (`NewsRecModel.news_inputs`): cached LM vectors and/or token ids."""
-    from dataclasses import replace
-
-    from pipeline.text_encoder import load_tokenizer, news_text_vectors
 
     if inputs.text_vectors:
         text = news_text_vectors(news.title, news.abstract, text_config, device, cache_dir, progress)

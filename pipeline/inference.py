@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.device import autocast, release_freed_memory
-from pipeline.features import history_matrix, make_batch, spans
-from pipeline.mind import Behaviors
-from pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
-from pipeline.progress import progress_bar, tracked
+from newsrec.pipeline.device import autocast, release_freed_memory
+from newsrec.pipeline.features import history_matrix, make_batch, spans
+from newsrec.pipeline.metrics import clicked_ranks
+from newsrec.pipeline.mind import Behaviors
+from newsrec.pipeline.models.contract import ModelConfigError, NewsFeatures, NewsRecModel, UserVectors
+from newsrec.pipeline.progress import progress_bar, tracked
 
 
 def encode_all_news(model: NewsRecModel, features: NewsFeatures, device: torch.device,
@@ -172,7 +173,6 @@ def retrieved_ranks(queries: torch.Tensor, items: torch.Tensor, k: int, pool: np
                     clicked: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """(clicks,) position of each query's clicked items in its exact top-k by inner product over `pool`
     (k when absent; `pipeline.metrics.clicked_ranks`), `chunk` queries at a time: no (Q, k) list is kept."""
-    from pipeline.metrics import clicked_ranks
 
     parts = []
     for start in range(0, len(queries), chunk):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import LeaderboardFormatError
-from pipeline.metrics import RankingMetrics, descending_order, ranking_metrics
+from newsrec.pipeline.errors import LeaderboardFormatError
+from newsrec.pipeline.metrics import RankingMetrics, descending_order, ranking_metrics
 
 MAX_VALUE = 2**31 - 1  # ranks and labels are small; larger is a broken file (and would overflow int64 arrays)
 

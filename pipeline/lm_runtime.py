@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 RUNTIMES = ("torch", "torch-int8", "onnx", "onnx-int8")
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -1,6 +1,6 @@
 """MIND leaderboard metrics, vectorized over all impressions at once.
 
-Per impression, with labels y and scores s (as msnews/MIND `evaluate.py`, see docs in README):
+Per impression, with labels y and scores s (as msnews/MIND `evaluate.py`, see docs/generated-data.md, "Metrics"):
 - AUC: ROC AUC of s against y (tied scores count one half, as sklearn's `roc_auc_score`);
 - MRR: sum_i y[order[i]] / (i + 1) / sum(y): averaged over *all* clicked items;
 - nDCG@k: DCG@k(s) / DCG@k(y), DCG@k = sum_{i<k} (2^y[order[i]] - 1) / log2(i + 2), k = 5, 10;

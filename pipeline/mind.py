@@ -31,11 +31,11 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import EmptySplitError, MindFormatError
-from pipeline.mind_checks import (BOM, MAX_LINE_BYTES, BadRowLimit, ReadReport, check_id, check_label, check_text,
+from newsrec.pipeline.errors import EmptySplitError, MindFormatError
+from newsrec.pipeline.mind_checks import (BOM, MAX_LINE_BYTES, BadRowLimit, ReadReport, check_id, check_label, check_text,
                                   id_text, impression_id, parse_entities, parse_time, shown, texts_fine)
-from pipeline.mind_layout import OPTIONAL_SPLITS, find_splits
-from pipeline.progress import progress_bar
+from newsrec.pipeline.mind_layout import OPTIONAL_SPLITS, find_splits
+from newsrec.pipeline.progress import progress_bar
 
 __all__ = ["Behaviors", "MindDataset", "NewsTable", "ReadReport", "BadRowLimit", "read_mind", "parse_time"]
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.errors import MindFormatError, OptionValueError, TooManyBadRowsError
+from newsrec.pipeline.errors import MindFormatError, OptionValueError, TooManyBadRowsError
 
 MAX_ID_LENGTH = 64
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full; = feed/queries.py's _SAFE_VALUE (tested)

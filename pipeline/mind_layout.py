@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import MindFormatError
+from newsrec.pipeline.errors import MindFormatError
 
 REQUIRED_SPLITS = ("train", "dev")
 OPTIONAL_SPLITS = ("test",)

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 
+from tqdm import tqdm
+
 EVERY_S = 10.0
 EVERY_SHARE = 0.1
 QUIET_S = 2.0
@@ -85,7 +87,6 @@ def progress_bar(desc: str, total: float | None = None, unit: str = "it", enable
         return None
     stream = stream or sys.stderr
     if _is_terminal(stream):
-        from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit=unit, file=stream, mininterval=2.0, **tqdm_options)
     return LineProgress(desc, total, unit, stream)

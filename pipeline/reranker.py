@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.models.unbert import token_input_ids
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "score"
@@ -79,7 +80,6 @@ def check_parity(model, path: str | Path, inputs: tuple[torch.Tensor, ...]) -> P
 def sample_inputs(config, rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random valid (ids, mask, types) of L = config.sequence_length: titles and histories of random lengths
     (empty histories included), built as Vespa builds them."""
-    from pipeline.models.unbert import token_input_ids
 
     generator = torch.Generator().manual_seed(seed)
     vocab = int(config.lm.get("vocab_size", 1000))
@@ -133,7 +133,6 @@ class OnnxReranker:
 
     def scores(self, titles: np.ndarray, history: np.ndarray) -> np.ndarray:
         """(N,) click scores of N candidates' title pieces (N, title_tokens) against one history (history_tokens,)."""
-        from pipeline.models.unbert import token_input_ids
 
         titles = np.asarray(titles, dtype=np.int64).reshape(-1, self.title_tokens)
         history = np.asarray(history, dtype=np.int64).reshape(1, self.history_tokens)

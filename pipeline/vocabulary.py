@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.mind import MindDataset
+from newsrec.pipeline.mind import MindDataset
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline import demo_vocab
+from newsrec.pipeline import demo_vocab
+from newsrec.pipeline.metrics import concatenate, per_impression_metrics, recall_from_ranks
 
 COMPONENTS = ("topic", "entity", "interests", "drift", "fresh", "wording")  # + residual = the full logit
 HOURS_PER_DAY = 24.0
@@ -516,7 +517,6 @@ def decomposition(world: WorldV2, news: News, users: Users, dev, sample: int = D
     impression up to `sample`, else on a seeded sample of that many (large: 100,000 of 376,471).
     Computed DECOMPOSITION_BLOCK impressions at a time (per-impression metrics do not depend on the
     blocks): temporaries stay a few MiB instead of one array per component over every row."""
-    from pipeline.metrics import concatenate, per_impression_metrics
 
     if len(dev.day) > sample:
         dev = _subset(dev, np.sort(np.random.default_rng(0).permutation(len(dev.day))[:sample]))
@@ -580,7 +580,6 @@ def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: 
     over all news, on a seeded sample of dev impressions, as pipeline/evaluation.py measures recall: a
     click is in the top K when fewer than K news of the pool have a higher logit (logits have no ties:
     every news item has its own continuous residual), so no list is sorted."""
-    from pipeline.metrics import recall_from_ranks
 
     chosen = np.sort(np.random.default_rng(0).permutation(len(dev.day))[:sample])
     labels_of = [dev.candidates[dev.offsets[i]:dev.offsets[i + 1]][dev.labels[dev.offsets[i]:dev.offsets[i + 1]] == 1]

@@ -31,7 +31,7 @@ def mind_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
-    from pipeline.demo_data import config_for, generate
+    from newsrec.pipeline.demo_data import config_for, generate
 
     root = tmp_path_factory.mktemp("demo") / "mind"
     generate(root, config_for("tiny", 0))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from feed.backend import FeedReport
-from feed.documents import category_ctr_document, news_document, user_document
-from feed.local_backend import LocalBackend
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import category_ctr_document, news_document, user_document
+from newsrec.feed.local_backend import LocalBackend
 
 DIM = 65  # the schemas' x[65] (support.DIM, without importing torch into the worker processes)
 NEWS, USERS = 30, 6

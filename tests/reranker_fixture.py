@@ -19,7 +19,7 @@ VOCAB = 1200
 def tiny_unbert(seed: int = 0, **changes):
     from transformers import BertConfig
 
-    from pipeline.models.unbert import UNBERT, UNBERTConfig, _plain
+    from newsrec.pipeline.models.unbert import UNBERT, UNBERTConfig, _plain
 
     lm = BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=32, max_position_embeddings=192).to_dict()
@@ -45,7 +45,7 @@ def cases(count: int = 6, seed: int = 1) -> list[dict]:
 
 
 def scored_cases(onnx_path: Path) -> list[dict]:
-    from pipeline.reranker import OnnxReranker
+    from newsrec.pipeline.reranker import OnnxReranker
 
     runtime = OnnxReranker(onnx_path, TITLE_TOKENS, HISTORY_TOKENS)
     return [{**case, "score": float(runtime.scores(np.array([case["title_tokens"]]), np.array(case["history_tokens"]))[0])}
@@ -53,7 +53,7 @@ def scored_cases(onnx_path: Path) -> list[dict]:
 
 
 def write(directory: Path = FIXTURE_DIR) -> None:
-    from pipeline.reranker import export_onnx
+    from newsrec.pipeline.reranker import export_onnx
 
     directory.mkdir(parents=True, exist_ok=True)
     parity = export_onnx(tiny_unbert(), directory / "unbert.onnx")

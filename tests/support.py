@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline.models.content import ContentConfig, ContentModel
-from pipeline.models.contract import Batch, NewsFeatures
-from pipeline.models.fum import FUM, FUMConfig
-from pipeline.models.layers import NewsEncoderConfig
-from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-from pipeline.models.mf import MatrixFactorization, MFConfig
-from pipeline.models.unirec import UniRec, UniRecConfig
+from newsrec.pipeline.models.content import ContentConfig, ContentModel
+from newsrec.pipeline.models.contract import Batch, NewsFeatures
+from newsrec.pipeline.models.fum import FUM, FUMConfig
+from newsrec.pipeline.models.layers import NewsEncoderConfig
+from newsrec.pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+from newsrec.pipeline.models.mf import MatrixFactorization, MFConfig
+from newsrec.pipeline.models.unirec import UniRec, UniRecConfig
 
 DIM = 65  # serving dimension D = 64, plus the Euclidean-transform coordinate (schemas/*.sd: x[65])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from feed.app import AppBuildError, build_package
+from newsrec.feed.app import AppBuildError, build_package
 from newsrec.cli import main
 
 
@@ -43,10 +43,10 @@ def test_missing_maven_is_a_clear_cli_error(tmp_path: Path, monkeypatch):
 
 
 def test_a_reranker_is_exported_and_passed_to_maven(tmp_path: Path, monkeypatch):
-    from feed.app import build_with_reranker
-    from pipeline.checkpoint import save_checkpoint
-    from pipeline.text_encoder import TextEncoderConfig
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.feed.app import build_with_reranker
+    from newsrec.pipeline.checkpoint import save_checkpoint
+    from newsrec.pipeline.text_encoder import TextEncoderConfig
+    from newsrec.pipeline.vocabulary import Vocabulary
     from reranker_fixture import tiny_unbert
 
     fake_mvn(tmp_path / "bin", 'echo "$@" > args.txt; mkdir -p target; echo zip > target/application.zip\n')

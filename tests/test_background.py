@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from pipeline import background
-from pipeline.background import Background, BackgroundError
+from newsrec.pipeline import background
+from newsrec.pipeline.background import Background, BackgroundError
 
 # Forking is tested in a fresh interpreter: the only thread there, as in `newsrec demo-data`.
 FORKED = """
 import os, sys
 import numpy as np
-from pipeline.background import Background, BackgroundError
+from newsrec.pipeline.background import Background, BackgroundError
 
 def total(values):
     return {"sum": float(np.sum(values)), "pid": os.getpid()}
@@ -66,7 +66,7 @@ def test_no_fork_while_another_thread_runs():
 def test_an_error_in_the_caller_ends_the_child():
     script = """
 import time
-from pipeline.background import Background
+from newsrec.pipeline.background import Background
 try:
     with Background(time.sleep, 60) as job:
         child = job._process
@@ -81,7 +81,7 @@ print(child.is_alive(), child.exitcode)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork is used on Linux only")
 def test_can_fork_in_a_fresh_interpreter():
-    done = subprocess.run([sys.executable, "-c", "from pipeline.background import can_fork; print(can_fork())"],
+    done = subprocess.run([sys.executable, "-c", "from newsrec.pipeline.background import can_fork; print(can_fork())"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
 
@@ -89,7 +89,7 @@ def test_can_fork_in_a_fresh_interpreter():
 def test_no_fork_inside_a_daemonic_worker():
     script = """
 import multiprocessing
-from pipeline.background import can_fork
+from newsrec.pipeline.background import can_fork
 
 def report(queue):
     queue.put(can_fork())

@@ -33,9 +33,9 @@ import pytest
 from click.testing import CliRunner
 from support import DEV, DIM, NEWS, TRAIN, write_tsv
 
-from feed.backend import FeedReport
-from feed.documents import category_ctr_document, news_document, user_document
-from feed.local_backend import LocalBackend
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import category_ctr_document, news_document, user_document
+from newsrec.feed.local_backend import LocalBackend
 from newsrec.cli import main
 
 CASES_DIR = Path(__file__).parent / "bad_inputs"
@@ -169,7 +169,7 @@ def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path: Path):
 
 @pytest.mark.parametrize("hits", [0, -1, True, 2.5, 401, 10 ** 10, float("nan"), "5"])
 def test_vespa_request_bodies_refuse_hits_below_one(hits):
-    from feed.queries import QueryError, popularity_body, recommend_body, search_body, user_profile_params
+    from newsrec.feed.queries import QueryError, popularity_body, recommend_body, search_body, user_profile_params
 
     for build in (lambda: recommend_body([0.0] * DIM, hits=hits), lambda: search_body("golf", hits),
                   lambda: popularity_body(hits), lambda: user_profile_params("U1", hits)):
@@ -188,7 +188,7 @@ class _Groups:
 
 
 def test_an_unknown_filter_value_says_so_and_a_known_one_does_not():
-    from feed.queries import UnknownFilterValueError, check_filter_values
+    from newsrec.feed.queries import UnknownFilterValueError, check_filter_values
 
     backend = _Groups(["sports", "finance"])
     check_filter_values(backend, {"category": "Sports"})  # filters match case-insensitively: no error
@@ -205,7 +205,7 @@ def test_an_unknown_filter_value_says_so_and_a_known_one_does_not():
     ("http://[::1", "Invalid IPv6 URL"), ("http://localhost:8080/?token=x", "a query or fragment"),
 ])
 def test_targets_refuse_endpoints_that_cannot_work(endpoint: str, reason: str):
-    from feed.connect import EndpointError, Target
+    from newsrec.feed.connect import EndpointError, Target
 
     with pytest.raises(EndpointError, match=re.escape(reason)):
         Target(endpoint=endpoint)

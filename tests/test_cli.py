@@ -133,8 +133,8 @@ def test_error_messages_are_printed_without_control_characters(tmp_path: Path):
 
 
 def _summary(failed: list):
-    from feed.backend import FeedReport
-    from feed.job import FeedSummary
+    from newsrec.feed.backend import FeedReport
+    from newsrec.feed.job import FeedSummary
 
     report = FeedReport(sent=2, ok=2 - len(failed), failed=failed)
     return FeedSummary("embedded default index", 2, 1, {"news": 2 - len(failed), "user": 1}, {"news": report}, "Φ",
@@ -142,7 +142,7 @@ def _summary(failed: list):
 
 
 def test_the_feed_suggests_a_user_only_after_a_successful_feed():
-    from feed.connect import Target
+    from newsrec.feed.connect import Target
     from newsrec.cli.output import format_feed
 
     assert "try: newsrec recommend U1" in format_feed(_summary([]), Target())
@@ -150,7 +150,7 @@ def test_the_feed_suggests_a_user_only_after_a_successful_feed():
 
 
 def test_the_suggestion_queries_what_was_fed():
-    from feed.connect import Target
+    from newsrec.feed.connect import Target
     from newsrec.cli.output import format_feed
 
     assert format_feed(_summary([]), Target(endpoint="http://vespa:8080")).endswith(
@@ -174,7 +174,7 @@ def _help_texts() -> dict[str, str]:
 
 def test_every_help_example_names_a_reader_of_the_quickstart_data(tiny_demo: Path):
     """The Quickstart's data is `demo-data --size tiny` at seed 0, as tiny_demo; a reader has a history."""
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     dataset = read_mind(tiny_demo)
     readers = {dataset.users[u] for split in dataset.splits.values()

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.checkpoint import load_checkpoint
-from pipeline.evaluation import evaluate_model
-from pipeline.mind import read_mind
-from pipeline.models import registry
-from pipeline.models.contract import ModelConfigError
-from pipeline.training import TrainConfig, TrainingError, train
+from newsrec.pipeline.checkpoint import load_checkpoint
+from newsrec.pipeline.evaluation import evaluate_model
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.models import registry
+from newsrec.pipeline.models.contract import ModelConfigError
+from newsrec.pipeline.training import TrainConfig, TrainingError, train
 
 pytestmark = pytest.mark.slow  # each test trains a model
 
@@ -37,7 +37,7 @@ def train_toy(tiny_demo: Path, out: Path, model: str, **options) -> dict:
 
 
 def test_a_word_level_user_model_trains_evaluates_and_feeds(toys, tiny_demo: Path, trained: Path, tmp_path: Path):
-    from feed.feeding import embed_corpus
+    from newsrec.feed.feeding import embed_corpus
 
     out = trained.parent / "toy_words"  # beside the session's model: the LM vector cache is shared
     train_toy(tiny_demo, out, "toy_words")
@@ -50,7 +50,7 @@ def test_a_word_level_user_model_trains_evaluates_and_feeds(toys, tiny_demo: Pat
 
 
 def test_a_cross_encoder_is_scored_pair_by_pair_and_has_nothing_to_feed(toys, tiny_demo: Path, trained: Path):
-    from feed.feeding import embed_corpus
+    from newsrec.feed.feeding import embed_corpus
 
     out = trained.parent / "toy_pairs"
     train_toy(tiny_demo, out, "toy_pairs")

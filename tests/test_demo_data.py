@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import demo_vocab
-from pipeline.baselines import evaluate_baselines
-from pipeline.demo_data import config_for, generate
-from pipeline.mind import read_mind
+from newsrec.pipeline import demo_vocab
+from newsrec.pipeline.baselines import evaluate_baselines
+from newsrec.pipeline.demo_data import config_for, generate
+from newsrec.pipeline.mind import read_mind
 
 
 def test_generation_is_deterministic(tmp_path: Path, tiny_demo: Path):
@@ -67,7 +67,7 @@ def test_titles_read_like_topic_headlines(tiny_demo: Path):
 
 
 def test_vocabulary_is_read_from_the_package_data_files(tmp_path: Path):
-    topics_file = resources.files("pipeline").joinpath("data", demo_vocab.TOPICS_FILE)
+    topics_file = resources.files("newsrec.pipeline").joinpath("data", demo_vocab.TOPICS_FILE)
     assert topics_file.is_file()
     topics = json.loads(topics_file.read_text(encoding="utf-8"))
     assert json.loads(json.dumps([asdict(t) for t in demo_vocab.TOPICS])) == topics  # tuples become lists

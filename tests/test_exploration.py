@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.exploration import CALIBRATION, PER_HIT, ExplorationError, base_exploration, explore
+from newsrec.feed.exploration import CALIBRATION, PER_HIT, ExplorationError, base_exploration, explore
 
 SIZES = [1, 50, 1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 100_000_000]
 BUDGETS = [1, 10, 100, 200, 500, 1_000, 5_000]
@@ -38,7 +38,7 @@ def test_small_corpus_is_explored_whole():
 
 
 def test_the_vespa_default_base_is_a_corpus_of_about_70k_news():
-    from feed.funnel import VESPA_EXPLORATION
+    from newsrec.feed.funnel import VESPA_EXPLORATION
 
     assert base_exploration(60_000) < VESPA_EXPLORATION < base_exploration(80_000)
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from feed.backend import FeedReport
-from feed.funnel import DEFAULT as DEFAULT_BUDGETS
-from feed.documents import news_document, user_document
-from feed.local_backend import LocalBackend
-from feed.queries import QueryError
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.funnel import DEFAULT as DEFAULT_BUDGETS
+from newsrec.feed.documents import news_document, user_document
+from newsrec.feed.local_backend import LocalBackend
+from newsrec.feed.queries import QueryError
 from newsrec.cli import feed_main, main
-from pipeline.mind import read_mind
-from pipeline.transforms import DEFAULT_PHI_HEADROOM
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM
 from support import DIM, served_metrics_equal_offline
 
 
@@ -272,7 +272,7 @@ def test_recommend_with_global_category_ctr_multiplies_closeness_by_the_category
 def test_both_backends_answer_the_new_queries_alike(tiny_demo: Path, trained: Path, fed: Path, tmp_path: Path,
                                                     vespa_server):
     """Sorting, grouping, popularity and the category-CTR profile: embedded default vs the Vespa stand-in."""
-    from feed.vespa_backend import VespaBackend
+    from newsrec.feed.vespa_backend import VespaBackend
 
     result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", vespa_server.url,
                                             "--state", str(tmp_path / "state")])

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from feed.backend import BackendError, FeedReport
-from feed.connect import Target
-from feed.documents import news_document
-from feed.job import FeedOptions, run_feed
-from feed.journal import ResumeError
-from feed.vespa_backend import VespaBackend
+from newsrec.feed.backend import BackendError, FeedReport
+from newsrec.feed.connect import Target
+from newsrec.feed.documents import news_document
+from newsrec.feed.job import FeedOptions, run_feed
+from newsrec.feed.journal import ResumeError
+from newsrec.feed.vespa_backend import VespaBackend
 from newsrec.contract_server import ContractServer
 from newsrec.contract_server.server import free_port
 from support import DIM
@@ -139,8 +139,8 @@ def test_hung_and_slow_requests_cost_their_document_not_the_feed(server):
 def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: Path, trained: Path, tmp_path: Path,
                                                                       monkeypatch):
     """The whole feed is one generation of the embedded index: news, users and Φ commit together or not at all."""
-    from feed import feeding
-    from feed.local_backend import LocalBackend
+    from newsrec.feed import feeding
+    from newsrec.feed.local_backend import LocalBackend
 
     index = tmp_path / "index"
     options = FeedOptions(model_dir=str(trained))
@@ -173,7 +173,7 @@ def test_a_feed_that_dies_partway_leaves_the_previous_embedded_index(tiny_demo: 
 def test_a_partial_feed_resumes_with_exact_counts(tiny_demo: Path, trained: Path, tmp_path: Path, server,
                                                   monkeypatch):
     """Killed while feeding users (an exception after 100 of them): --resume sends only what is missing."""
-    from feed import feeding
+    from newsrec.feed import feeding
 
     original_users = feeding.user_documents
 
@@ -207,7 +207,7 @@ def test_resume_refuses_when_the_endpoint_holds_other_content(tiny_demo: Path, t
 
 
 def test_a_feed_stops_when_the_endpoint_stops_answering(server):
-    from feed.vespa_feed import EndpointGoneError
+    from newsrec.feed.vespa_feed import EndpointGoneError
 
     server.inject(r"^/document/v1/", ["hang"] * 10_000)
     backend = VespaBackend(server.url, timeout_s=0.2, backoff_s=0.01, max_backoff_s=0.02, max_attempts=3,
@@ -240,7 +240,7 @@ def test_a_lookup_that_cannot_tell_says_so(server):
 
 
 def test_a_second_writer_of_the_same_state_directory_waits_then_refuses(tmp_path: Path):
-    from feed.state import StateLockedError, exclusive
+    from newsrec.feed.state import StateLockedError, exclusive
 
     with exclusive(tmp_path, 5.0):
         with pytest.raises(StateLockedError, match=r"another feed is writing .* \(pid \d+ has held its lock"):
@@ -253,8 +253,8 @@ def test_a_second_writer_of_the_same_state_directory_waits_then_refuses(tmp_path
 def test_a_feed_that_waited_for_the_lock_reads_the_state_it_waited_for(tiny_demo: Path, trained: Path,
                                                                        tmp_path: Path, monkeypatch):
     """Another feed commits a larger Φ while this one embeds: this one must keep it, not the Φ it first saw."""
-    from feed import job
-    from feed.local_backend import LocalBackend
+    from newsrec.feed import job
+    from newsrec.feed.local_backend import LocalBackend
 
     index = tmp_path / "index"
     options = FeedOptions(model_dir=str(trained))

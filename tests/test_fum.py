@@ -7,11 +7,11 @@ import pytest
 import torch
 from support import NEWS_ENCODER, D, fum_config, history_news, served_metrics_equal_offline, toy_batch
 
-from pipeline.metrics import ranking_metrics
-from pipeline.models.contract import Batch, NewsFeatures
-from pipeline.models.fum import FUM, FastformerLayer, latest_clicks
-from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-from pipeline.training import train_step
+from newsrec.pipeline.metrics import ranking_metrics
+from newsrec.pipeline.models.contract import Batch, NewsFeatures
+from newsrec.pipeline.models.fum import FUM, FastformerLayer, latest_clicks
+from newsrec.pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+from newsrec.pipeline.training import train_step
 
 
 def user_of(model: FUM, batch: Batch):
@@ -176,7 +176,7 @@ def test_a_fum_checkpoint_describes_itself_and_is_served_like_unirec(tiny_demo, 
     from click.testing import CliRunner
 
     from newsrec.cli import feed_main, main
-    from pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(fum_checkpoint)
     assert checkpoint.kind == "fum" and checkpoint.model.config.word_init == "lm"
@@ -195,7 +195,7 @@ def test_a_fum_checkpoint_feeds_vespa(tiny_demo, fum_checkpoint, tmp_path):
 
     from newsrec.cli import feed_main
     from newsrec.contract_server import ContractServer
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     dataset = read_mind(tiny_demo)
     with ContractServer() as server:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feed import queries
-from feed.backend import FeedReport
-from feed.documents import news_document, user_document
-from feed.funnel import DEFAULT, MAX_RECALL_BUDGET, BudgetError, Budgets, budgets
-from feed.local_backend import LocalBackend
-from feed.queries import QueryError, recommend_body, search_body, user_profile_params
-from pipeline.mind_checks import ID_PATTERN
-from pipeline.transforms import EuclideanTransform
+from newsrec.feed import queries
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import news_document, user_document
+from newsrec.feed.funnel import DEFAULT, MAX_RECALL_BUDGET, BudgetError, Budgets, budgets
+from newsrec.feed.local_backend import LocalBackend
+from newsrec.feed.queries import QueryError, recommend_body, search_body, user_profile_params
+from newsrec.pipeline.mind_checks import ID_PATTERN
+from newsrec.pipeline.transforms import EuclideanTransform
 from support import DIM
 
 NEWS = 600
@@ -99,7 +99,7 @@ def test_read_news_are_excluded_and_bad_pages_refused(index):
 
 
 def test_a_filtered_search_is_exact_where_that_reads_fewer_vectors_than_the_graph(index, monkeypatch):
-    from feed import local_backend
+    from newsrec.feed import local_backend
 
     calls, graph_search = [], local_backend.graph_search
     monkeypatch.setattr(local_backend, "graph_search", lambda *args: calls.append(args[2]) or graph_search(*args))
@@ -172,7 +172,7 @@ def test_search_text_is_words_not_query_syntax():
 # ---------------------------------------------------------------------------- against the Vespa stand-in
 
 def test_vespa_pages_come_from_one_candidate_set(tmp_path):
-    from feed.vespa_backend import VespaBackend
+    from newsrec.feed.vespa_backend import VespaBackend
     from newsrec.contract_server import ContractServer
 
     news, users = corpus()

@@ -8,9 +8,9 @@ import pytest
 import torch
 from support import features, models, toy_batch
 
-from pipeline.device import pick_device
-from pipeline.inference import encode_all_news
-from pipeline.training import train_step
+from newsrec.pipeline.device import pick_device
+from newsrec.pipeline.inference import encode_all_news
+from newsrec.pipeline.training import train_step
 
 pytestmark = pytest.mark.gpu
 

@@ -9,7 +9,9 @@ import ast
 import importlib
 import importlib.util
 import importlib.metadata as metadata
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,18 +19,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("pipeline", "feed", "newsrec", "bench", "tests")
-PROJECT = {"pipeline", "feed", "newsrec", "bench"}
+INSTALLED = {"pipeline": "newsrec.pipeline", "feed": "newsrec.feed", "bench": "newsrec.bench", "newsrec": "newsrec"}
+PROJECT = {"newsrec"}
 TEST_HELPERS = {path.stem for path in (ROOT / "tests").glob("*.py")}  # imported by name: pytest's pythonpath
 
 
 def modules() -> list[str]:
+    """The import name of every module of the folders (pipeline/mind.py: newsrec.pipeline.mind)."""
     names = []
     for folder in FOLDERS:
         for path in sorted((ROOT / folder).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            if folder == "tests":
-                parts = parts[1:]  # tests/ is on the path (pyproject: pythonpath), not a package
-            names.append(".".join(part for part in parts if part != "__init__") or folder)
+            parts = [part for part in path.relative_to(ROOT).with_suffix("").parts[1:] if part != "__init__"]
+            root = [] if folder == "tests" else [INSTALLED[folder]]  # tests/ is on the path, not a package
+            names.append(".".join(root + parts))
     return names
 
 
@@ -95,3 +98,21 @@ def test_a_module_nobody_declared_would_fail(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "declared_distributions", lambda: {"numpy"})
     with pytest.raises(AssertionError, match="torch"):
         test_every_third_party_import_is_declared_by_the_project()
+
+
+def test_newsrec_installs_beside_pypis_own_pipeline_package(tmp_path: Path):
+    """PyPI's `pipeline` (command pipelines, an unrelated project) and newsrec import side by side: newsrec's
+    folders install as newsrec.pipeline, newsrec.feed and newsrec.bench, never as top-level names."""
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                                "pipeline==0.1.0"], capture_output=True, text=True)
+    if installed.returncode:
+        pytest.skip(f"PyPI's pipeline package could not be installed (no PyPI?): {installed.stderr[-300:]}")
+    check = ("import sys, pipeline, newsrec.pipeline.mind, newsrec.feed.queries, newsrec.bench.common; "
+             "print(pipeline.__file__); print(newsrec.pipeline.mind.__file__)")
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert run.returncode == 0, run.stderr
+    theirs, ours = run.stdout.splitlines()
+    assert theirs.startswith(str(site)) and ours == str(ROOT / "pipeline" / "mind.py")
+    assert metadata.distribution("newsrec").read_text("top_level.txt").split() == ["newsrec"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from index_workers import answer, corpus, feed_version
 
-from feed.backend import BackendError, FeedReport
-from feed.index_store import POINTER, IndexDamagedError, IndexFormatError, IndexLockedError
-from feed.local_backend import LocalBackend
-from feed.state import read_state, write_atomically, write_state
+from newsrec.feed.backend import BackendError, FeedReport
+from newsrec.feed.index_store import POINTER, IndexDamagedError, IndexFormatError, IndexLockedError
+from newsrec.feed.local_backend import LocalBackend
+from newsrec.feed.state import read_state, write_atomically, write_state
 
 WORKERS = Path(__file__).with_name("index_workers.py")
 FORK = multiprocessing.get_context("fork")  # the child starts with everything imported: one crash trial per step

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import LeaderboardFormatError
-from pipeline.leaderboard import score_files, scores_to_ranks, write_leaderboard_file
-from pipeline.metrics import ranking_metrics
+from newsrec.pipeline.errors import LeaderboardFormatError
+from newsrec.pipeline.leaderboard import score_files, scores_to_ranks, write_leaderboard_file
+from newsrec.pipeline.metrics import ranking_metrics
 
 
 def write(path: Path, text: str) -> Path:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import metrics
-from pipeline.metrics import clicked_ranks, concatenate, descending_order, per_impression_metrics, recall_from_ranks, ranking_metrics, recall_at_k
+from newsrec.pipeline import metrics
+from newsrec.pipeline.metrics import clicked_ranks, concatenate, descending_order, per_impression_metrics, recall_from_ranks, ranking_metrics, recall_at_k
 
 
 def official_auc(y_true, y_score):

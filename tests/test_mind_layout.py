@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from newsrec.cli import main
-from pipeline.mind import read_mind
-from pipeline.mind_layout import MindLayoutError, find_splits
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.mind_layout import MindLayoutError, find_splits
 
 
 def _rename(mind_dir: Path, names: dict[str, str]) -> None:

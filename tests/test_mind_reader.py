@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import MindFormatError
-from pipeline.mind import read_mind
+from newsrec.pipeline.errors import MindFormatError
+from newsrec.pipeline.mind import read_mind
 from support import DEV, NEWS, TRAIN, write_tsv
 
 
@@ -215,8 +215,8 @@ def test_news_ids_are_what_vespa_document_ids_and_queries_accept(mind_dir: Path,
 
 
 def test_the_id_rule_is_the_one_queries_enforce():
-    from feed.queries import _SAFE_VALUE
-    from pipeline.mind_checks import ID_PATTERN
+    from newsrec.feed.queries import _SAFE_VALUE
+    from newsrec.pipeline.mind_checks import ID_PATTERN
 
     assert ID_PATTERN.pattern == _SAFE_VALUE.pattern
 
@@ -266,7 +266,7 @@ def test_text_with_control_characters_or_over_its_cap_is_an_error_or_a_counted_r
 
 
 def test_entity_json_depth_is_bounded_without_recursion():
-    from pipeline.mind_checks import json_too_deep
+    from newsrec.pipeline.mind_checks import json_too_deep
 
     assert not json_too_deep('[{"WikidataId": "Q1", "SurfaceForms": ["[[[[[[[[[[[[[[[["]}]')
     assert not json_too_deep("[" * 10 + "]" * 10) and json_too_deep("[" * 11 + "]" * 11)
@@ -274,8 +274,8 @@ def test_entity_json_depth_is_bounded_without_recursion():
 
 
 def test_max_bad_rows_parses_counts_and_percentages():
-    from pipeline.errors import OptionValueError
-    from pipeline.mind_checks import BadRowLimit
+    from newsrec.pipeline.errors import OptionValueError
+    from newsrec.pipeline.mind_checks import BadRowLimit
 
     assert BadRowLimit().allowed(100) == 10 and BadRowLimit().allowed(5_000) == 50
     assert BadRowLimit.parse("3").allowed(10 ** 6) == 3 and BadRowLimit.parse("0.29%").allowed(10_000) == 29
@@ -286,7 +286,7 @@ def test_max_bad_rows_parses_counts_and_percentages():
 
 
 def test_more_bad_rows_than_allowed_fail_the_read(mind_dir: Path):
-    from pipeline.errors import TooManyBadRowsError
+    from newsrec.pipeline.errors import TooManyBadRowsError
 
     write_tsv(mind_dir / "train" / "behaviors.tsv", TRAIN + [["3", "U3", "soon", "", "N1-1 N2-0"]])
     with pytest.raises(TooManyBadRowsError) as caught:
@@ -297,7 +297,7 @@ def test_more_bad_rows_than_allowed_fail_the_read(mind_dir: Path):
 
 
 def test_a_split_left_empty_is_an_error(mind_dir: Path):
-    from pipeline.errors import EmptySplitError
+    from newsrec.pipeline.errors import EmptySplitError
 
     write_tsv(mind_dir / "dev" / "behaviors.tsv", [DEV[0][:2] + ["soon"] + DEV[0][3:]])
     with pytest.raises(EmptySplitError, match=r"dev/behaviors.tsv: split 'dev' has no impression left \(1 rows read, "

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import bench_mips
-from pipeline.transforms import EuclideanTransform, running_max_transform
+from newsrec.bench import bench_mips
+from newsrec.pipeline.transforms import EuclideanTransform, running_max_transform
 
 
 def vectors(seed: int, n: int = 300, d: int = 8, scale: float = 3.0) -> np.ndarray:

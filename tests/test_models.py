@@ -5,8 +5,8 @@ import pytest
 import torch
 from support import B, D, K, N, features, history_news, models, toy_batch
 
-from pipeline.models.content import ContentModel
-from pipeline.models.mf import MatrixFactorization
+from newsrec.pipeline.models.content import ContentModel
+from newsrec.pipeline.models.mf import MatrixFactorization
 
 
 @pytest.mark.parametrize("model", models(), ids=lambda m: type(m).__name__)
@@ -22,7 +22,7 @@ def test_contract_shapes(model):
 
 @pytest.mark.parametrize("model", models(), ids=lambda m: type(m).__name__)
 def test_a_few_steps_lower_the_loss_on_a_toy_batch(model):
-    from pipeline.training import train_step
+    from newsrec.pipeline.training import train_step
 
     torch.manual_seed(0)
     batch = toy_batch()
@@ -108,15 +108,15 @@ def test_mf_scores_unseen_news_with_untrained_vectors():
 
 
 def test_a_kind_missing_from_the_registry_is_named():
-    from pipeline.models import registry
+    from newsrec.pipeline.models import registry
 
     with pytest.raises(registry.UnknownModelError, match="unknown model 'nrms'; choose one of unirec"):
         registry.model_class("nrms")
 
 
 def test_model_options_set_config_fields_by_their_types():
-    from pipeline.errors import NewsrecError
-    from pipeline.models.registry import with_options
+    from newsrec.pipeline.errors import NewsrecError
+    from newsrec.pipeline.models.registry import with_options
     from support import fum_config
 
     config = with_options(fum_config(), (("word_history", "7"), ("dropout", "0.25"), ("tune_words", "true"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from pipeline.progress import LineProgress, progress_bar, tracked
+from newsrec.pipeline.progress import LineProgress, progress_bar, tracked
 
 
 class Clock:
@@ -79,7 +79,7 @@ def test_training_reports_progress_into_a_pipe(tiny_demo, tmp_path, monkeypatch)
     from click.testing import CliRunner
 
     from newsrec.cli import main
-    from pipeline import progress
+    from newsrec.pipeline import progress
 
     monkeypatch.setattr(progress, "QUIET_S", 0.0)
     result = CliRunner().invoke(main, ["train", str(tiny_demo), "--out", str(tmp_path / "m"), "--model", "meanpool",

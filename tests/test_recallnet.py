@@ -12,9 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.models.contract import ModelConfigError
-from pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
-from pipeline.models.recallnet import Recallnet, RecallnetConfig
+from newsrec.pipeline.models.contract import ModelConfigError
+from newsrec.pipeline.models.meanpool import MeanPoolConfig, MeanPoolModel
+from newsrec.pipeline.models.recallnet import Recallnet, RecallnetConfig
 from support import D, NEWS_ENCODER, served_metrics_equal_offline, toy_batch
 
 
@@ -199,8 +199,8 @@ def test_a_user_without_history_gets_the_learned_vector_and_padding_changes_noth
 
 @pytest.mark.gpu
 def test_training_steps_under_cuda_bf16_autocast_are_finite():
-    from pipeline.models.contract import Batch
-    from pipeline.training import train_step
+    from newsrec.pipeline.models.contract import Batch
+    from newsrec.pipeline.training import train_step
 
     device = torch.device("cuda")
     model, batch = recallnet().to(device), toy_batch()
@@ -231,8 +231,8 @@ def keyed(tiny_demo: Path, trained: Path) -> Path:
 
 @pytest.mark.slow
 def test_training_is_deterministic_on_cpu(tiny_demo: Path, trained: Path, keyed: Path):
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.training import TrainConfig, train
 
     again = trained.parent / "recallnet-again"
     train(tiny_demo, again, TrainConfig(model="recallnet", base=str(trained), epochs=1, recall_epochs=1, batch_size=64,
@@ -242,7 +242,7 @@ def test_training_is_deterministic_on_cpu(tiny_demo: Path, trained: Path, keyed:
 
 
 def test_recallnet_needs_a_base_with_user_vectors(tiny_demo: Path, tmp_path: Path):
-    from pipeline.training import TrainConfig, TrainingError, train
+    from newsrec.pipeline.training import TrainConfig, TrainingError, train
 
     with pytest.raises(TrainingError, match="recallnet needs a base checkpoint"):
         train(tiny_demo, tmp_path / "k", TrainConfig(model="recallnet"), log=lambda _: None)
@@ -251,10 +251,10 @@ def test_recallnet_needs_a_base_with_user_vectors(tiny_demo: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_served_on_the_embedded_index_with_the_bases_ranking_and_its_key(tiny_demo: Path, trained: Path, keyed: Path,
                                                                        tmp_path: Path):
-    from feed.feeding import embed_corpus
-    from feed.local_backend import LocalBackend
+    from newsrec.feed.feeding import embed_corpus
+    from newsrec.feed.local_backend import LocalBackend
     from newsrec.cli import feed_main, main
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     dataset = read_mind(tiny_demo)
     key, base = embed_corpus(dataset, keyed), embed_corpus(dataset, trained)
@@ -276,7 +276,7 @@ def test_served_on_the_embedded_index_with_the_bases_ranking_and_its_key(tiny_de
 def test_fed_to_vespa_unchanged(tiny_demo: Path, keyed: Path, tmp_path: Path):
     from newsrec.cli import feed_main, main
     from newsrec.contract_server import ContractServer
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     dataset = read_mind(tiny_demo)
     with ContractServer() as server:

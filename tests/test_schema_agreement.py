@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feed import documents, queries
-from feed.schema import SchemaMismatchError, check_document, check_query_inputs, load_schemas, tensor_size
+from newsrec.feed import documents, queries
+from newsrec.feed.schema import SchemaMismatchError, check_document, check_query_inputs, load_schemas, tensor_size
 from support import DIM
 
 
@@ -105,7 +105,7 @@ def test_query_mismatches_are_caught(schemas):
 
 
 def test_the_ctr_prior_is_the_same_in_the_schema_and_the_python_ranking(schemas):
-    from feed import ranking
+    from newsrec.feed import ranking
 
     for profile in ("popularity", "recommendation", "recommendation_with_global_category_ctr"):
         assert schemas["news"].constants[profile] == {"ctr_prior_clicks": ranking.CTR_PRIOR_CLICKS,
@@ -134,8 +134,8 @@ def test_the_funnel_budgets_agree_everywhere():
     import xml.etree.ElementTree as ElementTree
     from pathlib import Path
 
-    from feed import exploration, funnel, ranking
-    from feed.funnel import DEFAULT, MAX_RECALL_BUDGET
+    from newsrec.feed import exploration, funnel, ranking
+    from newsrec.feed.funnel import DEFAULT, MAX_RECALL_BUDGET
 
     root = Path(__file__).resolve().parent.parent
     schema = re.sub(r"#[^\n]*", "", (root / "schemas" / "news.sd").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import bench_serve
+from newsrec.bench import bench_serve
 
 
 def test_the_serve_bench_times_every_page_and_the_in_process_floor(fed: Path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.encoding import encode_dataset
-from pipeline.inference import encode_users
-from pipeline.mind import read_mind
+from newsrec.pipeline.encoding import encode_dataset
+from newsrec.pipeline.inference import encode_users
+from newsrec.pipeline.mind import read_mind
 
 
 def test_chunked_user_embedding_equals_unchunked(tiny_demo, trained):
@@ -31,7 +31,7 @@ def test_chunked_user_embedding_equals_unchunked(tiny_demo, trained):
 
 
 def test_candidate_scores_in_chunks_equal_one_pass(tiny_demo, trained, monkeypatch):
-    from pipeline import inference
+    from newsrec.pipeline import inference
 
     encoded = encode_dataset(trained, read_mind(tiny_demo), "cpu")
     dev = encoded.dataset.splits["dev"]
@@ -46,7 +46,7 @@ def test_candidate_scores_in_chunks_equal_one_pass(tiny_demo, trained, monkeypat
 
 
 def test_the_feeds_users_are_each_users_latest_impression(tiny_demo, trained):
-    from feed.feeding import _embed_users
+    from newsrec.feed.feeding import _embed_users
 
     encoded = encode_dataset(trained, read_mind(tiny_demo), "cpu")
     ranking, recall, histories = _embed_users(encoded)

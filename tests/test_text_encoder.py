@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.text_encoder import (TextEncoderConfig, TextModelError, encode_texts, load_language_model,
+from newsrec.pipeline.text_encoder import (TextEncoderConfig, TextModelError, encode_texts, load_language_model,
                                    news_text_vectors)
 
 
@@ -53,8 +53,8 @@ def test_unloadable_model_is_a_clear_error(tmp_path: Path):
 
 
 def test_fine_tuning_trains_only_the_top_layers(tiny_demo: Path, tiny_bert: Path, tmp_path: Path):
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.training import TrainConfig, train
 
     config = TrainConfig(model="unirec", epochs=1, recall_epochs=0, batch_size=32, max_impressions=120,
                          finetune_layers=1, text=TextEncoderConfig(model=str(tiny_bert), title_tokens=16,
@@ -87,7 +87,7 @@ def test_each_cpu_runtime_gives_the_float32_vectors_within_tolerance_and_its_own
 
 
 def test_an_unknown_runtime_or_one_off_its_device_is_refused():
-    from pipeline.lm_runtime import RuntimeChoiceError, require_runtime
+    from newsrec.pipeline.lm_runtime import RuntimeChoiceError, require_runtime
 
     with pytest.raises(RuntimeChoiceError, match="unknown LM runtime 'tensorrt'"):
         require_runtime("tensorrt", torch.device("cpu"))
@@ -96,7 +96,7 @@ def test_an_unknown_runtime_or_one_off_its_device_is_refused():
 
 
 def test_exporting_to_onnx_leaves_the_callers_model_as_it_was(tiny_bert: Path, tmp_path: Path):
-    from pipeline.lm_runtime import export
+    from newsrec.pipeline.lm_runtime import export
 
     _, model = load_language_model(str(tiny_bert))
     model.eval()

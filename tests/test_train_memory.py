@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.common import child_peak
-from pipeline.models.contract import Batch, NewsFeatures
-from pipeline.models.registry import MODELS, model_class
-from pipeline.training import train_step
+from newsrec.bench.common import child_peak
+from newsrec.pipeline.models.contract import Batch, NewsFeatures
+from newsrec.pipeline.models.registry import MODELS, model_class
+from newsrec.pipeline.training import train_step
 
 CEILING_MIB = 4096
 UNBERT_IMPRESSIONS = 120  # 108 train impressions (145 clicks: a full batch of 128) and 12 validation ones
@@ -59,7 +59,7 @@ def test_a_batch_in_slices_takes_the_step_of_the_whole_batch():
     after the optimizer's step (dropout off, so that both passes compute the same function)."""
     from transformers import BertConfig
 
-    from pipeline.models.unbert import _plain
+    from newsrec.pipeline.models.unbert import _plain
     from reranker_fixture import tiny_unbert
 
     lm = _plain(BertConfig(vocab_size=1200, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,

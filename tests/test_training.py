@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 
 from newsrec.cli import main
-from pipeline.features import history_matrix
-from pipeline.mind import read_mind
-from pipeline.checkpoint import CheckpointError, load_checkpoint
-from pipeline.training import ranking_samples
+from newsrec.pipeline.features import history_matrix
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.checkpoint import CheckpointError, load_checkpoint
+from newsrec.pipeline.training import ranking_samples
 
 
 def test_ranking_samples_pair_each_click_with_negatives_of_its_impression(mind_dir: Path):

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feed.connect import FeedStateError, choose_transform
-from pipeline.transforms import EuclideanTransform, no_transform, running_max_transform
+from newsrec.feed.connect import FeedStateError, choose_transform
+from newsrec.pipeline.transforms import EuclideanTransform, no_transform, running_max_transform
 
 
 def vectors(seed: int = 0, n: int = 500, d: int = 8) -> np.ndarray:

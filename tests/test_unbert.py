@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from feed.reranking import RerankError, global_phase, profile_settings
-from pipeline.models.contract import Batch, ModelConfigError, NewsFeatures
-from pipeline.models.unbert import CLS, SEP, history_pieces, title_pieces, token_input_ids
-from pipeline.reranker import OnnxReranker, RerankerError, export_onnx, sample_inputs
+from newsrec.feed.reranking import RerankError, global_phase, profile_settings
+from newsrec.pipeline.models.contract import Batch, ModelConfigError, NewsFeatures
+from newsrec.pipeline.models.unbert import CLS, SEP, history_pieces, title_pieces, token_input_ids
+from newsrec.pipeline.reranker import OnnxReranker, RerankerError, export_onnx, sample_inputs
 from reranker_fixture import FIXTURE_DIR, HISTORY_TOKENS, TITLE_TOKENS, scored_cases, tiny_unbert
 
 NSEP = 1
@@ -151,7 +151,7 @@ def test_the_java_fixture_is_what_the_pipeline_exports_now(tmp_path):
 
 
 def test_the_profile_sequence_fits_the_schema_fields():
-    from feed.reranking import field_widths
+    from newsrec.feed.reranking import field_widths
 
     title, history = field_widths()
     assert (title, history) == (TITLE_TOKENS, HISTORY_TOKENS)
@@ -179,7 +179,7 @@ def tiny_lm(tmp_path_factory):
     """A one-layer BERT with the default tokenizer: any Hugging Face directory works as UNBERT's LM."""
     from transformers import BertConfig, BertModel
 
-    from pipeline.text_encoder import load_tokenizer
+    from newsrec.pipeline.text_encoder import load_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-lm")
     tokenizer = load_tokenizer("default")
@@ -222,7 +222,7 @@ def test_an_unbert_checkpoint_describes_itself_and_evaluates_pair_by_pair(tiny_d
     from click.testing import CliRunner
 
     from newsrec.cli import main
-    from pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(unbert_checkpoint)
     assert checkpoint.kind == "unbert" and checkpoint.model.config.history_tokens == 48
@@ -233,10 +233,10 @@ def test_an_unbert_checkpoint_describes_itself_and_evaluates_pair_by_pair(tiny_d
 
 
 def test_fed_title_pieces_come_from_the_rerankers_own_tokenizer(tiny_demo, reranked_index, unbert_checkpoint):
-    from feed.local_backend import LocalBackend
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.mind import read_mind
-    from pipeline.text_encoder import load_tokenizer
+    from newsrec.feed.local_backend import LocalBackend
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.mind import read_mind
+    from newsrec.pipeline.text_encoder import load_tokenizer
 
     checkpoint = load_checkpoint(unbert_checkpoint)
     tokenizer = load_tokenizer(checkpoint.text.model)
@@ -249,9 +249,9 @@ def test_fed_title_pieces_come_from_the_rerankers_own_tokenizer(tiny_demo, reran
 
 
 def test_the_embedded_global_phase_serves_torchs_scores(tiny_demo, trained, unbert_checkpoint, reranked_index):
-    from feed.local_backend import LocalBackend
-    from feed.serving_eval import evaluate_funnel
-    from pipeline.mind import read_mind
+    from newsrec.feed.local_backend import LocalBackend
+    from newsrec.feed.serving_eval import evaluate_funnel
+    from newsrec.pipeline.mind import read_mind
 
     result = evaluate_funnel(trained, unbert_checkpoint, read_mind(tiny_demo), LocalBackend(reranked_index),
                              rerank_budgets=(1, 5), sample=12)
@@ -261,8 +261,8 @@ def test_the_embedded_global_phase_serves_torchs_scores(tiny_demo, trained, unbe
 
 
 def test_recommend_with_unbert_reranks_the_best_n_of_the_funnel(reranked_index, tiny_demo):
-    from feed.local_backend import LocalBackend
-    from pipeline.mind import read_mind
+    from newsrec.feed.local_backend import LocalBackend
+    from newsrec.pipeline.mind import read_mind
 
     backend = LocalBackend(reranked_index)
     user = next(u for u in read_mind(tiny_demo).users if any(backend.docs["user"][u]["history_tokens"]["values"]))

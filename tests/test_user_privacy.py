@@ -12,9 +12,9 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from feed.backend import FeedReport
-from feed.documents import news_document, user_document
-from feed.vespa_backend import VespaBackend
+from newsrec.feed.backend import FeedReport
+from newsrec.feed.documents import news_document, user_document
+from newsrec.feed.vespa_backend import VespaBackend
 from newsrec.contract_server import ContractServer
 from newsrec.contract_server.yql import yql_sources
 

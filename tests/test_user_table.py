@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from feed.backend import BackendError
-from feed.local_backend import _read_documents
-from feed.user_table import UserTable
+from newsrec.feed.backend import BackendError
+from newsrec.feed.local_backend import _read_documents
+from newsrec.feed.user_table import UserTable
 
 
 def fields(seed: int, read: list[str], tokens: bool = False) -> dict:

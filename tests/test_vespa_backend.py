@@ -18,10 +18,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from feed.backend import BackendError, FeedReport
-from feed.documents import category_ctr_document, news_document, user_document
-from feed.queries import QueryError
-from feed.vespa_backend import VespaBackend, parse_document_id, write_jsonl
+from newsrec.feed.backend import BackendError, FeedReport
+from newsrec.feed.documents import category_ctr_document, news_document, user_document
+from newsrec.feed.queries import QueryError
+from newsrec.feed.vespa_backend import VespaBackend, parse_document_id, write_jsonl
 from newsrec.contract_server import ContractServer
 
 MODES = ("async", "sync")
@@ -403,7 +403,7 @@ def test_ranking_scores_equal_the_dot_product_in_the_order_given(vespa):
 def test_recommend_body_is_accepted_and_ranked_by_the_recommendation_profile(vespa, fed):
     """feed.queries.recommend_body (nearestNeighbor with HNSW annotations, filters, exclusions) as Vespa sees it."""
     from vespa.application import Vespa
-    from feed.queries import recommend_body
+    from newsrec.feed.queries import recommend_body
 
     body = recommend_body(vector(1001), vector(1002), hits=3, filters={"category": "sports"}, exclude=["N1"])
     hits = Vespa(vespa.url).query(body=body).hits

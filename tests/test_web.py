@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from feed.local_backend import LocalBackend
-from feed.queries import MAX_HITS
+from newsrec.feed.local_backend import LocalBackend
+from newsrec.feed.queries import MAX_HITS
 from newsrec.cli import feed_main
 from newsrec.web.app import create_app
 from newsrec.web.service import date_text, decimals, missing_for, ordinal
@@ -123,9 +123,9 @@ def test_bad_input_is_a_400_with_a_message_on_the_page_too(client: TestClient, r
 
 
 def test_the_page_over_vespa_says_vespa_and_lists_its_users(tiny_demo: Path, trained: Path, tmp_path: Path):
-    from feed.vespa_backend import VespaBackend
+    from newsrec.feed.vespa_backend import VespaBackend
     from newsrec.contract_server import ContractServer
-    from pipeline.mind import read_mind
+    from newsrec.pipeline.mind import read_mind
 
     with ContractServer(hold_s=1.5) as server:
         result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", server.url,

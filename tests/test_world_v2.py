@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from newsrec.cli import main
-from pipeline import background, world_v2
-from pipeline.demo_data import SIZES, Planted, config_for, generate, plant
-from pipeline.metrics import ranking_metrics
+from newsrec.pipeline import background, world_v2
+from newsrec.pipeline.demo_data import SIZES, Planted, config_for, generate, plant
+from newsrec.pipeline.metrics import ranking_metrics
 
 WORLD = world_v2.WorldV2()
 
@@ -66,7 +66,7 @@ def test_world_v2_is_kept_byte_for_byte(tmp_path: Path, monkeypatch):
 
 def test_the_truth_computed_in_a_forked_process_is_the_same(tmp_path: Path):
     """`newsrec demo-data` forks for the truth when it is the only thread (a fresh process is)."""
-    script = ("import sys; from pipeline.background import can_fork; from pipeline.demo_data import config_for, "
+    script = ("import sys; from newsrec.pipeline.background import can_fork; from newsrec.pipeline.demo_data import config_for, "
               "generate; print(can_fork()); generate(sys.argv[1], config_for('tiny', 0))")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True"]

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from pipeline.models.contract import (Batch, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel, Output,
+from newsrec.pipeline.models.contract import (Batch, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel, Output,
                                       UserVectors)
-from pipeline.models.registry import build_model
+from newsrec.pipeline.models.registry import build_model
 
 BUCKETS = 4096  # token ids hashed into this many word embeddings
 

@@ -6,6 +6,7 @@ import time
 import click
 
 from newsrec.cli.base import CONTEXT, NewsrecCommand
+from newsrec.feed.app import build_package, build_with_reranker
 
 
 @click.group(context_settings=CONTEXT)
@@ -32,7 +33,6 @@ def app_build(out: str, skip_tests: bool, reranker: str | None) -> None:
       newsrec app build --reranker runs/unbert      # + the cross-encoder in the global phase
       vespa deploy build/newsrec-app.zip
     """
-    from feed.app import build_package, build_with_reranker
 
     started = time.perf_counter()
     if reranker:
@@ -55,8 +55,8 @@ def export_reranker(model_dir: str, out: str) -> None:
     Example:
       newsrec app export-reranker runs/unbert --out build/unbert.onnx
     """
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.reranker import export_onnx
+    from newsrec.pipeline.checkpoint import load_checkpoint
+    from newsrec.pipeline.reranker import export_onnx
 
     parity = export_onnx(load_checkpoint(model_dir).model, out)
     click.echo(f"wrote {out}: onnxruntime = torch within {parity.max_difference:.1e} over {parity.samples} samples")

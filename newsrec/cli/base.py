@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import click
 
-from feed.connect import Target
 from newsrec.cli.output import terminal_text
-from pipeline.errors import NewsrecError, OptionValueError
-from pipeline.mind_checks import BadRowLimit
+from newsrec.feed.connect import Target, open_backend
+from newsrec.pipeline.errors import NewsrecError, OptionValueError
+from newsrec.pipeline.mind import read_mind
+from newsrec.pipeline.mind_checks import BadRowLimit
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 FALLBACK_EXIT = 3  # answered, but with a stand-in (recommend: the popular news for a user not in the index)
@@ -159,7 +160,6 @@ def target_options(function):
 
 def open_target(target: Target):
     """The backend, its banner on stderr (so that it never mixes with JSON output)."""
-    from feed.connect import open_backend
 
     backend = open_backend(target)
     echo(f"[{backend.description}]", err=True)
@@ -169,7 +169,6 @@ def open_target(target: Target):
 def read_dataset(mind_dir: str, reading: MindReading = MindReading(), progress: bool = True):
     """The MIND directory, read and checked; with --skip-bad-rows or --drop-unknown-ids what was left out or
     repaired is reported on stderr."""
-    from pipeline.mind import read_mind
 
     dataset = read_mind(mind_dir, on_error="skip" if reading.skip_bad_rows else "raise", progress=progress,
                         max_bad_rows=reading.max_bad_rows, drop_unknown_ids=reading.drop_unknown_ids)

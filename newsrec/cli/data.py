@@ -9,6 +9,10 @@ import click
 from newsrec.cli.base import (CONTEXT, COUNT, MindReading, NewsrecCommand, echo, metrics_json_option, read_dataset,
                               read_options, require_labelled)
 from newsrec.cli.output import format_dataset, format_recall_oracle, format_statistics, format_table, to_json
+from newsrec.pipeline import baselines as scorers
+from newsrec.pipeline.baselines import decomposition_rows, generate_with_oracle
+from newsrec.pipeline.demo_data import config_for
+from newsrec.pipeline.leaderboard import score_files
 
 
 @click.command("demo-data", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -27,8 +31,6 @@ def demo_data(out_dir: str, size: str, seed: int, world: str) -> None:
     Example:
       newsrec demo-data mind-demo --size small --seed 0
     """
-    from pipeline.baselines import decomposition_rows, generate_with_oracle
-    from pipeline.demo_data import config_for
 
     started = time.perf_counter()
     summary, oracle = generate_with_oracle(out_dir, config_for(size, seed, world))
@@ -73,7 +75,6 @@ def baselines(mind_dir: str, split: str, out_dir: str | None, seed: int, as_json
       newsrec baselines mind-demo --out baselines
       newsrec score mind-demo/dev/truth.txt baselines/popularity.txt
     """
-    from pipeline import baselines as scorers
 
     dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
@@ -104,7 +105,6 @@ def score(truth: str, prediction: str, as_json: bool) -> None:
     Example:
       newsrec score mind-demo/dev/truth.txt baselines/popularity.txt --json
     """
-    from pipeline.leaderboard import score_files
 
     metrics = score_files(truth, prediction)
     echo(to_json(metrics.as_dict()) if as_json else format_table([(Path(prediction).name, metrics)]))

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from feed.connect import Target
-from newsrec.cli.base import (CONTEXT, COUNT, POSITIVE, MindReading, NewsrecCommand, PositiveFloat, device_option,
-                              echo, metrics_json_option, model_option, open_target, read_dataset, read_options,
+from newsrec.cli.base import (CONTEXT, COUNT, POSITIVE, MindReading, NewsrecCommand, PositiveFloat, device_option, echo,
+                              metrics_json_option, model_option, open_target, read_dataset, read_options,
                               require_labelled, target_options)
 from newsrec.cli.output import format_evaluation, format_serving, to_json
-from pipeline.models.registry import MODELS
+from newsrec.feed.connect import Target
+from newsrec.pipeline.baselines import reference_metrics
+from newsrec.pipeline.models.registry import MODELS
 
 
 @click.command("train", cls=NewsrecCommand, context_settings=CONTEXT)
@@ -49,8 +50,8 @@ def train_command(mind_dir: str, out_dir: str, reading: MindReading, text_model:
     Example:
       newsrec train mind-demo --out runs/unirec --model unirec
     """
-    from pipeline.text_encoder import TextEncoderConfig
-    from pipeline.training import TrainConfig, train
+    from newsrec.pipeline.text_encoder import TextEncoderConfig
+    from newsrec.pipeline.training import TrainConfig, train
 
     started = time.perf_counter()
     config = TrainConfig(**settings, text=TextEncoderConfig(model=text_model, runtime=lm_runtime))
@@ -97,7 +98,6 @@ def evaluate_command(mind_dir, model_dir, split, top_p, device, as_json, backend
       newsrec evaluate mind-demo --model runs/unirec --json
       newsrec evaluate mind-demo --backend local
     """
-    from pipeline.baselines import reference_metrics
 
     dataset = read_dataset(mind_dir, reading, progress=not as_json)
     require_labelled(dataset, mind_dir, split)
@@ -111,10 +111,10 @@ def _evaluation(model_dir, dataset, split: str, device: str, top_p: int | None, 
                 progress: bool):
     """The model alone (offline), or its candidates scored through the serving index too."""
     if backend == "offline":
-        from pipeline.evaluation import evaluate_model
+        from newsrec.pipeline.evaluation import evaluate_model
 
         return evaluate_model(model_dir, dataset, split, device, top_p, progress=progress)
-    from feed.serving_eval import evaluate_serving
+    from newsrec.feed.serving_eval import evaluate_serving
 
     return evaluate_serving(model_dir, dataset, _serving_backend(backend, target), split, device, progress=progress)
 
@@ -144,7 +144,7 @@ def predict_command(mind_dir, model_dir, split, out, device, reading) -> None:
       newsrec predict mind-demo --model runs/unirec --split dev --out prediction.txt
       newsrec score mind-demo/dev/truth.txt prediction.txt
     """
-    from pipeline.evaluation import predict
+    from newsrec.pipeline.evaluation import predict
 
     dataset = read_dataset(mind_dir, reading)
     if split not in dataset.splits:

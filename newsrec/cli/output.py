@@ -11,7 +11,7 @@ import math
 import re
 import unicodedata
 
-from pipeline.metrics import METRIC_NAMES, RankingMetrics
+from newsrec.pipeline.metrics import METRIC_NAMES, RankingMetrics
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

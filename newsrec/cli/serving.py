@@ -5,13 +5,14 @@ from dataclasses import replace
 
 import click
 
-from feed.connect import Target
-from feed.funnel import DEFAULT as DEFAULT_BUDGETS, MAX_RECALL_BUDGET
-from feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
+from newsrec.feed.connect import Target
+from newsrec.feed.funnel import DEFAULT as DEFAULT_BUDGETS, MAX_RECALL_BUDGET
+from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, PROFILES, recommendation_profiles
+from newsrec.feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
 from newsrec.cli.base import (CONTEXT, DEFAULT_MODEL_DIR, FALLBACK_EXIT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
                               open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits, recommendations_json
-from pipeline.transforms import DEFAULT_PHI_HEADROOM
+from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM
 
 filter_option = click.option("--filter", "filters", multiple=True,
                              help="FIELD=VALUE on category or subcategory; repeatable.")
@@ -62,7 +63,7 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
       newsrec-feed mind-demo                                  # embedded default index in ./newsrec-index
       newsrec-feed mind-demo --endpoint http://localhost:8080 # a Vespa deployment
     """
-    from feed.job import FeedOptions, run_feed
+    from newsrec.feed.job import FeedOptions, run_feed
 
     target = replace(target, feed_mode=feed_mode, jsonl=jsonl)
     summary = run_feed(mind_dir, target, FeedOptions(**options), log=echo, progress=True)
@@ -75,10 +76,9 @@ def feed(mind_dir: str, target: Target, feed_mode: str, jsonl: str | None, **opt
 @click.argument("user_id")
 @hits_option
 @filter_option
-@click.option("--ranking", type=click.Choice(["recommendation", "recommendation_with_global_category_ctr", "unbert"]),
-              default="recommendation", show_default=True,
-              help="Rank profile: re-rank by the user's ranking vector, or closeness × the category's CTR; unbert: "
-                   "then the cross-encoder re-ranks the best N (fed with --reranker).")
+@click.option("--ranking", type=click.Choice(list(recommendation_profiles())), default=DEFAULT_RECOMMENDATION,
+              show_default=True, help="Rank profile: " + "; ".join(f"{name}: {PROFILES[name].description}"
+                                                                   for name in recommendation_profiles()) + ".")
 @click.option("--offset", type=click.IntRange(min=0, max=MAX_OFFSET), default=0, show_default=True,
               help="Skip this many hits: the next page, from the same candidates.")
 @click.option("--recall-budget", type=click.IntRange(min=1, max=MAX_RECALL_BUDGET), default=None,

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
-from feed.schema import SCHEMA_DIR
+from newsrec.feed.schema import SCHEMA_DIR
 from newsrec.contract_server.documents import DocumentApi, document_id
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.schemas import fields_indexed_as, load_full_schemas

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from urllib.parse import unquote
 
-from feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
+from newsrec.feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
 from newsrec.contract_server.protocol import ApiError, Recorded
 
 _DOC_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/([^/]+)")  # matched in full
@@ -21,7 +21,7 @@ _VISIT_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/?")  # matched in 
 MAX_VISIT_COUNT = 1024  # Vespa caps wantedDocumentCount at 1024
 _MAPPED_TENSOR = re.compile(r"tensor<\w+>\(\w+\{\}\)")
 _REFERENCE = re.compile(r"reference<(\w+)>")
-_UPDATE_OPERATIONS = {"assign", "increment"}
+_UPDATE_OPERATIONS = {"assign", "increment", "decrement"}
 
 
 def document_id(path: str) -> str | None:
@@ -66,20 +66,25 @@ class DocumentApi:
         return 200, {"pathId": record.path, "id": doc_id}
 
     def _update(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
+        """A partial update: assign, increment, decrement (others 400). Without a condition an update of a missing
+        document is a 200 that changes nothing (Vespa's answer); with one (only a document type, such as `news`,
+        is evaluated here) it is a 412."""
         updates = _fields_of(record.body, doc_id)
-        values = {}
         for name, operation in updates.items():
             if not isinstance(operation, dict) or set(operation) - _UPDATE_OPERATIONS or len(operation) != 1:
-                raise ApiError(400, f"Error in document '{doc_id}': field '{name}': unsupported update {operation!r}")
-            values[name] = operation.get("assign", operation.get("increment"))
-        check_fields(schema, doc_id, values)
+                raise ApiError(400, f"Error in document '{doc_id}': field '{name}': unsupported update {operation!r} "
+                                    f"(the contract server applies {', '.join(sorted(_UPDATE_OPERATIONS))})")
+        check_fields(schema, doc_id, {name: next(iter(operation.values())) for name, operation in updates.items()})
+        condition = record.params.get("condition")
+        if condition is not None and condition != schema.name:
+            raise ApiError(400, f"condition {condition!r}: the contract server evaluates a document type only")
         with self.lock:
             if doc_id not in self.documents and record.params.get("create") != "true":
+                if condition is not None:
+                    raise ApiError(412, f"Conditional operation rejected since document '{doc_id}' does not exist")
                 return 200, {"pathId": record.path, "id": doc_id}  # Vespa: update of a missing doc is a 200
             target = self.documents.setdefault(doc_id, {})
-            for name, operation in updates.items():
-                target[name] = (operation["assign"] if "assign" in operation
-                                else target.get(name, 0) + operation["increment"])
+            target.update(_updated(target, updates, doc_id))
         return 200, {"pathId": record.path, "id": doc_id}
 
     def _get(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
@@ -113,6 +118,18 @@ class DocumentApi:
         with self.lock:
             self.documents.pop(doc_id, None)
         return 200, {"pathId": record.path, "id": doc_id}
+
+
+def _updated(fields: dict, updates: dict, doc_id: str) -> dict:
+    """The new values of the updated fields (arithmetic on a number only: else a 400, nothing applied)."""
+    values = {}
+    for name, operation in updates.items():
+        (kind, value), = operation.items()
+        current = fields.get(name, 0)
+        if kind != "assign" and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, current)):
+            raise ApiError(400, f"Error in document '{doc_id}': field '{name}': {kind} needs a number")
+        values[name] = value if kind == "assign" else current + value if kind == "increment" else current - value
+    return values
 
 
 def _visit_integer(value: str, name: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from feed.schema import Schema, load_schemas
+from newsrec.feed.schema import Schema, load_schemas
 
 _FIELD_LINE = re.compile(r"^\s*field\s+(\w+)\s+type\s+(.+?)\s*\{\s*$", re.MULTILINE)
 _INDEXING = re.compile(r"field\s+(\w+)\s+type\s+[^{]+\{\s*indexing:([^\n]*)")

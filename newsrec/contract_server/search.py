@@ -13,16 +13,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from feed import exploration, funnel
-from feed.reranking import PROFILE as RERANK_PROFILE
-from feed.schema import Schema, SchemaMismatchError, check_query_inputs
+from newsrec.feed import exploration, funnel
+from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK, PROFILES
+from newsrec.feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, text_score
 from newsrec.contract_server.yql import Parsed, parse_yql, query_inputs, refuse_private_sources
 
 MAX_HITS = 400
 _USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full, as Java's Matcher.matches
-USER_FALLBACKS = ("error", "popularity")
+USER_FALLBACKS = ("error", FALLBACK)
 
 
 def doc_type(doc_id: str) -> str:
@@ -38,9 +38,10 @@ class SearchApi:
         self.documents = documents
         self.attributes = attributes
         self.summary_fields = summary_fields
-        # the application package without a re-ranker: its profile is packaged only with a model (and the server
-        # has no cross-encoder); Vespa's built-in profiles besides
-        self.profiles = (set(schema.profiles) - {RERANK_PROFILE}) | {"default", "unranked"}
+        # the application package without what schemas/news/ holds (the re-ranker's profile is packaged only with
+        # its model, and the server has no cross-encoder); Vespa's built-in profiles besides
+        self.profiles = {name for name in schema.profiles
+                         if name not in PROFILES or PROFILES[name].schema_file == "news.sd"} | {"default", "unranked"}
 
     def search(self, record: Recorded) -> dict:
         params = _parameters(record)
@@ -101,8 +102,8 @@ class SearchApi:
         if user is None:
             if fallback == "error":
                 raise ApiError(404, f"Unknown user_id '{user_id}' (or no embeddings)")
-            return ("popularity" if profile in ("default", *NN_PROFILES) else profile), parsed, budget, "popularity"
-        profile = "recommendation" if profile == "default" else profile
+            return (FALLBACK if profile in ("default", *NN_PROFILES) else profile), parsed, budget, FALLBACK
+        profile = DEFAULT_RECOMMENDATION if profile == "default" else profile
         if profile in NN_PROFILES:
             explored = max(exploration.PER_HIT * budget, base, hits_and_offset)
             parsed.nearest = (explored, "embedding", "user_recall")

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from feed.schema import SCHEMA_DIR
+from newsrec.feed.schema import SCHEMA_DIR
 from newsrec.contract_server.app import VespaContractApp
 
 HOST = "127.0.0.1"

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from feed.schema import Schema
+from newsrec.feed.schema import Schema
 from newsrec.contract_server.protocol import ApiError
 
 _SELECT = re.compile(r"^\s*select\s+\*\s+from\s+(sources\s+\*|sources\s+\w+(?:\s*,\s*\w+)*|\w+)\s+where\s+(.+?)\s*;?\s*$",

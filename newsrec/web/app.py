@@ -16,9 +16,9 @@ from fastapi import FastAPI, Request as HttpRequest
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 
-from feed.backend import BackendError
+from newsrec.feed.backend import BackendError
 from newsrec.web.service import Request, Service, WebInputError, date_text, parse_request, score_of
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals["fmt"] = lambda value, places=4: "" if value is None else f"{value:.{places}f}"

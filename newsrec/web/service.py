@@ -17,19 +17,20 @@ the profile has, what each means, and the decimals that tell adjacent hits apart
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from feed import ranking as profiles
-from feed.backend import Hit
-from feed.funnel import DEFAULT as DEFAULT_BUDGETS
-from feed.queries import MAX_HITS, RECOMMEND_PROFILES, check_filter_values, safe_value
-from feed.reranking import PROFILE as RERANK_PROFILE
-from feed.vespa_backend import VespaBackend
-from pipeline.errors import NewsrecError
+from newsrec.feed import ranking as expressions
+from newsrec.feed.backend import Hit
+from newsrec.feed.funnel import DEFAULT as DEFAULT_BUDGETS
+from newsrec.feed.profiles import CLOSENESS, DEFAULT_RECOMMENDATION, PROFILES, RERANKER
+from newsrec.feed.queries import MAX_HITS, RECOMMEND_PROFILES, check_filter_values, safe_value
+from newsrec.feed.vespa_backend import VespaBackend
+from newsrec.pipeline.errors import NewsrecError
 
 MAX_QUERY_CHARS = 200
 HISTORY_SHOWN = 10
@@ -58,7 +59,7 @@ class Request:
     text: str | None = None
     sort: str | None = None
     hits: int = 10
-    ranking: str = "recommendation"
+    ranking: str = DEFAULT_RECOMMENDATION
 
 
 def parse_request(params: dict[str, str]) -> Request:
@@ -69,7 +70,7 @@ def parse_request(params: dict[str, str]) -> Request:
     return Request(user=_checked_id("user id", value["user"]), category=_checked_id("category", value["category"]),
                    text=_checked_text(value["q"]), sort=_checked_choice("sort", value["sort"], ("date",)),
                    hits=_checked_hits(value["hits"]),
-                   ranking=_checked_choice("ranking", value["ranking"], RECOMMEND_PROFILES) or "recommendation")
+                   ranking=_checked_choice("ranking", value["ranking"], RECOMMEND_PROFILES) or DEFAULT_RECOMMENDATION)
 
 
 def _checked_id(kind: str, value: str | None) -> str | None:
@@ -102,15 +103,15 @@ def _checked_hits(value: str | None) -> int:
 
 
 def missing_for(ranking: str, is_vespa: bool) -> tuple[str, str]:
-    """(what an index lacks to serve `ranking`, how to get it): only unbert can be missing (no re-ranker)."""
-    if ranking != RERANK_PROFILE:
-        return "this rank profile", "deploy the application of this newsrec version"
+    """(what an index lacks to serve `ranking`: its row's `needs` in feed/profiles.py, how to get it)."""
+    profile = PROFILES[ranking]
+    if profile.global_phase != "reranker":
+        return profile.needs or "this rank profile", "deploy the application of this newsrec version"
     if is_vespa:
-        return ("a re-ranker: its application package has no rank profile unbert and no models/unbert.onnx",
+        return (f"{profile.needs} (its application package has no rank profile {ranking})",
                 "deploy a package built with `newsrec app build --reranker DIR` (DIR: an UNBERT checkpoint) and feed "
                 "with the same --reranker")
-    return ("a re-ranker: the cross-encoder's model (unbert.onnx) and the title and history tokens it reads",
-            "feed it with `newsrec-feed MIND_DIR --reranker DIR` (DIR: an UNBERT checkpoint)")
+    return profile.needs, "feed it with `newsrec-feed MIND_DIR --reranker DIR` (DIR: an UNBERT checkpoint)"
 
 
 class Service:
@@ -232,7 +233,7 @@ def recommendation_row(hit: Hit, ranking: str) -> dict:
     return {**news_row(hit), "relevance": hit.relevance, "scores": {
         "recall_closeness": _number(closeness),
         "second_phase": _number(features.get("ranking_score")),
-        "global_phase": hit.relevance if ranking == RERANK_PROFILE else None,
+        "global_phase": hit.relevance if ranking == RERANKER else None,
         "category_ctr": _number(features.get("category_ctr")),
         "ctr_prior": ctr_prior(hit)}}
 
@@ -248,7 +249,7 @@ def ctr_prior(hit: Hit) -> float | None:
     clicks, impressions = hit.fields.get("clicks"), hit.fields.get("impressions")
     if clicks is None or impressions is None:
         return None
-    return float(profiles.ctr(np.array([clicks]), np.array([impressions]))[0])
+    return float(expressions.ctr(np.array([clicks]), np.array([impressions]))[0])
 
 
 def _number(value) -> float | None:
@@ -281,96 +282,52 @@ def column_decimals(rows: list[dict], keys: tuple[str, ...]) -> dict[str, int]:
     return {key: decimals([score_of(row, key) for row in rows]) for key in keys}
 
 
-@dataclass(frozen=True)
-class Column:
-    """One score of a recommendation rank profile, as the page shows and explains it."""
-
-    key: str  # a key of the row's scores, or "relevance"
-    label: str
-    meaning: str
-
-
-RECALL = Column("recall_closeness", "recall closeness",
-                "first phase: 1 / (1 + distance) between the reader's recall vector and the news vector; the "
-                "nearest-neighbour search finds the candidates by it (1 = the same vector, smaller = farther)")
-SECOND_PHASE = Column("second_phase", "ranking vector · news vector",
-                      "second phase: the reader's ranking vector · the news vector (ranking_score); it re-orders the "
-                      f"best {RECALL_BUDGET} candidates by recall closeness (higher = nearer what the reader clicked)")
-CATEGORY_CTR = Column("category_ctr", "category CTR",
-                      "the click-through rate of the news item's category in the training impressions")
-CLOSENESS_BY_CTR = Column("relevance", "closeness × category CTR",
-                          "the profile's only phase: recall closeness × category CTR, so near news of often-clicked "
-                          "categories come first")
-GLOBAL_PHASE = Column("global_phase", "cross-encoder",
-                      "global phase: a cross-encoder (UNBERT) reads the title together with the reader's clicked "
-                      f"titles and re-scores the best {RERANK_BUDGET} by the second phase; the hits below keep the "
-                      "second-phase order, their scores rescaled beneath")
-
-
-@dataclass(frozen=True)
-class ProfileView:
-    """How a recommendation profile orders its hits, in words, and the columns of its scores."""
-
-    order: str
-    columns: tuple[Column, ...]
-    decides: str  # the key of the column whose score orders the list
-
-
-VIEWS = {
-    "recommendation": ProfileView(
-        f"the nearest-neighbour search finds candidates by recall closeness; the best {RECALL_BUDGET} by closeness "
-        "are ordered by the second phase, ranking vector · news vector", (RECALL, SECOND_PHASE), "second_phase"),
-    "recommendation_with_global_category_ctr": ProfileView(
-        "the nearest-neighbour search finds candidates by recall closeness; they are ordered by closeness × the "
-        "CTR of their category", (RECALL, CATEGORY_CTR, CLOSENESS_BY_CTR), "relevance"),
-    RERANK_PROFILE: ProfileView(
-        f"as recommendation (recall closeness, then the second phase on the best {RECALL_BUDGET}); then the "
-        f"cross-encoder re-scores the best {RERANK_BUDGET} and orders them by its score",
-        (RECALL, SECOND_PHASE, GLOBAL_PHASE), "global_phase"),
-}
+SCORE_KEYS = {CLOSENESS: "recall_closeness", "ranking_score": "second_phase", "category_ctr": "category_ctr",
+              "relevance": "relevance", "global_phase": "global_phase"}  # feed/profiles.py's features -> JSON keys
 
 
 def explained(ranking: str, rows: list[dict]) -> dict:
     """The rows of a recommendation page with `decided_by` and `explanation` each; the profile's `order` in words,
-    `decided_by` of the profile and its score `columns` (key, label, meaning, decides, decimals)."""
-    view = VIEWS[ranking]
-    places = column_decimals(rows, tuple(column.key for column in view.columns))
-    explain = {"recommendation": _by_second_phase, RERANK_PROFILE: _by_cross_encoder}.get(ranking, _by_category_ctr)
+    `decided_by` of the profile and its score `columns` (key, label, meaning, decides, decimals): all from the
+    profile's row of feed/profiles.py."""
+    profile = PROFILES[ranking]
+    columns = [(SCORE_KEYS[phase.feature], phase) for phase in profile.phases]
+    decides = SCORE_KEYS[profile.decides]
+    places = column_decimals(rows, tuple(key for key, _ in columns))
     for position, row in enumerate(rows, 1):
-        row["decided_by"], row["explanation"] = explain(position, lambda key: shown(row, key, places[key]))
-    return {"order": view.order, "decided_by": view.decides, "hits": rows,
-            "columns": [{"key": column.key, "label": column.label, "meaning": column.meaning,
-                         "decides": column.key == view.decides, "decimals": places[column.key]}
-                        for column in view.columns]}
+        show = functools.partial(shown, row, places=places)
+        row["decided_by"], row["explanation"] = explanation(profile, columns, position, show)
+    return {"order": profile.description, "decided_by": decides, "hits": rows,
+            "columns": [{"key": key, "label": phase.label, "meaning": phase.meaning, "decides": key == decides,
+                         "decimals": places[key]} for key, phase in columns]}
 
 
-def shown(row: dict, key: str, places: int) -> str:
+def shown(row: dict, key: str, places: dict[str, int]) -> str:
     value = score_of(row, key)
-    return "none" if value is None or not math.isfinite(value) else f"{value:.{places}f}"
+    return "none" if value is None or not math.isfinite(value) else f"{value:.{places[key]}f}"
 
 
-def _by_second_phase(position: int, show) -> tuple[str, str]:
+def explanation(profile, columns: list, position: int, show) -> tuple[str, str]:
+    """(the score that put the hit at `position`, why in words): the global phase within its N, the second phase
+    within the recall budget, else the profile's own score from its parts."""
+    place = ordinal(position)
     found = f"found by recall at closeness {show('recall_closeness')}"
-    if position > RECALL_BUDGET:
-        return "recall_closeness", (f"{ordinal(position)} by recall closeness {show('recall_closeness')}: past the "
+    second = f"ranking vector · news vector = {show('second_phase')}"
+    if profile.global_phase and position <= RERANK_BUDGET:
+        return "global_phase", (f"{place} by the cross-encoder's score {show('global_phase')} (global phase, "
+                                f"re-scoring the best {RERANK_BUDGET}); second phase: {second}, {found}")
+    if profile.global_phase:
+        return "second_phase", (f"{place}: below the {RERANK_BUDGET} the cross-encoder re-scores, in second-phase "
+                                f"order ({second}, {found}; rescaled to {show('global_phase')})")
+    decides = SCORE_KEYS[profile.decides]
+    label = next(phase.label for key, phase in columns if key == decides)
+    if profile.second_phase_rerank and position <= RECALL_BUDGET:
+        return decides, f"{place} by the second phase: {label} = {show(decides)}; {found}"
+    if profile.second_phase_rerank:
+        return "recall_closeness", (f"{place} by recall closeness {show('recall_closeness')}: past the "
                                     f"{RECALL_BUDGET} candidates the second phase re-orders")
-    return "second_phase", (f"{ordinal(position)} by the second phase: ranking vector · news vector = "
-                            f"{show('second_phase')}; {found}")
-
-
-def _by_category_ctr(position: int, show) -> tuple[str, str]:
-    return "relevance", (f"{ordinal(position)} by closeness × category CTR = {show('recall_closeness')} × "
-                         f"{show('category_ctr')} = {show('relevance')}")
-
-
-def _by_cross_encoder(position: int, show) -> tuple[str, str]:
-    before = (f"second phase: ranking vector · news vector = {show('second_phase')}, found by recall at closeness "
-              f"{show('recall_closeness')}")
-    if position > RERANK_BUDGET:
-        return "second_phase", (f"{ordinal(position)}: below the {RERANK_BUDGET} the cross-encoder re-scores, in "
-                                f"second-phase order ({before}; rescaled to {show('global_phase')})")
-    return "global_phase", (f"{ordinal(position)} by the cross-encoder's score {show('global_phase')} (global phase, "
-                            f"re-scoring the best {RERANK_BUDGET}); {before}")
+    parts = ", ".join(f"{phase.label} {show(key)}" for key, phase in columns if key != decides)
+    return decides, f"{place} by {label} = {show(decides)}" + (f" ({parts})" if parts else "")
 
 
 def ordinal(number: int) -> str:

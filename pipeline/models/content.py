@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
-from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig, UserIdEmbedding
+from newsrec.pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
+from newsrec.pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig, UserIdEmbedding
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

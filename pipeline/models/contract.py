@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 
 class ModelConfigError(NewsrecError):

@@ -1,4 +1,5 @@
-"""FUM: fine-grained and fast user modeling (Qi, Wu, Wu, Huang; ../shared/seeds/fum-slides.txt).
+"""FUM: fine-grained and fast user modeling (Qi, Wu, Wu, Huang, "FUM: Fine-grained and
+Fast User Modeling for News Recommendation", SIGIR 2022, arXiv:2204.04727).
 
 User modeling becomes document modeling: the titles of the user's latest clicks are concatenated into
 one document, and the user is read from it at two grains, combined into one cacheable user vector
@@ -16,7 +17,7 @@ one document, and the user is read from it at two grains, combined into one cach
 News encoder: `ContentNewsEncoder` (cached LM vectors of title and abstract + categories + entities),
 as UniRec and mean-pool, so the rows of the model table differ only in the user model.
 Recall (issue 15, item 3): the user vector itself is the recall query (`recall="user"`), chosen by
-measured Recall@K on world v2 small (README, "Results on world v2": R@100 over the dev-day pool 0.0837
+measured Recall@K on world v2 small (docs/models.md, "Results on world v2": R@100 over the dev-day pool 0.0837
 for the user vector against 0.0722 for UniRec's basis embeddings over it, top 5 of 20). The bases are
 still trained in a second stage with everything else frozen (`RecallBases`), so that the comparison can
 be rerun: `--top-p P` at evaluation serves them instead (P = 0: all bases).
@@ -34,12 +35,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel, Output,
-                                      UserVectors)
-from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig, RecallBases
+from newsrec.pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel,
+                                              Output, UserVectors)
+from newsrec.pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig, RecallBases
+from newsrec.pipeline.text_encoder import load_language_model, resolve_model
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,6 @@ class FUMConfig:
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "FUMConfig":
         from transformers import AutoConfig
-
-        from pipeline.text_encoder import resolve_model
 
         lm = AutoConfig.from_pretrained(resolve_model(settings.text_model))
         return cls(news=NewsEncoderConfig.from_vocabulary(vocab, settings), word_vocab=lm.vocab_size,
@@ -249,7 +249,6 @@ def _initialize_words(words: nn.Embedding, config: FUMConfig) -> None:
     """The LM's word-piece table (its ids are the features' token ids), or a seeded normal one (tests)."""
     if config.word_init == "random":
         return
-    from pipeline.text_encoder import load_language_model
 
     table = load_language_model(config.news.text_model)[1].get_input_embeddings().weight
     if tuple(table.shape) != (config.word_vocab, config.word_dim):

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import ModelSettings, NewsFeatures
+from newsrec.pipeline.models.contract import ModelSettings, NewsFeatures
+from newsrec.pipeline.text_encoder import load_language_model, mean_pool
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 
 class AdditiveAttention(nn.Module):
@@ -112,7 +113,6 @@ class ContentNewsEncoder(nn.Module):
         return self.mlp(torch.cat(parts, dim=-1))  # (N, D)
 
     def _encode_tokens(self, news: NewsFeatures) -> torch.Tensor:
-        from pipeline.text_encoder import mean_pool
 
         tokens, mask = news.tokens.flatten(0, 1), news.token_mask.flatten(0, 1)  # (2N, T)
         hidden = self.language_model(input_ids=tokens, attention_mask=mask).last_hidden_state  # (2N, T, L)
@@ -122,7 +122,6 @@ class ContentNewsEncoder(nn.Module):
 
 def _finetuned_language_model(config: NewsEncoderConfig) -> nn.Module:
     """The LM with everything frozen except its top `finetune_layers` transformer layers."""
-    from pipeline.text_encoder import load_language_model
 
     model = load_language_model(config.text_model)[1]
     layers = model.encoder.layer  # BERT-family layout (MiniLM, BERT, DistilBERT-like)

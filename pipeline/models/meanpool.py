@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
-from pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig
+from newsrec.pipeline.models.contract import ModelSettings, NewsFeatures, NewsRecModel, UserVectors
+from newsrec.pipeline.models.layers import ContentNewsEncoder, NewsEncoderConfig
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

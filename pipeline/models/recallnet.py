@@ -1,4 +1,5 @@
-"""Recallnet: a retrieval key trained by a critic (Liu, Xing, Lian, Lian, Xie, Li; ../shared/seeds/recallnet.txt).
+"""Recallnet: a retrieval key trained by a critic (Liu, Xing, Lian, Lian, Xie, Li,
+"A Novel User Representation Paradigm for Making Personalized Candidate Retrieval", arXiv:1907.06323).
 
 For each user an **actor** synthesizes a retrieval key Ψ_u, a virtual item in the news representation
 space, so that nearest-neighbour search around Ψ_u finds what a precise (not dot-product) recommender
@@ -15,7 +16,7 @@ here so that each one can be removed):
   the history before it). Cosine is the paper's default; serving retrieves by inner product (Vespa's HNSW
   over the Euclidean-transformed vectors), which cosine ignores the news norms of, so
   `similarity="inner"` trains with log σ(Ψ_u · θ_v'), the similarity served (in place of the paper's
-  Euclidean variant; both are measured in README, "Recall: Recallnet").
+  Euclidean variant; both are measured in docs/models.md, "Recall: Recallnet").
 
 Parts (§4.1): the user encoder is the paper's multi-head attentive pooling over the clicked news
 (Eq. 9-10: K heads, concatenated, W_a + ReLU); the synthesizer an M-layer FFN without activation on its
@@ -49,12 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel,
+from newsrec.pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel,
                                       Output, UserVectors)
-from pipeline.models.registry import build_model
+from newsrec.pipeline.models.registry import build_model
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 EVALUATORS = ("bi", "fc")
 SIMILARITIES = ("cosine", "inner")

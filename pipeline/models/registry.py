@@ -12,20 +12,20 @@ import importlib
 import typing
 from typing import TYPE_CHECKING
 
-from pipeline.errors import NewsrecError
+from newsrec.pipeline.errors import NewsrecError
 
 if TYPE_CHECKING:
-    from pipeline.models.contract import ModelSettings, NewsRecModel
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.models.contract import ModelSettings, NewsRecModel
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 MODELS: dict[str, str] = {
-    "unirec": "pipeline.models.unirec:UniRec",
-    "content": "pipeline.models.content:ContentModel",
-    "mf": "pipeline.models.mf:MatrixFactorization",
-    "meanpool": "pipeline.models.meanpool:MeanPoolModel",
-    "fum": "pipeline.models.fum:FUM",
-    "unbert": "pipeline.models.unbert:UNBERT",
-    "recallnet": "pipeline.models.recallnet:Recallnet",
+    "unirec": "newsrec.pipeline.models.unirec:UniRec",
+    "content": "newsrec.pipeline.models.content:ContentModel",
+    "mf": "newsrec.pipeline.models.mf:MatrixFactorization",
+    "meanpool": "newsrec.pipeline.models.meanpool:MeanPoolModel",
+    "fum": "newsrec.pipeline.models.fum:FUM",
+    "unbert": "newsrec.pipeline.models.unbert:UNBERT",
+    "recallnet": "newsrec.pipeline.models.recallnet:Recallnet",
 }
 
 

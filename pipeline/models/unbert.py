@@ -1,5 +1,6 @@
-"""UNBERT: a language-model cross-encoder of a candidate and the user's clicked titles (Zhang et al., IJCAI 2021;
-../shared/seeds/unbert.txt). The last step of the funnel: it re-ranks the two-tower model's top N.
+"""UNBERT: a language-model cross-encoder of a candidate and the user's clicked titles (Zhang et al., "UNBERT:
+User-News Matching BERT for News Recommendation", IJCAI 2021, doi:10.24963/ijcai.2021/462). The last step of
+the funnel: it re-ranks the two-tower model's top N.
 
 One pre-trained LM reads, per (candidate, user) pair,
 
@@ -34,12 +35,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsInputs, NewsRecModel,
-                                      Output, UserVectors)
-from pipeline.models.fum import latest_clicks
+from newsrec.pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsInputs,
+                                              NewsRecModel, Output, UserVectors)
+from newsrec.pipeline.models.fum import latest_clicks
+from newsrec.pipeline.text_encoder import resolve_model
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 CLS, SEP = 101, 102  # what Vespa's tokenInputIds inserts (BERT vocabularies)
 AGGREGATORS = ("attention", "mean", "nsep")
@@ -78,8 +80,6 @@ class UNBERTConfig:
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "UNBERTConfig":
         from transformers import AutoConfig
-
-        from pipeline.text_encoder import resolve_model
 
         lm = AutoConfig.from_pretrained(resolve_model(settings.text_model)).to_dict()
         return cls(lm=_plain(lm), text_model=settings.text_model)
@@ -227,8 +227,6 @@ class UNBERT(NewsRecModel):
     def on_new(self) -> None:
         """Built new: start from the pre-trained LM's weights (a checkpoint brings its own)."""
         from transformers import AutoModel
-
-        from pipeline.text_encoder import resolve_model
 
         pretrained = AutoModel.from_pretrained(resolve_model(self.config.text_model))
         missing = self.scorer.lm.load_state_dict(pretrained.state_dict(), strict=False).missing_keys

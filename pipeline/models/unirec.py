@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel, Output,
+from newsrec.pipeline.models.contract import (Batch, ModelConfigError, ModelSettings, NewsFeatures, NewsRecModel, Output,
                                       UserVectors)
-from pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig, RecallBases
+from newsrec.pipeline.models.layers import AdditiveAttention, ContentNewsEncoder, NewsEncoderConfig, RecallBases
 
 if TYPE_CHECKING:
-    from pipeline.vocabulary import Vocabulary
+    from newsrec.pipeline.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,178 @@
+"""The rank profiles, in one table: what each is, how it retrieves, its phases and what their scores mean, the
+query inputs it needs, what the index must hold to serve it, its match-features, and its math.
+
+Everything that names a profile reads this table: the query bodies (feed/queries.py), both serving backends (the
+embedded index, feed/local_backend.py, and the contract server's stand-in for Vespa,
+newsrec/contract_server/scoring.py), the command line's `--ranking` choices and the web page's explanations.
+tests/test_profiles.py checks it against schemas/ (each profile there, its inputs declared, its match-features
+the schema's) and against the application's UserProfileSearcher (its nearest-neighbour profiles).
+
+A profile's math is a function of the features of the matched news, each an (N,) array named as the rank
+features Vespa computes (`Features`), returning (relevance (N,), order (N,)): the profile's scores and the
+order of the hits. The functions are feed/ranking.py's, the one copy of the profiles' expressions.
+
+Adding a profile: write it in schemas/news.sd (or a file of schemas/news/ packaged with what it needs), add its row
+here with its math (in feed/ranking.py when it is new), and nothing else; docs/architecture.md has an example.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from newsrec.feed import ranking
+
+Features = Mapping[str, np.ndarray]  # rank feature name -> (N,) values of the matched news
+Ranked = tuple[np.ndarray, np.ndarray]  # (relevance (N,), order (N,))
+
+NEAREST_NEIGHBOR = "nearest neighbours of the user's recall vector"  # retrievals
+TEXT = "the words of the query (BM25 over title and abstract)"
+EVERY_NEWS = "every news item (filters aside)"
+
+CLOSENESS = "closeness(field,embedding)"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a profile: the feature holding its score, a short label and what the score means."""
+
+    feature: str
+    label: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class RankProfile:
+    """A rank profile of schemas/: see the module docstring."""
+
+    name: str
+    description: str  # a sentence for people (the web page, --help)
+    retrieval: str  # NEAREST_NEIGHBOR, TEXT or EVERY_NEWS
+    inputs: tuple[str, ...]  # the query(...) inputs a query must send (the searcher sends the user's)
+    phases: tuple[Phase, ...]  # in the order they run
+    decides: str  # the feature whose score orders the hits (the last phase's; "relevance" for the profile's own)
+    match_features: tuple[str, ...]  # as the schema lists them
+    rank: Callable[[Features, int], Ranked]  # (features, second-phase rerank count) -> (relevance, order)
+    recommends: bool = False  # served as a user's recommendations (`newsrec recommend --ranking`, the web page)
+    needs: str | None = None  # what the index must hold beyond news and users to serve it
+    schema_file: str = "news.sd"  # where in schemas/ (a file of schemas/news/ is packaged only with what it needs)
+    second_phase_rerank: bool = False  # the second phase re-ranks the recall budget (ranking.secondPhase.*)
+    global_phase: str | None = None  # a model the global phase runs over the best N ("reranker"), if any
+
+    @property
+    def nearest_neighbor(self) -> bool:
+        return self.retrieval == NEAREST_NEIGHBOR
+
+
+def by_relevance(relevance: np.ndarray) -> Ranked:
+    """A one-phase profile: the hits by their score, best first (ties in the order given)."""
+    return relevance, np.argsort(-relevance, kind="stable")
+
+
+RECALL_PHASE = Phase(CLOSENESS, "recall closeness",
+                     "first phase: 1 / (1 + distance) between the reader's recall vector and the news vector; the "
+                     "nearest-neighbour search finds the candidates by it (1 = the same vector, smaller = farther)")
+SECOND_PHASE = Phase("ranking_score", "ranking vector · news vector",
+                     "second phase: the reader's ranking vector · the news vector (ranking_score); it re-orders the "
+                     "best candidates by recall closeness, the recall budget (higher = nearer what the reader clicked)")
+CATEGORY_CTR = Phase("category_ctr", "category CTR",
+                     "the click-through rate of the news item's category in the training impressions")
+CLOSENESS_BY_CTR = Phase("relevance", "closeness × category CTR",
+                         "the profile's only phase: recall closeness × category CTR, so near news of often-clicked "
+                         "categories come first")
+CROSS_ENCODER = Phase("global_phase", "cross-encoder",
+                      "global phase: a cross-encoder (UNBERT) reads the title together with the reader's clicked "
+                      "titles and re-scores the best N by the second phase; the hits below keep the second-phase "
+                      "order, their scores rescaled beneath")
+POPULARITY_PHASE = Phase("relevance", "100 × CTR prior",
+                         "nativeRank (0 without query text) + 100 × the smoothed CTR, (clicks + 1) / (impressions + "
+                         "25): a news item shown rarely counts as the average 4% until its clicks say otherwise")
+TEXT_PHASE = Phase("text_score", "BM25", "bm25(title) + bm25(abstract): how well the words match")
+PERSONALIZED_PHASE = Phase("personalized_score", "BM25 + ranking vector · news vector",
+                           "text_score + personalization_weight × the reader's ranking vector · the news vector")
+
+
+def _recommendation(features: Features, rerank_count: int) -> Ranked:
+    return ranking.recommendation(features[CLOSENESS], features["recommendation_score"], rerank_count)
+
+
+PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
+    RankProfile("recall", "the nearest neighbours of the reader's recall vector, by closeness alone",
+                NEAREST_NEIGHBOR, ("user_recall",), (RECALL_PHASE,), CLOSENESS,
+                (CLOSENESS, "distance(field,embedding)"), lambda f, r: by_relevance(f[CLOSENESS])),
+    RankProfile("recommendation", "the reader's nearest news by the recall vector, the best re-ranked by the "
+                "ranking vector (the funnel)", NEAREST_NEIGHBOR, ("user_recall", "user_ranking"),
+                (RECALL_PHASE, SECOND_PHASE), "ranking_score",
+                (CLOSENESS, "ranking_score", "ctr", "recommendation_score"), _recommendation, recommends=True,
+                second_phase_rerank=True),
+    RankProfile("recommendation_with_global_category_ctr", "the reader's nearest news, ordered by closeness × "
+                "the CTR of their category (from the global category_ctr document)", NEAREST_NEIGHBOR,
+                ("user_recall",), (RECALL_PHASE, CATEGORY_CTR, CLOSENESS_BY_CTR), "relevance",
+                ("nearest_neighbor", "category_ctr"),
+                lambda f, r: by_relevance(ranking.recommendation_with_global_category_ctr(f[CLOSENESS],
+                                                                                          f["category_ctr"])),
+                recommends=True, needs="the global category_ctr document"),
+    RankProfile("unbert", "the recommendation funnel, its best N re-scored by the UNBERT cross-encoder",
+                NEAREST_NEIGHBOR, ("user_recall", "user_ranking", "history_tokens"),
+                (RECALL_PHASE, SECOND_PHASE, CROSS_ENCODER), "global_phase",
+                (CLOSENESS, "ranking_score", "recommendation_score"), _recommendation, recommends=True,
+                needs="a re-ranker: the cross-encoder's model (unbert.onnx) and the title and history tokens it "
+                      "reads", schema_file="news/unbert.profile", second_phase_rerank=True, global_phase="reranker"),
+    RankProfile("popularity", "the most clicked news: 100 × the smoothed CTR (plus nativeRank with text)",
+                EVERY_NEWS, (), (POPULARITY_PHASE,), "relevance", ("nativeRank", "ctr"),
+                lambda f, r: by_relevance(ranking.popularity(f["nativeRank"], f["ctr"]))),
+    RankProfile("bm25", "BM25 over title and abstract", TEXT, (), (TEXT_PHASE,), "text_score",
+                ("bm25(title)", "bm25(abstract)", "text_score"), lambda f, r: by_relevance(f["text_score"])),
+    RankProfile("personalized_search", "BM25 plus the reader's ranking vector · the news vector", TEXT,
+                ("user_ranking",), (PERSONALIZED_PHASE,), "personalized_score",
+                ("text_score", "ranking_score", "personalized_score"),
+                lambda f, r: by_relevance(f["personalized_score"])),
+)}
+ABSTRACT = ("base",)  # profiles of the schema that only others inherit from (never queried)
+
+RECALL = "recall"  # the recall vectors' retrieval alone (ANN checks)
+DEFAULT_RECOMMENDATION = "recommendation"
+RERANKER = "unbert"  # the profile whose global phase runs the re-ranker (feed/reranking.py)
+POPULARITY = "popularity"
+TEXT_SEARCH = "bm25"
+PERSONALIZED_SEARCH = "personalized_search"
+FALLBACK = POPULARITY  # what an unknown reader gets instead of a nearest-neighbour profile
+
+
+class UnknownProfileError(ValueError):
+    """A profile name the table does not have (feed.queries turns it into a QueryError for users)."""
+
+
+def profile(name: str) -> RankProfile:
+    if name not in PROFILES:
+        raise UnknownProfileError(f"unknown rank profile {name!r}; the profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def recommendation_profiles() -> tuple[str, ...]:
+    """The profiles served as recommendations, in the table's order (the default first)."""
+    return tuple(name for name, row in PROFILES.items() if row.recommends)
+
+
+def nearest_neighbor_profiles() -> tuple[str, ...]:
+    return tuple(name for name, row in PROFILES.items() if row.nearest_neighbor)
+
+
+def with_derived(features: dict[str, np.ndarray], inputs: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+    """`features` (closeness, ranking_score, ctr, text_score, category_ctr where known) with the schema's derived
+    functions added where their parts are there: recommendation_score, personalized_score, nearest_neighbor,
+    nativeRank (the contract server's stand-in: text / (1 + text))."""
+    inputs = inputs or {}
+    derived = dict(features)
+    if "ranking_score" in features and "ctr" in features:
+        derived["recommendation_score"] = ranking.recommendation_score(
+            features["ranking_score"], features["ctr"], inputs.get("popularity_weight", 0.0))
+    if "text_score" in features:
+        derived.setdefault("nativeRank", features["text_score"] / (1 + features["text_score"]))
+        if "ranking_score" in features:
+            derived["personalized_score"] = ranking.personalized_search(
+                features["text_score"], features["ranking_score"], inputs.get("personalization_weight", 1.0))
+    if CLOSENESS in features:
+        derived["nearest_neighbor"] = features[CLOSENESS]
+    return derived
