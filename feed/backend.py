@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ContextManager, Iterable, Protocol
 
-from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK
+from newsrec.feed.profiles import DEFAULT_RECOMMENDATION
 from newsrec.pipeline.errors import NewsrecError
 
 
@@ -33,7 +33,6 @@ class Recommendations:
     fallback: str | None = None
 
 
-FALLBACK_POPULARITY = FALLBACK  # the profile that stands in: feed/profiles.py
 
 
 @dataclass

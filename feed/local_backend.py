@@ -33,11 +33,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from newsrec.feed import ranking as expressions
-from newsrec.feed.backend import (FALLBACK_POPULARITY, UPDATE_OPERATIONS, BackendError, FeedReport, Hit,
-                                  Recommendations)
+from newsrec.feed.backend import UPDATE_OPERATIONS, BackendError, FeedReport, Hit, Recommendations
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
 from newsrec.feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from newsrec.feed.profiles import CLOSENESS, DEFAULT_RECOMMENDATION, RERANKER, recommendation_profiles, with_derived
+from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, RERANKER, recommendation_profiles,
+                                   with_derived)
 from newsrec.feed.profiles import profile as profile_row
 from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset,
                                   require_profile, require_sort, safe_value)
@@ -340,7 +340,7 @@ class LocalBackend:
         self._require_news()
         user = self.docs["user"].get(user_id)
         if user is None or "recall_embedding" not in user:
-            return Recommendations(user_id, self.popular(hits, filters, offset), FALLBACK_POPULARITY)
+            return Recommendations(user_id, self.popular(hits, filters, offset), FALLBACK)
         rows, squared = self.nearest(np.asarray(user["recall_embedding"]["values"]),
                                      funnel.explored(hits, offset, self.news_count),
                                      self._allowed(filters, user.get("has_read_items", [])))
@@ -363,12 +363,20 @@ class LocalBackend:
         ranking_score (u_ra · r), the smoothed ctr, the category's CTR from the global category_ctr document (0 for
         a category missing there), and the schema's functions of them (feed/profiles.py `with_derived`;
         query(popularity_weight) keeps its default 0: recommendation_score = ranking_score)."""
-        ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
         ranking_vector = np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
         return with_derived({
             CLOSENESS: closeness, "ranking_score": expressions.ranking_score(self._vectors[rows], ranking_vector),
-            "ctr": self._ctr(rows),
-            "category_ctr": expressions.category_ctr((self._news_fields[row].get("category") for row in rows), ctrs)})
+            "ctr": self._ctr(rows), "category_ctr": self._category_ctr(rows)})
+
+    def _category_ctr(self, rows: np.ndarray) -> np.ndarray:
+        """(K,) the CTR of each news item's category in the global category_ctr document (0 for one missing there):
+        feed/ranking.py `category_ctr` once per category, then indexed by the rows' category codes (kept with the
+        filter columns, so a query costs no loop over its candidates)."""
+        if "category codes" not in self._columns:
+            self._columns["category codes"] = np.unique(self._column("category"), return_inverse=True)
+        names, codes = self._columns["category codes"]
+        ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
+        return expressions.category_ctr(names.tolist(), ctrs)[codes[rows]]
 
     def _global_phase(self, rows: np.ndarray, relevance: np.ndarray, order: np.ndarray, user: dict, user_id: str,
                       rerank_budget: int | None) -> tuple[np.ndarray, np.ndarray]:
