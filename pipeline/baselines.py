@@ -137,12 +137,12 @@ ENTITY_SPLIT = "entity impressions"
 
 
 def entity_split(mind_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """For world-v2 data: (dev impressions where a candidate names an entity the user follows, the planted
+    """For world-v2 and v3 data: (dev impressions where a candidate names an entity the user follows, the planted
     topic and entity components of every dev row), by planting the world of its `planted.json` again
     (deterministic); None for other data."""
 
     summary = planted_summary(mind_dir)
-    if not summary or summary.get("world") != "v2":
+    if not summary or summary.get("world") not in ("v2", "v3"):
         return None
     planted = plant(DemoConfig(**summary["config"]))
     user, item, time = world_v2.impression_rows(planted.dev)

@@ -1,8 +1,13 @@
 """`newsrec demo-data`: deterministic MIND-format data from a planted preference model.
 
-Two worlds: v2 (the default, `pipeline/world_v2.py`: entities, several and drifting interests,
-freshness, the oracle decomposed by effect) and v1 (`--world v1`, below, kept for comparison). Both
-share the sizes, the publishing schedule, the vocabulary, the impression sampler and the writers here.
+Three worlds: v3 (the default), v2 (`pipeline/world_v2.py`: entities, several and drifting interests,
+freshness, the oracle decomposed by effect) and v1 (`--world v1`, below, kept for comparison). v3 is
+world v2 (the same `WorldV2` parameters, news, users, histories and logit) whose impressions only show
+news already published at the impression's second (`_Published`): real news is never shown before it
+exists, and 38.5% of v2 small's dev candidate rows were (v2 draws a story's publication second within
+its day but its impressions from all news live that day). v3's parameters are v2's, committed before
+any model ran on v3. All share the sizes, the publishing schedule, the vocabulary, the impression
+sampler and the writers here; `--world v2` and `--world v1` write byte for byte what they wrote before.
 
 The v1 planted model (everything below is drawn from one seeded numpy Generator):
 - news: a topic (category, subcategory) from `pipeline.demo_vocab`, a publication day and a life of
@@ -63,7 +68,7 @@ class DemoConfig:
     subject_appeal_sd: float = 0.35
     residual_appeal_sd: float = 0.15
     empty_abstract_fraction: float = 0.08
-    world: str = "v2"  # "v1": the planted model below; "v2": pipeline/world_v2.py (its own effect parameters)
+    world: str = "v3"  # "v1": the planted model below; "v2": pipeline/world_v2.py; "v3": v2, only published news shown
 
 
 SIZES = {
@@ -109,7 +114,8 @@ class Impressions:
     labels: np.ndarray  # (C,) int8
 
 
-WORLDS = ("v2", "v1")
+WORLDS = ("v3", "v2", "v1")
+WORLD_V2_FAMILY = ("v3", "v2")  # the worlds planted by pipeline/world_v2.py (v3: v2, impressions of published news)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,18 +134,20 @@ def plant(config: DemoConfig) -> Planted:
     if config.world not in WORLDS:
         raise ValueError(f"unknown world {config.world!r}; choose one of {', '.join(WORLDS)}")
     rng = np.random.default_rng(config.seed)
-    news, users, logit_of = _plant_v2(config, rng) if config.world == "v2" else _plant_v1(config, rng)
+    news, users, logit_of = _plant_v2(config, rng) if config.world in WORLD_V2_FAMILY else _plant_v1(config, rng)
     last_train_day = config.history_days + config.train_days - 1
+    published_only = config.world == "v3"
     train = _draw_impressions(config, news, users.activity, rng, range(config.history_days, last_train_day + 1),
-                              config.train_impressions, logit_of)
-    dev = _draw_impressions(config, news, users.activity, rng, [last_train_day + 1], config.dev_impressions, logit_of)
+                              config.train_impressions, logit_of, published_only)
+    dev = _draw_impressions(config, news, users.activity, rng, [last_train_day + 1], config.dev_impressions, logit_of,
+                            published_only)
     return Planted(config, news, users, train, dev)
 
 
 def news_texts(planted: Planted) -> list[tuple]:
     """(title, abstract, title_entities_json, abstract_entities_json) of every planted news item."""
     news = planted.news
-    return _news_texts(news, news.entity_of) if planted.config.world == "v2" else _news_texts(news)
+    return _news_texts(news, news.entity_of) if planted.config.world in WORLD_V2_FAMILY else _news_texts(news)
 
 
 def generate(out_dir: str | Path, config: DemoConfig) -> dict:
@@ -147,9 +155,9 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     planted = plant(config)
     news, users, train, dev = planted.news, planted.users, planted.train, planted.dev
     out = Path(out_dir)
-    v2 = config.world == "v2"  # v2's truth (numpy over the planted arrays) is computed beside the writing
+    v2 = config.world in WORLD_V2_FAMILY  # v2's truth (numpy over the planted arrays) is computed beside the writing
     with Background(world_v2.planted_truth if v2 else _no_truth, world_v2.WorldV2(), news, users, train, dev,
-                    fork=v2) as truth:
+                    config.world == "v3", fork=v2) as truth:
         texts = news_texts(planted)
         for split, impressions in (("train", train), ("dev", dev)):
             _write_split(out / split, config, news, users, impressions, texts)
@@ -158,8 +166,15 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
         _write_probabilities(out / "dev" / PROBABILITIES_FILE, dev_ids, dev)
         summary = _summary(config, news, users, train, dev, texts)
         summary.update(truth.result())
-    (out / "planted.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "planted.json").write_text(json.dumps(_written(config, summary), indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _written(config: DemoConfig, summary: dict) -> dict:
+    """What planted.json holds: the summary, less `shown_before_published` for world v2, whose planted.json
+    is pinned byte for byte as committed before any model ran on it (the statistic is still returned and
+    printed)."""
+    return {k: v for k, v in summary.items() if k != "shown_before_published"} if config.world == "v2" else summary
 
 
 def _no_truth(*_) -> dict:
@@ -189,7 +204,7 @@ def _plant_v2(config: DemoConfig, rng: np.random.Generator):
 def generated_news_texts(config: DemoConfig) -> tuple[list[str], list[str]]:
     """(titles, abstracts) of the news `generate` would write for `config`, without any behaviours."""
     rng = np.random.default_rng(config.seed)
-    if config.world == "v2":
+    if config.world in WORLD_V2_FAMILY:
         news = world_v2.plant_news(config, world_v2.WorldV2(), rng, _part_sizes())
         texts = _news_texts(news, news.entity_of)
     else:
@@ -280,26 +295,89 @@ def _sigmoid(x):
 
 
 def _draw_impressions(config: DemoConfig, news, activity: np.ndarray, rng: np.random.Generator, days, total: int,
-                      logit_of) -> Impressions:
+                      logit_of, published_only: bool = False) -> Impressions:
     """Impressions on `days`: candidates among the news live that day, labels ~ Bernoulli(sigmoid(logit)) with
     at least one click per impression; `logit_of(user, day, seconds, impression_of, candidates)` gets the
-    impressions' users, days and seconds and each candidate row's impression and news."""
+    impressions' users, days and seconds and each candidate row's impression and news. `published_only`
+    (world v3): only news published by the impression's second (`_Published`); v1 and v2 never enter it, so
+    their random draws are those they always were."""
     days = list(days)
     day = np.sort(rng.choice(np.array(days, dtype=np.int32), size=total))
     seconds = rng.integers(0, 86_400, size=total)
     order = np.lexsort((seconds, day))
     day, seconds = day[order], seconds[order]
+    live = {d: np.flatnonzero((news.day <= d) & (news.day + news.life > d)) for d in days}
+    published = _Published.of(news, live) if published_only else None
+    if published is not None:
+        day, seconds = published.delay(day, seconds)
     user = rng.choice(config.num_users, size=total, p=activity).astype(np.int32)
     counts = np.clip(np.round(rng.lognormal(np.log(config.median_candidates), 0.9, total)), 2,
                      config.max_candidates).astype(np.int64)
-    live = {d: np.flatnonzero((news.day <= d) & (news.day + news.life > d)) for d in days}
-    counts = np.minimum(counts, np.array([len(live[d]) for d in day]))
+    if published is None:
+        counts = np.minimum(counts, np.array([len(live[d]) for d in day]))
+        candidates = np.concatenate([rng.choice(live[d], size=c, replace=False) for d, c in zip(day, counts)])
+    else:
+        available = published.available(day, seconds)
+        counts = np.minimum(counts, available)
+        candidates = published.draw(rng, day, available, counts)
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    candidates = np.concatenate([rng.choice(live[d], size=c, replace=False) for d, c in zip(day, counts)])
     impression_of = np.repeat(np.arange(total), counts)
     probability = _sigmoid(logit_of(user, day, seconds, impression_of, candidates))
     labels = _labels_with_a_click(probability, impression_of, total, rng)
     return Impressions(day, seconds, user, offsets, candidates.astype(np.int32), probability, labels)
+
+
+@dataclass(frozen=True, eq=False)
+class _Published:
+    """World v3's candidate pools: each day's live news sorted by publication time, so that the news
+    published by an impression's time t (days since day 0) are a prefix of its day's pool, found for every
+    impression at once by searchsorted."""
+    items: dict  # day -> the news live that day, by publication time
+    published: dict  # day -> their publication times, ascending
+
+    @classmethod
+    def of(cls, news, live: dict) -> _Published:
+        items = {d: pool[np.argsort(news.published[pool], kind="stable")] for d, pool in live.items()}
+        return cls(items, {d: news.published[pool] for d, pool in items.items()})
+
+    def available(self, day: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """(I,) how many of each impression's day's live news are published by its time (the clock of
+        `world_v2.impression_rows`, so that the logit sees the same times)."""
+        time = day + seconds / 86_400
+        count = np.zeros(len(day), dtype=np.int64)
+        for d, published in self.published.items():
+            rows = np.flatnonzero(day == d)
+            count[rows] = np.searchsorted(published, time[rows], side="right")
+        return count
+
+    def delay(self, day: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(day, seconds), an impression with fewer than 2 published news moved later to the first whole second
+        at or after the publication of its day's 2nd story (no draw: deterministic); sorted again."""
+        short = np.flatnonzero(self.available(day, seconds) < 2)
+        if len(short) == 0:
+            return day, seconds
+        second = np.array([self.published[d][min(1, len(self.published[d]) - 1)] for d in day[short].tolist()])
+        later = np.ceil((second - day[short]) * 86_400).astype(np.int64)
+        later += day[short] + later / 86_400 < second  # float rounding: never a second before it
+        seconds = seconds.copy()
+        seconds[short] = np.maximum(seconds[short], later)
+        order = np.lexsort((seconds, day))
+        return day[order], seconds[order]
+
+    def draw(self, rng: np.random.Generator, day: np.ndarray, available: np.ndarray,
+             counts: np.ndarray) -> np.ndarray:
+        """Each impression's `counts` candidates without replacement among its `available` published news."""
+        return np.concatenate([rng.choice(self.items[d][:k], size=c, replace=False)
+                               for d, k, c in zip(day.tolist(), available.tolist(), counts.tolist())])
+
+
+def shown_before_published(news, impressions: Impressions) -> float:
+    """The share of candidate rows shown before their story's publication time (v1 news have no time of
+    day: published at the start of their day, so never): v2 ≈ 0.385 on small dev, v3 0 by construction."""
+    owner = np.repeat(np.arange(len(impressions.day)), np.diff(impressions.offsets))
+    time = impressions.day[owner] + impressions.seconds[owner] / 86_400
+    published = getattr(news, "published", news.day)
+    return float(np.mean(published[impressions.candidates] > time)) if len(time) else 0.0
 
 
 def _labels_with_a_click(probability, impression_of, total, rng) -> np.ndarray:
@@ -433,12 +511,13 @@ def _summary(config: DemoConfig, news, users, train: Impressions, dev: Impressio
         "dev_candidate_rows": int(len(dev.candidates)),
         "dev_distinct_candidates": int(len(dev_unique)),
         "dev_candidates_unseen_in_train": float(np.mean([c not in train_candidates for c in dev_unique.tolist()])),
+        "shown_before_published": shown_before_published(news, dev),  # dev candidate rows; v3: 0
         "train_ctr": float(train.labels.mean()),
         "dev_ctr": float(dev.labels.mean()),
     }
 
 
-def config_for(size: str, seed: int, world: str = "v2") -> DemoConfig:
+def config_for(size: str, seed: int, world: str = "v3") -> DemoConfig:
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     if world not in WORLDS:

@@ -1,4 +1,4 @@
-"""World v2 of `newsrec demo-data` (the default; `--world v1` keeps the first world).
+"""World v2 of `newsrec demo-data`, and world v3 (the default): v2 shown only once published.
 
 The click logit of user u for news n at time t is a sum of named components, each one effect that a
 seed model targets (`COMPONENTS`, in the order the oracle decomposition adds them):
@@ -22,7 +22,7 @@ seed model targets (`COMPONENTS`, in the order the oracle decomposition adds the
 - fresh: stories rise and fade: 0.8 · exp(-age / 10 h) for everyone, plus a trending bump
   b · (age / 12 h) · exp(1 - age / 12 h) with b ~ N(0, 0.6) per story (popular for a day, then gone).
   Ages are in hours from a publication second drawn within the publication day; an impression before
-  a same-day story's publication counts it as just published (age 0).
+  a same-day story's publication counts it as just published (age 0; world v3 never shows one).
 - wording: the appeal of the headline template and of the subject phrase (v1's readable appeal).
 - residual: ε ~ N(0, 0.15) per story, the part no model can see.
 
@@ -32,10 +32,18 @@ within a group ∝ exp(wording + residual): sigmoid(x) is taken as exp(x) there 
 clicks) so that whole groups can be drawn at once; freshness is left out of histories. Impressions and
 labels use the exact logit, as in v1 (`demo_data._draw_impressions`).
 
+World v3 is this world, parameters and all, with one rule v2 lacks: an impression at time t shows only
+news published by t (`demo_data._Published`; an impression that would have fewer than 2 is moved later,
+to its day's 2nd publication). Real news is never shown before it exists, and 38.5% of v2 small's dev
+candidate rows were (v2 draws candidates from all news live that day, whatever their publication second;
+`shown_before_published` in `planted.json`, 0 in v3). Its parameters are v2's below, committed before
+any model ran on v3.
+
 The planted truth in `planted.json`: the oracle decomposed (dev ranking metrics of each component alone
 and added in turn; every dev impression up to 100,000, a seeded sample beyond: large) and the recall
 oracle (Recall@K of the planted top-K over the dev-day pool and over all news, on a seeded sample of
-1,000 dev impressions, the standard error of such a mean being about 0.01).
+1,000 dev impressions, the standard error of such a mean being about 0.01; v3: the dev-day pool of an
+impression holds only the news published by its time).
 
 MIND statistics kept (printed by `demo-data`, in `planted.json`): dev CTR ≈ 4% (the bias), ~76% of
 dev candidates unseen in train (v1's publishing schedule: news live one or two days), history lengths
@@ -502,10 +510,11 @@ RECALL_SAMPLE = 1_000  # dev impressions the recall oracle is measured on (seede
 POOL_CELLS = 250_000  # (users × pool) logits per block of the recall oracle: 2 MiB of float64
 
 
-def planted_truth(world: WorldV2, news: News, users: Users, train, dev) -> dict:
-    """The oracle decomposed on dev (each component alone and cumulatively) and the recall oracle."""
+def planted_truth(world: WorldV2, news: News, users: Users, train, dev, published_only: bool = False) -> dict:
+    """The oracle decomposed on dev (each component alone and cumulatively) and the recall oracle
+    (`published_only`, world v3: over a dev-day pool of the news published by each impression's time)."""
     return {"oracle_decomposition": decomposition(world, news, users, dev),
-            "recall_oracle": recall_oracle(world, news, users, train, dev)}
+            "recall_oracle": recall_oracle(world, news, users, train, dev, published_only=published_only)}
 
 
 DECOMPOSITION_SAMPLE = 100_000  # dev impressions the decomposition is measured on: all of tiny and small
@@ -575,11 +584,15 @@ def impression_rows(impressions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return impressions.user[owner], impressions.candidates.astype(np.int64), time
 
 
-def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: int = RECALL_SAMPLE) -> dict:
+def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: int = RECALL_SAMPLE,
+                  published_only: bool = False) -> dict:
     """Recall@K of the planted top-K (by the full logit at the impression's time) over the dev-day pool and
     over all news, on a seeded sample of dev impressions, as pipeline/evaluation.py measures recall: a
     click is in the top K when fewer than K news of the pool have a higher logit (logits have no ties:
-    every news item has its own continuous residual), so no list is sorted."""
+    every news item has its own continuous residual), so no list is sorted. `published_only` (world v3,
+    whose impressions show only published news): each impression's dev-day pool is the dev-day news
+    published by its time (the others get logit -inf, so they never outrank a click); the all-news pool
+    and the K reported (K ≤ the whole pool's size) are as in v2."""
 
     chosen = np.sort(np.random.default_rng(0).permutation(len(dev.day))[:sample])
     labels_of = [dev.candidates[dev.offsets[i]:dev.offsets[i + 1]][dev.labels[dev.offsets[i]:dev.offsets[i + 1]] == 1]
@@ -592,16 +605,21 @@ def recall_oracle(world: WorldV2, news: News, users: Users, train, dev, sample: 
                         ("all news", _all_news(news, users, train, dev))):
         pool = Pool.of(news, items)
         step = max(16, POOL_CELLS // len(items))  # users per (users, pool) logit block
+        published = published_only and name == "dev-day pool"
         ranks = np.concatenate([_clicked_ranks(world, news, users, dev.user[chosen[i:i + step]], time[i:i + step],
-                                               pool, clicked_offsets[i:i + step + 1], clicked)
+                                               pool, clicked_offsets[i:i + step + 1], clicked, published)
                                 for i in range(0, len(chosen), step)])
         result[name] = {k: recall_from_ranks(ranks, clicked_offsets, k)[0] for k in RECALL_KS if k <= len(items)}
     return result
 
 
-def _clicked_ranks(world, news, users, user, time, pool, clicked_offsets, clicked) -> np.ndarray:
-    """0-based rank in the pool (by the full logit) of each click of these impressions (CSR)."""
+def _clicked_ranks(world, news, users, user, time, pool, clicked_offsets, clicked,
+                   published_only: bool = False) -> np.ndarray:
+    """0-based rank in the pool (by the full logit) of each click of these impressions (CSR); `published_only`:
+    in the pool of the news published by each impression's time."""
     logits = pool_logits(world, news, users, user, time, pool)  # (C, P)
+    if published_only:
+        logits[pool.published[None, :] > time[:, None]] = -np.inf
     rows = slice(clicked_offsets[0], clicked_offsets[-1])
     query = np.repeat(np.arange(len(user)), np.diff(clicked_offsets))
     own = logits[query, np.searchsorted(pool.items, clicked[rows])]

@@ -60,14 +60,14 @@ def test_world_v2_is_kept_byte_for_byte(tmp_path: Path, monkeypatch):
     and compute the same truth (planted.json holds the decomposition and the recall oracle). Here serially;
     the forked path below."""
     monkeypatch.setattr(background, "can_fork", lambda: False)
-    generate(tmp_path, config_for("tiny", 0))
+    generate(tmp_path, config_for("tiny", 0, "v2"))
     assert digests(tmp_path) == V2_TINY_DIGESTS
 
 
 def test_the_truth_computed_in_a_forked_process_is_the_same(tmp_path: Path):
     """`newsrec demo-data` forks for the truth when it is the only thread (a fresh process is)."""
     script = ("import sys; from newsrec.pipeline.background import can_fork; from newsrec.pipeline.demo_data import config_for, "
-              "generate; print(can_fork()); generate(sys.argv[1], config_for('tiny', 0))")
+              "generate; print(can_fork()); generate(sys.argv[1], config_for('tiny', 0, 'v2'))")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True"]
     assert digests(tmp_path) == V2_TINY_DIGESTS
@@ -91,8 +91,9 @@ def test_group_draws_are_those_of_one_categorical_over_the_whole_row():
     assert np.array_equal(groups._group(p.users, user, day, uniform), expected)
 
 
-def test_v2_is_the_default_and_keeps_minds_statistics(tmp_path: Path):
-    summary = generate(tmp_path, config_for("tiny", 0))
+def test_v2_keeps_minds_statistics(tmp_path: Path):
+    """(v3 is now the default: tests/test_world_v3.py asserts the same of it.)"""
+    summary = generate(tmp_path, config_for("tiny", 0, "v2"))
     stats = summary["statistics"]
     assert summary["world"] == "v2" and 0.03 < summary["dev_ctr"] < 0.06
     assert summary["dev_candidates_unseen_in_train"] > 0.6
@@ -198,12 +199,15 @@ def test_the_recall_oracle_beats_chance_and_is_reported(tmp_path: Path):
 
 def test_demo_data_world_option(tmp_path: Path):
     v1 = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v1"), "--world", "v1"])
-    v2 = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v2")])
-    assert v1.exit_code == v2.exit_code == 0
+    v2 = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v2"), "--world", "v2"])
+    v3 = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v3")])
+    assert v1.exit_code == v2.exit_code == v3.exit_code == 0
     assert "world v1" in v1.output and "oracle: + entity" not in v1.output
     assert "world v2" in v2.output and "oracle: + entity" in v2.output and "recall oracle" in v2.output
-    bad = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v3"), "--world", "v3"])
-    assert bad.exit_code != 0 and "v3" in bad.output
+    assert "world v3" in v3.output and "oracle: + entity" in v3.output and "recall oracle" in v3.output
+    assert "0.0% of dev candidate rows shown before their publication" in v3.output
+    bad = CliRunner().invoke(main, ["demo-data", str(tmp_path / "v4"), "--world", "v4"])
+    assert bad.exit_code != 0 and "v4" in bad.output
 
 
 def test_the_decomposition_of_a_sample_is_that_of_its_impressions():
