@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -35,9 +36,10 @@ import numpy as np
 from newsrec.feed import ranking as expressions
 from newsrec.feed.backend import UPDATE_OPERATIONS, BackendError, FeedReport, Hit, Recommendations
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
+from newsrec.feed.live import LIVE_FILE, LiveStore, is_live_update
 from newsrec.feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, RERANKER, recommendation_profiles,
-                                   with_derived)
+from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, LIVE_ATTRIBUTES, RERANKER,
+                                   recommendation_profiles, with_derived)
 from newsrec.feed.profiles import profile as profile_row
 from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset,
                                   require_profile, require_sort, safe_value)
@@ -53,7 +55,7 @@ VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_e
 GRAPH_FILE = "news.hnsw.faiss"
 RERANKER_FILE = "unbert.onnx"  # the re-ranker's exported model, part of the generation (Vespa: models/ of the package)
 _SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_columns", "_vectors",
-           "_position", "_counts", "_reranker_model", "_reranker")
+           "_position", "_live", "_reranker_model", "_reranker")
 
 
 class LocalBackend:
@@ -71,6 +73,7 @@ class LocalBackend:
         self.schemas = load_schemas()
         self._store = IndexStore(self.directory, lock_timeout, on_step)
         self._replace_unreadable = replace_unreadable
+        self._live_session = False
         self._staged: set[str] | None = None  # document types fed in the open transaction; None outside one
         self._open(*self._read_current())
 
@@ -92,11 +95,14 @@ class LocalBackend:
                 self.feed(documents, doctype, report)
             return
         store = self.docs[doctype]
+        replaced, put = False, set()  # a document held before was put again (else new ones only: appended)
         for document in documents:
             report.sent += 1
             try:
                 local_id = _local_id(document["id"], doctype)
                 check_document(self.schemas[doctype], document)
+                replaced |= local_id in store
+                put.add(local_id)
                 store[local_id] = document["fields"]  # users: UserTable.put, which checks the widths
             except (SchemaMismatchError, BackendError) as error:
                 report.failed.append((document.get("id", "?"), 400, str(error)))
@@ -104,7 +110,12 @@ class LocalBackend:
             report.ok += 1
         self._staged.add(doctype)
         if doctype == "news" and self.docs["news"]:
-            self._build_news_index()
+            if replaced or self._index is None or not self._news_order:
+                kept = self._live
+                self._build_news_index()
+                self._live = kept.carried_to(self._news_order, self._news_fields, put)  # a put resets its fields
+            else:
+                self._append_news()
 
     def install_reranker(self, onnx: bytes, source: str) -> None:
         """Inside `transaction()` (`feed_state`): the re-ranker's ONNX model joins the generation (its rank profile
@@ -122,6 +133,10 @@ class LocalBackend:
         operation or a value of the wrong type fails that update (counted, with its id), the others apply. Inside
         `transaction()` they join its generation; outside, the call is a transaction of its own."""
         if self._staged is None:
+            updates = list(updates)
+            if doctype == "news" and all(is_live_update(update) for update in updates):
+                self._update_live(updates, report)
+                return
             with self.transaction():
                 self.update(updates, doctype, report)
             return
@@ -148,6 +163,49 @@ class LocalBackend:
         if doctype == "news" and changed:
             self._refresh_news(rebuild_graph=any("embedding" in fields for fields in changed))
 
+    def _update_live(self, updates: list[dict], report: FeedReport) -> None:
+        """Updates of live fields only (feed/live.py), outside a feed: applied in place to the live columns, then
+        saved atomically before the call returns (in a `live_session`, at its checkpoints), under the writer
+        lock. Conditions (`news.live_seq < S`) are evaluated as Vespa's test-and-set: 412 when they do not hold."""
+        if self._live_session:
+            self._live.apply(updates, report)
+            return
+        with self._store.locked():
+            if self._store.pointer() != self._generation.pointer:  # another feed committed since this was opened
+                self._open(*self._read_current())
+            self._live.apply(updates, report)
+            self.save_live()
+
+    @contextmanager
+    def live_session(self) -> Iterator["LocalBackend"]:
+        """Hold the writer lock while a stream of live updates runs (the replay): updates apply in memory at once
+        (visible to the next query), and reach disk at each `save_live()` (the writer's checkpoint) and at the end."""
+        with self._store.locked():
+            if self._store.pointer() != self._generation.pointer:
+                self._open(*self._read_current())
+            self._live_session = True
+            try:
+                yield self
+                self.save_live()
+            finally:
+                self._live_session = False
+
+    def save_live(self) -> None:
+        """Write the live columns atomically, bound to the served generation (a later feed supersedes them)."""
+        if self._news_order:
+            self._live.save(self.directory / LIVE_FILE, self._generation.name)
+
+    def live_column(self, name: str) -> np.ndarray:
+        """(N,) one live field (feed/live.py LIVE_FIELDS) over the news rows, in the index's news order."""
+        return self._live.columns[name]
+
+    def news_rows(self, news_ids: list[str]) -> np.ndarray:
+        """The rows of these news ids (BackendError naming the first not held)."""
+        try:
+            return np.fromiter((self._live.row[news_id] for news_id in news_ids), dtype=np.int64, count=len(news_ids))
+        except KeyError as error:
+            raise BackendError(f"news {error.args[0]} is not in {self.directory}") from None
+
     def _refresh_news(self, rebuild_graph: bool) -> None:
         """After updates of news: their rows, counts and cached columns from the documents (the graph only when an
         embedding changed)."""
@@ -156,8 +214,7 @@ class LocalBackend:
             return
         self._news_fields = [self.docs["news"][i] for i in self._news_order]
         self._columns, self._bm25 = {}, None
-        self._counts = np.array([[f.get("clicks", 0) for f in self._news_fields],
-                                 [f.get("impressions", 0) for f in self._news_fields]], dtype=np.float64)  # (2, N)
+        self._live = LiveStore.from_documents(self._news_order, self._news_fields)
 
     # the feed's side (feed.backend.FeedTarget): an index is written whole, its state committed with it
 
@@ -212,6 +269,7 @@ class LocalBackend:
             state = {**state, **self._staged_meta}
         if "news" in staged and self._index is not None:
             written[GRAPH_FILE] = faiss.serialize_index(self._index).tobytes()
+            written[LIVE_FILE] = self._live.to_bytes(None)  # the live fields as of this commit, in the generation
         superseded = set(_legacy_user_files()) if "user" in staged else set()  # an older layout's user files
         carried = [name for name in self._generation.entries if name not in written and name not in superseded]
         meta = {**self._generation.meta, **state, **{f"{doctype}_count": len(self.docs[doctype]) for doctype in staged}}
@@ -240,15 +298,17 @@ class LocalBackend:
         self._index, self._bm25, self._news_order, self._news_fields, self._position = None, None, [], [], {}
         self._columns = {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
-        self._counts = np.zeros((2, 0))
+        self._live = LiveStore.from_documents([], [])
         self._reranker_model, self._reranker = files.get(RERANKER_FILE), None  # the session opens on first use
         if self.docs["news"]:
-            self._build_news_index(graph=files.get(GRAPH_FILE))
+            self._build_news_index(graph=files.get(GRAPH_FILE), live=files.get(LIVE_FILE))
 
     # ------------------------------------------------------------------------------- indexes
 
-    def _build_news_index(self, graph: bytes | None = None) -> None:
-        """The news rows, their vectors and the HNSW graph: read from `graph` (a committed one), else built."""
+    def _build_news_index(self, graph: bytes | None = None, live: bytes | None = None) -> None:
+        """The news rows, their vectors and the HNSW graph: read from `graph` (a committed one), else built; the
+        live fields from the newest of: the columns saved beside the index for this generation, the generation's
+        own copy (`live`), the documents."""
         import faiss
 
         self._news_order = list(self.docs["news"])
@@ -260,9 +320,31 @@ class LocalBackend:
         else:
             self._index = build_hnsw(self._vectors)
         self._position = {news_id: i for i, news_id in enumerate(self._news_order)}
-        self._counts = np.array([[f.get("clicks", 0) for f in self._news_fields],
-                                 [f.get("impressions", 0) for f in self._news_fields]], dtype=np.float64)  # (2, N)
+        self._live = (LiveStore.load(self.directory / LIVE_FILE, self._news_order, self._generation.name)
+                      or LiveStore.from_bytes(live, self._news_order)
+                      or LiveStore.from_documents(self._news_order, self._news_fields))
         self._bm25 = None  # built on first search
+
+    def _append_news(self) -> None:
+        """News fed that the index did not hold: their rows appended, their vectors inserted into a copy of the
+        graph (the committed generation keeps its own), the live fields of the others kept: a new story is served
+        without rebuilding the graph over every news item (a put of a held document rebuilds it)."""
+        import faiss
+
+        added = [news_id for news_id in self.docs["news"] if news_id not in self._position]
+        if not added:
+            return
+        fields = [self.docs["news"][i] for i in added]
+        vectors = np.asarray([f["embedding"]["values"] for f in fields], dtype=np.float32)
+        index = faiss.clone_index(self._index)
+        index.add(vectors)
+        start = len(self._news_order)
+        self._news_order = self._news_order + added
+        self._news_fields = self._news_fields + fields
+        self._vectors = np.concatenate([self._vectors, vectors])
+        self._index, self._columns, self._bm25 = index, {}, None
+        self._position = {**self._position, **{news_id: start + i for i, news_id in enumerate(added)}}
+        self._live = self._live.extended(added, fields)
 
     def _text_indexes(self):
         """One BM25 index per text field; None for a field without a single indexable word (bm25s cannot
@@ -362,11 +444,15 @@ class LocalBackend:
         """The rank features of the candidates, (E,) each, as Vespa names them: closeness (the first phase),
         ranking_score (u_ra · r), the smoothed ctr, the category's CTR from the global category_ctr document (0 for
         a category missing there), and the schema's functions of them (feed/profiles.py `with_derived`;
-        query(popularity_weight) keeps its default 0: recommendation_score = ranking_score)."""
+        query(popularity_weight) keeps its default 0: recommendation_score = ranking_score), the live profile's
+        attributes from the live columns at `now` = the clock's whole second, its inputs at their defaults."""
         ranking_vector = np.asarray(user["ranking_embedding"]["values"], dtype=np.float32)
+        live = self._live.columns
         return with_derived({
             CLOSENESS: closeness, "ranking_score": expressions.ranking_score(self._vectors[rows], ranking_vector),
-            "ctr": self._ctr(rows), "category_ctr": self._category_ctr(rows)})
+            "ctr": self._ctr(rows), "category_ctr": self._category_ctr(rows),
+            "now": np.full(len(rows), float(int(time.time()))),
+            **{feature: live[feature[len("attribute("):-1]][rows].astype(np.float64) for feature in LIVE_ATTRIBUTES}})
 
     def _category_ctr(self, rows: np.ndarray) -> np.ndarray:
         """(K,) the CTR of each news item's category in the global category_ctr document (0 for one missing there):
@@ -407,12 +493,37 @@ class LocalBackend:
                                           name=f"{self.directory}/{RERANKER_FILE}")
         return self._reranker
 
-    def nearest_news(self, query_vector, k: int) -> list[str]:
-        """Ids of the k nearest news to a transformed query vector (the `recall` profile's retrieval)."""
+    def nearest_news(self, query_vector, k: int, published: tuple[int, int] | None = None) -> list[str]:
+        """Ids of the k nearest news to a transformed query vector (the `recall` profile's retrieval); with
+        `published` = (after, until), only news with after < published <= until (the recency window; exact search
+        when it keeps few news, as everywhere: `nearest`)."""
         self._require_news()
         explored = budgets(min(k, MAX_RECALL_BUDGET)).explored(k, 0, self.news_count)
-        rows, _ = self.nearest(np.asarray(query_vector), explored, self._allowed(None))
+        allowed = self._allowed(None)
+        if published is not None:
+            column = self._live.columns["published"]
+            allowed &= (column > published[0]) & (column <= published[1]) & (column > 0)
+        rows, _ = self.nearest(np.asarray(query_vector), explored, allowed)
         return [self._news_order[row] for row in rows[:k]]
+
+    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float]) -> dict:
+        """The live profile's match-features of these news at time `now` (Vespa: its `now` set per query), in the
+        order given: ranking_score, live_ctr, age_hours, appeal and live_score (feed/ranking.py)."""
+        rows = self.news_rows(news_ids)
+        live = self._live.columns
+        features = {"ranking_score": expressions.ranking_score(self._vectors[rows].astype(np.float64),
+                                                               np.asarray(ranking_vector, dtype=np.float64)),
+                    "live_ctr": expressions.live_ctr(live["clicks_decayed"][rows], live["impressions_decayed"][rows],
+                                                     now, inputs.get("decay_origin", 0.0),
+                                                     inputs.get("decay_rate", 0.0)),
+                    "age_hours": expressions.age_hours(live["published"][rows], now),
+                    "appeal": live["appeal"][rows].astype(np.float64)}
+        features["live_score"] = expressions.live_score(*features.values(), inputs)
+        return features
+
+    def checkpoint(self) -> None:
+        """What a stream writer calls before it records its position: the live columns durable (`save_live`)."""
+        self.save_live()
 
     def popular(self, hits: int = 10, filters: dict[str, str] | None = None, offset: int = 0) -> list[Hit]:
         """The popularity profile without text: 100 · (clicks + 1) / (impressions + 25) (the prior for news never
@@ -442,7 +553,7 @@ class LocalBackend:
 
     def _ctr(self, rows: np.ndarray) -> np.ndarray:
         """The `ctr` function of the news at `rows`: (K,) -> (K,) float64."""
-        return expressions.ctr(self._counts[0, rows], self._counts[1, rows])
+        return expressions.ctr(self._live.columns["clicks"][rows], self._live.columns["impressions"][rows])
 
     def search(self, text: str | None, hits: int = 10, user_id: str | None = None,
                filters: dict[str, str] | None = None, sort: str | None = None,
@@ -521,6 +632,8 @@ class LocalBackend:
 
     def _hit(self, row: int, relevance: float, features: dict) -> Hit:
         fields = {k: v for k, v in self._news_fields[row].items() if k not in ("embedding", "title_tokens")}
+        fields.update({name: column[row].item() for name, column in self._live.columns.items()
+                       if name in fields or column[row] != 0})  # set by a feed or by a live update
         return Hit(self._news_order[row], float(relevance), {**fields, "matchfeatures": features})
 
 

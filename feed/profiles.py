@@ -59,6 +59,7 @@ class RankProfile:
     schema_file: str = "news.sd"  # where in schemas/ (a file of schemas/news/ is packaged only with what it needs)
     second_phase_rerank: bool = False  # the second phase re-ranks the recall budget (ranking.secondPhase.*)
     global_phase: str | None = None  # a model the global phase runs over the best N ("reranker"), if any
+    properties: tuple[str, ...] = ()  # rank properties a query must send (ranking.properties.<name>), e.g. NOW
 
     @property
     def nearest_neighbor(self) -> bool:
@@ -91,10 +92,24 @@ POPULARITY_PHASE = Phase("relevance", "100 × CTR prior",
 TEXT_PHASE = Phase("text_score", "BM25", "bm25(title) + bm25(abstract): how well the words match")
 PERSONALIZED_PHASE = Phase("personalized_score", "BM25 + ranking vector · news vector",
                            "text_score + personalization_weight × the reader's ranking vector · the news vector")
+LIVE_PHASE = Phase("live_score", "live score",
+                   "second phase at the impression's time `now`: w_user × the reader's ranking vector · the news "
+                   "vector + w_ctr × log(the decayed smoothed CTR) + w_recency × log(1 + the hours since the news "
+                   "item was first seen) + w_appeal × its content appeal; it re-orders the best candidates by recall "
+                   "closeness, the recall budget")
+
+NOW = "vespa.now"  # the rank property the `now` rank feature reads (whole epoch seconds; schemas/news.sd, live)
+LIVE_ATTRIBUTES = ("attribute(clicks_decayed)", "attribute(impressions_decayed)", "attribute(published)",
+                   "attribute(appeal)")  # the live profile's document features (0 in a document without them)
+DECAY_DEFAULTS = {"decay_origin": 0.0, "decay_rate": 0.0}  # the live profile's decay inputs' schema defaults
 
 
 def _recommendation(features: Features, rerank_count: int) -> Ranked:
     return ranking.recommendation(features[CLOSENESS], features["recommendation_score"], rerank_count)
+
+
+def _live(features: Features, rerank_count: int) -> Ranked:
+    return ranking.recommendation(features[CLOSENESS], features["live_score"], rerank_count)
 
 
 PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
@@ -119,6 +134,14 @@ PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
                 (CLOSENESS, "ranking_score", "recommendation_score"), _recommendation, recommends=True,
                 needs="a re-ranker: the cross-encoder's model (unbert.onnx) and the title and history tokens it "
                       "reads", schema_file="news/unbert.profile", second_phase_rerank=True, global_phase="reranker"),
+    RankProfile("live", "the recommendation funnel re-ranked at the impression's time: the reader's ranking "
+                "vector · the news vector, the decayed CTR, the news item's age and its content appeal, weighted",
+                NEAREST_NEIGHBOR, ("user_recall", "user_ranking", "decay_origin", "decay_rate"),
+                (RECALL_PHASE, LIVE_PHASE), "live_score",
+                (CLOSENESS, "ranking_score", "live_ctr", "age_hours", "attribute(appeal)", "live_score"), _live,
+                recommends=True, needs="the live fields (publication time, decayed counters, appeal), written as "
+                                       "the impressions stream is replayed", second_phase_rerank=True,
+                properties=(NOW,)),
     RankProfile("popularity", "the most clicked news: 100 × the smoothed CTR (plus nativeRank with text)",
                 EVERY_NEWS, (), (POPULARITY_PHASE,), "relevance", ("nativeRank", "ctr"),
                 lambda f, r: by_relevance(ranking.popularity(f["nativeRank"], f["ctr"]))),
@@ -133,6 +156,7 @@ ABSTRACT = ("base",)  # profiles of the schema that only others inherit from (ne
 
 RECALL = "recall"  # the recall vectors' retrieval alone (ANN checks)
 DEFAULT_RECOMMENDATION = "recommendation"
+LIVE = "live"  # time in ranking: the impression's `now`, decayed counters, age and appeal (feed/ranking.py)
 RERANKER = "unbert"  # the profile whose global phase runs the re-ranker (feed/reranking.py)
 POPULARITY = "popularity"
 TEXT_SEARCH = "bm25"
@@ -160,11 +184,25 @@ def nearest_neighbor_profiles() -> tuple[str, ...]:
 
 
 def with_derived(features: dict[str, np.ndarray], inputs: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
-    """`features` (closeness, ranking_score, ctr, text_score, category_ctr where known) with the schema's derived
-    functions added where their parts are there: recommendation_score, personalized_score, nearest_neighbor,
-    nativeRank (the contract server's stand-in: text / (1 + text))."""
+    """`features` (closeness, ranking_score, ctr, text_score, category_ctr, the live profile's `now` and
+    LIVE_ATTRIBUTES where known) with the schema's derived functions added where their parts are there:
+    recommendation_score, personalized_score, nearest_neighbor, nativeRank (the contract server's stand-in:
+    text / (1 + text)), and live's live_ctr, age_hours and live_score (its decay inputs and weights from `inputs`,
+    else the schema's defaults)."""
     inputs = inputs or {}
     derived = dict(features)
+    if "now" in features:
+        if "attribute(clicks_decayed)" in features and "attribute(impressions_decayed)" in features:
+            derived["live_ctr"] = ranking.live_ctr(
+                features["attribute(clicks_decayed)"], features["attribute(impressions_decayed)"], features["now"],
+                inputs.get("decay_origin", DECAY_DEFAULTS["decay_origin"]),
+                inputs.get("decay_rate", DECAY_DEFAULTS["decay_rate"]))
+        if "attribute(published)" in features:
+            derived["age_hours"] = ranking.age_hours(features["attribute(published)"], features["now"])
+    if all(name in derived for name in ("ranking_score", "live_ctr", "age_hours", "attribute(appeal)")):
+        derived["live_score"] = ranking.live_score(derived["ranking_score"], derived["live_ctr"], derived["age_hours"],
+                                                   derived["attribute(appeal)"],
+                                                   {name: inputs[name] for name in ranking.LIVE_WEIGHTS if name in inputs})
     if "ranking_score" in features and "ctr" in features:
         derived["recommendation_score"] = ranking.recommendation_score(
             features["ranking_score"], features["ctr"], inputs.get("popularity_weight", 0.0))

@@ -88,3 +88,58 @@ def personalized_search(text_score: np.ndarray, ranking_score: np.ndarray,
     """personalized_search's `personalized_score`: text_score + query(personalization_weight) * ranking_score,
     text_score = bm25(title) + bm25(abstract). (N,) -> (N,)."""
     return text_score + personalization_weight * ranking_score
+
+
+# ------------------------------------------------------------------------ the live profile (time in ranking)
+# Counters decay exponentially without a read-modify-write: an event at time t adds exp(rate * (t - origin)) to
+# the stored sum (a Vespa `increment`); at time `now` the sum times exp(rate * (origin - now)) is the decayed count
+# sum(exp(-rate * (now - t))). `origin` is a fixed reference second (the service's decay origin), `rate` =
+# ln 2 / half-life. Doubles hold it for 1,000 half-lives past the origin (exp(709) is the limit): a service
+# re-bases (re-assigns every counter) long before that.
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def decay(now: np.ndarray | float, origin: float, rate: float) -> np.ndarray:
+    """live's `live_decay`: exp(query(decay_rate) * (query(decay_origin) - now)): the factor that turns stored sums
+    into counts decayed to `now`."""
+    return np.exp(rate * (origin - np.asarray(now, dtype=np.float64)))
+
+
+def event_weight(time: np.ndarray | float, origin: float, rate: float) -> np.ndarray:
+    """What one event at `time` adds to a stored decayed sum: exp(rate * (time - origin))."""
+    return np.exp(rate * (np.asarray(time, dtype=np.float64) - origin))
+
+
+def live_ctr(clicks_decayed: np.ndarray, impressions_decayed: np.ndarray, now, origin: float,
+             rate: float) -> np.ndarray:
+    """live's `live_ctr`: the decayed CTR smoothed towards base's prior,
+    (attribute(clicks_decayed) * live_decay + 1) / (attribute(impressions_decayed) * live_decay + 25). (N,) -> (N,)."""
+    factor = decay(now, origin, rate)
+    return ((np.asarray(clicks_decayed, dtype=np.float64) * factor + CTR_PRIOR_CLICKS)
+            / (np.asarray(impressions_decayed, dtype=np.float64) * factor + CTR_PRIOR_IMPRESSIONS))
+
+
+def age_hours(published: np.ndarray, now) -> np.ndarray:
+    """live's `age_hours`: max(0, now - attribute(published)) / 3600. (N,) -> (N,) float64."""
+    return np.maximum(0.0, np.asarray(now, dtype=np.float64) - np.asarray(published, dtype=np.float64)) / SECONDS_PER_HOUR
+
+
+LIVE_TERMS = ("ranking_score", "log_live_ctr", "log_age", "appeal")  # the live score's terms, in weight order
+LIVE_WEIGHTS = ("w_user", "w_ctr", "w_recency", "w_appeal")  # their query(...) weights
+LIVE_DEFAULTS = {"w_user": 1.0, "w_ctr": 0.0, "w_recency": 0.0, "w_appeal": 0.0}  # the schema's input defaults
+
+
+def live_terms(ranking_score: np.ndarray, live_ctr: np.ndarray, age_hours: np.ndarray,
+               appeal: np.ndarray) -> np.ndarray:
+    """The live score's terms (N, 4) in LIVE_TERMS order: ranking_score, log(live_ctr), log(1 + age_hours), appeal."""
+    return np.stack([np.asarray(ranking_score, dtype=np.float64), np.log(live_ctr), np.log1p(age_hours),
+                     np.asarray(appeal, dtype=np.float64)], axis=1)
+
+
+def live_score(ranking_score: np.ndarray, live_ctr: np.ndarray, age_hours: np.ndarray, appeal: np.ndarray,
+               weights: Mapping[str, float]) -> np.ndarray:
+    """live's second phase `live_score`: query(w_user) * ranking_score + query(w_ctr) * log(live_ctr)
+    + query(w_recency) * log(1 + age_hours) + query(w_appeal) * attribute(appeal). (N,) -> (N,) float64."""
+    w = np.array([float(weights.get(name, LIVE_DEFAULTS[name])) for name in LIVE_WEIGHTS])
+    return live_terms(ranking_score, live_ctr, age_hours, appeal) @ w

@@ -115,7 +115,8 @@ def check_document(schema: Schema, document: dict) -> None:
 
 def _check_value(schema: Schema, doc_id: str, field: str, vespa_type: str, value) -> None:
     size = tensor_size(vespa_type)
-    expected = {"string": str, "int": int, "long": int, "array<string>": list}.get(vespa_type)
+    expected = {"string": str, "int": int, "long": int, "float": (int, float), "double": (int, float),
+                "array<string>": list}.get(vespa_type)
     if size is not None:
         values = value.get("values") if isinstance(value, dict) else None
         if not isinstance(values, list) or len(values) != size:

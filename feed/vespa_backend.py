@@ -19,6 +19,7 @@ from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpr
+import numpy as np
 from requests.exceptions import HTTPError
 from vespa.application import Vespa
 from vespa.exceptions import VespaError
@@ -28,8 +29,8 @@ from newsrec.feed.backend import BackendError, FeedReport, Hit, Recommendations
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
 from newsrec.feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, popularity_body, query_inputs, recommend_body,
                           require_vector, safe_value, search_body, user_profile_params)
-from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, PERSONALIZED_SEARCH, POPULARITY, PROFILES,
-                                   RECALL)
+from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, LIVE, NOW, PERSONALIZED_SEARCH, POPULARITY,
+                                   PROFILES, RECALL)
 from newsrec.feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from newsrec.feed.state import directory_state
 from newsrec.feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id,
@@ -85,8 +86,10 @@ class JsonlFeedFile:
         with self.path.open("a", encoding="utf-8") as out:
             for update in updates:
                 parse_document_id(update["update"])
-                out.write(json.dumps({"update": update["update"], "fields": update["fields"]}, ensure_ascii=False)
-                          + "\n")
+                line = {"update": update["update"], "fields": update["fields"]}
+                if update.get("condition"):
+                    line["condition"] = update["condition"]
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
                 report.sent += 1
                 report.ok += 1
 
@@ -295,10 +298,38 @@ class VespaBackend:
         """(value, matches) per value of `field`, most matches first: Vespa grouping."""
         return _group_counts(self._query(group_body(field, text, filters), f"group by {field}"))
 
-    def nearest_news(self, query_vector: list[float], k: int) -> list[str]:
-        """Ids of the k news nearest to a transformed query vector: nearestNeighbor with the `recall` profile."""
+    def nearest_news(self, query_vector: list[float], k: int, published: tuple[int, int] | None = None) -> list[str]:
+        """Ids of the k news nearest to a transformed query vector: nearestNeighbor with the `recall` profile; with
+        `published` = (after, until), only news with after < published <= until (the recency window, a filter
+        Vespa applies inside the graph search)."""
         body = recommend_body(query_vector, None, hits=k, ranking=RECALL, budgets=budgets(min(k, MAX_RECALL_BUDGET)))
+        if published is not None:
+            body["yql"] += f" and published > {int(published[0])} and published <= {int(published[1])}"
         return [hit.news_id for hit in _hits(self._query(body, "nearest news"))]
+
+    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float]) -> dict:
+        """The live profile's match-features of these news, ranked at `now` (ranking.properties.vespa.now, whole
+        seconds), in the order given (feed/local_backend.py `live_features`)."""
+        for news_id in news_ids:
+            safe_value("news id", news_id)
+        vector = require_vector("user_ranking", list(map(float, ranking_vector)), embedding_size())
+        # nearestNeighbor over exactly these news (a filter this small is searched exactly: every one is a hit),
+        # so that the first phase's closeness is defined; the second phase re-ranks them all
+        body = {"yql": f"select * from news where {{targetHits: {len(news_ids)}}}nearestNeighbor(embedding, "
+                       f"user_recall) and {_news_id_in(news_ids)}", "hits": len(news_ids), "ranking": LIVE,
+                "input.query(user_ranking)": vector, "input.query(user_recall)": vector,
+                f"ranking.properties.{NOW}": int(now), "ranking.secondPhase.totalRerankCount": len(news_ids),
+                **{f"input.query({name})": float(value) for name, value in inputs.items()}}
+        found = {hit.news_id: hit.fields.get("matchfeatures", {}) for hit in _hits(self._query(body, "live features"))}
+        missing = [news_id for news_id in news_ids if news_id not in found]
+        if missing:
+            raise BackendError(f"live features: {len(missing)} news not in Vespa: {', '.join(missing[:10])}")
+        names = {"ranking_score": "ranking_score", "live_ctr": "live_ctr", "age_hours": "age_hours",
+                 "appeal": "attribute(appeal)", "live_score": "live_score"}
+        return {name: np.array([float(found[n][feature]) for n in news_ids]) for name, feature in names.items()}
+
+    def checkpoint(self) -> None:
+        """Nothing to do: each acknowledged update is durable in Vespa."""
 
     def ranking_scores(self, ranking_vector: list[float], news_ids: list[str]) -> list[float]:
         """u_ra · r per news id (relevance of personalized_search with no text and weight 1), in the given order."""

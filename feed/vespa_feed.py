@@ -262,14 +262,18 @@ def same_value(sent, rendered) -> bool:
 async def update_all(session, updates: Iterable[dict], report: FeedReport, doctype: str, namespace: str,
                      policy: FeedPolicy) -> None:
     """Partial updates, `policy.concurrency` at a time. Each asks for its document to exist (condition: the
-    document type; Vespa answers 412 otherwise, where an unconditional update of a missing document would be a
-    silent no-op). An increment is not idempotent, so only a 429 (refused before it was applied) is retried; a
-    timeout or 5xx is reported failed, saying it may have been applied."""
+    document type, or the update's own `condition`, such as feed/live.py's `news.live_seq < S`; Vespa answers 412
+    otherwise, where an unconditional update of a missing document would be a silent no-op). An increment is not idempotent, so only a 429 (refused before it was applied) is retried; a
+    timeout or 5xx is reported failed, saying it may have been applied. Updates of one document are sent one after
+    the other, in the order given (a conditional sequence, feed/live.py, depends on it); others in parallel."""
     queue = iter(updates)
+    documents: dict[str, asyncio.Lock] = {}
 
     async def worker() -> None:
         for update in queue:
-            await update_one(session, update, report, doctype, namespace, policy)
+            key = str(update.get("update")) if isinstance(update, dict) else ""
+            async with documents.setdefault(key, asyncio.Lock()):  # asked before any await: in the order pulled
+                await update_one(session, update, report, doctype, namespace, policy)
 
     await asyncio.gather(*(worker() for _ in range(policy.concurrency)))
 
@@ -286,7 +290,8 @@ async def update_one(session, update: dict, report: FeedReport, doctype: str, na
                               str(error)))
         return
     for attempt in range(1, policy.max_attempts + 1):
-        status, body = await _update(session, local_id, update["fields"], doctype, namespace, policy)
+        status, body = await _update(session, local_id, update["fields"], update.get("condition") or doctype,
+                                     doctype, namespace, policy)
         if status != 429 or attempt == policy.max_attempts:
             break
         report.retries += 1
@@ -298,11 +303,11 @@ async def update_one(session, update: dict, report: FeedReport, doctype: str, na
     report.failed.append((update["update"], status, vespa_message(body) + note))
 
 
-async def _update(session, local_id: str, fields: dict, doctype: str, namespace: str,
+async def _update(session, local_id: str, fields: dict, condition: str, doctype: str, namespace: str,
                   policy: FeedPolicy) -> tuple[int, object]:
     try:
         response = await session.update_data(doctype, local_id, fields, auto_assign=False, namespace=namespace,
-                                             condition=doctype, timeout=f"{policy.server_timeout_s:g}s")
+                                             condition=condition, timeout=f"{policy.server_timeout_s:g}s")
     except Exception as error:  # the client's exceptions (timeouts, resets), with NO_RETRY
         return TRANSPORT_ERROR, {"Exception": str(error), "message": "Exception during update_data"}
     return response.status_code, response.json

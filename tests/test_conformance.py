@@ -8,11 +8,13 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from newsrec.contract_server import ContractServer
 from newsrec.feed.backend import FeedReport
 from newsrec.feed.documents import category_ctr_document, news_document, user_document
+from newsrec.feed.live import DecayConfig, condition_refused, impression_updates, publish_updates, sequence_numbers
 from newsrec.feed.local_backend import LocalBackend
 from newsrec.feed.queries import QueryError, UnknownFilterValueError, check_filter_values
 from newsrec.feed.vespa_backend import VespaBackend
@@ -127,6 +129,59 @@ def test_a_partial_update_of_a_missing_document_or_an_unknown_operation_fails_co
     assert backend.news(["N404"]) == [] and backend.news(["N1"])[0].fields["clicks"] == 1
 
 
+def test_an_impression_written_twice_counts_once(backend):
+    """feed/live.py's conditional updates: the second sending fails its condition (412 test-and-set), nothing
+    counted twice; the live fields are served at once."""
+    decay = DecayConfig(origin=1_573_000_000.0)
+    publish, count = sequence_numbers(0)
+    for attempt in range(2):
+        report = FeedReport()
+        backend.update(publish_updates(["N3"], 1_573_000_000, publish)
+                       + impression_updates(["N3", "N4"], np.array([1, 0]), 1_573_000_000, count, decay), "news", report)
+        if attempt == 0:
+            assert (report.ok, report.failed) == (3, []), report.summary()
+        else:
+            assert report.ok == 0 and all(condition_refused(status, message) for _, status, message in report.failed)
+    three, four = backend.news(["N3", "N4"])
+    assert (three.fields["clicks"], three.fields["impressions"], four.fields["impressions"]) == (3 + 1, 13 + 1, 14 + 1)
+    assert three.fields["published"] == 1_573_000_000 and three.fields["live_seq"] == count
+
+
+def test_live_features_at_the_impressions_time_and_the_recency_window(backend):
+    """The live profile asked at `now` (Vespa: ranking.properties.vespa.now): the decayed smoothed CTR, the age,
+    the appeal and the weighted live score, as feed/ranking.py computes them; recall within a window of
+    publication times returns only news published in it."""
+    from newsrec.feed import ranking
+
+    decay = DecayConfig(origin=1_573_000_000.0)
+    t = 1_573_000_000
+    report = FeedReport()
+    backend.update(publish_updates(["N3", "N4"], t, 1) + publish_updates(["N5"], t - 30 * 3600, 1)
+                   + impression_updates(["N3", "N4"], np.array([1, 0]), t, 2, decay)
+                   + [{"update": "id:news:news::N4", "fields": {"appeal": {"assign": 0.5}}}], "news", report)
+    assert report.success, report.summary()
+    now, weights = t + 7200, {"w_user": 0.5, "w_ctr": 1.0, "w_recency": -0.2, "w_appeal": 0.3}
+    user = vector(1002)
+    got = backend.live_features(user, ["N4", "N3"], now, {**decay.inputs(), **weights})
+    ctr = ranking.live_ctr(np.array([1.0, 1.0]) * [0, 1], np.array([1.0, 1.0]), now, decay.origin, decay.rate)
+    assert got["live_ctr"] == pytest.approx(ctr, rel=1e-9) and got["age_hours"] == pytest.approx([2.0, 2.0])
+    assert got["appeal"] == pytest.approx([0.5, 0.0])
+    expected = ranking.live_score(got["ranking_score"], ctr, np.array([2.0, 2.0]), np.array([0.5, 0.0]), weights)
+    assert got["live_score"] == pytest.approx(expected, rel=1e-6)
+    assert got["ranking_score"] == pytest.approx([dot(user, vector(4)), dot(user, vector(3))], rel=1e-5)
+    window = backend.nearest_news(vector(3), 10, (t - 24 * 3600, now))
+    assert sorted(window) == ["N3", "N4"]  # N5, published 30 h before t, is outside; the others never seen
+    assert "N5" in backend.nearest_news(vector(3), 10, (t - 48 * 3600, now))
+
+
+def test_a_condition_outside_the_subset_is_refused(backend):
+    report = FeedReport()
+    backend.update([{"update": "id:news:news::N3", "condition": "news.clicks > 0 and news.title == 'x'",
+                     "fields": {"clicks": {"increment": 1}}}], "news", report)
+    (_, status, message), = report.failed
+    assert status == 400 and "condition" in message
+
+
 def test_installing_a_reranker_serves_it_or_says_what_to_do(backend, tmp_path: Path):
     with backend.feed_state(tmp_path / "state") as store:
         store.begin({})
@@ -168,7 +223,7 @@ def test_a_malformed_reader_id_is_refused(backend, user_id: str):
 
 
 def test_only_the_profiles_the_index_holds_are_served(backend):
-    assert backend.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")
+    assert backend.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr", "live")
     with pytest.raises(NewsrecError):
         backend.recommend("U1", ranking="unbert")
     with pytest.raises(QueryError, match="unknown recommendation profile"):
@@ -235,7 +290,7 @@ def test_news_in_the_order_asked_missing_left_out(backend):
 
 # ----------------------------------------------------------------------------- both agree
 
-@pytest.mark.parametrize("ranking", ["recommendation", "recommendation_with_global_category_ctr"])
+@pytest.mark.parametrize("ranking", ["recommendation", "recommendation_with_global_category_ctr", "live"])
 def test_both_backends_recommend_alike(both, ranking: str):
     embedded, vespa = (backend.recommend("U1", hits=10, ranking=ranking).hits for backend in both)
     assert ids(embedded) == ids(vespa)

@@ -341,4 +341,4 @@ def test_evaluate_defaults_to_the_feeds_model_and_prints_the_references(tiny_dem
 
 
 def test_an_index_without_a_reranker_does_not_offer_unbert(fed: Path):
-    assert LocalBackend(fed).rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")
+    assert LocalBackend(fed).rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr", "live")

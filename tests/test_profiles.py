@@ -2,13 +2,14 @@
 math orders hits as each profile says."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from newsrec.feed import profiles
+from newsrec.feed import profiles, ranking
 from newsrec.feed.profiles import (ABSTRACT, CLOSENESS, NEAREST_NEIGHBOR, PROFILES, RERANKER, nearest_neighbor_profiles,
                                    recommendation_profiles, with_derived)
 from newsrec.feed.schema import SCHEMA_DIR, load_schemas
@@ -56,14 +57,26 @@ def test_recommendations_retrieve_by_nearest_neighbours_the_default_first():
     assert PROFILES[RERANKER].global_phase == "reranker" and PROFILES[RERANKER].needs
 
 
-def toy_features() -> dict[str, np.ndarray]:
-    """Five news: closeness falls, ranking_score rises, CTRs and texts vary."""
+NOW = 1573257600  # 2019-11-09 00:00 UTC
+ORIGIN, RATE = 1573000000.0, math.log(2) / (6 * 3600)  # the decayed counters' origin and 6-hour half-life
+
+
+def toy_features(inputs: dict | None = None) -> dict[str, np.ndarray]:
+    """Five news: closeness falls, ranking_score rises, CTRs and texts vary; the live attributes (decayed counts,
+    publication times, appeal) at NOW."""
+    weight = ranking.event_weight(NOW - 6 * 3600, ORIGIN, RATE)  # events one half-life before NOW
     return with_derived({CLOSENESS: np.array([0.9, 0.8, 0.7, 0.6, 0.5]),
                          "distance(field,embedding)": np.array([0.11, 0.25, 0.43, 0.67, 1.0]),
                          "ranking_score": np.array([0.1, 0.2, 0.3, 0.4, 0.5]),
                          "ctr": np.array([0.04, 0.10, 0.02, 0.08, 0.06]),
                          "category_ctr": np.array([0.05, 0.01, 0.05, 0.20, 0.05]),
-                         "text_score": np.array([0.0, 2.0, 1.0, 0.0, 3.0])})
+                         "text_score": np.array([0.0, 2.0, 1.0, 0.0, 3.0]),
+                         "now": np.full(5, float(NOW)),
+                         "attribute(clicks_decayed)": weight * np.array([9.0, 0.0, 1.0, 3.0, 0.0]),
+                         "attribute(impressions_decayed)": weight * np.array([20.0, 50.0, 30.0, 10.0, 0.0]),
+                         "attribute(published)": NOW - 3600 * np.array([2.0, 30.0, 5.0, 80.0, 0.0]),
+                         "attribute(appeal)": np.array([0.3, -0.2, 0.1, 0.0, 0.5])},
+                        {"decay_origin": ORIGIN, "decay_rate": RATE, **(inputs or {})})
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -81,3 +94,22 @@ def test_each_profiles_math_orders_by_the_score_it_decides_by(name: str):
 def test_the_category_ctr_profile_is_closeness_times_the_category_ctr():
     relevance, order = PROFILES["recommendation_with_global_category_ctr"].rank(toy_features(), 3)
     assert relevance == pytest.approx([0.045, 0.008, 0.035, 0.12, 0.025]) and order.tolist() == [3, 0, 2, 4, 1]
+
+
+def test_the_live_profile_is_the_funnel_re_ranked_by_live_score():
+    """Default weights: live_score = ranking_score (the recommendation profile's order); with weights, the best 3 by
+    closeness are re-ranked by feed/ranking.py's live_score, the decayed counts read at `now`."""
+    features = toy_features()
+    assert features["live_score"] == pytest.approx(features["ranking_score"])
+    assert features["live_ctr"] == pytest.approx([(4.5 + 1) / (10 + 25), 1 / (25 + 25), (0.5 + 1) / (15 + 25),
+                                                  (1.5 + 1) / (5 + 25), 1 / 25])  # halved: one half-life ago
+    assert features["age_hours"] == pytest.approx([2, 30, 5, 80, 0])
+    weights = {"w_user": 0.5, "w_ctr": 1.0, "w_recency": -0.3, "w_appeal": 2.0}
+    features = toy_features(weights)
+    expected = (0.5 * features["ranking_score"] + np.log(features["live_ctr"]) - 0.3 * np.log1p(features["age_hours"])
+                + 2.0 * features["attribute(appeal)"])
+    assert features["live_score"] == pytest.approx(expected)
+    relevance, order = PROFILES[profiles.LIVE].rank(features, 3)
+    best = sorted(range(3), key=lambda i: -expected[i])
+    assert order.tolist() == best + [3, 4] and relevance[:3] == pytest.approx(expected[:3])
+    assert PROFILES[profiles.LIVE].properties == (profiles.NOW,) == ("vespa.now",)

@@ -28,8 +28,25 @@ def test_every_fed_field_exists_with_its_type(schemas):
     check_document(schemas["user"], documents.user_document("U1", [0.0] * DIM, [0.0] * DIM, ["N1"], [1] + [0] * 127))
     check_document(schemas["category_ctr"], documents.category_ctr_document({"sports": 0.05}))
     with_reranker = news_doc(title_tokens=[0] * 32)["fields"]
-    assert set(with_reranker) == set(schemas["news"].fields)  # nothing fed is missing, nothing extra
-    assert set(schemas["news"].fields) - set(news_doc()["fields"]) == {"title_tokens"}  # only a re-ranker's
+    # nothing fed is missing, nothing extra; the live fields are written by partial updates (feed/live.py)
+    assert set(with_reranker) == set(schemas["news"].fields) - LIVE_FIELDS
+    assert set(schemas["news"].fields) - set(news_doc()["fields"]) == {"title_tokens"} | LIVE_FIELDS
+
+
+LIVE_FIELDS = {"published", "clicks_decayed", "impressions_decayed", "live_seq", "appeal"}
+
+
+def test_the_live_fields_are_numbers_of_their_types(schemas):
+    news = schemas["news"]
+    assert {name: news.fields[name] for name in sorted(LIVE_FIELDS)} == {
+        "appeal": "float", "clicks_decayed": "double", "impressions_decayed": "double", "live_seq": "long",
+        "published": "long"}
+    check_document(news, {"id": "id:news:news::N1", "fields": {"published": 1573257600, "clicks_decayed": 3.5,
+                                                                "impressions_decayed": 0, "live_seq": 17,
+                                                                "appeal": -0.25}})
+    for name, bad in (("published", 1.5), ("clicks_decayed", "3"), ("appeal", True), ("live_seq", "17")):
+        with pytest.raises(SchemaMismatchError, match=f"field '{name}' is {news.fields[name]} in schema 'news'"):
+            check_document(news, {"id": "id:news:news::N1", "fields": {name: bad}})
 
 
 def test_builders_write_every_user_field(schemas):

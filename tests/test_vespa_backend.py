@@ -616,7 +616,7 @@ def test_read_items_and_news_by_id(vespa, fed):
 def test_rank_profiles_are_those_the_application_serves(vespa, fed):
     """A package without a re-ranker has no profile unbert: Vespa's container refuses it (400), so it is not
     offered; the contract server answers as Vespa 8.700's container does."""
-    assert fed.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")
+    assert fed.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr", "live")
     answer = httpx.get(f"{vespa.url}/search/", params={"yql": "select * from news where true", "ranking": "unbert"})
     assert answer.status_code == 400
     assert answer.json()["root"]["errors"][0]["message"] == \

@@ -171,7 +171,7 @@ def printed_deciding_scores(page: str) -> list[str]:
 
 def test_a_profile_the_index_cannot_serve_is_not_offered_and_a_400_naming_the_index(client: TestClient, backend,
                                                                                      reader: str):
-    assert backend.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr")  # no re-ranker
+    assert backend.rank_profiles() == ("recommendation", "recommendation_with_global_category_ctr", "live")  # no re-ranker
     page = client.get("/", params={"user": reader})
     assert ranking_options(page.text) == list(backend.rank_profiles())
     assert 'id="unserved"' in page.text and "Ranking unbert is not offered" in page.text

@@ -8,7 +8,7 @@ stand-in). Commands by stage:
 - data: demo-data, inspect, baselines, score (newsrec/cli/data.py)
 - models: train, evaluate, predict (newsrec/cli/models.py)
 - serving: feed (also installed as `newsrec-feed`), recommend, search, popular, serve (the web page:
-  newsrec/web/) (newsrec/cli/serving.py)
+  newsrec/web/) (newsrec/cli/serving.py), replay (newsrec/cli/replay.py)
 - application: app build (newsrec/cli/app.py)
 """
 from __future__ import annotations
@@ -19,12 +19,13 @@ from newsrec.cli.app import app
 from newsrec.cli.base import CONTEXT, StageGroup
 from newsrec.cli.data import baselines, demo_data, inspect, score
 from newsrec.cli.models import evaluate_command, predict_command, train_command
+from newsrec.cli.replay import replay_command
 from newsrec.cli.serving import feed, popular, recommend, search, serve
 
 SECTIONS = {
     "Data": [demo_data, inspect, baselines, score],
     "Models": [train_command, evaluate_command, predict_command],
-    "Serving": [feed, recommend, search, popular, serve],
+    "Serving": [feed, recommend, search, popular, serve, replay_command],
     "Vespa application": [app],
 }
 

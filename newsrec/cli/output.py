@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 
+from newsrec.feed.replay import STREAMING_LABEL
 from newsrec.pipeline.metrics import METRIC_NAMES, RankingMetrics
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -149,3 +150,15 @@ def format_feed(summary, target) -> str:
     if summary.example_user and summary.success and target.jsonl is None:
         text += f"\ntry: newsrec recommend {summary.example_user}{where}"
     return text
+
+
+def format_replay(result: dict, split: str) -> str:
+    """`newsrec replay`'s report: the streaming label, the figures, the offline check, the weights served."""
+    metrics, check = result["metrics"], result["offline_check"]
+    return "\n".join([
+        STREAMING_LABEL,
+        f"{split}: {result['impressions']:,} impressions: AUC {metrics['auc']:.4f}, MRR {metrics['mrr']:.4f}, nDCG@5 "
+        f"{metrics['ndcg5']:.4f}, nDCG@10 {metrics['ndcg10']:.4f}, Recall@100 {result['recall@100']:.4f}",
+        f"offline check: largest term difference {check['max_term_difference']:.2e}, largest metric difference "
+        f"{check['max_metric_difference']:.2e}",
+        "weights served: " + ", ".join(f"{k} {v:.4f}" for k, v in result["weights"].items())])

@@ -14,6 +14,7 @@ from collections import Counter
 from urllib.parse import unquote
 
 from newsrec.feed.schema import Schema, SchemaMismatchError, check_document, tensor_size
+from newsrec.feed.selection import ConditionError, parse_condition
 from newsrec.contract_server.protocol import ApiError, Recorded
 
 _DOC_PATH = re.compile(r"/document/v1/([^/]+)/([^/]+)/docid/([^/]+)")  # matched in full
@@ -67,22 +68,29 @@ class DocumentApi:
 
     def _update(self, schema: Schema, doc_id: str, record: Recorded) -> tuple[int, dict]:
         """A partial update: assign, increment, decrement (others 400). Without a condition an update of a missing
-        document is a 200 that changes nothing (Vespa's answer); with one (only a document type, such as `news`,
-        is evaluated here) it is a 412."""
+        document is a 200 that changes nothing (Vespa's answer); with one it is a 412. A condition (the request's
+        `condition` parameter, or the body's, as `vespa feed` sends it) is a document type or one comparison of a
+        field with an integer (feed/selection.py; others 400), evaluated with the update under one lock, as
+        Vespa's test-and-set: 412 TEST_AND_SET_CONDITION_FAILED when it does not hold, nothing applied."""
         updates = _fields_of(record.body, doc_id)
         for name, operation in updates.items():
             if not isinstance(operation, dict) or set(operation) - _UPDATE_OPERATIONS or len(operation) != 1:
                 raise ApiError(400, f"Error in document '{doc_id}': field '{name}': unsupported update {operation!r} "
                                     f"(the contract server applies {', '.join(sorted(_UPDATE_OPERATIONS))})")
         check_fields(schema, doc_id, {name: next(iter(operation.values())) for name, operation in updates.items()})
-        condition = record.params.get("condition")
-        if condition is not None and condition != schema.name:
-            raise ApiError(400, f"condition {condition!r}: the contract server evaluates a document type only")
+        text = record.params.get("condition", record.body.get("condition") if isinstance(record.body, dict) else None)
+        try:
+            condition = parse_condition(text, schema.name)
+        except ConditionError as error:
+            raise ApiError(400, f"Error in document '{doc_id}': {error}") from None
         with self.lock:
             if doc_id not in self.documents and record.params.get("create") != "true":
                 if condition is not None:
                     raise ApiError(412, f"Conditional operation rejected since document '{doc_id}' does not exist")
                 return 200, {"pathId": record.path, "id": doc_id}  # Vespa: update of a missing doc is a 200
+            if condition is not None and not condition.holds(self.documents.get(doc_id, {})):
+                raise ApiError(412, f"ReturnCode(TEST_AND_SET_CONDITION_FAILED, Condition did not match document "
+                                    f"'{doc_id}': {condition})")
             target = self.documents.setdefault(doc_id, {})
             target.update(_updated(target, updates, doc_id))
         return 200, {"pathId": record.path, "id": doc_id}

@@ -7,11 +7,12 @@ distance, no HNSW graph); tensors are float64. Hits are sorted by relevance, tie
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 
 from newsrec.feed import ranking as expressions
-from newsrec.feed.profiles import CLOSENESS, PROFILES, nearest_neighbor_profiles, with_derived
+from newsrec.feed.profiles import CLOSENESS, LIVE_ATTRIBUTES, NOW, PROFILES, nearest_neighbor_profiles, with_derived
 
 NN_PROFILES = nearest_neighbor_profiles()  # feed/profiles.py: the table
 News = tuple[str, dict]  # (full document id, fields)
@@ -35,14 +36,15 @@ def nearest(news: list[News], field: str, query: list[float], target_hits: int) 
 
 
 def rank(profile: str, news: list[News], inputs: dict, terms: list[str], category_ctrs: dict,
-         rerank_count: int = expressions.RERANK_COUNT) -> list[Ranked]:
+         rerank_count: int = expressions.RERANK_COUNT, now: int | None = None) -> list[Ranked]:
     """The matched news ranked by `profile` (its row of feed/profiles.py), best first (ties by document id), with
     its match-features; a second phase re-ranks the best `rerank_count` (its total-rerank-count). A profile the
-    table does not have ranks by `default` (nativeRank)."""
+    table does not have ranks by `default` (nativeRank). `now`: the rank feature's value (the query's vespa.now
+    rank property), else the server's clock."""
     news = sorted(news, key=lambda item: item[0])
     if not news:
         return []
-    values = features([fields for _, fields in news], inputs, terms, category_ctrs)
+    values = features([fields for _, fields in news], inputs, terms, category_ctrs, now)
     row = PROFILES.get(profile)
     scores = row.rank(values, rerank_count)[0] if row else values["nativeRank"]
     wanted = row.match_features if row else ()
@@ -52,10 +54,12 @@ def rank(profile: str, news: list[News], inputs: dict, terms: list[str], categor
     return ranked
 
 
-def features(fields: list[dict], inputs: dict, terms: list[str], category_ctrs: dict) -> dict[str, np.ndarray]:
+def features(fields: list[dict], inputs: dict, terms: list[str], category_ctrs: dict,
+             now: int | None = None) -> dict[str, np.ndarray]:
     """The rank features of N news documents, each an (N,) array, with the schema's functions of them
     (feed/profiles.py `with_derived`). closeness is 0 (distance inf) without query(user_recall), ranking_score 0
-    without query(user_ranking)."""
+    without query(user_ranking); the live attributes are 0 in a document without them (Vespa: NaN, see
+    schemas/news.sd); `now` is the server's clock (whole seconds) unless given."""
     embeddings = np.array([f["embedding"]["values"] for f in fields], dtype=np.float64)  # (N, D)
     recall, ranking = inputs.get("user_recall"), inputs.get("user_ranking")
     distance = (expressions.euclidean_distance(embeddings, np.asarray(recall, dtype=np.float64)) if recall
@@ -68,4 +72,19 @@ def features(fields: list[dict], inputs: dict, terms: list[str], category_ctrs: 
         "ctr": expressions.ctr([f.get("clicks", 0) for f in fields], [f.get("impressions", 0) for f in fields]),
         CLOSENESS: expressions.closeness(distance), "distance(field,embedding)": distance,
         "category_ctr": expressions.category_ctr((f.get("category") for f in fields), category_ctrs),
+        "now": np.full(len(fields), float(int(time.time()) if now is None else now)),
+        **{feature: np.array([float(f.get(feature[len("attribute("):-1]) or 0) for f in fields], dtype=np.float64)
+           for feature in LIVE_ATTRIBUTES},
     }, inputs)
+
+
+def rank_now(params: dict) -> int | None:
+    """The query's `vespa.now` rank property (ranking.properties.vespa.now, alias rankproperty.vespa.now), as the
+    content node reads it: atoll, the leading whole number (0 for none); None when the query has none."""
+    for key, value in params.items():
+        prefix, _, name = key.partition(".")
+        named = key == f"ranking.properties.{NOW}" or (prefix.lower() == "rankproperty" and name == NOW)
+        if named and value is not None and str(value) != "":
+            match = re.match(r"\s*[+-]?\d+", str(value))
+            return int(match.group(0)) if match else 0
+    return None

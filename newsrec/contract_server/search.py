@@ -4,7 +4,9 @@ The matched news are the news documents passing the YQL filters, containing a qu
 has userInput(@param), and the targetHits nearest when it has nearestNeighbor; scoring.py ranks them.
 `user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`), with its
 funnel: totalTargetHits = max(10 × recall_budget, recall_exploration, hits + offset), the second phase
-re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py). As in the
+re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py). The `now` rank feature (the
+live profile's time) is the query's ranking.properties.vespa.now (alias rankproperty.vespa.now), else the
+server's clock (scoring.py `rank_now`). As in the
 application (NewsOnlySearcher), only schema news is searchable: a query naming another schema in its YQL or
 its sources / restrict parameters is a 400, and the user lookup matches user_id exactly, case included.
 """
@@ -17,7 +19,7 @@ from newsrec.feed import exploration, funnel
 from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK, PROFILES
 from newsrec.feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
-from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, text_score
+from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, rank_now, text_score
 from newsrec.contract_server.yql import Parsed, parse_yql, query_inputs, refuse_private_sources
 
 MAX_HITS = 400
@@ -64,7 +66,8 @@ class SearchApi:
         if parsed.text_param and parsed.text_param not in params:
             raise ApiError(400, f"userInput(@{parsed.text_param}): parameter '{parsed.text_param}' is not given")
         terms = re.findall(r"\w+", str(params.get(parsed.text_param, "")).lower()) if parsed.text_param else []
-        ranked = rank(profile, self._matched(parsed, inputs, terms), inputs, terms, self._category_ctrs(), rerank)
+        ranked = rank(profile, self._matched(parsed, inputs, terms), inputs, terms, self._category_ctrs(), rerank,
+                      rank_now(params))
         ranked = _sorted(ranked, parsed.order)
         result = _result(ranked, hits, offset, self.summary_fields)
         if fallback is not None:  # UserProfileSearcher's root field: the popular news stand in

@@ -3,7 +3,8 @@
 YQL: `select * from news where <clauses joined by and> [order by a desc, b] [| grouping]`, the clauses
 being `true`, `[{grammar: "linguistics"}]userInput(@param)`, `{totalTargetHits: n, ...}nearestNeighbor(field, tensor)`
 (or targetHits: n per content node; this server is one node, so it exposes max(minTargetHits, totalTargetHits)),
-`f contains "v"`, `f in ("v", ...)` and `!(clause)`. Anything else is a 400, as Vespa would refuse
+`f contains "v"`, `f in ("v", ...)`, a numeric attribute compared with an integer (`published > 1573000000`: a
+document without a value does not match, as an unset attribute) and `!(clause)`. Anything else is a 400, as Vespa would refuse
 or misread it. `from sources *` (narrowed to news) and `from sources news` are accepted too; a source
 other than news is refused as the application's NewsOnlySearcher refuses it (`refuse_private_sources`).
 """
@@ -24,6 +25,10 @@ _ANNOTATION = re.compile(r"^\s*(targetHits|totalTargetHits|minTargetHits|hnsw\.e
                          r"(\d+|true|false|\"\w+\")\s*$")
 _CONTAINS = re.compile(r'^(\w+)\s+contains\s+"([^"\\]*)"$')
 _NOT = re.compile(r"^!\s*\((.+)\)$")
+_RANGE = re.compile(r"^(\w+)\s*(<=|>=|<|>|=)\s*(-?\d+)$")
+_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b, "=": lambda a, b: a == b}
+NUMERIC_TYPES = ("int", "long", "float", "double")
 _IN = re.compile(r'^(\w+)\s+in\s*\(\s*("[^"\\]*"(?:\s*,\s*"[^"\\]*")*)\s*\)$')
 _USER_INPUT = re.compile(r"^(?:\{\s*grammar\s*:\s*(\"\w+\"|'\w+')\s*\})?userInput\(\s*@(\w+)\s*\)$")
 GRAMMARS = ("linguistics", "all", "any", "weakAnd", "tokenize", "phrase", "web")
@@ -126,6 +131,11 @@ def _parse_clause(clause: str, schema: Schema, parsed: Parsed) -> None:
         parsed.filters.append(lambda doc, predicates=inner.filters: not all(p(doc) for p in predicates))
     elif m := _CONTAINS.match(clause):
         parsed.filters.append(_contains(schema, m.group(1), m.group(2)))
+    elif m := _RANGE.match(clause):
+        if _field_type(schema, m.group(1)) not in NUMERIC_TYPES:
+            raise ApiError(400, f"Could not instantiate query from YQL: '{m.group(1)}' is not a numeric field")
+        compare, bound = _COMPARE[m.group(2)], int(m.group(3))
+        parsed.filters.append(lambda doc, name=m.group(1): doc.get(name) is not None and compare(doc[name], bound))
     elif m := _IN.match(clause):
         _field_type(schema, m.group(1))
         allowed = set(re.findall(r'"([^"]*)"', m.group(2)))
