@@ -1,8 +1,9 @@
 """The embedding and feeding stages of the main job (`feed.job.run_feed` strings them together).
 
 News: every row of every split's news.tsv, embedded once (batched, sorted by length for the LM,
-CUDA + bf16 when present); clicks and impressions counted from *train* only; date = the day the
-news was first seen in any behaviors.tsv (MIND has no publication date). Users: every user, with
+CUDA + bf16 when present); clicks and impressions counted from *train* only; published = the second the news
+was first seen in any behaviors.tsv, date its day (MIND has no publication time): a snapshot as of the end of the
+splits read (the causal, impression-by-impression view is `newsrec replay`'s, feed/replay.py). Users: every user, with
 the history of their latest impression (by time, over all splits): ranking and recall vectors from
 indices into the news matrix, and that history as `has_read_items`. Documents carry the vectors
 transformed by the Φ the feed chose (`feed.connect.choose_transform`) and are checked against
@@ -38,7 +39,7 @@ class Corpus:
     user_history: "Histories"  # per user: news rows of the latest history
     clicks: np.ndarray  # (N,) train clicks
     impressions: np.ndarray  # (N,) train impressions
-    first_seen: np.ndarray  # (N,) yyyymmdd, 0 if never seen in behaviors
+    first_seen: np.ndarray  # (N,) epoch seconds of the first sighting, 0 if never seen in behaviors
     seconds: dict  # timings: news embedding, user embedding
     reranker: RerankerInputs | None = None  # title and history pieces + the ONNX model, when fed with a re-ranker
 
@@ -120,13 +121,18 @@ def _train_counts(dataset: MindDataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _first_seen(dataset: MindDataset) -> np.ndarray:
+    """(N,) epoch seconds of each news item's first sighting (a candidate, or in a history) in any split; 0 never."""
     first = np.full(len(dataset.news), np.iinfo(np.int64).max, dtype=np.int64)
     for behaviors in dataset.splits.values():
         np.minimum.at(first, behaviors.candidates, behaviors.time[behaviors.impression_of_candidate()])
         np.minimum.at(first, behaviors.history, np.repeat(behaviors.time, np.diff(behaviors.history_offsets)))
-    days = np.where(first < np.iinfo(np.int64).max, first, 0).astype("datetime64[s]").astype("datetime64[D]")
-    text = np.datetime_as_string(days)  # YYYY-MM-DD
-    return np.where(first < np.iinfo(np.int64).max, np.char.replace(text, "-", "").astype(np.int64), 0)
+    return np.where(first < np.iinfo(np.int64).max, first, 0)
+
+
+def day_number(seconds: np.ndarray) -> np.ndarray:
+    """yyyymmdd of epoch seconds (0 stays 0): the `date` field."""
+    days = np.asarray(seconds).astype("datetime64[s]").astype("datetime64[D]")
+    return np.where(np.asarray(seconds) > 0, np.char.replace(np.datetime_as_string(days), "-", "").astype(np.int64), 0)
 
 
 # ------------------------------------------------------------------------------------ documents
@@ -135,11 +141,12 @@ def news_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[di
     news = corpus.dataset.news
     transformed = transform.news(corpus.news_vectors)
     titles = corpus.reranker.title_tokens if corpus.reranker else None
+    dates = day_number(corpus.first_seen)
     for row, news_id in enumerate(news.ids):
         yield news_document(news_id, news.categories[news.category[row]], news.subcategories[news.subcategory[row]],
-                            news.title[row], news.abstract[row], news.url[row], int(corpus.first_seen[row]),
+                            news.title[row], news.abstract[row], news.url[row], int(dates[row]),
                             int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row],
-                            None if titles is None else titles[row].tolist())
+                            None if titles is None else titles[row].tolist(), published=int(corpus.first_seen[row]))
 
 
 def user_documents(corpus: Corpus, transform: EuclideanTransform) -> Iterator[dict]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from newsrec.feed.backend import BackendError, FeedReport
+from newsrec.feed.live import SEQUENCE_FIELD
 
 TRANSPORT_ERROR = 599  # pyvespa's status for an exception (timeout, connection reset) during an operation
 _DOCUMENT_ID = re.compile(r"id:([^:]+):([^:]+):([^:]*):(.+)")  # matched in full
@@ -259,6 +260,13 @@ def same_value(sent, rendered) -> bool:
     return sent == rendered
 
 
+def is_sequenced(update: dict) -> bool:
+    """An update conditional on the document's sequence field (feed/live.py): applying it twice counts once, so a
+    timeout or a 5xx may be retried (an increment without it may not)."""
+    return isinstance(update, dict) and str(update.get("condition", "")).replace(" ", "").startswith(
+        f"news.{SEQUENCE_FIELD}<")
+
+
 async def update_all(session, updates: Iterable[dict], report: FeedReport, doctype: str, namespace: str,
                      policy: FeedPolicy) -> None:
     """Partial updates, `policy.concurrency` at a time. Each asks for its document to exist (condition: the
@@ -289,15 +297,23 @@ async def update_one(session, update: dict, report: FeedReport, doctype: str, na
         report.failed.append((str(update.get("update", "?") if isinstance(update, dict) else update)[:80], 400,
                               str(error)))
         return
+    idempotent = is_sequenced(update)
+    uncertain = False  # an earlier attempt may have been applied (a timeout, a 5xx)
     for attempt in range(1, policy.max_attempts + 1):
         status, body = await _update(session, local_id, update["fields"], update.get("condition") or doctype,
                                      doctype, namespace, policy)
-        if status != 429 or attempt == policy.max_attempts:
+        again = status == 429 or (idempotent and retryable(status))
+        if not again or attempt == policy.max_attempts:
             break
+        uncertain |= status != 429
         report.retries += 1
         await asyncio.sleep(policy.backoff(attempt))
     if status == 200:
         report.ok += 1
+        return
+    if uncertain and status == 412 and "TEST_AND_SET_CONDITION_FAILED" in vespa_message(body):
+        report.ok += 1  # a sequenced update refused after a timeout: the timed-out attempt was applied
+        report.verified += 1
         return
     note = " (it may have been applied)" if timed_out(status) or status >= 500 else ""
     report.failed.append((update["update"], status, vespa_message(body) + note))

@@ -140,3 +140,26 @@ def test_a_put_resets_the_live_fields_of_its_document_only(tmp_path):
     index.feed([_news(2, rng)], "news", FeedReport())  # N2 put again: its counters are the document's (0)
     rows = index.news_rows(["N1", "N2"])
     assert index.live_column("clicks")[rows].tolist() == [1, 0]
+
+
+def test_a_sequenced_update_that_timed_out_is_retried_and_counted_once():
+    """Over HTTP: the update is applied but its answer is late (the client gives up); the retry fails the condition,
+    which proves the first attempt applied: ok, counted once (an unsequenced increment is not retried)."""
+    from newsrec.contract_server import ContractServer
+    from newsrec.feed.vespa_backend import VespaBackend
+
+    rng = np.random.default_rng(2)
+    with ContractServer(hold_s=1.5) as server:
+        backend = VespaBackend(server.url, timeout_s=0.5, backoff_s=0.05, max_backoff_s=0.1)
+        assert backend.feed([_news(i, rng) for i in range(3)], "news", FeedReport()) is None
+        server.inject("id:news:news::N1", ["slow"])
+        report = FeedReport()
+        backend.update(impression_updates(["N1", "N2"], np.array([1, 0]), 1_573_000_000, 2, DECAY), "news", report)
+        assert (report.ok, report.failed, report.verified) == (2, [], 1), report.summary()
+        assert backend.news(["N1"])[0].fields["clicks"] == 1
+        server.inject("id:news:news::N2", ["slow"])
+        report = FeedReport()
+        backend.update([{"update": "id:news:news::N2", "condition": "news", "fields": {"clicks": {"increment": 1}}}],
+                       "news", report)
+        (_, status, message), = report.failed
+        assert "may have been applied" in message and report.retries == 0
