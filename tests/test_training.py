@@ -57,7 +57,9 @@ def test_evaluate_and_predict_agree_with_the_scorer(tiny_demo: Path, trained: Pa
     metrics = json.loads(evaluated.output)
     assert set(metrics["recall"]) == {"dev-day pool", "all news"}
     assert set(metrics["splits"]) == {"empty history", "non-empty history", "cold news", "warm news"}
-    assert metrics["ranking"]["auc"] > 0.55  # learned something in one epoch
+    # learned something in one epoch: over 800 impressions one standard error of the mean AUC is about 0.01,
+    # so 0.03 above the random scorer's AUC on the same impressions is about three of them (world v3 tiny: 0.547)
+    assert metrics["ranking"]["auc"] > metrics["references"]["random"]["auc"] + 0.03
     prediction = tmp_path / "prediction.txt"
     assert runner.invoke(main, ["predict", str(tiny_demo), "--model", str(trained), "--out", str(prediction)]).exit_code == 0
     scored = runner.invoke(main, ["score", str(tiny_demo / "dev/truth.txt"), str(prediction), "--json"])
