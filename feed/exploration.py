@@ -33,6 +33,12 @@ import math
 
 CALIBRATION: tuple[tuple[int, int], ...] = ((10_000, 500), (100_000, 6_000), (1_000_000, 20_000))  # (N, base(N))
 PER_HIT = 10  # candidates explored per hit kept, for budgets large enough that R x PER_HIT > base(N)
+# Exact search against the graph, one query on one thread (bench/bench_ann_cost.py; BENCHMARKS.md "Recall cost:
+# graph against exact"): one graph candidate explored (one unit of faiss efSearch) costs what an exact scan of
+# about EXACT_ROWS_PER_EXPLORED allowed rows of 65 floats costs: a median of 76 at 161,000 news and 77 at 1M over
+# efSearch 100 to 1,600, filtered and not (range 25 to 188: more at larger efSearch, faiss's candidate queue being
+# a linear-scan heap).
+EXACT_ROWS_PER_EXPLORED = 80
 
 
 class ExplorationError(ValueError):
@@ -59,3 +65,9 @@ def explore(recall_budget: int, corpus_size: int) -> int:
         raise ExplorationError(f"recall budget must be at least 1, got {recall_budget}")
     return min(corpus_size, max(PER_HIT * recall_budget, base_exploration(corpus_size)))
 
+
+def exact_is_cheaper(rows: int, explored: int) -> bool:
+    """Whether an exact scan of `rows` allowed news costs no more than a graph search exploring `explored`
+    candidates (EXACT_ROWS_PER_EXPLORED): the embedded index then searches exactly (feed/local_backend.py), with
+    recall 1 for less time."""
+    return rows <= EXACT_ROWS_PER_EXPLORED * explored

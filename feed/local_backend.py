@@ -35,6 +35,7 @@ import numpy as np
 
 from newsrec.feed import ranking as expressions
 from newsrec.feed.backend import UPDATE_OPERATIONS, BackendError, FeedReport, Hit, Recommendations
+from newsrec.feed.exploration import exact_is_cheaper
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
 from newsrec.feed.live import LIVE_FILE, LiveStore, is_live_update
 from newsrec.feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
@@ -390,18 +391,32 @@ class LocalBackend:
 
     def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, squared distances) of up to k allowed news nearest to `query` (D + 1), exploring k graph
-        candidates (faiss efSearch; Vespa's targetHits), more under a filter."""
+        candidates (faiss efSearch; Vespa's targetHits), more under a filter. Exact search instead where the
+        filter keeps < 2% of the news (Vespa's approximate-threshold) or where it costs less than the graph search
+        (feed/exploration.py exact_is_cheaper, measured by bench/bench_ann_cost.py)."""
         query = np.asarray(query, dtype=np.float32)
         if query.shape != (self._vectors.shape[1],):
             raise QueryError(f"query vector has {query.size} values; the index's vectors have {self._vectors.shape[1]}")
         query = query[None, :]
         kept = int(allowed.sum())
-        if kept < APPROXIMATE_THRESHOLD * len(allowed) or kept <= graph_exploration(k, allowed):
-            rows = np.flatnonzero(allowed)  # exact search: Vespa's fallback, or cheaper than the graph search
-            distances = ((self._vectors[rows] - query) ** 2).sum(1)
-            best = np.argsort(distances, kind="stable")[:k]
-            return rows[best], distances[best]
-        distances, rows = graph_search(self._index, query, k, allowed)
+        if kept == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if kept < APPROXIMATE_THRESHOLD * len(allowed) or exact_is_cheaper(kept, graph_exploration(k, allowed)):
+            import faiss
+
+            # exact, one pass of faiss's scan (the distances the graph computes): a few rows gathered, else the
+            # graph's own flat storage (rows in order) scanned in place, the others skipped by a bitmap (gathering
+            # costs more once over 1 row in 8 is allowed: 1M and 161k news, one thread)
+            if kept * 8 <= len(allowed):
+                rows = np.flatnonzero(allowed)
+                distances, found = faiss.knn(query, self._vectors[rows], min(k, kept))
+                return rows[found[0]], distances[0]
+            bitmap = np.packbits(allowed, bitorder="little")  # alive until the search returns
+            selector = None if kept == len(allowed) else faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+            distances, rows = faiss.downcast_index(self._index.storage).search(
+                query, min(k, kept), params=faiss.SearchParameters(sel=selector))
+        else:
+            distances, rows = graph_search(self._index, query, k, allowed)
         keep = rows[0] >= 0
         return rows[0][keep], distances[0][keep]
 
@@ -655,13 +670,26 @@ def graph_exploration(k: int, allowed: np.ndarray) -> int:
     return max(k, min(len(allowed), int(k / share))) if share > 0 else k
 
 
-def build_hnsw(vectors: np.ndarray):
-    """faiss HNSW over (N, D + 1) vectors with the schema's settings (32 links, 200 explored at insert)."""
+def build_hnsw(vectors: np.ndarray, first_batch: int = 10, growth: float = 1.1):
+    """faiss HNSW over (N, D + 1) MIPS-transformed vectors with the schema's settings (32 links, 200 explored at
+    insert), the news inserted by descending norm of v (their first D coordinates), in consecutive batches growing
+    from `first_batch` rows by `growth` (73 batches at 100k news, 97 at 1M: the largest norms one small batch at a
+    time, the bulk in large ones, which keep the build parallel), then renumbered so that graph ids are rows. One
+    faiss `add` shuffles its rows (a random insert order); fed largest norms first, the graph finds the top 100 by
+    inner product exploring far fewer candidates: bench/bench_ann_cost.py, 161k news, recall@100 0.99 at efSearch
+    200 against 4,800 (BENCHMARKS.md "Recall cost: graph against exact")."""
     import faiss
 
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_LINKS, faiss.METRIC_L2)
     index.hnsw.efConstruction = HNSW_EXPLORE_AT_INSERT
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    head = vectors[:, :-1]
+    inserted = np.argsort(-np.einsum("nd,nd->n", head, head), kind="stable")
+    start, size = 0, float(first_batch)
+    while start < len(inserted):
+        index.add(vectors[inserted[start:start + int(size)]])
+        start, size = start + int(size), size * growth
+    index.permute_entries(np.argsort(inserted))  # graph id r holds row r
     return index
 
 
