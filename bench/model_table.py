@@ -1,7 +1,7 @@
 """The model table: every model trained on generated MIND-small-sized data, evaluated on dev, next to
 the oracle (the planted click probabilities). CPU is fine; it picks CUDA when present.
 
-    python bench/model_table.py                 # demo-data small (world v2), seed 0, into bench/out/small-v2/
+    python bench/model_table.py                 # demo-data small (world v2: the table's world), seed 0, into bench/out/small-v2/
     python bench/model_table.py --world v1      # the first world, into bench/out/small/ (as before world v2)
     python bench/model_table.py --size tiny     # a quick look
 

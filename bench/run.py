@@ -25,6 +25,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "training": "newsrec.bench.bench_training",
     "metrics": "newsrec.bench.bench_metrics",
     "ann": "newsrec.bench.bench_ann",
+    "ann-cost": "newsrec.bench.bench_ann_cost",
     "mips": "newsrec.bench.bench_mips",
     "funnel": "newsrec.bench.bench_funnel",
     "feed": "newsrec.bench.bench_feed_http",
@@ -38,6 +39,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "serve": "newsrec.bench.bench_serve",
     "start": "newsrec.bench.bench_start",
     "cpu": "newsrec.bench.bench_cpu",
+    "live": "newsrec.bench.bench_live",
 }
 GPU_ROW = ("gpu", "newsrec.bench.bench_gpu")  # rendered only: measured by `bash bench/gpu.sh` on a GPU machine
 RESULTS = ROOT / "bench" / "results"
@@ -102,6 +104,7 @@ WHAT = {  # row -> what it measures, newsrec against what
     "training": "training UniRec's ranking stage: cached LM vectors vs fine-tuning",
     "metrics": "dev metrics (MIND-small-sized) and evaluation from model vectors vs per-impression sklearn",
     "ann": "ANN recall@100 against exact MIPS, 10k-1M news",
+    "ann-cost": "recall cost: the HNSW graph against exact search, one thread, 161k and 1M news",
     "mips": "MIPS on HNSW: explicit Φ vs Vespa's `dotproduct` (simulated) vs none",
     "funnel": "the ranking funnel: recall budget vs quality and latency",
     "feed": "feeding 5,000 documents: newsrec's feeder vs pyvespa's `feed_iterable`",
@@ -115,6 +118,7 @@ WHAT = {  # row -> what it measures, newsrec against what
     "serve": "the web page (`newsrec serve`) at MIND-small scale",
     "cpu": "the news encoder against this CPU's peak; int8 and ONNX Runtime",
     "start": "command-line start time: libraries imported where needed vs torch imported first",
+    "live": "the live service replayed (streaming, causal): time-blind two-tower vs time in every phase",
 }
 
 
@@ -173,6 +177,20 @@ def _ann_line(data: dict) -> str:
         verdict = "" if wanted is None else f", target ≥ {wanted} {met}"
         parts.append(f"{law['recall']:.4f} at {entry['size']:,} (E = {law['explored']:,}{verdict})")
     return f"{'; '.join(parts)}; {data['links']} links"
+
+
+def _ann_cost_line(data: dict) -> str:
+    module = importlib.import_module(ROWS["ann-cost"])
+    parts = []
+    for entry in data["sizes"]:  # the graph the embedded index builds
+        best = module.fastest(entry, module.SERVED)
+        if best is None:
+            parts.append(f"{entry['size']:,} news: the served graph did not reach recall@100 ≥ {module.TARGET}")
+            continue
+        met = "met" if best["ratio"] >= module.WANTED_RATIO else "**not met**"
+        parts.append(f"{entry['size']:,} news: **{_ratio(best['ratio'])}** exact at recall@100 {best['recall']:.3f} "
+                     f"(efSearch {best['ef']:,}; target ≥ {module.WANTED_RATIO:.0f}× {met})")
+    return "; ".join(parts)
 
 
 def _mips_line(data: dict) -> str:
@@ -308,8 +326,25 @@ def _start_line(data: dict) -> str:
                      f"({_ratio(times['eager_s'] / times['lazy_s'])})" for name, times in data["commands"].items())
 
 
-HEADLINES = {"start": _start_line, "embed": _embed_line, "users": _users_line, "training": _training_line, "metrics": _metrics_line,
-             "ann": _ann_line, "mips": _mips_line, "funnel": _funnel_line, "feed": _feed_line, "memory": _memory_line,
+def _live_line(data: dict) -> str:
+    parts = []
+    for world, ladder in data["ladder"].items():
+        first, last = ladder["ladder"][0], ladder["ladder"][-1]
+        recall = last["recall@100 over all news"] / first["recall@100 over all news"]
+        parts.append(f"{world}: AUC {first['auc']:.4f} → **{last['auc']:.4f}**, Recall@100 over all news "
+                     f"{first['recall@100 over all news']:.4f} → **{last['recall@100 over all news']:.4f}** "
+                     f"({_ratio(recall)}{'' if recall >= 3 else ', target ≥ 3× **not met**'})")
+    v2 = data["ladder"].get("v2", {}).get("ladder", [{}])[-1].get("auc")
+    if v2 is not None:
+        parts.append(f"v2 AUC target ≥ 0.72 {'met' if v2 >= 0.72 else '**not met**'}")
+    rates = data["updates"]["updates_per_second"]
+    best = max(rates["one call per impression"], rates["calls of 1,000 impressions"])
+    parts.append(f"{best:,.0f} counter updates/s into the embedded index (target ≥ 50,000)")
+    return "; ".join(parts)
+
+
+HEADLINES = {"live": _live_line, "start": _start_line, "embed": _embed_line, "users": _users_line, "training": _training_line, "metrics": _metrics_line,
+             "ann": _ann_line, "ann-cost": _ann_cost_line, "mips": _mips_line, "funnel": _funnel_line, "feed": _feed_line, "memory": _memory_line,
              "generate": _generate_line, "fum": _fum_line, "unbert": _unbert_line, "recallnet": _recallnet_line,
              "large": _large_line, "epoch": _epoch_line, "serve": _serve_line, "cpu": _cpu_line}
 

@@ -45,6 +45,7 @@ from newsrec.feed.state import exclusive, write_atomically
 from newsrec.pipeline.appeal import fit_appeal
 from newsrec.pipeline.errors import NewsrecError
 from newsrec.pipeline.metrics import per_impression_metrics, recall_from_ranks
+from newsrec.pipeline.progress import progress_bar
 
 STATE_FILE = "replay.json"
 STREAMING_LABEL = ("streaming (causal): each impression is scored with the counters and histories of every earlier "
@@ -154,7 +155,7 @@ class Users:
     def __init__(self, encode: Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]):
         self.encode = encode
         self.clicks: dict[int, list[int]] = {}
-        self.vectors: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}  # user -> (ranking, recall, clicks seen)
+        self.vectors: dict[int, tuple[np.ndarray, np.ndarray, bytes]] = {}  # user -> (ranking, recall, its history)
 
     def history(self, user: int, logged: np.ndarray) -> np.ndarray:
         """The impression's history column, then the stream's clicks not in it, oldest first."""
@@ -166,11 +167,11 @@ class Users:
         """The users' vectors for these histories: cached where the history did not change, else encoded (all the
         stale ones in one batch)."""
         stale = [i for i, (u, h) in enumerate(zip(users, histories))
-                 if u not in self.vectors or self.vectors[u][2] != len(h)]
+                 if u not in self.vectors or self.vectors[u][2] != h.tobytes()]
         if stale:
             ranking, recall = self.encode([histories[i] for i in stale])
             for j, i in enumerate(stale):
-                self.vectors[users[i]] = (ranking[j], recall[j], len(histories[i]))
+                self.vectors[users[i]] = (ranking[j], recall[j], histories[i].tobytes())
         return [self.vectors[u][:2] for u in users]
 
     def add_clicks(self, user: int, news: np.ndarray) -> None:
@@ -216,9 +217,10 @@ class ReplayState:
 
 def replay(stream: Stream, news_ids: list[str], news_vectors: np.ndarray, users: Users, index: LiveServing,
            state_dir: Path, config: ReplayConfig, on_impression: Callable[[int], None] | None = None,
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = print, progress: bool = False) -> dict:
     """Play `stream` through `index` (module docstring); returns the report (`report`). Resumes from the state in
-    `state_dir` when it holds one for the same stream and configuration."""
+    `state_dir` when it holds one for the same stream and configuration. With `progress`, the impressions played
+    so far are reported (pipeline/progress.py)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(state_dir, 1.0, ReplayError):
         state, part = _open_state(state_dir, stream, news_ids, config, users)
@@ -227,15 +229,22 @@ def replay(stream: Stream, news_ids: list[str], news_vectors: np.ndarray, users:
         started = clock.perf_counter()
         session = _Session(stream, news_ids, news_vectors, users, index, config, state, part, state_dir)
         end = _end(stream, config)
+        reporter = progress_bar("replaying impressions", end, "impression", progress and end > state.position)
+        if reporter is not None:
+            reporter.update(state.position)
         for i in range(state.position, end):
             session.impression(i)
             state.position = i + 1
+            if reporter is not None:
+                reporter.update(1)
             if on_impression is not None:
                 on_impression(i)
             if state.position % config.checkpoint_every == 0:
                 part = _checkpoint(state_dir, index, state, part, stream, config, users)
                 session.part = part
         _checkpoint(state_dir, index, state, part, stream, config, users)
+        if reporter is not None:
+            reporter.close()
         seconds = clock.perf_counter() - started
     return report(state_dir, stream, config, seconds)
 

@@ -26,6 +26,9 @@ from newsrec.pipeline.inference import encode_users
 from newsrec.pipeline.mind import Behaviors, read_mind
 
 
+SCORE_ROWS = 1 << 18  # candidate rows scored at a time by the offline check (two (rows, D) float64: 256 MiB)
+
+
 @dataclass(frozen=True, eq=False)
 class Encoder:
     """The checkpoint's user encoder over its news matrix: histories -> (ranking (B, D), recall (B, D))."""
@@ -55,7 +58,8 @@ def _histories_as_behaviors(histories: list[np.ndarray]):
 
 def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, config: ReplayConfig,
                device: str = "auto", log: Callable[[str], None] = print,
-               on_impression: Callable[[int], None] | None = None, endpoint: str | None = None) -> dict:
+               on_impression: Callable[[int], None] | None = None, endpoint: str | None = None,
+               progress: bool = False) -> dict:
     """Replay `config.split` of `mind_dir` through the embedded index in `index_dir`, or Vespa at `endpoint` (fed by
     newsrec-feed with the same model); returns the report, with the offline check."""
 
@@ -81,7 +85,8 @@ def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, co
         f"{stream.start + 1:,}, weights fitted on the {stream.start - stream.fit_start:,} before it; into "
         f"{index.description}")
     with session:
-        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, on_impression, log)
+        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, on_impression, log,
+                        progress=progress)
     result["offline_check"] = offline_check(stream, vectors, Users(Encoder(encoded)), Path(state_dir), config)
     return result
 
@@ -117,8 +122,11 @@ def offline_terms(stream: Stream, vectors: np.ndarray, users: Users, impressions
     wanted = np.isin(impression_of_row, impressions)
     rows = np.flatnonzero(wanted)
     ranking_vectors = user_vectors(stream, users, impressions)[0]
-    score = np.einsum("rd,rd->r", vectors[news[rows]], ranking_vectors[np.searchsorted(impressions,
-                                                                                       impression_of_row[rows])])
+    owner = np.searchsorted(impressions, impression_of_row[rows])
+    score = np.empty(len(rows))
+    for start in range(0, len(rows), SCORE_ROWS):  # (rows, D) temporaries a chunk at a time: bounded memory
+        part = slice(start, start + SCORE_ROWS)
+        score[part] = np.einsum("rd,rd->r", vectors[news[rows[part]]], ranking_vectors[owner[part]])
     ctr = ranking.live_ctr(clicks_before[rows], shown_before[rows], time[rows], decay.origin, decay.rate)
     age = ranking.age_hours(published[news[rows]], time[rows])
     return ranking.live_terms(score, ctr, age, appeal.predict(vectors[news[rows]]))

@@ -46,5 +46,5 @@ def replay_command(mind_dir: str, split: str, model_dir: str, index_dir: str, en
     config = replace(ReplayConfig(split=split, max_scored=max_impressions, window_hours=window or None),
                      decay=DecayConfig(half_life_hours=half_life))
     result = run_replay(mind_dir, model_dir, index_dir, state_dir, config, device,
-                        log=lambda line: echo(line, err=True), endpoint=endpoint)
+                        log=lambda line: echo(line, err=True), endpoint=endpoint, progress=True)
     echo(json.dumps(result, indent=1) if as_json else format_replay(result, split))
