@@ -8,16 +8,18 @@
   candidates as page 1.
 - E = `explored(...)` ≥ R: the nearest-neighbour candidates the graph search explores and exposes to
   the cheap first phase (closeness). It follows R and grows with the corpus (feed/exploration.py:
-  max(10 R, base(N))), and is at least hits + offset, so every page has hits. A Vespa searcher does not
-  know N: it uses max(10 R, recall_exploration) with recall_exploration from the query profile
-  (VESPA_EXPLORATION, base(N) for a corpus of about 70,000 news; set it for yours: vespa-app/README.md).
+  max(10 R, base(N))), and is at least hits + offset, so every page has hits. The application's searcher
+  follows N too: it counts the news (at most once a minute) and takes the same law (Exploration.java, checked
+  against Python's by tests/fixtures/exploration.json), unless a request sets `recall_exploration`; a failed count
+  explores VESPA_EXPLORATION, base(N) for about 70,000 news. Queries newsrec builds itself in YQL (a recall
+  vector given) without a corpus size explore VESPA_EXPLORATION as well.
 - `global_rerank` G ≤ R: the hits the global phase re-ranks in the container (the cross-encoder's
   budget; today its expression is the second phase's, so it keeps their order).
 
 One definition for every path, checked equal by tests/test_schema_agreement.py: schemas/news.sd (the
 recommendation profile's `total-rerank-count` = R and global-phase `rerank-count` = G), the default query
-profile (`recall_budget` = R and `recall_exploration` = VESPA_EXPLORATION, read by the application's
-UserProfileSearcher),
+profile (`recall_budget` = R, read by the application's UserProfileSearcher, whose fallback exploration is
+VESPA_EXPLORATION),
 feed/queries.py (the bodies newsrec sends) and the embedded index (feed/local_backend.py).
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from newsrec.pipeline.errors import NewsrecError
 
 MAX_RECALL_BUDGET = 10_000  # UserProfileSearcher refuses more (a graph search of 10 x 10k is already slow)
 MAX_EXPLORATION = 1_000_000  # recall_exploration's bound in UserProfileSearcher
-VESPA_EXPLORATION = 4_000  # the default query profile's recall_exploration: base(N) near N = 70,000 news
+VESPA_EXPLORATION = 4_000  # UserProfileSearcher's when it cannot count the news: base(N) near N = 70,000 news
 
 
 class BudgetError(NewsrecError):
@@ -51,8 +53,8 @@ class Budgets:
 
     def explored(self, hits: int = 0, offset: int = 0, corpus_size: int | None = None) -> int:
         """E: nearest-neighbour candidates to explore and expose to the first phase for a page at `offset`;
-        `corpus_size` None (a Vespa application, whose size the query does not know) explores as the
-        application's searcher does with its default query profile."""
+        `corpus_size` None (a YQL query to Vespa, whose size the query does not know) explores
+        VESPA_EXPLORATION."""
         if corpus_size is None:
             return max(exploration.PER_HIT * self.recall, VESPA_EXPLORATION, hits + offset)
         return max(exploration.explore(self.recall, corpus_size), hits + offset)

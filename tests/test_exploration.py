@@ -144,3 +144,13 @@ def test_nearest_searches_exactly_where_that_is_cheaper_and_finds_the_exact_neig
     # over 3,000 news: 5 candidates explored cost less than reading all of them, 40 do not
     assert local_backend.graph_exploration(5, everything) * EXACT_ROWS_PER_EXPLORED < len(vectors)
     assert local_backend.graph_exploration(40, everything) * EXACT_ROWS_PER_EXPLORED >= len(vectors)
+
+
+def test_the_fixture_of_the_java_law_holds_what_python_computes():
+    """Vespa's searcher explores by Exploration.java, checked against tests/fixtures/exploration.json in the
+    container tests (ExplorationTest); the file must be Python's law (`python tests/exploration_fixture.py`)."""
+    import json
+
+    from exploration_fixture import FIXTURE, fixture
+
+    assert json.loads(FIXTURE.read_text()) == fixture()

@@ -99,6 +99,8 @@ def test_read_news_are_excluded_and_bad_pages_refused(index):
 
 
 def test_a_filtered_search_is_exact_where_that_reads_fewer_vectors_than_the_graph(index, monkeypatch):
+    """Exact where the allowed news are at most EXACT_ROWS_PER_EXPLORED (80) per graph candidate the search would
+    explore (feed/exploration.py exact_is_cheaper), else the graph."""
     from newsrec.feed import local_backend
 
     calls, graph_search = [], local_backend.graph_search
@@ -107,11 +109,13 @@ def test_a_filtered_search_is_exact_where_that_reads_fewer_vectors_than_the_grap
     weather = index._allowed({"category": "weather"})  # 200 of the 600 news
     rows = np.flatnonzero(weather)
     exact = rows[np.argsort(((index._vectors[rows] - query) ** 2).sum(1), kind="stable")]
-    assert local_backend.graph_exploration(100, weather) == 300 and local_backend.graph_exploration(50, weather) == 150
-    assert index.nearest(query, 100, weather)[0].tolist() == exact[:100].tolist() and calls == []  # 200 <= 300
-    index.nearest(query, 50, weather)  # the graph explores 150 nodes, fewer than the 200 kept
-    index.nearest(query, 50, index._allowed(None))  # no filter: the graph
-    assert calls == [50, 50]
+    assert local_backend.graph_exploration(100, weather) == 300 and local_backend.graph_exploration(1, weather) == 3
+    assert index.nearest(query, 100, weather)[0].tolist() == exact[:100].tolist() and calls == []  # 200 <= 80 x 300
+    assert index.nearest(query, 2, weather)[0].tolist() == exact[:2].tolist() and calls == []  # 200 <= 80 x 6
+    everything = index._allowed(None)
+    assert local_backend.graph_exploration(5, everything) == 5
+    index.nearest(query, 5, everything)  # 600 news > 80 x 5 explored: the graph
+    assert calls == [5]
 
 
 def test_a_query_vector_of_the_wrong_size_is_refused(index):

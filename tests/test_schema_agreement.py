@@ -168,12 +168,16 @@ def test_the_funnel_budgets_agree_everywhere():
     profile = ElementTree.parse(application / "application" / "search" / "query-profiles" / "default.xml").getroot()
     fields = {field.get("name"): field.text for field in profile.iter("field")}
     assert int(fields["recall_budget"]) == DEFAULT.recall
-    assert int(fields["recall_exploration"]) == funnel.VESPA_EXPLORATION
+    assert "recall_exploration" not in fields  # unset: the searcher follows the corpus size (Exploration.java)
     searcher = (application / "java" / "ai" / "newsrec" / "vespa" / "UserProfileSearcher.java").read_text()
     assert int(re.search(r"DEFAULT_RECALL_BUDGET = (\d+);", searcher).group(1)) == DEFAULT.recall
     assert int(re.search(r"DEFAULT_RECALL_EXPLORATION = ([\d_]+);", searcher).group(1).replace("_", "")) == \
         funnel.VESPA_EXPLORATION
     assert int(re.search(r"PER_HIT = (\d+);", searcher).group(1)) == exploration.PER_HIT
+    law = (application / "java" / "ai" / "newsrec" / "vespa" / "Exploration.java").read_text()
+    numbers = [[int(n.replace("_", "")) for n in re.search(rf"{name} = \{{([\d_, ]+)\}};", law).group(1).split(",")]
+               for name in ("SIZES", "BASES")]
+    assert list(zip(*numbers)) == list(exploration.CALIBRATION)
     assert int(re.search(r"MAX_RECALL_EXPLORATION = ([\d_]+);", searcher).group(1).replace("_", "")) == \
         funnel.MAX_EXPLORATION
     assert int(re.search(r"MAX_RECALL_BUDGET = ([\d_]+);", searcher).group(1).replace("_", "")) == MAX_RECALL_BUDGET

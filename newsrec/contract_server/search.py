@@ -4,7 +4,8 @@ The matched news are the news documents passing the YQL filters, containing a qu
 has userInput(@param), and the targetHits nearest when it has nearestNeighbor; scoring.py ranks them.
 `user_id` runs the application's UserProfileSearcher, emulated (see `SearchApi._user_profile`), with its
 funnel: totalTargetHits = max(10 × recall_budget, recall_exploration, hits + offset), the second phase
-re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py). The `now` rank feature (the
+re-ranking the best recall_budget (the query profile's defaults: feed/funnel.py); recall_exploration, unless the
+request sets it, is base(N) of the exploration law for the N news held (the searcher counts them). The `now` rank feature (the
 live profile's time) is the query's ranking.properties.vespa.now (alias rankproperty.vespa.now), else the
 server's clock (scoring.py `rank_now`). As in the
 application (NewsOnlySearcher), only schema news is searchable: a query naming another schema in its YQL or
@@ -95,7 +96,8 @@ class SearchApi:
         an unknown user with user_fallback=popularity, else None)."""
         user_id, fallback = str(params["user_id"]), params.get("user_fallback", "error")
         budget = _integer(params, "recall_budget", funnel.DEFAULT.recall, 1, funnel.MAX_RECALL_BUDGET)
-        base = _integer(params, "recall_exploration", funnel.VESPA_EXPLORATION, 1, funnel.MAX_EXPLORATION)
+        base = (_integer(params, "recall_exploration", 0, 1, funnel.MAX_EXPLORATION)
+                if "recall_exploration" in params else None)  # None: follow the corpus
         if not _USER_ID.fullmatch(user_id):
             raise ApiError(400, "Invalid user_id: expected 1 to 64 characters from [A-Za-z0-9_-]")
         if fallback not in USER_FALLBACKS:
@@ -108,6 +110,8 @@ class SearchApi:
             return (FALLBACK if profile in ("default", *NN_PROFILES) else profile), parsed, budget, FALLBACK
         profile = DEFAULT_RECOMMENDATION if profile == "default" else profile
         if profile in NN_PROFILES:
+            if base is None:  # the searcher counts the news (at most once a minute; here at once) and takes base(N)
+                base = exploration.base_exploration(max(1, sum(doc_type(d) == "news" for d in list(self.documents))))
             explored = max(exploration.PER_HIT * budget, base, hits_and_offset)
             parsed.nearest = (explored, "embedding", "user_recall")
         elif not parsed.filters and not parsed.text_param:

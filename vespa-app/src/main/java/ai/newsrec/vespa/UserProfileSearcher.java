@@ -25,6 +25,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Pattern;
 
 /**
@@ -41,7 +42,9 @@ import java.util.regex.Pattern;
  *       candidates do not change with the number of content nodes): the graph search explores
  *       totalTargetHits = max(10 x recall_budget, recall_exploration, hits + offset) neighbours in total over
  *       the content nodes, the first phase ranks them, the second phase re-ranks the best recall_budget in total
- *       (ranking.secondPhase.totalRerankCount). Defaults in the default query profile.</li>
+ *       (ranking.secondPhase.totalRerankCount). recall_budget's default is in the default query profile;
+ *       recall_exploration, unless a request sets it, is base(N) of the exploration law for the N news the index
+ *       holds ({@link Exploration}, the embedded index's law; N counted at most once a minute).</li>
  *   <li>Sets query(user_recall) and query(user_ranking), excludes the user's read news (one NOT news_id in
  *       (...)), restricts to schema news, and picks profile recommendation unless the caller chose one.</li>
  *   <li>The re-ranker: a user fed with one has history_tokens, set as query(history_tokens) for profile unbert (the
@@ -67,7 +70,10 @@ public class UserProfileSearcher extends Searcher {
     public static final int MAX_RERANK_BUDGET = 1_000;
     public static final int MAX_RECALL_BUDGET = 10_000;
     static final int DEFAULT_RECALL_BUDGET = 100;  // as the default query profile: used when a query has no profile
+    /** base(N) near N = 70,000 news: explored when the corpus cannot be counted (the count query failed). */
     static final int DEFAULT_RECALL_EXPLORATION = 4_000;
+    /** How long a count of the news is reused before it is taken again. */
+    static final long CORPUS_COUNT_NANOS = 60_000_000_000L;
     public static final int MAX_RECALL_EXPLORATION = 1_000_000;
     /** Neighbours explored per candidate kept, for budgets where 10 x R exceeds recall_exploration. */
     static final int PER_HIT = 10;
@@ -83,6 +89,10 @@ public class UserProfileSearcher extends Searcher {
     /** The cross-encoder's profile (schemas/news/unbert.profile, in packages built with a re-ranker). */
     public static final String RERANKER_PROFILE = "unbert";
     public static final String HISTORY_TOKENS = "history_tokens";
+
+    /** The last count of the news and when it was taken (System.nanoTime()). */
+    private record Count(long news, long at) { }
+    private final AtomicReference<Count> lastCount = new AtomicReference<>();
 
     /** historyTokens: the re-ranker's side of the user (null when the user was fed without a re-ranker). */
     record UserProfile(Tensor recall, Tensor ranking, List<String> readItems, Tensor historyTokens) { }
@@ -100,10 +110,10 @@ public class UserProfileSearcher extends Searcher {
         if ( ! fallback.equals("error") && ! fallback.equals("popularity"))
             return error(query, ErrorMessage.createBadRequest("user_fallback must be 'error' or 'popularity'"));
         Integer budget = query.properties().getInteger(RECALL_BUDGET, DEFAULT_RECALL_BUDGET);
-        Integer exploration = query.properties().getInteger(RECALL_EXPLORATION, DEFAULT_RECALL_EXPLORATION);
+        Integer exploration = query.properties().getInteger(RECALL_EXPLORATION);  // null: follow the corpus size
         if (budget == null || budget < 1 || budget > MAX_RECALL_BUDGET)
             return error(query, ErrorMessage.createBadRequest("recall_budget must be an integer from 1 to " + MAX_RECALL_BUDGET));
-        if (exploration == null || exploration < 1 || exploration > MAX_RECALL_EXPLORATION)
+        if (exploration != null && (exploration < 1 || exploration > MAX_RECALL_EXPLORATION))
             return error(query, ErrorMessage.createBadRequest("recall_exploration must be an integer from 1 to " + MAX_RECALL_EXPLORATION));
         Integer rerankBudget;
         try {
@@ -143,7 +153,8 @@ public class UserProfileSearcher extends Searcher {
         Item retrieval;
         if (NEAREST_NEIGHBOR_PROFILES.contains(profile)) {
             NearestNeighborItem nn = new NearestNeighborItem("embedding", "user_recall");
-            nn.setTotalTargetHits(explored(budget, exploration, query.getHits() + query.getOffset()));
+            int base = exploration != null ? exploration : baseExploration(corpusSize(query, execution));
+            nn.setTotalTargetHits(explored(budget, base, query.getHits() + query.getOffset()));
             nn.setAllowApproximate(true);
             query.getRanking().getSecondPhase().setTotalRerankCount(budget);
             retrieval = and(nn, callerTree);
@@ -173,6 +184,33 @@ public class UserProfileSearcher extends Searcher {
      */
     static int explored(int budget, int exploration, int hitsAndOffset) {
         return Math.max(PER_HIT * budget, Math.max(exploration, hitsAndOffset));
+    }
+
+    /** base(N) of the exploration law; for a corpus that could not be counted (-1), the base near 70,000 news. */
+    static int baseExploration(long news) {
+        return news < 0 ? DEFAULT_RECALL_EXPLORATION : Exploration.base(news);
+    }
+
+    /**
+     * N, the news in the index, for the exploration law: a count (hits 0, rank profile unranked) taken at most once
+     * a minute per container and reused, so the exploration follows the corpus as news are fed. A count that fails
+     * gives -1 (then the base for about 70,000 news is explored) and is not kept.
+     */
+    long corpusSize(Query query, Execution execution) {
+        Count last = lastCount.get();
+        long now = System.nanoTime();
+        if (last != null && now - last.at() < CORPUS_COUNT_NANOS) return last.news();
+        Query count = new Query();
+        count.attachContext(query);
+        count.setTimeout(Math.max(1, query.getTimeLeft()));
+        count.getModel().setRestrict("news");
+        count.getModel().getQueryTree().setRoot(new TrueItem());
+        count.getRanking().setProfile("unranked");
+        count.setHits(0);
+        Result result = execution.search(count);
+        if (result.hits().getError() != null) return -1;
+        lastCount.set(new Count(result.getTotalHitCount(), now));
+        return result.getTotalHitCount();
     }
 
     /**

@@ -50,6 +50,10 @@ class UserProfileSearcherTest {
     private static final Tensor RANKING = vector(0.25);
     private static final Tensor HISTORY_TOKENS = historyTokens();
 
+    /** The news every mock backend counts; the exploration law's base for it: 6,000 (feed/exploration.py). */
+    private static final long NEWS = 100_000;
+    private static final int EXPLORED = 6_000;
+
     private static Application app;
     private static List<Searcher> appSearchers;
 
@@ -81,7 +85,7 @@ class UserProfileSearcherTest {
 
         NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
         NearestNeighborItem nn = assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem());
-        assertNearestNeighbor(nn, 4000);  // max(10 x the recall budget 100, recall_exploration 4000): the default query profile
+        assertNearestNeighbor(nn, EXPLORED);  // max(10 x the recall budget 100, base(N) for the 100,000 news counted)
         assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         assertEquals(List.of("news_id:N1", "news_id:N2"), negatives(not));
 
@@ -117,7 +121,7 @@ class UserProfileSearcherTest {
                         encode("select * from news where category contains \"sports\" and date > 20191101"));
         NotItem not = (NotItem) backend.newsQuery().getModel().getQueryTree().getRoot();
         AndItem and = assertInstanceOf(AndItem.class, not.getPositiveItem());
-        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), 4000);
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, and.getItem(0)), EXPLORED);
         assertEquals("(AND category:sports date:>20191101)", and.getItem(1).toString());
         assertEquals("[news]", backend.newsQuery().getModel().getRestrict().toString());
     }
@@ -261,7 +265,7 @@ class UserProfileSearcherTest {
         }
         for (Query news : sent) {
             NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) news.getModel().getQueryTree().getRoot()).getPositiveItem();
-            assertEquals(4000, nn.getTotalTargetHits());
+            assertEquals(EXPLORED, nn.getTotalTargetHits());
             assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         }
     }
@@ -298,14 +302,45 @@ class UserProfileSearcherTest {
     }
 
     @Test
+    void explorationFollowsTheCountedCorpusUnlessTheRequestSetsIt() {
+        int[][] cases = {{49_000, 2779}, {161_000, 7697}, {1_000_000, 20_000}};  // tests/fixtures/exploration.json
+        for (int[] c : cases) {
+            UserProfileSearcher searcher = new UserProfileSearcher();  // its own count
+            MockBackend backend = new MockBackend().withNews(c[0]);
+            assertEquals(c[1], explored(searcher, backend, "/search/?user_id=U1"), "news " + c[0]);
+            MockBackend grown = new MockBackend().withNews(10L * c[0]);  // within a minute: the count is reused
+            assertEquals(c[1], explored(searcher, grown, "/search/?user_id=U1"), "news " + c[0]);
+            assertEquals(1, backend.counts() + grown.counts());
+            MockBackend set = new MockBackend().withNews(c[0]);  // a request's recall_exploration wins
+            assertEquals(1000, explored(searcher, set, "/search/?user_id=U1&recall_exploration=7"));
+        }
+        UserProfileSearcher searcher = new UserProfileSearcher();
+        MockBackend failing = new MockBackend().failingCounts();  // a failed count: the base for about 70,000 news
+        assertEquals(4000, explored(searcher, failing, "/search/?user_id=U1"));
+        MockBackend after = new MockBackend().withNews(1_000_000);  // and it was not kept
+        assertEquals(20_000, explored(searcher, after, "/search/?user_id=U1"));
+    }
+
+    /** totalTargetHits of the news query `searcher` (in the app's chain instead of the app's own) sends. */
+    private static int explored(UserProfileSearcher searcher, MockBackend backend, String request) {
+        List<Searcher> searchers = new ArrayList<>(appSearchers.subList(0, appSearchers.size() - 1));
+        searchers.add(searcher);
+        searchers.add(backend);
+        Result result = new Execution(new Chain<>(searchers), Execution.Context.createContextStub()).search(new Query(request));
+        assertNull(result.hits().getError());
+        NotItem not = (NotItem) backend.newsQuery().getModel().getQueryTree().getRoot();
+        return ((NearestNeighborItem) not.getPositiveItem()).getTotalTargetHits();
+    }
+
+    @Test
     void everyContentNodeGetsItsShareOfTheTotalTargetHits() throws Exception {
         MockBackend backend = new MockBackend();
         search(backend, "/search/?user_id=U1");
         NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) backend.newsQuery().getModel().getQueryTree().getRoot()).getPositiveItem();
         java.lang.reflect.Method resolve = NearestNeighborItem.class.getDeclaredMethod("resolveTargetHits", SerializationContext.class);
         resolve.setAccessible(true);
-        assertEquals(4000, resolve.invoke(nn, new SerializationContext(1.0)));    // one node: all of them
-        assertEquals(2000, resolve.invoke(nn, new SerializationContext(0.5)));    // two nodes: half each, 4000 in total
+        assertEquals(6000, resolve.invoke(nn, new SerializationContext(1.0)));    // one node: all of them
+        assertEquals(3000, resolve.invoke(nn, new SerializationContext(0.5)));    // two nodes: half each, 6000 in total
         assertEquals(100, resolve.invoke(nn, new SerializationContext(0.01)));    // a nearly empty node: minTargetHits
     }
 
@@ -407,7 +442,7 @@ class UserProfileSearcherTest {
         assertEquals(HISTORY_TOKENS, news.getRanking().getFeatures().getTensor("query(history_tokens)").get());
         assertEquals(RANKING, news.getRanking().getFeatures().getTensor("query(user_ranking)").get());
         NotItem not = assertInstanceOf(NotItem.class, news.getModel().getQueryTree().getRoot());
-        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem()), 4000);  // unbert inherits recommendation
+        assertNearestNeighbor(assertInstanceOf(NearestNeighborItem.class, not.getPositiveItem()), EXPLORED);  // unbert inherits recommendation
         assertEquals(100, news.getRanking().getSecondPhase().getTotalRerankCount());
         assertNull(news.getRanking().getGlobalPhase().getRerankCount());  // the profile's rerank-count
 
@@ -509,6 +544,28 @@ class UserProfileSearcherTest {
 
         final List<Query> queries = new ArrayList<>();
         private Tensor historyTokens = null;  // users fed without a re-ranker have none
+        /** The news a count finds (every backend of the shared app searcher says the same: it keeps a count). */
+        private long news = NEWS;
+        private boolean countFails = false;
+
+        MockBackend withNews(long news) {
+            this.news = news;
+            return this;
+        }
+
+        MockBackend failingCounts() {
+            countFails = true;
+            return this;
+        }
+
+        /** The searcher's count of the news: hits 0, rank profile unranked, schema news, no condition. */
+        static boolean isCount(Query query) {
+            return query.getHits() == 0 && query.getRanking().getProfile().equals("unranked")
+                   && query.getModel().getRestrict().contains("news")
+                   && query.getModel().getQueryTree().getRoot() instanceof TrueItem;
+        }
+
+        long counts() { return queries.stream().filter(MockBackend::isCount).count(); }
 
         /** Users fed with a re-ranker: they have history_tokens. */
         MockBackend withHistoryTokens() {
@@ -521,6 +578,12 @@ class UserProfileSearcherTest {
         @Override
         public Result search(Query query, Execution execution) {
             queries.add(query);
+            if (isCount(query)) {
+                if (countFails) return new Result(query, com.yahoo.search.result.ErrorMessage.createTimeout("count timed out"));
+                Result count = new Result(query);
+                count.setTotalHitCount(news);
+                return count;
+            }
             Result result = new Result(query);
             Set<String> restrict = query.getModel().getRestrict();
             if ( ! restrict.isEmpty() && ! restrict.contains("user")) return result;
@@ -551,7 +614,8 @@ class UserProfileSearcherTest {
 
         /** The query sent to schema news, or null if none was sent. */
         Query newsQuery() {
-            return queries.stream().filter(q -> q.getModel().getRestrict().contains("news")).findFirst().orElse(null);
+            return queries.stream().filter(q -> q.getModel().getRestrict().contains("news") && ! isCount(q))
+                          .findFirst().orElse(null);
         }
     }
 
@@ -570,7 +634,7 @@ class UserProfileSearcherTest {
 
         @Override
         public Result search(Query query, Execution execution) {
-            if ( ! query.getModel().getRestrict().contains("news")) return super.search(query, execution);
+            if ( ! query.getModel().getRestrict().contains("news") || isCount(query)) return super.search(query, execution);
             NearestNeighborItem nn = (NearestNeighborItem) ((NotItem) query.getModel().getQueryTree().getRoot()).getPositiveItem();
             int targetHits = nn.getTotalTargetHits();  // one node
             int rerank = query.getRanking().getSecondPhase().getTotalRerankCount();
