@@ -112,6 +112,8 @@ def tensor_vector(value) -> list[float]:
 class VespaBackend:
     """Vespa over HTTP: pyvespa for document/v1 and /search/; mTLS (cert/key files) or token auth."""
 
+    graph_in_feed_order = True  # Vespa's HNSW graph inserts documents as they come: fed largest norm first (feeding.py)
+
     def __init__(self, url: str, cert: str | None = None, key: str | None = None, token: str | None = None,
                  namespace: str = "news", mode: str = "sync", max_connections: int | None = None,
                  max_workers: int | None = None, max_attempts: int = 5, backoff_s: float = 0.5,
