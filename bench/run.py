@@ -340,6 +340,10 @@ def _live_line(data: dict) -> str:
     rates = data["updates"]["updates_per_second"]
     best = max(rates["one call per impression"], rates["calls of 1,000 impressions"])
     parts.append(f"{best:,.0f} counter updates/s into the embedded index (target ≥ 50,000)")
+    alone = data.get("replay alone")
+    if alone:
+        verdict = "" if alone["wall seconds"] <= 600 else ", target ≤ 600 s **not met**"
+        parts.append(f"the replay of {alone['world']} {alone['size']} in {alone['wall seconds']:.0f} s{verdict}")
     return "; ".join(parts)
 
 
