@@ -40,6 +40,7 @@ ROWS = {  # row name -> module of the `bench` package (installed with newsrec), 
     "start": "newsrec.bench.bench_start",
     "cpu": "newsrec.bench.bench_cpu",
     "live": "newsrec.bench.bench_live",
+    "learned": "newsrec.bench.bench_learned",
 }
 GPU_ROW = ("gpu", "newsrec.bench.bench_gpu")  # rendered only: measured by `bash bench/gpu.sh` on a GPU machine
 RESULTS = ROOT / "bench" / "results"
@@ -119,6 +120,7 @@ WHAT = {  # row -> what it measures, newsrec against what
     "cpu": "the news encoder against this CPU's peak; int8 and ONNX Runtime",
     "start": "command-line start time: libraries imported where needed vs torch imported first",
     "live": "the live service replayed (streaming, causal): time-blind two-tower vs time in every phase",
+    "learned": "learned ranking through the replay (streaming, causal): LightGBM vs the best hand-set combination",
 }
 
 
@@ -347,7 +349,19 @@ def _live_line(data: dict) -> str:
     return "; ".join(parts)
 
 
-HEADLINES = {"live": _live_line, "start": _start_line, "embed": _embed_line, "users": _users_line, "training": _training_line, "metrics": _metrics_line,
+def _learned_line(data: dict) -> str:
+    parts = []
+    for world, w in data["worlds"].items():
+        hand = w["hand-set"]["auc"]
+        best = max(w["rankers"], key=lambda o: w["rankers"][o]["auc"])
+        gain = w["rankers"][best]["auc"] - hand
+        target = "" if world != "v2" else (", target ≥ +0.01 met" if gain >= 0.01 else ", target ≥ +0.01 **not met**")
+        parts.append(f"{world}: hand-set AUC {hand:.4f} → LightGBM {best} **{w['rankers'][best]['auc']:.4f}** "
+                     f"({gain:+.4f}{target}; served through the replay: {w['served']['auc']:.4f})")
+    return "; ".join(parts) + "; UNBERT fusion not measured"
+
+
+HEADLINES = {"learned": _learned_line, "live": _live_line, "start": _start_line, "embed": _embed_line, "users": _users_line, "training": _training_line, "metrics": _metrics_line,
              "ann": _ann_line, "ann-cost": _ann_cost_line, "mips": _mips_line, "funnel": _funnel_line, "feed": _feed_line, "memory": _memory_line,
              "generate": _generate_line, "fum": _fum_line, "unbert": _unbert_line, "recallnet": _recallnet_line,
              "large": _large_line, "epoch": _epoch_line, "serve": _serve_line, "cpu": _cpu_line}

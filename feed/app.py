@@ -11,7 +11,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from newsrec.feed.ranking import LEARNED_FEATURES
 from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.learned_ranker import VESPA_FILE, Ranker
 
 APP_DIR = Path(__file__).resolve().parent.parent / "vespa-app"
 
@@ -21,16 +23,20 @@ class AppBuildError(NewsrecError):
 
 
 def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP_DIR,
-                  reranker_onnx: Path | None = None) -> Path:
+                  reranker_onnx: Path | None = None, ranker_dir: Path | None = None) -> Path:
     """Run `mvn package` in `app_dir` and copy the zip to `out`; returns `out`. `reranker_onnx`: an exported
     re-ranker, packaged as models/unbert.onnx with the rank profile schemas/news/unbert.profile (the Maven
-    profile `reranker`, activated by the property newsrec.reranker)."""
+    profile `reranker`, activated by the property newsrec.reranker). `ranker_dir`: a learned ranker (newsrec
+    train-ranker), its lightgbm.json packaged as models/ranker.json with schemas/news/learned.profile (the Maven
+    profile `ranker`); checked first (its files' digests, its features the profile's)."""
     mvn = shutil.which("mvn")
     if mvn is None:
         raise AppBuildError("Maven (mvn) is not on PATH; building the Vespa package needs Maven 3 and Java 17")
     command = [mvn, "-B", "-q", "package"] + (["-DskipTests"] if skip_tests else [])
     if reranker_onnx is not None:
         command.append(f"-Dnewsrec.reranker={Path(reranker_onnx).resolve()}")
+    if ranker_dir is not None:
+        command.append(f"-Dnewsrec.ranker={checked_ranker(ranker_dir)}")
     done = subprocess.run(command, cwd=app_dir, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
@@ -44,8 +50,15 @@ def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP
     return out
 
 
+def checked_ranker(ranker_dir: str | Path) -> Path:
+    """The ranker's lightgbm.json, once the ranker loads (digests checked) and reads the learned profile's features."""
+    ranker = Ranker.load(ranker_dir)
+    ranker.require(LEARNED_FEATURES, None, str(ranker_dir))
+    return (Path(ranker_dir) / VESPA_FILE).resolve()
+
+
 def build_with_reranker(out: str | Path, reranker_dir: str | Path, skip_tests: bool = False,
-                        app_dir: Path = APP_DIR) -> tuple[Path, float]:
+                        app_dir: Path = APP_DIR, ranker_dir: Path | None = None) -> tuple[Path, float]:
     """Export the re-ranker checkpoint in `reranker_dir` to ONNX (parity with torch checked) and build the package
     with it; returns (the zip, the parity's max difference)."""
 
@@ -55,4 +68,4 @@ def build_with_reranker(out: str | Path, reranker_dir: str | Path, skip_tests: b
     with tempfile.TemporaryDirectory() as scratch:
         onnx = Path(scratch) / "unbert.onnx"
         parity = export_onnx(load_checkpoint(reranker_dir).model, onnx)
-        return build_package(out, skip_tests, app_dir, onnx), parity.max_difference
+        return build_package(out, skip_tests, app_dir, onnx, ranker_dir), parity.max_difference

@@ -31,9 +31,11 @@ def tensor_values(doc_id: str, field: str, vector: Sequence[float]) -> dict:
 
 def news_document(news_id: str, category: str, subcategory: str, title: str, abstract: str, url: str,
                   date: int, clicks: int, impressions: int, embedding: Sequence[float],
-                  title_tokens: Sequence[int] | None = None, published: int = 0) -> dict:
+                  title_tokens: Sequence[int] | None = None, published: int = 0,
+                  entities: Sequence[str] = ()) -> dict:
     """`title_tokens`: the title's word pieces for a re-ranker (feed/reranking.py), else left out. `published`: the
-    first sighting in epoch seconds (0: never seen). The live fields the impressions stream updates start at 0
+    first sighting in epoch seconds (0: never seen). `entities`: the Wikidata ids of its title and abstract entities
+    (pipeline/mind.py entity_ids). The live fields the impressions stream updates start at 0
     (feed/live.py): set, so that Vespa's attributes hold numbers (an attribute never written reads NaN in ranking)."""
     doc_id = document_id("news", news_id)
     fields = {
@@ -41,7 +43,7 @@ def news_document(news_id: str, category: str, subcategory: str, title: str, abs
         "abstract": abstract, "url": url, "date": int(date), "clicks": int(clicks),
         "impressions": int(impressions), "embedding": tensor_values(doc_id, "embedding", embedding),
         "category_ctr_ref": CATEGORY_CTR_ID, "published": int(published), "clicks_decayed": 0.0,
-        "impressions_decayed": 0.0, "live_seq": 0, "appeal": 0.0,
+        "impressions_decayed": 0.0, "live_seq": 0, "appeal": 0.0, "entities": list(entities),
     }
     if title_tokens is not None:
         fields["title_tokens"] = tensor_values(doc_id, "title_tokens", title_tokens)

@@ -25,7 +25,7 @@ from newsrec.feed.reranking import RerankerInputs
 from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas, tensor_size
 from newsrec.pipeline.encoding import EncodedDataset, encode_dataset
 from newsrec.pipeline.features import spans
-from newsrec.pipeline.mind import MindDataset
+from newsrec.pipeline.mind import MindDataset, entity_ids
 from newsrec.pipeline.progress import tracked
 from newsrec.pipeline.transforms import EuclideanTransform
 
@@ -143,12 +143,14 @@ def news_documents(corpus: Corpus, transform: EuclideanTransform, order: np.ndar
     transformed = transform.news(corpus.news_vectors)
     titles = corpus.reranker.title_tokens if corpus.reranker else None
     dates = day_number(corpus.first_seen)
+    entities = entity_ids(news)
     for row in (range(len(news.ids)) if order is None else order.tolist()):
         news_id = news.ids[row]
         yield news_document(news_id, news.categories[news.category[row]], news.subcategories[news.subcategory[row]],
                             news.title[row], news.abstract[row], news.url[row], int(dates[row]),
                             int(corpus.clicks[row]), int(corpus.impressions[row]), transformed[row],
-                            None if titles is None else titles[row].tolist(), published=int(corpus.first_seen[row]))
+                            None if titles is None else titles[row].tolist(), published=int(corpus.first_seen[row]),
+                            entities=entities[row])
 
 
 def largest_norm_first(vectors: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from newsrec.feed.documents import category_ctr_document
 from newsrec.feed.feeding import Corpus, category_ctrs, embed_corpus, feed_corpus, news_documents, user_documents
 from newsrec.feed.journal import feed_identity, start_journals, verify_sample
 from newsrec.feed.reranking import reranker_inputs
-from newsrec.pipeline.checkpoint import checkpoint_exists
+from newsrec.pipeline.checkpoint import checkpoint_exists, model_version
 from newsrec.pipeline.mind import MindDataset, read_mind
 from newsrec.pipeline.mind_checks import BadRowLimit
 from newsrec.pipeline.training import TrainConfig, train
@@ -157,7 +157,7 @@ def _fed_state(state: dict, transform: EuclideanTransform, dataset: MindDataset,
             return {}
         fed -= {doc_id.rsplit("::", 1)[-1] for doc_id, _, _ in news.failed}
     return {"max_norm": transform.max_norm, "news_ids": sorted(fed | set(state.get("news_ids", []))),
-            "model": str(options.model_dir), "backend": backend}
+            "model": str(options.model_dir), "model_version": model_version(options.model_dir), "backend": backend}
 
 
 def _read(mind_dir: str, options: FeedOptions, log: Callable[[str], None], progress: bool) -> MindDataset:

@@ -39,14 +39,15 @@ from newsrec.feed.exploration import exact_is_cheaper
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
 from newsrec.feed.live import LIVE_FILE, LiveStore, is_live_update
 from newsrec.feed.index_store import REBUILD, Generation, IndexDamagedError, IndexFormatError, IndexStore
-from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, LIVE_ATTRIBUTES, RERANKER,
-                                   recommendation_profiles, with_derived)
+from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, FEATURE_LOG, LEARNED, LIVE,
+                                   LIVE_ATTRIBUTES, RERANKER, recommendation_profiles, with_derived)
 from newsrec.feed.profiles import profile as profile_row
 from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset,
                                   require_profile, require_sort, safe_value)
 from newsrec.feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas
 from newsrec.feed.user_table import UserTable
+from newsrec.pipeline.learned_ranker import HEADER_FILE, MODEL_FILE, VESPA_FILE, Ranker, RankerError
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 32
@@ -55,8 +56,10 @@ APPROXIMATE_THRESHOLD = 0.02
 VECTOR_FIELDS = {"news": ("embedding",), "user": ("recall_embedding", "ranking_embedding"), "category_ctr": ()}
 GRAPH_FILE = "news.hnsw.faiss"
 RERANKER_FILE = "unbert.onnx"  # the re-ranker's exported model, part of the generation (Vespa: models/ of the package)
+# the learned ranker's files (pipeline/learned_ranker.py), part of the generation (Vespa: models/ranker.json)
+RANKER_FILES = {HEADER_FILE: "ranker.header.json", MODEL_FILE: "ranker.model.txt", VESPA_FILE: "ranker.lightgbm.json"}
 _SERVED = ("_generation", "docs", "_index", "_bm25", "_news_order", "_news_fields", "_columns", "_vectors",
-           "_position", "_live", "_reranker_model", "_reranker")
+           "_position", "_live", "_reranker_model", "_reranker", "_ranker_files", "_ranker")
 
 
 class LocalBackend:
@@ -127,6 +130,32 @@ class LocalBackend:
         self._staged.add(RERANKER_FILE)
         self._staged_meta = {"reranker": source}
         return None
+
+    def install_ranker(self, directory: str | Path) -> str:
+        """A new generation serving the learned ranker in `directory` (pipeline/learned_ranker.py): documents, graph
+        and live fields carried over, so that swapping rankers needs no re-feed. Refused (RankerMismatchError) when
+        the ranker reads other features or was trained on another model's vectors than the news were fed with.
+        Returns the new generation's name."""
+        ranker = Ranker.load(directory)
+        ranker.require(expressions.LEARNED_FEATURES, self.state.get("model_version"), str(directory))
+        files = {name: (Path(directory) / name).read_bytes() for name in RANKER_FILES}
+        with self.transaction({"ranker": {"model_version": ranker.model_version, "objective":
+                                          ranker.header["objective"], "source": str(directory),
+                                          "model_sha256": ranker.header["files"][MODEL_FILE]}}):
+            self._ranker_files, self._ranker = files, None
+            self._staged.add("ranker")
+        return self._generation.name
+
+    def ranker(self) -> Ranker:
+        """The generation's learned ranker (RankerError when it has none), checked against the fed model."""
+        if self._ranker is None:
+            if not self._ranker_files:
+                raise RankerError(f"{self.directory} serves no learned ranker, which rank profile learned needs: "
+                                  "install one with `newsrec train-ranker ... --index DIR`")
+            ranker = Ranker.from_files(self._ranker_files, f"{self.directory} (its ranker)")
+            ranker.require(expressions.LEARNED_FEATURES, self.state.get("model_version"), str(self.directory))
+            self._ranker = ranker
+        return self._ranker
 
     def update(self, updates: Iterable[dict], doctype: str, report: FeedReport) -> None:
         """Partial updates (feed.backend.FeedTarget.update), applied as Vespa applies them: assign replaces a
@@ -263,11 +292,15 @@ class LocalBackend:
     def _commit(self, state: dict) -> None:
         import faiss
 
-        staged = sorted(set(self._staged or ()) - {RERANKER_FILE})
+        staged = sorted(set(self._staged or ()) - {RERANKER_FILE, "ranker"})
         written = {name: data for doctype in staged for name, data in _document_files(doctype, self.docs[doctype])}
         if RERANKER_FILE in (self._staged or ()):
             written[RERANKER_FILE] = self._reranker_model
             state = {**state, **self._staged_meta}
+        if "ranker" in (self._staged or ()):
+            written.update({RANKER_FILES[name]: data for name, data in self._ranker_files.items()})
+            if self._news_order:
+                written[LIVE_FILE] = self._live.to_bytes(None)  # the newest counters, bound to the new generation
         if "news" in staged and self._index is not None:
             written[GRAPH_FILE] = faiss.serialize_index(self._index).tobytes()
             written[LIVE_FILE] = self._live.to_bytes(None)  # the live fields as of this commit, in the generation
@@ -301,6 +334,8 @@ class LocalBackend:
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._live = LiveStore.from_documents([], [])
         self._reranker_model, self._reranker = files.get(RERANKER_FILE), None  # the session opens on first use
+        self._ranker_files = {name: files[stored] for name, stored in RANKER_FILES.items() if stored in files}
+        self._ranker = None  # loaded on first use
         if self.docs["news"]:
             self._build_news_index(graph=files.get(GRAPH_FILE), live=files.get(LIVE_FILE))
 
@@ -521,20 +556,48 @@ class LocalBackend:
         rows, _ = self.nearest(np.asarray(query_vector), explored, allowed)
         return [self._news_order[row] for row in rows[:k]]
 
-    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float]) -> dict:
+    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float],
+                      learned=None, profile: str = LIVE) -> dict:
         """The live profile's match-features of these news at time `now` (Vespa: its `now` set per query), in the
-        order given: ranking_score, live_ctr, age_hours, appeal and live_score (feed/ranking.py)."""
+        order given: ranking_score, live_ctr, age_hours, appeal and live_score (feed/ranking.py). With `learned`
+        (feed/replay.py LearnedQuery) also "features", (N, F) ranking.LEARNED_FEATURES; with profile "learned"
+        also "learned_score", the generation's learned ranker over them (the learned profile's second phase)."""
         rows = self.news_rows(news_ids)
         live = self._live.columns
+        origin, rate = inputs.get("decay_origin", 0.0), inputs.get("decay_rate", 0.0)
         features = {"ranking_score": expressions.ranking_score(self._vectors[rows].astype(np.float64),
                                                                np.asarray(ranking_vector, dtype=np.float64)),
                     "live_ctr": expressions.live_ctr(live["clicks_decayed"][rows], live["impressions_decayed"][rows],
-                                                     now, inputs.get("decay_origin", 0.0),
-                                                     inputs.get("decay_rate", 0.0)),
+                                                     now, origin, rate),
                     "age_hours": expressions.age_hours(live["published"][rows], now),
                     "appeal": live["appeal"][rows].astype(np.float64)}
         features["live_score"] = expressions.live_score(*features.values(), inputs)
+        if profile not in (LIVE, FEATURE_LOG, LEARNED):
+            raise QueryError(f"rank profile {profile}: {LIVE}, {FEATURE_LOG} or {LEARNED}")
+        if learned is None:
+            if profile != LIVE:
+                raise QueryError(f"rank profile {profile} needs the learned features' inputs")
+            return features
+        features["features"] = self._learned_features(rows, features, now, origin, rate, learned)
+        if profile == LEARNED:
+            features["learned_score"] = self.ranker().predict(features["features"])
         return features
+
+    def _learned_features(self, rows: np.ndarray, live: dict, now: int, origin: float, rate: float,
+                          learned) -> np.ndarray:
+        """(N, F): the learned profile's functions over these rows (feed/ranking.py learned_features)."""
+        terms = expressions.live_terms(live["ranking_score"], live["live_ctr"], live["age_hours"], live["appeal"])
+        recall = np.asarray(learned.recall_vector, dtype=np.float64)
+        closeness = expressions.closeness(expressions.euclidean_distance(self._vectors[rows].astype(np.float64), recall))
+        shown = expressions.decayed_count(self._live.columns["impressions_decayed"][rows], now, origin, rate)
+        fields = [self._news_fields[row] for row in rows]
+        categories = [(f.get("category"),) for f in fields]
+        entities = [f.get("entities", ()) for f in fields]
+        return expressions.learned_features(terms, closeness, shown,
+                                            expressions.label_match(categories, learned.category_ctrs),
+                                            expressions.label_match(categories, learned.user_categories),
+                                            expressions.label_match(entities, learned.user_entities),
+                                            learned.history_length)
 
     def checkpoint(self) -> None:
         """What a stream writer calls before it records its position: the live columns durable (`save_live`)."""

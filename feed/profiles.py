@@ -97,7 +97,12 @@ LIVE_PHASE = Phase("live_score", "live score",
                    "vector + w_ctr × log(the decayed smoothed CTR) + w_recency × log(1 + the hours since the news "
                    "item was first seen) + w_appeal × its content appeal; it re-orders the best candidates by recall "
                    "closeness, the recall budget")
+LEARNED_PHASE = Phase("learned_score", "learned score",
+                      "second phase at the impression's time: a learned ranker's score (LightGBM trees; P(click) for "
+                      "a binary ranker) over the live terms and the features of feed/ranking.py LEARNED_FEATURES")
 
+LEARNED_INPUTS = ("user_recall", "user_ranking", "decay_origin", "decay_rate", "category_ctrs", "user_categories",
+                  "user_entities", "history_length")  # what a query of learned_features and learned sends
 NOW = "vespa.now"  # the rank property the `now` rank feature reads (whole epoch seconds; schemas/news.sd, live)
 LIVE_ATTRIBUTES = ("attribute(clicks_decayed)", "attribute(impressions_decayed)", "attribute(published)",
                    "attribute(appeal)")  # the live profile's document features (0 in a document without them)
@@ -110,6 +115,10 @@ def _recommendation(features: Features, rerank_count: int) -> Ranked:
 
 def _live(features: Features, rerank_count: int) -> Ranked:
     return ranking.recommendation(features[CLOSENESS], features["live_score"], rerank_count)
+
+
+def _learned(features: Features, rerank_count: int) -> Ranked:
+    return ranking.recommendation(features[CLOSENESS], features["learned_score"], rerank_count)
 
 
 PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
@@ -142,6 +151,16 @@ PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
                 recommends=True, needs="the live fields (publication time, decayed counters, appeal), written as "
                                        "the impressions stream is replayed", second_phase_rerank=True,
                 properties=(NOW,)),
+    RankProfile("learned_features", "the live profile, with the features a learned ranker reads as match-features "
+                "(the live terms, recall closeness, impressions, category CTR, category and entity matches with the "
+                "history, its length)", NEAREST_NEIGHBOR, LEARNED_INPUTS, (RECALL_PHASE, LIVE_PHASE), "live_score",
+                (CLOSENESS, *ranking.LEARNED_FEATURES, "live_score"), _live,
+                needs="the live fields and the news' entities", second_phase_rerank=True, properties=(NOW,)),
+    RankProfile("learned", "the live funnel re-ranked by a learned ranker (LightGBM trees over learned_features' "
+                "features)", NEAREST_NEIGHBOR, LEARNED_INPUTS, (RECALL_PHASE, LEARNED_PHASE), "learned_score",
+                (CLOSENESS, *ranking.LEARNED_FEATURES, "live_score", "learned_score"), _learned,
+                needs="a learned ranker (newsrec train-ranker) and the live fields", schema_file="news/learned.profile",
+                second_phase_rerank=True, properties=(NOW,)),
     RankProfile("popularity", "the most clicked news: 100 × the smoothed CTR (plus nativeRank with text)",
                 EVERY_NEWS, (), (POPULARITY_PHASE,), "relevance", ("nativeRank", "ctr"),
                 lambda f, r: by_relevance(ranking.popularity(f["nativeRank"], f["ctr"]))),
@@ -157,6 +176,8 @@ ABSTRACT = ("base",)  # profiles of the schema that only others inherit from (ne
 RECALL = "recall"  # the recall vectors' retrieval alone (ANN checks)
 DEFAULT_RECOMMENDATION = "recommendation"
 LIVE = "live"  # time in ranking: the impression's `now`, decayed counters, age and appeal (feed/ranking.py)
+LEARNED = "learned"  # the live funnel with a learned ranker (pipeline/learned_ranker.py) as its second phase
+FEATURE_LOG = "learned_features"  # the live funnel, the learned ranker's features as match-features (logging)
 RERANKER = "unbert"  # the profile whose global phase runs the re-ranker (feed/reranking.py)
 POPULARITY = "popularity"
 TEXT_SEARCH = "bm25"
@@ -199,6 +220,13 @@ def with_derived(features: dict[str, np.ndarray], inputs: Mapping[str, float] | 
                 inputs.get("decay_rate", DECAY_DEFAULTS["decay_rate"]))
         if "attribute(published)" in features:
             derived["age_hours"] = ranking.age_hours(features["attribute(published)"], features["now"])
+    if "live_ctr" in derived and "age_hours" in derived and "attribute(appeal)" in features:  # learned_features'
+        derived.update({"log_live_ctr": np.log(derived["live_ctr"]), "log_age": np.log1p(derived["age_hours"]),
+                        "appeal": features["attribute(appeal)"],
+                        "log_impressions": np.log1p(ranking.decayed_count(
+                            features["attribute(impressions_decayed)"], features["now"],
+                            inputs.get("decay_origin", DECAY_DEFAULTS["decay_origin"]),
+                            inputs.get("decay_rate", DECAY_DEFAULTS["decay_rate"])))})
     if all(name in derived for name in ("ranking_score", "live_ctr", "age_hours", "attribute(appeal)")):
         derived["live_score"] = ranking.live_score(derived["ranking_score"], derived["live_ctr"], derived["age_hours"],
                                                    derived["attribute(appeal)"],

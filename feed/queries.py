@@ -75,6 +75,38 @@ def safe_value(kind: str, value: str) -> str:
     return value
 
 
+_LABEL = re.compile(r"[^\"\\\x00-\x1f]{1,256}")
+_MAPPED_CELL = re.compile(r'\{(\w+):"((?:[^"\\])*)"\}:([-+0-9.eEinfaINF]+)')
+
+
+def mapped_tensor(dimension: str, cells: dict[str, float]) -> str:
+    """A one-dimension mapped query tensor in Vespa's literal form, `{{category:"sports"}:0.05,...}` (labels quoted;
+    one with a quote, a backslash or a control character is refused)."""
+    parts = []
+    for label, value in cells.items():
+        if not isinstance(label, str) or not _LABEL.fullmatch(label):
+            raise QueryError(f"bad {dimension} label {label!r} in a query tensor")
+        parts.append(f'{{{dimension}:"{label}"}}:{float(value)!r}')
+    return "{" + ",".join(parts) + "}"
+
+
+def parse_mapped_tensor(text: str) -> dict[str, float] | None:
+    """The cells of `mapped_tensor`'s literal form ({label: value}), None for text of another form."""
+    inner = text.strip()
+    if not (inner.startswith("{") and inner.endswith("}")):
+        return None
+    body = inner[1:-1].strip()
+    if not body:
+        return {}
+    cells, position = {}, 0
+    for match in _MAPPED_CELL.finditer(body):
+        if body[position:match.start()].strip(", ") != "":
+            return None
+        cells[match.group(2)] = float(match.group(3))
+        position = match.end()
+    return cells if body[position:].strip() == "" else None
+
+
 def filter_clause(filters: dict[str, str]) -> str:
     clauses = []
     for field, value in sorted(filters.items()):

@@ -143,3 +143,55 @@ def live_score(ranking_score: np.ndarray, live_ctr: np.ndarray, age_hours: np.nd
     + query(w_recency) * log(1 + age_hours) + query(w_appeal) * attribute(appeal). (N,) -> (N,) float64."""
     w = np.array([float(weights.get(name, LIVE_DEFAULTS[name])) for name in LIVE_WEIGHTS])
     return live_terms(ranking_score, live_ctr, age_hours, appeal) @ w
+
+
+# --------------------------------------------------------------- the learned profile (a ranker over features)
+# The features a learned ranker reads, in the order of its columns (schemas/news/learned.profile defines a
+# function of each name; the embedded index and the contract server compute them here). The first four are the
+# live profile's terms.
+
+LEARNED_FEATURES = LIVE_TERMS + ("recall_closeness", "log_impressions", "live_category_ctr", "category_match",
+                                 "entity_match", "log_history_length")
+
+
+def decayed_count(stored: np.ndarray, now, origin: float, rate: float) -> np.ndarray:
+    """A stored decayed sum as the count decayed to `now`: attribute(...) * live_decay. (N,) -> (N,)."""
+    return np.asarray(stored, dtype=np.float64) * decay(now, origin, rate)
+
+
+def smoothed_ctr(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+    """(clicks + 1) / (impressions + 25): base's prior, for counts already decayed."""
+    return ((np.asarray(clicks, dtype=np.float64) + CTR_PRIOR_CLICKS)
+            / (np.asarray(impressions, dtype=np.float64) + CTR_PRIOR_IMPRESSIONS))
+
+
+def label_match(labels: Iterable[Iterable[str]], weights: Mapping[str, float]) -> np.ndarray:
+    """sum(query(weights) * tensorFromLabels(attribute(field), dim)) per document: the sum of the weights of the
+    document's distinct labels (0 for labels the query does not weigh). labels: one iterable per document;
+    (N,) float64."""
+    return np.array([sum(float(weights.get(label, 0.0)) for label in set(doc)) for doc in labels], dtype=np.float64)
+
+
+def history_shares(labels_per_item: Iterable[Iterable[str]]) -> dict[str, float]:
+    """The share of a history's items that carry each label (a label counted once per item): the user's
+    query(user_categories) or query(user_entities). An empty history: {}."""
+    items = [set(labels) for labels in labels_per_item]
+    counts: dict[str, int] = {}
+    for labels in items:
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+    return {label: count / len(items) for label, count in sorted(counts.items())}
+
+
+def learned_features(live: np.ndarray, closeness: np.ndarray, impressions_now: np.ndarray,
+                     category_ctr: np.ndarray, category_match: np.ndarray, entity_match: np.ndarray,
+                     history_length: int) -> np.ndarray:
+    """(N, len(LEARNED_FEATURES)): the live terms (N, 4) (`live_terms`), then closeness(field, embedding) of the
+    recall vector, log(1 + decayed impressions at now), the candidate's category CTR, its category's and its
+    entities' shares of the history, and log(1 + history length)."""
+    n = len(live)
+    return np.column_stack([np.asarray(live, dtype=np.float64).reshape(n, len(LIVE_TERMS)),
+                            np.asarray(closeness, dtype=np.float64), np.log1p(impressions_now),
+                            np.asarray(category_ctr, dtype=np.float64), np.asarray(category_match, dtype=np.float64),
+                            np.asarray(entity_match, dtype=np.float64),
+                            np.full(n, np.log1p(float(history_length)))])

@@ -40,10 +40,12 @@ import numpy as np
 
 from newsrec.feed import ranking
 from newsrec.feed.backend import FeedReport
+from newsrec.feed.profiles import FEATURE_LOG, LEARNED, LIVE
 from newsrec.feed.live import DecayConfig, condition_refused, impression_updates, publish_updates, reset_updates, sequence_numbers
 from newsrec.feed.state import exclusive, write_atomically
 from newsrec.pipeline.appeal import fit_appeal
 from newsrec.pipeline.errors import NewsrecError
+from newsrec.pipeline.mind import entity_ids
 from newsrec.pipeline.metrics import per_impression_metrics, recall_from_ranks
 from newsrec.pipeline.progress import progress_bar
 
@@ -63,8 +65,24 @@ class ReplayConfig:
     window_hours: float | None = 48.0  # recall: news published within W hours before the impression (None: all)
     recall_k: int = 100
     fit_hours: float = 24.0  # the hours before the split whose impressions fit the live profile's weights
+    log_hours: float = 24.0  # the hours before the split whose impressions are scored and logged (>= fit_hours):
+    # a learned ranker's training rows (newsrec train-ranker); the content appeal is fitted at their start
+    learned: bool = False  # the split is served by the index's learned ranker (its learned profile)
     checkpoint_every: int = 5_000  # impressions between checkpoints
     max_scored: int = 0  # stop after this many scored impressions of the split (0: all; tests and quick runs)
+
+
+@dataclass(frozen=True)
+class LearnedQuery:
+    """What a query of the learned profile sends beside the live profile's inputs: the user's recall vector (for
+    closeness), the categories' decayed CTRs at the query's time, the shares of the user's history per category
+    and per entity, and the history's length (feed/ranking.py `learned_features`)."""
+
+    recall_vector: np.ndarray  # (D + 1,) [r, 0]
+    category_ctrs: dict[str, float]
+    user_categories: dict[str, float]
+    user_entities: dict[str, float]
+    history_length: int
 
 
 class LiveServing(Protocol):
@@ -73,7 +91,8 @@ class LiveServing(Protocol):
     def update(self, updates, doctype: str, report: FeedReport) -> None: ...
 
     def live_features(self, ranking_vector: np.ndarray, news_ids: list[str], now: int,
-                      inputs: dict[str, float]) -> dict[str, np.ndarray]: ...
+                      inputs: dict[str, float], learned: LearnedQuery | None = None,
+                      profile: str = LIVE) -> dict[str, np.ndarray]: ...
 
     def nearest_news(self, query_vector, k: int, published: tuple[int, int] | None = None) -> list[str]: ...
 
@@ -98,6 +117,11 @@ class Stream:
     splits: tuple[str, ...]
     start: int  # first impression of the replayed split
     fit_start: int  # first impression of the fit window
+    log_start: int = -1  # first impression scored and logged (-1: fit_start)
+
+    @property
+    def scored_from(self) -> int:
+        return self.fit_start if self.log_start < 0 else self.log_start
 
     def __len__(self) -> int:
         return len(self.time)
@@ -109,8 +133,9 @@ class Stream:
         return self.history[self.history_offsets[i]:self.history_offsets[i + 1]]
 
 
-def build_stream(dataset, split: str, fit_hours: float) -> Stream:
-    """Every impression of the splits up to `split` (in the dataset's order), sorted by time."""
+def build_stream(dataset, split: str, fit_hours: float, log_hours: float | None = None) -> Stream:
+    """Every impression of the splits up to `split` (in the dataset's order), sorted by time; the fit window's and
+    the logged window's first impressions (`log_hours` at least `fit_hours`)."""
     names = list(dataset.splits)
     if split not in names:
         raise ReplayError(f"{dataset.root} has no {split} split (it has {', '.join(names)})")
@@ -128,10 +153,13 @@ def build_stream(dataset, split: str, fit_hours: float) -> Stream:
     time = times[order]
     start = int(np.argmax(split_of[order] == len(parts) - 1)) if len(order) else 0
     split_start_time = time[start] if len(time) else 0
-    fit_start = int(np.searchsorted(time, split_start_time - fit_hours * 3600, side="left"))
+    fit_start = min(int(np.searchsorted(time, split_start_time - fit_hours * 3600, side="left")), start)
+    log_start = fit_start
+    if log_hours is not None:
+        log_start = min(int(np.searchsorted(time, split_start_time - log_hours * 3600, side="left")), fit_start)
     return Stream(split_of[order], np.concatenate([p.impression_ids for p in parts])[order],
                   np.concatenate([p.user_index for p in parts])[order].astype(np.int64), time, history_offsets,
-                  history, candidate_offsets, candidates, labels, tuple(names), start, min(fit_start, start))
+                  history, candidate_offsets, candidates, labels, tuple(names), start, fit_start, log_start)
 
 
 def _csr(parts, split_of, rows, order) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +172,57 @@ def _csr(parts, split_of, rows, order) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
     return values[index], offsets
+
+
+@dataclass(frozen=True, eq=False)
+class NewsMeta:
+    """What the learned profile's features read of each news row: its category and its entities."""
+
+    category: np.ndarray  # (N,) int into categories
+    categories: list[str]
+    entities: list[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, news) -> "NewsMeta":
+        return cls(np.asarray(news.category, dtype=np.int64), list(news.categories), entity_ids(news))
+
+    def learned_query(self, recall_vector: np.ndarray, history: np.ndarray, category_ctrs: dict[str, float]):
+        """The learned profile's query inputs for a user with this history (LearnedQuery)."""
+        return LearnedQuery(np.append(recall_vector, 0.0), category_ctrs,
+                            ranking.history_shares([(self.categories[self.category[n]],) for n in history]),
+                            ranking.history_shares([self.entities[n] for n in history]), len(history))
+
+
+class CategoryCounts:
+    """Per category, the stream's decayed click and impression sums (stored the way the news counters are:
+    each event adds exp(rate (t - origin))), and their smoothed CTR at a time."""
+
+    def __init__(self, meta: NewsMeta, decay: DecayConfig):
+        self.meta, self.decay = meta, decay
+        self.clicks = np.zeros(len(meta.categories))
+        self.shown = np.zeros(len(meta.categories))
+
+    def add(self, rows: np.ndarray, labels: np.ndarray, t: float) -> None:
+        weight = float(ranking.event_weight(t, self.decay.origin, self.decay.rate))
+        categories = self.meta.category[rows]
+        np.add.at(self.shown, categories, weight)
+        np.add.at(self.clicks, categories[labels == 1], weight)
+
+    def rebuild(self, stream: "Stream", position: int) -> None:
+        """The sums over the stream's impressions before `position` (a resume)."""
+        done = slice(0, stream.candidate_offsets[position])
+        rows = stream.candidates[done]
+        time = np.repeat(stream.time[:position], np.diff(stream.candidate_offsets[:position + 1])).astype(np.float64)
+        weight = ranking.event_weight(time, self.decay.origin, self.decay.rate)
+        categories = self.meta.category[rows]
+        size = len(self.meta.categories)
+        self.shown = np.bincount(categories, weights=weight, minlength=size).astype(np.float64)
+        self.clicks = np.bincount(categories, weights=weight * (stream.labels[done] == 1), minlength=size)
+
+    def ctrs(self, t: float) -> dict[str, float]:
+        factor = float(ranking.decay(t, self.decay.origin, self.decay.rate))
+        ctr = ranking.smoothed_ctr(self.clicks * factor, self.shown * factor)
+        return {name: float(c) for name, c in zip(self.meta.categories, ctr)}
 
 
 # ------------------------------------------------------------------------------------------------ user state
@@ -187,7 +266,8 @@ class ReplayLog:
     ranks in the Recall@K retrieval (K when not retrieved)."""
 
     impression: list[np.ndarray] = field(default_factory=list)  # (rows,) stream impression of each row
-    terms: list[np.ndarray] = field(default_factory=list)  # (rows, 4) ranking.LIVE_TERMS
+    time: list[np.ndarray] = field(default_factory=list)  # (rows,) its impression's time
+    terms: list[np.ndarray] = field(default_factory=list)  # (rows, F) ranking.LEARNED_FEATURES (LIVE_TERMS first)
     labels: list[np.ndarray] = field(default_factory=list)
     served: list[np.ndarray] = field(default_factory=list)  # (rows,) the score the index served
     recall_impression: list[np.ndarray] = field(default_factory=list)  # (clicks,)
@@ -198,7 +278,8 @@ class ReplayLog:
             if parts:
                 return np.concatenate(parts)
             return np.zeros((0, width) if width else 0)
-        return {"impression": joined(self.impression).astype(np.int64), "terms": joined(self.terms, 4),
+        return {"impression": joined(self.impression).astype(np.int64), "time": joined(self.time).astype(np.int64),
+                "terms": joined(self.terms, len(ranking.LEARNED_FEATURES)),
                 "labels": joined(self.labels).astype(np.int8), "served": joined(self.served),
                 "recall_impression": joined(self.recall_impression).astype(np.int64),
                 "recall_rank": joined(self.recall_rank).astype(np.int64)}
@@ -216,7 +297,7 @@ class ReplayState:
 
 
 def replay(stream: Stream, news_ids: list[str], news_vectors: np.ndarray, users: Users, index: LiveServing,
-           state_dir: Path, config: ReplayConfig, on_impression: Callable[[int], None] | None = None,
+           state_dir: Path, config: ReplayConfig, meta: NewsMeta, on_impression: Callable[[int], None] | None = None,
            log: Callable[[str], None] = print, progress: bool = False) -> dict:
     """Play `stream` through `index` (module docstring); returns the report (`report`). Resumes from the state in
     `state_dir` when it holds one for the same stream and configuration. With `progress`, the impressions played
@@ -227,7 +308,7 @@ def replay(stream: Stream, news_ids: list[str], news_vectors: np.ndarray, users:
         if state.position == 0:
             _reset(index, news_ids, log)
         started = clock.perf_counter()
-        session = _Session(stream, news_ids, news_vectors, users, index, config, state, part, state_dir)
+        session = _Session(stream, news_ids, news_vectors, users, index, config, state, part, state_dir, meta)
         end = _end(stream, config)
         reporter = progress_bar("replaying impressions", end, "impression", progress and end > state.position)
         if reporter is not None:
@@ -256,11 +337,13 @@ def _end(stream: Stream, config: ReplayConfig) -> int:
 
 
 class _Session:
-    def __init__(self, stream, news_ids, news_vectors, users, index, config, state, part, state_dir):
+    def __init__(self, stream, news_ids, news_vectors, users, index, config, state, part, state_dir, meta):
         self.stream, self.news_ids, self.vectors, self.users = stream, news_ids, news_vectors, users
         self.index, self.config, self.state, self.part = index, config, state, part
-        self.state_dir = state_dir
+        self.state_dir, self.meta = state_dir, meta
         self.seen = state.published
+        self.categories = CategoryCounts(meta, config.decay)
+        self.categories.rebuild(stream, state.position)
 
     def impression(self, i: int) -> None:
         stream, state = self.stream, self.state
@@ -268,7 +351,7 @@ class _Session:
         rows = stream.candidates[stream.candidates_of(i)]
         labels = stream.labels[stream.candidates_of(i)]
         logged_history = stream.history_of(i)
-        if i == stream.fit_start and state.appeal is None:
+        if i == stream.scored_from and state.appeal is None:
             self._fit_appeal(i)
         if i == stream.start and state.scored == 0 and stream.start > stream.fit_start:
             self._fit_weights()
@@ -278,9 +361,10 @@ class _Session:
         publish, count = sequence_numbers(i)
         if len(new):
             self._write(i, publish_updates([self.news_ids[n] for n in new], t, publish))
-        if i >= stream.fit_start:
+        if i >= stream.scored_from:
             self._score(i, t, rows, labels, logged_history)
         self._write(i, impression_updates([self.news_ids[n] for n in rows], labels, t, count, self.config.decay))
+        self.categories.add(rows, labels, t)
         self.users.add_clicks(int(stream.user[i]), rows[labels == 1])
 
     def _write(self, i: int, updates: list[dict]) -> None:
@@ -301,13 +385,15 @@ class _Session:
         (ranking_vector, recall_vector), = self.users.vectors_for([user], [history])
         ids = [self.news_ids[n] for n in rows]
         inputs = {**self.config.decay.inputs(), **self.state.weights}
-        features = self.index.live_features(np.append(ranking_vector, 0.0), ids, t, inputs)
-        terms = ranking.live_terms(features["ranking_score"], features["live_ctr"], features["age_hours"],
-                                   features["appeal"])
+        query = self.meta.learned_query(recall_vector, history, self.categories.ctrs(t))
+        profile = LEARNED if self.config.learned and i >= self.stream.start else FEATURE_LOG
+        features = self.index.live_features(np.append(ranking_vector, 0.0), ids, t, inputs, query, profile)
         self.part.impression.append(np.full(len(rows), i))
-        self.part.terms.append(terms)
+        self.part.time.append(np.full(len(rows), t))
+        self.part.terms.append(features["features"])
         self.part.labels.append(labels.copy())
-        self.part.served.append(np.asarray(features["live_score"], dtype=np.float64))
+        served = features["learned_score" if profile == LEARNED else "live_score"]
+        self.part.served.append(np.asarray(served, dtype=np.float64))
         if i >= self.stream.start:
             self.state.scored += 1
             self._recall(i, t, recall_vector, rows[labels == 1])
@@ -339,7 +425,9 @@ class _Session:
     def _fit_weights(self) -> None:
         """The live profile's weights: logistic regression of the fit window's clicks on the four terms."""
         arrays = _log_arrays(self.part, self.state, self.state_dir)
-        self.state.weights = fit_weights(arrays["terms"], arrays["labels"])
+        window = arrays["impression"] >= self.stream.fit_start
+        live = arrays["terms"][window][:, :len(ranking.LIVE_TERMS)]
+        self.state.weights = fit_weights(live, arrays["labels"][window])
 
 
 def fit_weights(terms: np.ndarray, labels: np.ndarray, columns: tuple[int, ...] = (0, 1, 2, 3)) -> dict:

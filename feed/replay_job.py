@@ -17,7 +17,7 @@ import numpy as np
 
 from newsrec.feed import ranking
 from newsrec.feed.local_backend import LocalBackend
-from newsrec.feed.replay import (ReplayConfig, ReplayError, Stream, Users, build_stream, read_log,
+from newsrec.feed.replay import (NewsMeta, ReplayConfig, ReplayError, Stream, Users, build_stream, read_log,
                                  replay, stream_metrics)
 from newsrec.feed.vespa_backend import VespaBackend
 from newsrec.pipeline.appeal import AppealModel
@@ -66,7 +66,7 @@ def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, co
 
     dataset = read_mind(mind_dir)
     encoded = encode_dataset(model_dir, dataset, device)
-    stream = build_stream(dataset, config.split, config.fit_hours)
+    stream = build_stream(dataset, config.split, config.fit_hours, config.log_hours)
     if config.decay.origin == 0.0 and len(stream):
         config = replace(config, decay=replace(config.decay, origin=float(stream.time[0])))
     news_ids = list(dataset.news.ids)
@@ -85,24 +85,29 @@ def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, co
         f"{stream.start + 1:,}, weights fitted on the {stream.start - stream.fit_start:,} before it; into "
         f"{index.description}")
     with session:
-        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, on_impression, log,
-                        progress=progress)
-    result["offline_check"] = offline_check(stream, vectors, Users(Encoder(encoded)), Path(state_dir), config)
+        ranker = index.ranker() if config.learned and not endpoint else None  # refused now, not at the split
+        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, NewsMeta.of(dataset.news),
+                        on_impression, log, progress=progress)
+    result["offline_check"] = offline_check(stream, vectors, Users(Encoder(encoded)), Path(state_dir), config, ranker)
     return result
 
 
-def offline_check(stream: Stream, vectors: np.ndarray, users: Users, state_dir: Path, config: ReplayConfig) -> dict:
-    """Every logged term recomputed from the stream alone (first sightings by np.minimum.at, decayed counts by
+def offline_check(stream: Stream, vectors: np.ndarray, users: Users, state_dir: Path, config: ReplayConfig,
+                  ranker=None) -> dict:
+    """Every logged live term recomputed from the stream alone (first sightings by np.minimum.at, decayed counts by
     cumulative sums per news item, user vectors from the reconstructed histories encoded in batches, the appeal
-    from the saved model), then the metrics; the largest differences against the replay's."""
+    from the saved model), then the metrics; the largest differences against the replay's. Served by a learned
+    `ranker`: the metrics of its predictions over the logged features (the served scores' own check)."""
     saved, log = read_log(state_dir)
     impressions = np.unique(log["impression"])
     terms = offline_terms(stream, vectors, users, impressions, config, AppealModel.from_dict(saved["appeal"]))
     scored = log["impression"] >= stream.start
     weights = np.array([saved["weights"][name] for name in ranking.LIVE_WEIGHTS])
-    offline_metrics = stream_metrics(log["impression"][scored], log["labels"][scored], terms[scored] @ weights)
+    offline_scores = (ranker.predict(log["terms"][scored]) if ranker is not None else terms[scored] @ weights)
+    offline_metrics = stream_metrics(log["impression"][scored], log["labels"][scored], offline_scores)
     served = stream_metrics(log["impression"][scored], log["labels"][scored], log["served"][scored])
-    return {"max_term_difference": float(np.abs(terms - log["terms"]).max()) if len(terms) else 0.0,
+    live = log["terms"][:, :len(ranking.LIVE_TERMS)]
+    return {"max_term_difference": float(np.abs(terms - live).max()) if len(terms) else 0.0,
             "max_metric_difference": max((abs(offline_metrics[k] - served[k]) for k in ("auc", "mrr", "ndcg5",
                                                                                         "ndcg10")), default=0.0),
             "offline_metrics": offline_metrics}

@@ -81,7 +81,8 @@ def _profile_bodies(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:
 
 
 def _block(body: str, name: str) -> str:
-    found = re.search(rf"\b{name}\s*\{{([^}}]*)\}}", body)
+    """The text inside `name { ... }` (braces of mapped tensor types, `category{}`, inside it kept)."""
+    found = re.search(rf"\b{name}\s*\{{((?:[^{{}}]|\{{\}})*)\}}", body)
     return found.group(1) if found else ""
 
 

@@ -25,12 +25,14 @@ from vespa.application import Vespa
 from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
+from newsrec.feed import ranking
 from newsrec.feed.backend import BackendError, FeedReport, Hit, Recommendations
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
-from newsrec.feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, popularity_body, query_inputs, recommend_body,
-                          require_vector, safe_value, search_body, user_profile_params)
-from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, LIVE, NOW, PERSONALIZED_SEARCH, POPULARITY,
-                                   PROFILES, RECALL)
+from newsrec.feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, mapped_tensor, popularity_body,
+                                  query_inputs, recommend_body, require_vector, safe_value, search_body,
+                                  user_profile_params)
+from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, FEATURE_LOG, LEARNED, LIVE, NOW,
+                                   PERSONALIZED_SEARCH, POPULARITY, PROFILES, RECALL)
 from newsrec.feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from newsrec.feed.state import directory_state
 from newsrec.feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id,
@@ -309,26 +311,41 @@ class VespaBackend:
             body["yql"] += f" and published > {int(published[0])} and published <= {int(published[1])}"
         return [hit.news_id for hit in _hits(self._query(body, "nearest news"))]
 
-    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float]) -> dict:
+    def live_features(self, ranking_vector, news_ids: list[str], now: int, inputs: dict[str, float],
+                      learned=None, profile: str = LIVE) -> dict:
         """The live profile's match-features of these news, ranked at `now` (ranking.properties.vespa.now, whole
-        seconds), in the order given (feed/local_backend.py `live_features`)."""
+        seconds), in the order given (feed/local_backend.py `live_features`). With `learned` (feed/replay.py
+        LearnedQuery): rank profile learned_features (or learned, which Vespa ranks by its packaged trees), its
+        inputs sent, and "features" (N, F) from its match-features."""
         for news_id in news_ids:
             safe_value("news id", news_id)
-        vector = require_vector("user_ranking", list(map(float, ranking_vector)), embedding_size())
+        size = embedding_size()
+        vector = require_vector("user_ranking", list(map(float, ranking_vector)), size)
+        recall = vector if learned is None else require_vector("user_recall", list(map(float, learned.recall_vector)), size)
+        if profile not in (LIVE, FEATURE_LOG, LEARNED) or (learned is None and profile != LIVE):
+            raise BackendError(f"live features: rank profile {profile} (live, or {FEATURE_LOG} / {LEARNED} with "
+                               "their inputs)")
         # nearestNeighbor over exactly these news (a filter this small is searched exactly: every one is a hit),
         # so that the first phase's closeness is defined; the second phase re-ranks them all
         body = {"yql": f"select * from news where {{targetHits: {len(news_ids)}}}nearestNeighbor(embedding, "
-                       f"user_recall) and {_news_id_in(news_ids)}", "hits": len(news_ids), "ranking": LIVE,
-                "input.query(user_ranking)": vector, "input.query(user_recall)": vector,
+                       f"user_recall) and {_news_id_in(news_ids)}", "hits": len(news_ids), "ranking": profile,
+                "input.query(user_ranking)": vector, "input.query(user_recall)": recall,
                 f"ranking.properties.{NOW}": int(now), "ranking.secondPhase.totalRerankCount": len(news_ids),
                 **{f"input.query({name})": float(value) for name, value in inputs.items()}}
+        if learned is not None:
+            body.update(_learned_inputs(learned))
         found = {hit.news_id: hit.fields.get("matchfeatures", {}) for hit in _hits(self._query(body, "live features"))}
         missing = [news_id for news_id in news_ids if news_id not in found]
         if missing:
             raise BackendError(f"live features: {len(missing)} news not in Vespa: {', '.join(missing[:10])}")
-        names = {"ranking_score": "ranking_score", "live_ctr": "live_ctr", "age_hours": "age_hours",
-                 "appeal": "attribute(appeal)", "live_score": "live_score"}
-        return {name: np.array([float(found[n][feature]) for n in news_ids]) for name, feature in names.items()}
+        if learned is None:
+            names = {"ranking_score": "ranking_score", "live_ctr": "live_ctr", "age_hours": "age_hours",
+                     "appeal": "attribute(appeal)", "live_score": "live_score"}
+            return {name: np.array([float(found[n][feature]) for n in news_ids]) for name, feature in names.items()}
+        out = {name: np.array([float(found[n][name]) for n in news_ids])
+               for name in ("ranking_score", "live_score", *(("learned_score",) if profile == LEARNED else ()))}
+        out["features"] = np.array([[float(found[n][name]) for name in ranking.LEARNED_FEATURES] for n in news_ids])
+        return out
 
     def checkpoint(self) -> None:
         """Nothing to do: each acknowledged update is durable in Vespa."""
@@ -480,3 +497,11 @@ def _hits(body: dict) -> list[Hit]:
             raise BackendError(f"hit {child.get('id')} has no news_id field (summary fields: {sorted(fields)})")
         hits.append(Hit(news_id=fields["news_id"], relevance=float(child["relevance"]), fields=fields))
     return hits
+
+
+def _learned_inputs(learned) -> dict:
+    """The learned features' query inputs (feed/replay.py LearnedQuery) as a query body's entries."""
+    return {"input.query(category_ctrs)": mapped_tensor("category", learned.category_ctrs),
+            "input.query(user_categories)": mapped_tensor("category", learned.user_categories),
+            "input.query(user_entities)": mapped_tensor("entity", learned.user_entities),
+            "input.query(history_length)": float(learned.history_length)}

@@ -7,6 +7,7 @@ feeding rebuild everything from the checkpoint alone.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,3 +91,17 @@ def _read(path: Path) -> dict:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("kind") not in MODELS:
         raise CheckpointError(f"{path}: not a newsrec checkpoint")
     return saved
+
+
+def model_version(directory: str | Path) -> str:
+    """The checkpoint's version: the first 16 hex digits of the SHA-256 of its model.pt. The index generation (or
+    the Vespa package) and a learned ranker trained over its features carry it; serving refuses a mismatch."""
+    path = Path(directory)
+    path = path / CHECKPOINT_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint (train one with `newsrec train`)")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -463,3 +463,13 @@ def _unlabelled(path: Path, number: int, impression: str, tokens: list[str], new
         raise MindFormatError(path, number, f"impression {impression}: candidate {shown(labelled_token)} carries "
                                             "a label, but this file's impressions are unlabelled")
     return _news_indices(path, number, impression, "Impressions", tokens, news_index, reading)
+
+
+def entity_ids(news: NewsTable) -> list[tuple[str, ...]]:
+    """Per news row, the distinct Wikidata ids of its title and abstract entities, sorted (the news document's
+    `entities`; a learned ranker's entity match)."""
+    out = []
+    for title, abstract in zip(news.title_entities, news.abstract_entities):
+        ids = {entity.get("WikidataId") for entity in (*title, *abstract) if isinstance(entity, dict)}
+        out.append(tuple(sorted(i for i in ids if isinstance(i, str) and i)))
+    return out

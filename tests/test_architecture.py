@@ -166,7 +166,7 @@ def test_rank_profiles_are_named_in_the_table_only():
 
 
 HEAVY = {"torch", "transformers", "faiss", "onnxruntime", "bm25s", "uvicorn", "hypercorn", "vespa", "fastapi",
-         "sklearn"}  # libraries that take a noticeable time to import (0.1 s to 2.5 s here)
+         "sklearn", "lightgbm"}  # libraries that take a noticeable time to import (0.1 s to 2.5 s here)
 
 
 def _module_files() -> dict[str, Path]:

@@ -34,7 +34,8 @@ def corpus() -> dict[str, list[dict]]:
     """30 news in 3 categories (titles with "hawks" every other one, dates over 3 days, CTRs varied), two users
     (U1 read N0 and N3; U2 nothing) and the global category CTRs."""
     news = [news_document(f"N{i}", CATEGORIES[i % 3], "sub", f"Story {i} about hawks" if i % 2 else f"Story {i}",
-                          "An abstract.", f"https://x/{i}", 20191101 + i % 3, i % 7, 10 + i, vector(i))
+                          "An abstract.", f"https://x/{i}", 20191101 + i % 3, i % 7, 10 + i, vector(i),
+                          entities=("Q1",) if i % 2 else ("Q7", "Q1"))
             for i in range(30)]
     users = [user_document("U1", vector(1001), vector(1002), ["N0", "N3"]),
              user_document("U2", vector(1003), vector(1004), [])]
@@ -172,6 +173,36 @@ def test_live_features_at_the_impressions_time_and_the_recency_window(backend):
     window = backend.nearest_news(vector(3), 10, (t - 24 * 3600, now))
     assert sorted(window) == ["N3", "N4"]  # N5, published 30 h before t, is outside; the others never seen
     assert "N5" in backend.nearest_news(vector(3), 10, (t - 48 * 3600, now))
+
+
+def test_the_learned_rankers_features_at_the_impressions_time(backend):
+    """Rank profile learned_features (the features a learned ranker reads, feed/ranking.py LEARNED_FEATURES): the
+    mapped query tensors (category CTRs, the history's category and entity shares) against the news' category and
+    entities attribute, the recall vector's closeness, the decayed impressions, the history's length."""
+    from newsrec.feed import ranking
+    from newsrec.feed.replay import LearnedQuery
+
+    decay = DecayConfig(origin=1_573_000_000.0)
+    t = 1_573_000_000
+    report = FeedReport()
+    backend.update(publish_updates(["N3", "N4"], t, 1) + impression_updates(["N3", "N4"], np.array([1, 0]), t, 2, decay),
+                   "news", report)
+    assert report.success, report.summary()
+    now, recall = t + 7200, vector(1001)
+    query = LearnedQuery(np.array(recall), {"sports": 0.05, "news": 0.02}, {"sports": 0.75, "news": 0.25},
+                         {"Q1": 0.5, "Q7": 1.0}, 4)
+    got = backend.live_features(vector(1002), ["N4", "N3"], now, decay.inputs(), query, "learned_features")
+    features = dict(zip(ranking.LEARNED_FEATURES, got["features"].T))
+    assert features["live_category_ctr"] == pytest.approx([0.02, 0.05])  # N4 is news, N3 sports
+    assert features["category_match"] == pytest.approx([0.25, 0.75])
+    assert features["entity_match"] == pytest.approx([1.5, 0.5])  # N4: Q7 and Q1, N3: Q1
+    assert features["log_history_length"] == pytest.approx([np.log(5)] * 2)
+    shown = np.exp(-decay.rate * 7200)  # one impression each, two hours before now
+    assert features["log_impressions"] == pytest.approx([np.log1p(shown)] * 2, rel=1e-9)
+    closeness = [1 / (1 + np.linalg.norm(np.array(recall) - np.array(vector(i)))) for i in (4, 3)]
+    assert features["recall_closeness"] == pytest.approx(closeness, rel=1e-5)
+    assert features["log_age"] == pytest.approx([np.log(3.0)] * 2)
+    assert got["live_score"] == pytest.approx(features["ranking_score"], rel=1e-6)  # the schema's default weights
 
 
 def test_a_condition_outside_the_subset_is_refused(backend):

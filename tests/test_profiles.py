@@ -65,7 +65,7 @@ def toy_features(inputs: dict | None = None) -> dict[str, np.ndarray]:
     """Five news: closeness falls, ranking_score rises, CTRs and texts vary; the live attributes (decayed counts,
     publication times, appeal) at NOW."""
     weight = ranking.event_weight(NOW - 6 * 3600, ORIGIN, RATE)  # events one half-life before NOW
-    return with_derived({CLOSENESS: np.array([0.9, 0.8, 0.7, 0.6, 0.5]),
+    features = with_derived({CLOSENESS: np.array([0.9, 0.8, 0.7, 0.6, 0.5]),
                          "distance(field,embedding)": np.array([0.11, 0.25, 0.43, 0.67, 1.0]),
                          "ranking_score": np.array([0.1, 0.2, 0.3, 0.4, 0.5]),
                          "ctr": np.array([0.04, 0.10, 0.02, 0.08, 0.06]),
@@ -77,6 +77,9 @@ def toy_features(inputs: dict | None = None) -> dict[str, np.ndarray]:
                          "attribute(published)": NOW - 3600 * np.array([2.0, 30.0, 5.0, 80.0, 0.0]),
                          "attribute(appeal)": np.array([0.3, -0.2, 0.1, 0.0, 0.5])},
                         {"decay_origin": ORIGIN, "decay_rate": RATE, **(inputs or {})})
+    # the learned profile's features (any values: its math orders by learned_score, here rising as ranking_score)
+    features.update({name: np.linspace(0.1, 0.5, 5) for name in ranking.LEARNED_FEATURES if name not in features})
+    return features | {"learned_score": features["ranking_score"].copy()}
 
 
 @pytest.mark.parametrize("name", list(PROFILES))

@@ -19,12 +19,12 @@ from newsrec.cli.app import app
 from newsrec.cli.base import CONTEXT, StageGroup
 from newsrec.cli.data import baselines, demo_data, inspect, score
 from newsrec.cli.models import evaluate_command, predict_command, train_command
-from newsrec.cli.replay import replay_command
+from newsrec.cli.replay import replay_command, train_ranker_command
 from newsrec.cli.serving import feed, popular, recommend, search, serve
 
 SECTIONS = {
     "Data": [demo_data, inspect, baselines, score],
-    "Models": [train_command, evaluate_command, predict_command],
+    "Models": [train_command, evaluate_command, predict_command, train_ranker_command],
     "Serving": [feed, recommend, search, popular, serve, replay_command],
     "Vespa application": [app],
 }

@@ -24,22 +24,27 @@ def app() -> None:
 @click.option("--skip-tests", is_flag=True, help="Skip the Java tests (they prove Vespa accepts the package).")
 @click.option("--reranker", type=click.Path(), default=None,
               help="An UNBERT checkpoint: exported to ONNX and packaged with the global-phase rank profile unbert.")
-def app_build(out: str, skip_tests: bool, reranker: str | None) -> None:
+@click.option("--ranker", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A learned ranker (newsrec train-ranker): packaged as models/ranker.json with rank profile learned.")
+def app_build(out: str, skip_tests: bool, reranker: str | None, ranker: str | None) -> None:
     """Build the deployable application package (zip) with Maven, running Vespa's validation.
 
     \b
     Example:
       newsrec app build --out build/newsrec-app.zip
       newsrec app build --reranker runs/unbert      # + the cross-encoder in the global phase
+      newsrec app build --ranker newsrec-model/ranker  # + the learned ranker (rank profile learned)
       vespa deploy build/newsrec-app.zip
     """
 
     started = time.perf_counter()
     if reranker:
-        path, difference = build_with_reranker(out, reranker, skip_tests)
+        path, difference = build_with_reranker(out, reranker, skip_tests, ranker_dir=ranker)
         click.echo(f"exported {reranker} to ONNX (|onnxruntime - torch| <= {difference:.1e}): models/unbert.onnx")
     else:
-        path = build_package(out, skip_tests)
+        path = build_package(out, skip_tests, ranker_dir=ranker)
+    if ranker:
+        click.echo(f"packaged the learned ranker of {ranker}: models/ranker.json, rank profile learned")
     click.echo(f"wrote {path} in {time.perf_counter() - started:.0f}s"
                f"{' (Java tests skipped)' if skip_tests else ' (Vespa config model tests passed)'}")
 

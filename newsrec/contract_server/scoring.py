@@ -67,7 +67,14 @@ def features(fields: list[dict], inputs: dict, terms: list[str], category_ctrs: 
     ranking_score = (expressions.ranking_score(embeddings, np.asarray(ranking, dtype=np.float64)) if ranking
                      else np.zeros(len(fields)))
     text = np.array([text_score(terms, f) for f in fields], dtype=np.float64)
+    categories = [(f.get("category"),) for f in fields]
     return with_derived({
+        "recall_closeness": expressions.closeness(distance),
+        "live_category_ctr": expressions.label_match(categories, inputs.get("category_ctrs") or {}),
+        "category_match": expressions.label_match(categories, inputs.get("user_categories") or {}),
+        "entity_match": expressions.label_match((f.get("entities") or () for f in fields),
+                                                inputs.get("user_entities") or {}),
+        "log_history_length": np.full(len(fields), np.log1p(float(inputs.get("history_length", 0.0)))),
         "text_score": text, "ranking_score": ranking_score,
         "ctr": expressions.ctr([f.get("clicks", 0) for f in fields], [f.get("impressions", 0) for f in fields]),
         CLOSENESS: expressions.closeness(distance), "distance(field,embedding)": distance,

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 
 from newsrec.feed import exploration, funnel
-from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK, PROFILES
+from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK, LEARNED, PROFILES
 from newsrec.feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, rank_now, text_score
@@ -63,6 +63,9 @@ class SearchApi:
             raise ApiError(400, "No query: give yql (or user_id)")
         if profile not in self.profiles:  # Vespa's container, checked on 8.700's in-process container
             raise ApiError(400, f"schema '{self.schema.name}' does not contain requested rank profile '{profile}'")
+        if profile == LEARNED:
+            raise ApiError(400, f"rank profile '{profile}': this contract server does not evaluate lightgbm() "
+                                "(Vespa does; the embedded index serves it with LightGBM's predict)")
         self._check_inputs(profile, inputs, parsed)
         if parsed.text_param and parsed.text_param not in params:
             raise ApiError(400, f"userInput(@{parsed.text_param}): parameter '{parsed.text_param}' is not given")

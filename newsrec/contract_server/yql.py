@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from newsrec.feed.queries import parse_mapped_tensor
 from newsrec.feed.schema import Schema
 from newsrec.contract_server.protocol import ApiError
 
@@ -184,15 +185,21 @@ def query_inputs(params: dict) -> dict[str, list[float] | float]:
             if (m := _QUERY_INPUT.match(key))}
 
 
-def query_tensor(name: str, value) -> list[float] | float:
-    """Query tensors as Vespa accepts them: JSON array, its string form, or {"values": [...]}."""
+def query_tensor(name: str, value) -> list[float] | float | dict[str, float]:
+    """Query tensors as Vespa accepts them: JSON array, its string form, or {"values": [...]}; a one-dimension
+    mapped tensor in the literal form {{dim:"label"}:value,...} (feed/queries.py mapped_tensor) as {label: value}."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ApiError(400, f"Could not set 'ranking.features.query({name})' to '{value}'")
+            cells = parse_mapped_tensor(value)
+            if cells is None:
+                raise ApiError(400, f"Could not set 'ranking.features.query({name})' to '{value}'") from None
+            return cells
     if isinstance(value, dict) and "values" in value:
         value = value["values"]
+    elif value == {}:
+        return {}  # the empty tensor literal
     if isinstance(value, bool) or not isinstance(value, (list, int, float)):
         raise ApiError(400, f"Expected 'query({name})' to be a tensor, but it is {value!r}")
     return [float(v) for v in value] if isinstance(value, list) else float(value)

@@ -34,7 +34,7 @@ import java.util.regex.Pattern;
  * <ol>
  *   <li>Validates user_id strictly; it is only ever used as a term value, never pasted into YQL.</li>
  *   <li>Looks the user document up (sub-query on schema user, summary class user_profile).</li>
- *   <li>For profiles that rank by closeness (recall, recommendation, recommendation_with_global_category_ctr, live)
+ *   <li>For profiles that rank by closeness (recall, recommendation, recommendation_with_global_category_ctr, live, learned)
  *       retrieves with nearestNeighbor(embedding, user_recall), AND-ed with the caller's query tree (e.g.
  *       category contains "sports"). Other profiles (personalized_search, bm25, popularity) keep the caller's
  *       query tree as the retrieval.</li>
@@ -85,7 +85,7 @@ public class UserProfileSearcher extends Searcher {
     public static final String FALLBACK_FIELD = "fallback";
     /** Profiles using closeness(field, embedding), which needs a nearestNeighbor item. */
     public static final Set<String> NEAREST_NEIGHBOR_PROFILES =
-            Set.of("recall", "recommendation", "recommendation_with_global_category_ctr", "unbert", "live");
+            Set.of("recall", "recommendation", "recommendation_with_global_category_ctr", "unbert", "live", "learned", "learned_features");
     /** The cross-encoder's profile (schemas/news/unbert.profile, in packages built with a re-ranker). */
     public static final String RERANKER_PROFILE = "unbert";
     public static final String HISTORY_TOKENS = "history_tokens";
