@@ -36,15 +36,17 @@ OBJECTIVES = ("binary", "lambdarank")
 METRICS = ("auc", "mrr", "ndcg5", "ndcg10")
 
 
-def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours: float, scratch: Path) -> dict:
-    """The rows of one world (module docstring)."""
+def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours: float, scratch: Path,
+          served_impressions: int = 0) -> dict:
+    """The rows of one world (module docstring); the second replay serves the first `served_impressions` of dev
+    (0: all of them; negative: no second replay)."""
     from newsrec.feed.ranker_job import train_from_replay
     from newsrec.feed.replay_job import run_replay
     from newsrec.pipeline.learned_ranker import Ranker, importance
 
     config = ReplayConfig(window_hours=window_hours, log_hours=LOG_HOURS)
     index = Path(shutil.copytree(index_dir, scratch / "index"))
-    model = Path(shutil.copytree(model_dir, scratch / "model"))
+    model = Path(model_dir)  # not copied: its cache/ of news vectors sits beside it (the rankers go to scratch)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     started = time.perf_counter()
     hand = run_replay(mind_dir, str(model), str(index), str(scratch / "logged"), config, log=log, progress=True)
@@ -56,7 +58,7 @@ def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours
               "rows": {"train (days 2-6)": int((~dev).sum()), "dev": int(dev.sum())}, "rankers": {}}
     for objective in OBJECTIVES:
         started = time.perf_counter()
-        header = train_from_replay(scratch / "logged", model, objective, model / f"ranker-{objective}", log=log)
+        header = train_from_replay(scratch / "logged", model, objective, scratch / f"ranker-{objective}", log=log)
         ranker = Ranker.load(header["directory"])
         scores = ranker.predict(rows["terms"][dev])
         result["rankers"][objective] = {
@@ -64,11 +66,21 @@ def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours
             "trees": header["rounds"], "validation auc": header["validation_auc"],
             "train seconds": time.perf_counter() - started, "importance (gain)": importance(ranker)}
     best = max(OBJECTIVES, key=lambda o: result["rankers"][o]["auc"])
-    result["served"] = served(mind_dir, model, index, scratch, config, best, log)
     result["latency"] = latency(index, rows, saved)
     from newsrec.bench.bench_live import oracles
 
     result["oracles"] = oracles(mind_dir)
+    if served_impressions < 0:  # no second replay: the figures are the logged-feature predictions
+        result["served"] = {"objective": best, "not served": "the second replay was not run for this world"}
+        return result
+    result["served"] = served(mind_dir, model, index, scratch, replace(config, max_scored=served_impressions), best,
+                              log)
+    first = np.unique(rows["impression"][dev])[:served_impressions or None]
+    same = np.isin(rows["impression"], first)
+    ranker = Ranker.load(scratch / f"ranker-{best}")
+    logged = stream_metrics(rows["impression"][same], rows["labels"][same], ranker.predict(rows["terms"][same]))
+    result["served"]["logged-feature prediction on the same impressions"] = _pick(logged)
+    result["served"]["impressions"] = int(len(first))
     return result
 
 
@@ -77,10 +89,10 @@ def served(mind_dir: str, model: Path, index: Path, scratch: Path, config: Repla
     from newsrec.feed.local_backend import LocalBackend
     from newsrec.feed.replay_job import run_replay
 
-    generation = LocalBackend(index).install_ranker(model / f"ranker-{objective}")
+    generation = LocalBackend(index).install_ranker(scratch / f"ranker-{objective}")
     started = time.perf_counter()
     report = run_replay(mind_dir, str(model), str(index), str(scratch / "served"),
-                        replace(config, learned=True, log_hours=config.fit_hours), log=log, progress=True)
+                        replace(config, learned=True), log=log, progress=True)  # the same log window: the same appeal
     return {"objective": objective, "generation": generation, **_pick(report["metrics"]),
             "offline check (served - LightGBM over the logged features)": report["offline_check"]["max_metric_difference"],
             "seconds": time.perf_counter() - started}
@@ -188,7 +200,17 @@ def render(data: dict) -> str:
             if o:
                 rows.append([name, f"{label} (offline, planted)", _f(o["auc"]), _f(o["mrr"]), _f(o["ndcg10"]), ""])
         s = w["served"]
-        checks.append([name, s["objective"], _f(s["auc"]), f"{s['offline check (served - LightGBM over the logged features)']:.1e}",
+        if "not served" in s:
+            checks.append([name, s["objective"], "— (not served: " + s["not served"] + ")", "—", "—", "—",
+                           f"{w['replay seconds']:.0f} / —", f"{w['rows']['train (days 2-6)']:,} / {w['rows']['dev']:,}"])
+            lat = w["latency"]
+            speed.append([name, _f(lat["ms per query, live (hand-set)"], 3), _f(lat["ms per query, learned"], 3),
+                          f"{lat['learned / live']:.2f}×"])
+            continue
+        logged = s.get("logged-feature prediction on the same impressions", {}).get(
+            "auc", w["rankers"][s["objective"]]["auc"])  # all of dev served: the ranker's row
+        checks.append([name, s["objective"], f"{s.get('impressions', w['rows']['dev']):,}", _f(s["auc"]), _f(logged),
+                       f"{s['offline check (served - LightGBM over the logged features)']:.1e}",
                        f"{w['replay seconds']:.0f} / {s['seconds']:.0f}",
                        f"{w['rows']['train (days 2-6)']:,} / {w['rows']['dev']:,}"])
         lat = w["latency"]
@@ -210,14 +232,29 @@ logged dev rows, and the better one is then served through a second replay (belo
 Served through the replay (the ranker installed in the index as a new generation, nothing re-fed; the learned
 profile's second phase computed by the embedded index with LightGBM's predict):
 
-{table(["world", "served ranker", "AUC", "served − logged-feature prediction", "replay seconds (logged / served)",
-        "rows (train / dev)"], checks)}
+{table(["world", "served ranker", "dev impressions served", "served AUC", "logged-feature prediction AUC",
+        "served − its offline check", "replay seconds (logged / served)", "rows (train / dev)"], checks)}
 
 Latency per query on the embedded index (37 candidates: the live features, then the hand-set weights or the ranker):
 
 {table(["world", "live ms", "learned ms", "learned / live"], speed)}
 
 Feature importance (share of the total gain of the binary ranker): ![importance]({data.get('plot', '')})"""
+
+
+def assemble() -> int:
+    """The run.py row from `world` runs of v3 and v2 small (each run alone, one after the other, as run() would)."""
+    from newsrec.bench.bench_live import WORLDS
+    from newsrec.bench.common import machine
+
+    worlds = {name: json.loads((RESULTS / f"learned-{name}-small.json").read_text()) for name in WORLDS}
+    data = {"machine": machine(), "size": "small", "worlds": worlds}
+    data["plot"] = importance_plot(data, quick=False)
+    data["seconds"] = round(sum(w["replay seconds"] + w["served"].get("seconds", 0) for w in worlds.values()), 1)
+    data["quick"] = False
+    (RESULTS / "learned.json").write_text(json.dumps(data, indent=1) + "\n")
+    print(render(data))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -227,9 +264,14 @@ def main(argv=None) -> int:
     for name in ("mind_dir", "model_dir", "index_dir", "name"):
         one.add_argument(name)
     one.add_argument("window_hours", type=float)
+    one.add_argument("--served-impressions", type=int, default=0, help="dev impressions the second replay serves")
+    sub.add_parser("assemble", help="bench/results/learned.json (the run.py row) from the worlds' files")
     args = parser.parse_args(argv)
+    if args.what == "assemble":
+        return assemble()
     with tempfile.TemporaryDirectory() as scratch:
-        result = world(args.mind_dir, args.model_dir, args.index_dir, args.name, args.window_hours, Path(scratch))
+        result = world(args.mind_dir, args.model_dir, args.index_dir, args.name, args.window_hours, Path(scratch),
+                       args.served_impressions)
     out = RESULTS / f"learned-{args.name.replace(' ', '-')}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "oracles"}, indent=1))

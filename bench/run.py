@@ -357,7 +357,8 @@ def _learned_line(data: dict) -> str:
         gain = w["rankers"][best]["auc"] - hand
         target = "" if world != "v2" else (", target ≥ +0.01 met" if gain >= 0.01 else ", target ≥ +0.01 **not met**")
         parts.append(f"{world}: hand-set AUC {hand:.4f} → LightGBM {best} **{w['rankers'][best]['auc']:.4f}** "
-                     f"({gain:+.4f}{target}; served through the replay: {w['served']['auc']:.4f})")
+                     f"({gain:+.4f}{target}"
+                     + (f"; served through the replay: {w['served']['auc']:.4f})" if "auc" in w["served"] else ")"))
     return "; ".join(parts) + "; UNBERT fusion not measured"
 
 

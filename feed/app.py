@@ -6,6 +6,7 @@ with `../schemas/*.sd` inside).
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -46,14 +47,39 @@ def build_package(out: str | Path, skip_tests: bool = False, app_dir: Path = APP
         raise AppBuildError(f"`mvn package` succeeded but {built} is missing")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(built, out)
+    if ranker_dir is None:
+        shutil.copyfile(built, out)
+    else:
+        with_ranker_version(built, out, Ranker.load(ranker_dir).model_version)
     return out
+
+
+QUERY_PROFILE = "search/query-profiles/default.xml"
+EMPTY_VERSION = '<field name="ranker_model_version" overridable="false"></field>'
+
+
+def with_ranker_version(built: Path, out: Path, version: str) -> None:
+    """Copy the zip `built` to `out` with the ranker's model version in its default query profile (the field
+    RankerVersionSearcher compares a learned query's model_version with)."""
+    import zipfile
+
+    with zipfile.ZipFile(built) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == QUERY_PROFILE:
+                text = data.decode()
+                if EMPTY_VERSION not in text:
+                    raise AppBuildError(f"{built}: {QUERY_PROFILE} has no empty ranker_model_version field to fill")
+                data = text.replace(EMPTY_VERSION, EMPTY_VERSION.replace("></", f">{version}</")).encode()
+            target.writestr(item, data)
 
 
 def checked_ranker(ranker_dir: str | Path) -> Path:
     """The ranker's lightgbm.json, once the ranker loads (digests checked) and reads the learned profile's features."""
     ranker = Ranker.load(ranker_dir)
     ranker.require(LEARNED_FEATURES, None, str(ranker_dir))
+    if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", ranker.model_version):
+        raise AppBuildError(f"{ranker_dir}: model version {ranker.model_version!r} is not a plain version string")
     return (Path(ranker_dir) / VESPA_FILE).resolve()
 
 

@@ -47,7 +47,8 @@ from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field
 from newsrec.feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
 from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas
 from newsrec.feed.user_table import UserTable
-from newsrec.pipeline.learned_ranker import HEADER_FILE, MODEL_FILE, VESPA_FILE, Ranker, RankerError
+from newsrec.pipeline.learned_ranker import (HEADER_FILE, MODEL_FILE, VESPA_FILE, Ranker, RankerError,
+                                             RankerMismatchError)
 
 DEFAULT_INDEX_DIR = "newsrec-index"
 HNSW_LINKS = 32
@@ -580,6 +581,10 @@ class LocalBackend:
             return features
         features["features"] = self._learned_features(rows, features, now, origin, rate, learned)
         if profile == LEARNED:
+            fed = self.state.get("model_version")
+            if learned.model_version and fed and learned.model_version != fed:
+                raise RankerMismatchError(f"{self.directory}: the query's vectors come from model "
+                                          f"{learned.model_version}, the news were fed with model {fed}")
             features["learned_score"] = self.ranker().predict(features["features"])
         return features
 

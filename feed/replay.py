@@ -83,6 +83,7 @@ class LearnedQuery:
     user_categories: dict[str, float]
     user_entities: dict[str, float]
     history_length: int
+    model_version: str | None = None  # the two-tower model the vectors come from (rank profile learned checks it)
 
 
 class LiveServing(Protocol):
@@ -181,16 +182,18 @@ class NewsMeta:
     category: np.ndarray  # (N,) int into categories
     categories: list[str]
     entities: list[tuple[str, ...]]
+    model_version: str | None = None  # the two-tower model of the replay's vectors
 
     @classmethod
-    def of(cls, news) -> "NewsMeta":
-        return cls(np.asarray(news.category, dtype=np.int64), list(news.categories), entity_ids(news))
+    def of(cls, news, model_version: str | None = None) -> "NewsMeta":
+        return cls(np.asarray(news.category, dtype=np.int64), list(news.categories), entity_ids(news), model_version)
 
     def learned_query(self, recall_vector: np.ndarray, history: np.ndarray, category_ctrs: dict[str, float]):
         """The learned profile's query inputs for a user with this history (LearnedQuery)."""
         return LearnedQuery(np.append(recall_vector, 0.0), category_ctrs,
                             ranking.history_shares([(self.categories[self.category[n]],) for n in history]),
-                            ranking.history_shares([self.entities[n] for n in history]), len(history))
+                            ranking.history_shares([self.entities[n] for n in history]), len(history),
+                            self.model_version)
 
 
 class CategoryCounts:

@@ -21,6 +21,7 @@ from newsrec.feed.replay import (NewsMeta, ReplayConfig, ReplayError, Stream, Us
                                  replay, stream_metrics)
 from newsrec.feed.vespa_backend import VespaBackend
 from newsrec.pipeline.appeal import AppealModel
+from newsrec.pipeline.checkpoint import model_version
 from newsrec.pipeline.encoding import encode_dataset
 from newsrec.pipeline.inference import encode_users
 from newsrec.pipeline.mind import Behaviors, read_mind
@@ -86,7 +87,7 @@ def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, co
         f"{index.description}")
     with session:
         ranker = index.ranker() if config.learned and not endpoint else None  # refused now, not at the split
-        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, NewsMeta.of(dataset.news),
+        result = replay(stream, news_ids, vectors, users, index, Path(state_dir), config, NewsMeta.of(dataset.news, model_version(model_dir)),
                         on_impression, log, progress=progress)
     result["offline_check"] = offline_check(stream, vectors, Users(Encoder(encoded)), Path(state_dir), config, ranker)
     return result

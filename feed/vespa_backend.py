@@ -504,4 +504,5 @@ def _learned_inputs(learned) -> dict:
     return {"input.query(category_ctrs)": mapped_tensor("category", learned.category_ctrs),
             "input.query(user_categories)": mapped_tensor("category", learned.user_categories),
             "input.query(user_entities)": mapped_tensor("entity", learned.user_entities),
-            "input.query(history_length)": float(learned.history_length)}
+            "input.query(history_length)": float(learned.history_length),
+            **({"model_version": learned.model_version} if learned.model_version else {})}

@@ -172,3 +172,31 @@ def test_the_java_tests_feature_fixture_holds_what_python_computes():
     fixture = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixture)
     assert json.loads((RESOURCES / "features.json").read_text()) == json.loads(json.dumps(fixture.feature_cases()))
+
+
+def test_the_package_carries_the_rankers_model_version(tmp_path):
+    """`newsrec app build --ranker DIR` writes the ranker's model version into the zip's default query profile,
+    where RankerVersionSearcher reads it (the Java test refuses a query of another model with it)."""
+    import zipfile
+
+    from newsrec.feed.app import QUERY_PROFILE, AppBuildError, checked_ranker, with_ranker_version
+
+    source = (ROOT / "vespa-app" / "src" / "main" / "application" / QUERY_PROFILE).read_text()
+    built = tmp_path / "built.zip"
+    with zipfile.ZipFile(built, "w") as package:
+        package.writestr(QUERY_PROFILE, source)
+        package.writestr("services.xml", "<services/>")
+    with_ranker_version(built, tmp_path / "out.zip", "abc123")
+    with zipfile.ZipFile(tmp_path / "out.zip") as package:
+        assert '"ranker_model_version" overridable="false">abc123</field>' in package.read(QUERY_PROFILE).decode()
+        assert package.read("services.xml") == b"<services/>"
+    with zipfile.ZipFile(built, "w") as package:
+        package.writestr(QUERY_PROFILE, "<query-profile id='default'/>")
+    with pytest.raises(AppBuildError, match="ranker_model_version"):
+        with_ranker_version(built, tmp_path / "again.zip", "abc123")
+    assert checked_ranker(RESOURCES / "binary").name == "lightgbm.json"
+    stale = Path(shutil.copytree(RESOURCES / "binary", tmp_path / "stale"))
+    header = json.loads((stale / HEADER_FILE).read_text())
+    (stale / HEADER_FILE).write_text(json.dumps({**header, "features": ["x"] * len(header["features"])}))
+    with pytest.raises(RankerError):
+        checked_ranker(stale)

@@ -167,6 +167,43 @@ class LearnedRankerPackageTest {
         return builder.build();
     }
 
+    /** RankerVersionSearcher: rank profile learned only for the model version the packaged ranker was trained on. */
+    @Test
+    void aQueryFromAnotherModelIsRefusedByName() throws Exception {
+        Path app = packageWith(tmp, "binary", Files.readString(PROFILE));
+        Path profile = app.resolve("search/query-profiles/default.xml");
+        Files.writeString(profile, Files.readString(profile).replace(
+                "name=\"ranker_model_version\" overridable=\"false\"></field>",
+                "name=\"ranker_model_version\" overridable=\"false\">aaaa000011112222</field>"));
+        try (Application loaded = TestApp.load(app)) {
+            String learned = "http://localhost:8080/search/?yql=" +
+                             ApplicationPackageTest.encode("select * from news where true") + "&ranking=learned";
+            Response other = handle(loaded, learned + "&model_version=bbbb000011112222");
+            assertEquals(400, other.getStatus(), other.getBodyAsString());
+            assertTrue(other.getBodyAsString().contains("aaaa000011112222") &&
+                       other.getBodyAsString().contains("bbbb000011112222"), other.getBodyAsString());
+            Response none = handle(loaded, learned);
+            assertEquals(400, none.getStatus(), none.getBodyAsString());
+            assertTrue(none.getBodyAsString().contains("model_version"), none.getBodyAsString());
+            // the package's version cannot be overridden by the request
+            Response forged = handle(loaded, learned + "&model_version=cccc&ranker_model_version=cccc");
+            assertEquals(400, forged.getStatus(), forged.getBodyAsString());
+            Response same = handle(loaded, learned + "&model_version=aaaa000011112222");
+            assertFalse(same.getBodyAsString().contains("model_version"), same.getBodyAsString());  // passed on
+            Response live = handle(loaded, learned.replace("ranking=learned", "ranking=live"));
+            assertFalse(live.getBodyAsString().contains("model_version"), live.getBodyAsString());
+        }
+        try (Application bare = TestApp.load(TestApp.APP_DIR)) {  // built without a ranker: no version
+            Response response = handle(bare, "http://localhost:8080/search/?yql=" +
+                    ApplicationPackageTest.encode("select * from news where true") + "&ranking=learned&model_version=x");
+            assertEquals(400, response.getStatus(), response.getBodyAsString());
+        }
+    }
+
+    private static Response handle(Application app, String uri) throws Exception {
+        return app.getJDisc("default").handleRequest(new Request(uri));
+    }
+
     @Test
     void theProfilesInputsAreTyped() throws Exception {
         try (Application app = TestApp.load(packageWith(tmp, "binary", Files.readString(PROFILE)))) {
