@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 from newsrec.feed.ranking import LEARNED_FEATURES
@@ -61,8 +62,6 @@ EMPTY_VERSION = '<field name="ranker_model_version" overridable="false"></field>
 def with_ranker_version(built: Path, out: Path, version: str) -> None:
     """Copy the zip `built` to `out` with the ranker's model version in its default query profile (the field
     RankerVersionSearcher compares a learned query's model_version with)."""
-    import zipfile
-
     with zipfile.ZipFile(built) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
             data = source.read(item)
