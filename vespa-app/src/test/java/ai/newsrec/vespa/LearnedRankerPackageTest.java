@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.yahoo.application.Application;
 import com.yahoo.application.container.handler.Request;
 import com.yahoo.application.container.handler.Response;
-import com.yahoo.component.AbstractComponent;
 import com.yahoo.search.ranking.RankProfilesEvaluator;
 import com.yahoo.searchlib.rankingexpression.ExpressionFunction;
 import com.yahoo.searchlib.rankingexpression.evaluation.MapContext;
@@ -235,12 +234,6 @@ class LearnedRankerPackageTest {
     }
 
     private static RankProfilesEvaluator evaluator(Application app) {
-        List<String> ids = new ArrayList<>();
-        for (AbstractComponent component : app.getJDisc("default").components().allComponents()) {
-            if (component instanceof RankProfilesEvaluator evaluator && component.getId().stringValue().contains("news"))
-                return evaluator;
-            ids.add(component.getId().stringValue());
-        }
-        throw new AssertionError("No RankProfilesEvaluator for news among " + ids);
+        return TestApp.newsProfiles(app);
     }
 }

@@ -2,11 +2,15 @@ package ai.newsrec.vespa;
 
 import com.yahoo.application.Application;
 import com.yahoo.application.Networking;
+import com.yahoo.component.AbstractComponent;
+import com.yahoo.search.ranking.RankProfilesEvaluator;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.stream.Stream;
 
 /** Locations and helpers shared by the tests. */
@@ -22,6 +26,17 @@ final class TestApp {
     static final Path SCHEMAS_DIR = PROJECT_DIR.resolveSibling("schemas");
 
     private TestApp() { }
+
+    /** The container's evaluator of schema news's rank profiles (its RankProfilesEvaluator component). */
+    static RankProfilesEvaluator newsProfiles(Application app) {
+        List<String> ids = new ArrayList<>();
+        for (AbstractComponent component : app.getJDisc("default").components().allComponents()) {
+            if (component instanceof RankProfilesEvaluator evaluator && component.getId().stringValue().contains("news"))
+                return evaluator;
+            ids.add(component.getId().stringValue());
+        }
+        throw new AssertionError("No RankProfilesEvaluator for news among " + ids);
+    }
 
     static Application load(Path dir) {
         return Application.fromApplicationPackage(dir, Networking.disable);
