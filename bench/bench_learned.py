@@ -66,6 +66,9 @@ def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours
             "trees": header["rounds"], "validation auc": header["validation_auc"],
             "train seconds": time.perf_counter() - started, "importance (gain)": importance(ranker)}
     best = max(OBJECTIVES, key=lambda o: result["rankers"][o]["auc"])
+    from newsrec.feed.local_backend import LocalBackend
+
+    result["generation"] = LocalBackend(index).install_ranker(scratch / f"ranker-{best}")  # before latency's queries
     result["latency"] = latency(index, rows, saved)
     from newsrec.bench.bench_live import oracles
 
@@ -85,15 +88,13 @@ def world(mind_dir: str, model_dir: str, index_dir: str, name: str, window_hours
 
 
 def served(mind_dir: str, model: Path, index: Path, scratch: Path, config: ReplayConfig, objective: str, log) -> dict:
-    """The better ranker installed in the index (a new generation, nothing re-fed) and the replay run serving it."""
-    from newsrec.feed.local_backend import LocalBackend
+    """The replay run again serving the better ranker, installed in the index (a new generation, nothing re-fed)."""
     from newsrec.feed.replay_job import run_replay
 
-    generation = LocalBackend(index).install_ranker(scratch / f"ranker-{objective}")
     started = time.perf_counter()
     report = run_replay(mind_dir, str(model), str(index), str(scratch / "served"),
                         replace(config, learned=True), log=log, progress=True)  # the same log window: the same appeal
-    return {"objective": objective, "generation": generation, **_pick(report["metrics"]),
+    return {"objective": objective, **_pick(report["metrics"]),
             "offline check (served - LightGBM over the logged features)": report["offline_check"]["max_metric_difference"],
             "seconds": time.perf_counter() - started}
 
@@ -247,7 +248,8 @@ def assemble() -> int:
     from newsrec.bench.bench_live import WORLDS
     from newsrec.bench.common import machine
 
-    worlds = {name: json.loads((RESULTS / f"learned-{name}-small.json").read_text()) for name in WORLDS}
+    worlds = {name: json.loads((RESULTS / f"learned-{name}-small.json").read_text()) for name in WORLDS
+              if (RESULTS / f"learned-{name}-small.json").is_file()}
     data = {"machine": machine(), "size": "small", "worlds": worlds}
     data["plot"] = importance_plot(data, quick=False)
     data["seconds"] = round(sum(w["replay seconds"] + w["served"].get("seconds", 0) for w in worlds.values()), 1)

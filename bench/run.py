@@ -359,6 +359,8 @@ def _learned_line(data: dict) -> str:
         parts.append(f"{world}: hand-set AUC {hand:.4f} → LightGBM {best} **{w['rankers'][best]['auc']:.4f}** "
                      f"({gain:+.4f}{target}"
                      + (f"; served through the replay: {w['served']['auc']:.4f})" if "auc" in w["served"] else ")"))
+    if "v2" not in data["worlds"]:
+        parts.append("v2: **not recorded** (target ≥ +0.01 unproven here; docs/learned.md)")
     return "; ".join(parts) + "; UNBERT fusion not measured"
 
 
