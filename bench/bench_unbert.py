@@ -1,21 +1,23 @@
-"""UNBERT in the funnel (issue 16): the two-tower model's ranking of each dev impression's candidates, then the
-cross-encoder re-ranking its best N in the global phase, against the two-tower alone, through the serving path
-of the embedded index; per-query latency of `recommend` for each N beside the funnel without re-ranking; UNBERT's
-training throughput beside the two-tower's.
+"""UNBERT in the funnel (issues 16 and 32): the two-tower model's ranking of each dev impression's candidates, then the
+cross-encoder re-scoring its best N in the global phase, fused with the two-tower's score as rank profile unbert
+serves it (normalize_linear of each, added), beside the other fusions measured on the same scores (the
+cross-encoder's score in place of the two-tower's, as the profile did before issue 32; reciprocal_rank of each,
+added) and the two-tower alone, through the serving path of the embedded index; per-query latency of `recommend`
+for each N beside the funnel without re-ranking; UNBERT's training throughput beside the two-tower's.
 
-    python3 bench/run.py unbert          # world v2 small; needs the two checkpoints below
+    python3 bench/run.py unbert          # world v2 small; needs the three models below
     python3 bench/bench_unbert.py --quick
 
-Models (world v2 small, `bench/out/small-v2`): the two-tower is bench/model_table.py's UniRec (runs/unirec); the
-re-ranker is trained on CPU by
+Models (world v2 small, the live service's, bench/out/live: `python3 bench/run.py live` prepares the data and the
+two-tower): the two-tower is the live service's mean-pool (v2-meanpool); the re-ranker is trained on CPU by
 
-    newsrec train bench/out/small-v2/mind --out bench/out/small-v2/runs/unbert --model unbert --epochs 1 \\
-        --lr 5e-5 --batch-size 32 --max-impressions 2000 --model-option title_tokens=24 \\
-        --model-option history_tokens=64
+    newsrec train bench/out/live/v2-small --out bench/out/live/v2-unbert --model unbert --epochs 1 --lr 5e-5 \\
+        --batch-size 32 --max-impressions 600 --model-option title_tokens=24 --model-option history_tokens=64
 
-(the latest 2,000 train impressions, one epoch: what fits this CPU; bench/gpu_unbert.sh trains on every impression with
-the full budgets when a GPU is lent). Everything is fed with `newsrec-feed --reranker` into an embedded index;
-scores come from the index (`ranking_scores`, `rerank_scores`: the ONNX model on the fed word pieces) and are
+(the latest 600 train impressions, one epoch: what fits this CPU beside the other rows; bench/gpu_unbert.sh trains on
+every impression with the full budgets when a GPU is lent). Other models: NEWSREC_UNBERT_MIND,
+NEWSREC_UNBERT_TWO_TOWER, NEWSREC_UNBERT_DIR. Everything is fed with `newsrec-feed --reranker` into an embedded
+index; scores come from the index (`ranking_scores`, `rerank_scores`: the ONNX model on the fed word pieces) and are
 checked against torch's. Quick: tiny data, a tiny UNBERT (one epoch on 200 impressions).
 """
 from __future__ import annotations
@@ -29,20 +31,21 @@ import numpy as np
 
 from newsrec.bench.common import OUT, machine, row_main, table, tiny_setup
 
-BUDGETS = (10, 20, 50)
+BUDGETS = (10, 20)
 SAMPLE = 300  # dev impressions measured (seeded); every candidate of each is scored by the two-tower
 LATENCY_USERS = 30
-SMALL = OUT / "small-v2"
-TRAIN_COMMAND = ("newsrec train bench/out/small-v2/mind --out bench/out/small-v2/runs/unbert --model unbert --epochs 1 "
-                 "--lr 5e-5 --batch-size 32 --max-impressions 2000 --model-option title_tokens=24 "
+SMALL = OUT / "live"
+TRAIN_COMMAND = ("newsrec train bench/out/live/v2-small --out bench/out/live/v2-unbert --model unbert --epochs 1 "
+                 "--lr 5e-5 --batch-size 32 --max-impressions 600 --model-option title_tokens=24 "
                  "--model-option history_tokens=64")
 
 
 def setup(quick: bool):
     """(mind dir, two-tower dir, re-ranker dir)."""
     if not quick:
-        reranker = Path(os.environ.get("NEWSREC_UNBERT_DIR", SMALL / "runs" / "unbert"))  # bench/gpu_unbert.sh's model
-        mind, two_tower = SMALL / "mind", SMALL / "runs" / "unirec"
+        reranker = Path(os.environ.get("NEWSREC_UNBERT_DIR", SMALL / "v2-unbert"))  # or bench/gpu_unbert.sh's model
+        mind = Path(os.environ.get("NEWSREC_UNBERT_MIND", SMALL / "v2-small"))
+        two_tower = Path(os.environ.get("NEWSREC_UNBERT_TWO_TOWER", SMALL / "v2-meanpool"))
         for path in (two_tower, reranker):
             if not (path / "model.pt").is_file():
                 raise SystemExit(f"{path} has no model: see bench/bench_unbert.py (re-ranker: {TRAIN_COMMAND})")
@@ -77,11 +80,16 @@ def run(quick: bool) -> dict:
     started = time.perf_counter()
     funnel = evaluate_funnel(two_tower, reranker, dataset, backend, BUDGETS, sample=40 if quick else SAMPLE)
     evaluation_seconds = time.perf_counter() - started
-    return {"machine": machine(), "two_tower": str(two_tower.name), "reranker": _describe(reranker),
+    from newsrec.feed.reranking import FUSION
+    from newsrec.pipeline.checkpoint import load_checkpoint
+
+    kind = load_checkpoint(two_tower).kind
+    return {"machine": machine(), "two_tower": kind, "reranker": _describe(reranker),
             "impressions": funnel.impressions, "pairs": funnel.pairs,
-            "max_rerank_difference": funnel.max_rerank_difference,
-            "rows": [_metrics("two-tower alone (UniRec)", funnel.two_tower)] +
-                    [_metrics(f"+ UNBERT over the best {n}", m) for n, m in funnel.reranked.items()],
+            "max_rerank_difference": funnel.max_rerank_difference, "served_fusion": FUSION,
+            "rows": [_metrics(f"two-tower alone ({kind})", funnel.two_tower)] +
+                    [{**_metrics(f"+ UNBERT over the best {n}, {fusion}", m), "fusion": fusion, "n": n}
+                     for (fusion, n), m in sorted(funnel.fused.items(), key=lambda item: (item[0][1], item[0][0]))],
             "latency": latency(backend, dataset, 10 if quick else LATENCY_USERS),
             "training": training_throughput(mind, two_tower, reranker),
             "feed_seconds": feed_seconds, "evaluation_seconds": evaluation_seconds}
@@ -124,7 +132,7 @@ def latency(backend, dataset, users: int) -> list[dict]:
     rows = [{"name": "recommendation (no re-ranking)", "ms": base, "ratio": 1.0}]
     for n in BUDGETS:
         ms = median_ms(ranking="unbert", rerank_budget=n)
-        rows.append({"name": f"unbert, N = {n}", "ms": ms, "ratio": ms / base})
+        rows.append({"name": f"unbert (fused), N = {n}", "ms": ms, "ratio": ms / base})
     return rows
 
 
@@ -160,6 +168,24 @@ def training_throughput(mind, two_tower, reranker, steps: int = 3) -> dict:
     return result
 
 
+def verdict(data: dict) -> str:
+    """The finding: per N, each fusion's AUC against the two-tower alone's."""
+    alone = data["rows"][0]
+    fused = [row for row in data["rows"][1:] if "fusion" in row]
+    if not fused:
+        return ""
+    lines = []
+    for n in sorted({row["n"] for row in fused}):
+        at_n = [row for row in fused if row["n"] == n]
+        parts = ", ".join(f"{row['fusion']} {row['auc'] - alone['auc']:+.4f}" for row in at_n)
+        lines.append(f"N = {n}: {parts}")
+    lowered = [row for row in fused if row["fusion"] == data["served_fusion"] and row["auc"] < alone["auc"]]
+    finding = ("**Finding: every fusion that is served lowers the funnel's AUC here**, so the profile stays off by "
+               "default (`recommendation` is the default; `unbert` is served only when asked): "
+               if lowered else "The served fusion does not lower the funnel's AUC: ")
+    return finding + "; ".join(lines) + " AUC against the two-tower alone."
+
+
 def render(data: dict) -> str:
     model = data["reranker"]
     rows = [[r["name"], f"{r['auc']:.4f}", f"{r['mrr']:.4f}", f"{r['ndcg5']:.4f}", f"{r['ndcg10']:.4f}"]
@@ -172,8 +198,10 @@ def render(data: dict) -> str:
 
 {data['impressions']} dev impressions of world v2 {'tiny (quick)' if data.get('quick') else 'small'} (seeded
 sample), through the embedded index's serving path: the two-tower's served scores of every candidate, then
-UNBERT's served scores (onnxruntime on the fed word pieces) of its best N, the rest rescaled below as Vespa's
-global phase does. Served UNBERT scores = torch's within {data['max_rerank_difference']:.1e} over
+UNBERT's served scores (onnxruntime on the fed word pieces) of its best N, combined with the two-tower's by each
+fusion (`{data.get('served_fusion', 'replace')}` is what rank profile unbert serves; `replace`: UNBERT's score alone,
+the profile's global phase before issue 32; Vespa's normalizers as container-search computes them), the rest rescaled
+below as Vespa's global phase does. Served UNBERT scores = torch's within {data['max_rerank_difference']:.1e} over
 {data['pairs']:,} pairs. Re-ranker: {model['lm']}, {model['title_tokens']} title + {model['history_tokens']}
 history word pieces, trained on the latest {model['train_config'].get('max_impressions') or 'all'} train impressions
 ({model['train_pairs']:,} clicks × {1 + model['train_config'].get('negatives', 4)} candidates, one epoch, lr
@@ -181,6 +209,8 @@ history word pieces, trained on the latest {model['train_config'].get('max_impre
 {model['valid_auc'] if model['valid_auc'] is None else round(model['valid_auc'], 4)}).
 
 {table(["ranking", "AUC", "MRR", "nDCG@5", "nDCG@10"], rows)}
+
+{verdict(data)}
 
 Latency of one `recommend` (10 hits; median over users; CPU, onnxruntime, batch = the N hits):
 

@@ -258,7 +258,9 @@ def _fum_line(data: dict) -> str:
 
 
 def _unbert_line(data: dict) -> str:
-    alone, best10 = data["rows"][0], data["rows"][1]
+    alone = data["rows"][0]
+    best10 = next((row for row in data["rows"] if row.get("fusion") == data.get("served_fusion") and row["n"] == 10),
+                  data["rows"][1])
     latency = data["latency"]
     times = " / ".join(f"{row['ms']:,.0f}" for row in latency[1:])
     ratios = " / ".join(f"{row['ratio']:.0f}×" for row in latency[1:])

@@ -44,7 +44,7 @@ from newsrec.feed.profiles import (CLOSENESS, DEFAULT_RECOMMENDATION, FALLBACK, 
 from newsrec.feed.profiles import profile as profile_row
 from newsrec.feed.queries import (FILTER_FIELDS, QueryError, require_group_field, require_hits, require_offset,
                                   require_profile, require_sort, safe_value)
-from newsrec.feed.reranking import RerankError, field_widths, global_phase, require_rerank_budget
+from newsrec.feed.reranking import RerankError, field_widths, fuse, global_phase, require_rerank_budget
 from newsrec.feed.schema import SchemaMismatchError, check_document, load_schemas
 from newsrec.feed.user_table import UserTable
 from newsrec.pipeline.learned_ranker import (HEADER_FILE, MODEL_FILE, VESPA_FILE, Ranker, RankerError,
@@ -480,7 +480,8 @@ class LocalBackend:
         features = self._features(rows, expressions.closeness(np.sqrt(squared)), user)  # (E,) each
         relevance, order = profile.rank(features, funnel.recall)
         if profile.global_phase:
-            relevance, order = self._global_phase(rows, relevance, order, user, user_id, rerank_budget)
+            relevance, order = self._global_phase(rows, relevance, order, features["recommendation_score"], user,
+                                                  user_id, rerank_budget)
         page = order[offset:offset + hits]  # Hits only for the page: E can be thousands
         shown = {name: features[name] for name in profile.match_features}
         return Recommendations(user_id, [self._hit(rows[i], float(relevance[i]),
@@ -515,16 +516,17 @@ class LocalBackend:
         ctrs = self.docs["category_ctr"].get("global", {}).get("ctrs", {}).get("cells", {})
         return expressions.category_ctr(names.tolist(), ctrs)[codes[rows]]
 
-    def _global_phase(self, rows: np.ndarray, relevance: np.ndarray, order: np.ndarray, user: dict, user_id: str,
-                      rerank_budget: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """Rank profile unbert's global phase: the re-ranker's scores for the best N, Vespa's rescaling below."""
+    def _global_phase(self, rows: np.ndarray, relevance: np.ndarray, order: np.ndarray, two_tower: np.ndarray,
+                      user: dict, user_id: str, rerank_budget: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rank profile unbert's global phase: the best N's two-tower scores (recommendation_score) fused with the
+        re-ranker's (feed/reranking.py `fuse`), Vespa's rescaling below."""
         budget = require_rerank_budget(rerank_budget)
         if "history_tokens" not in user:
             raise RerankError(f"user {user_id} has no history_tokens: feed with a re-ranker (newsrec-feed --reranker)")
         top = order[:budget]
         titles = np.array([self._news_fields[row]["title_tokens"]["values"] for row in rows[top]], dtype=np.int64)
         scores = self.reranker().scores(titles, np.asarray(user["history_tokens"]["values"], dtype=np.int64))
-        return global_phase(relevance, order, scores)
+        return global_phase(relevance, order, fuse(two_tower[top], scores))
 
     def rank_profiles(self) -> tuple[str, ...]:
         """The recommendation profiles this index can serve: unbert only with an installed re-ranker."""

@@ -84,8 +84,9 @@ CLOSENESS_BY_CTR = Phase("relevance", "closeness × category CTR",
                          "categories come first")
 CROSS_ENCODER = Phase("global_phase", "cross-encoder",
                       "global phase: a cross-encoder (UNBERT) reads the title together with the reader's clicked "
-                      "titles and re-scores the best N by the second phase; the hits below keep the second-phase "
-                      "order, their scores rescaled beneath")
+                      "titles; over the best N by the second phase its score and the second phase's are each "
+                      "normalized from 0 (lowest of the N) to 1 (highest) and added; the hits below keep the "
+                      "second-phase order, their scores rescaled beneath")
 POPULARITY_PHASE = Phase("relevance", "100 × CTR prior",
                          "nativeRank (0 without query text) + 100 × the smoothed CTR, (clicks + 1) / (impressions + "
                          "25): a news item shown rarely counts as the average 4% until its clicks say otherwise")
@@ -137,7 +138,8 @@ PROFILES: dict[str, RankProfile] = {profile.name: profile for profile in (
                 lambda f, r: by_relevance(ranking.recommendation_with_global_category_ctr(f[CLOSENESS],
                                                                                           f["category_ctr"])),
                 recommends=True, needs="the global category_ctr document"),
-    RankProfile("unbert", "the recommendation funnel, its best N re-scored by the UNBERT cross-encoder",
+    RankProfile("unbert", "the recommendation funnel, its best N re-scored by the UNBERT cross-encoder fused with the "
+                "two-tower score",
                 NEAREST_NEIGHBOR, ("user_recall", "user_ranking", "history_tokens"),
                 (RECALL_PHASE, SECOND_PHASE, CROSS_ENCODER), "global_phase",
                 (CLOSENESS, "ranking_score", "recommendation_score"), _recommendation, recommends=True,

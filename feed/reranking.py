@@ -7,7 +7,10 @@ tokenized with the re-ranker's own tokenizer — the one it was trained with —
 as in training (pipeline/models/unbert.py); the model is exported to ONNX (parity with torch checked) and
 installed with the embedded index's generation, or built into the Vespa package (`newsrec app build
 --reranker DIR`). Serving: the funnel's best N (`rerank_budget`, default the profile's rerank-count) are
-re-scored by the model; the others keep their order below them (`global_phase`, Vespa's rule).
+re-scored: the model's score fused with the two-tower's (`fuse`, FUSION: each normalized over the N as Vespa's
+global-phase normalizers do, then added), the others keep their order below them (`global_phase`, Vespa's rule).
+Replacing the two-tower's score by the cross-encoder's (the profile's global phase until issue #32) lowered the
+funnel with the CPU-trained model (BENCHMARKS.md "UNBERT"); `fuse` keeps it measurable beside the fusions.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 
 PROFILE_FILE = SCHEMA_DIR / profile(RERANKER).schema_file  # the rank profile whose global phase runs the re-ranker
 MAX_RERANK_BUDGET = 1000
+RECIPROCAL_RANK_K = 60.0  # Vespa's default k of reciprocal_rank(x)
+FUSION = "normalize_linear"  # the unbert profile's global phase: normalize_linear(two-tower) + normalize_linear(UNBERT)
+FUSIONS = ("replace", "normalize_linear", "reciprocal_rank")
 
 
 class RerankError(NewsrecError):
@@ -143,6 +149,38 @@ def require_rerank_budget(budget: int | None) -> int:
     if not 1 <= budget <= MAX_RERANK_BUDGET:
         raise RerankError(f"rerank_budget must be within 1..{MAX_RERANK_BUDGET}, not {budget}")
     return budget
+
+
+def normalize_linear(values: np.ndarray) -> np.ndarray:
+    """Vespa's normalize_linear over the global phase's hits (container-search LinearNormalizer): (x - min) /
+    (max - min) over the finite values, 0.5 for every hit when they are all equal."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.abs(values) < np.finfo(np.float32).max]
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    if not high > low:
+        return np.full(len(values), 0.5)
+    return 0.5 + (values - (low + high) * 0.5) / (high - low)
+
+
+def reciprocal_rank(values: np.ndarray, k: float = RECIPROCAL_RANK_K) -> np.ndarray:
+    """Vespa's reciprocal_rank over the global phase's hits (container-search ReciprocalRankNormalizer):
+    1 / (k + rank), rank 1 for the highest value (NaN last, ties in hit order)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
+    out = np.empty(len(values))
+    out[order] = 1.0 / (k + 1.0 + np.arange(len(values)))
+    return out
+
+
+def fuse(two_tower: np.ndarray, cross_encoder: np.ndarray, fusion: str = FUSION) -> np.ndarray:
+    """The global phase's score of the best N hits from their two-tower scores (recommendation_score) and the
+    cross-encoder's: `replace` keeps the cross-encoder's alone; a normalizer adds the two normalized scores."""
+    if fusion == "replace":
+        return np.asarray(cross_encoder, dtype=np.float64)
+    normalizer = {"normalize_linear": normalize_linear, "reciprocal_rank": reciprocal_rank}.get(fusion)
+    if normalizer is None:
+        raise RerankError(f"unknown fusion {fusion!r}: one of {', '.join(FUSIONS)}")
+    return normalizer(two_tower) + normalizer(cross_encoder)
 
 
 def global_phase(relevance: np.ndarray, order: np.ndarray, rescored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from newsrec.feed.reranking import WordPieces, global_phase, profile_settings
+from newsrec.feed.reranking import FUSION, FUSIONS, WordPieces, fuse, global_phase, profile_settings
 from newsrec.pipeline.evaluation import score_split
 from newsrec.pipeline.features import history_matrix
 from newsrec.pipeline.inference import top_k_inner_product
@@ -73,7 +73,8 @@ def _ann_recall(backend, scored, dataset: MindDataset, queries: int, seed: int) 
 class FunnelEvaluation:
     impressions: int  # dev impressions measured (a seeded sample, or all)
     two_tower: RankingMetrics  # the two-tower scores served, every candidate
-    reranked: dict[int, RankingMetrics]  # N -> the re-ranker over the two-tower's best N, Vespa's rescaling below
+    reranked: dict[int, RankingMetrics]  # N -> the re-ranker as served (FUSION) over the best N, rest rescaled below
+    fused: dict[tuple[str, int], RankingMetrics]  # (fusion of FUSIONS, N) -> the same with that global phase
     max_rerank_difference: float  # |served re-ranker score - torch's| over every re-scored candidate
     pairs: int  # (candidate, history) pairs the re-ranker scored
 
@@ -83,7 +84,8 @@ def evaluate_funnel(model_dir, reranker_dir, dataset: MindDataset, backend, rera
                     device_name: str = "cpu") -> FunnelEvaluation:
     """The funnel through the serving path: per impression, the backend's two-tower scores of every candidate
     (`ranking_scores`), then the re-ranker's served scores (`rerank_scores`, its global phase) of the best N,
-    checked against torch's; ranking metrics for the two-tower alone and for each N."""
+    checked against torch's; ranking metrics for the two-tower alone and, for each N, each fusion of the two scores
+    (feed/reranking.py `fuse`; `reranked`: the one the profile serves)."""
     kind, scored = score_split(model_dir, dataset, split, device_name)
     if scored.ranking_users is None:
         raise ModelConfigError(f"{kind} has no user vector: the funnel's first phases need a two-tower model")
@@ -94,7 +96,8 @@ def evaluate_funnel(model_dir, reranker_dir, dataset: MindDataset, backend, rera
     reranker = _RerankerInputs(reranker_dir, dataset, behaviors, chosen)
     query = EuclideanTransform(1.0).query(scored.ranking_users[chosen].cpu().numpy())
     ids, deepest = dataset.news.ids, max(rerank_budgets)
-    two_tower, reranked, labels, difference, pairs = [], {n: [] for n in rerank_budgets}, [], 0.0, 0
+    two_tower, labels, difference, pairs = [], [], 0.0, 0
+    fused = {(fusion, n): [] for fusion in FUSIONS for n in rerank_budgets}
     for position, impression in enumerate(chosen.tolist()):
         candidates = behaviors.candidates_of(impression).tolist()
         served = np.asarray(backend.ranking_scores(query[position].tolist(), [ids[n] for n in candidates]))
@@ -104,13 +107,14 @@ def evaluate_funnel(model_dir, reranker_dir, dataset: MindDataset, backend, rera
         rescored = np.asarray(backend.rerank_scores(history.tolist(), [ids[candidates[i]] for i in top]))
         difference = max(difference, float(np.abs(rescored - reranker.offline(history, candidates, top)).max()))
         pairs += len(top)
-        for n in rerank_budgets:
-            reranked[n].append(global_phase(served, order, rescored[:n])[0])
+        for fusion, n in fused:
+            fused[fusion, n].append(global_phase(served, order, fuse(served[top[:n]], rescored[:n], fusion))[0])
         two_tower.append(served)
         labels.append(behaviors.labels[behaviors.candidate_offsets[impression]:behaviors.candidate_offsets[impression + 1]])
     offsets = np.concatenate([[0], np.cumsum([len(x) for x in labels])])
     metric = lambda scores: ranking_metrics(np.concatenate(labels), np.concatenate(scores), offsets)  # noqa: E731
-    return FunnelEvaluation(len(chosen), metric(two_tower), {n: metric(s) for n, s in reranked.items()},
+    fused = {key: metric(scores) for key, scores in fused.items()}
+    return FunnelEvaluation(len(chosen), metric(two_tower), {n: fused[FUSION, n] for n in rerank_budgets}, fused,
                             difference, pairs)
 
 

@@ -2,19 +2,24 @@
 and the embedded index re-ranks with it in the global phase as evaluation does offline."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from newsrec.feed.reranking import RerankError, global_phase, profile_settings
+from newsrec.feed.reranking import (FUSION, PROFILE_FILE, RerankError, fuse, global_phase, normalize_linear,
+                                    profile_settings, reciprocal_rank)
 from newsrec.pipeline.models.contract import Batch, ModelConfigError, NewsFeatures
 from newsrec.pipeline.models.unbert import CLS, SEP, history_pieces, title_pieces, token_input_ids
 from newsrec.pipeline.reranker import OnnxReranker, RerankerError, export_onnx, sample_inputs
 from reranker_fixture import FIXTURE_DIR, HISTORY_TOKENS, TITLE_TOKENS, scored_cases, tiny_unbert
 
 NSEP = 1
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ids(*rows):
@@ -171,6 +176,40 @@ def test_global_phase_rescores_the_best_n_and_keeps_the_rest_below_in_order():
     assert new[3] > new[0] > new[4]
 
 
+def test_normalizers_are_vespas():
+    values = np.array([1.0, 2.0, 2.0, 0.5, 2.0])
+    assert normalize_linear(values).tolist() == pytest.approx([1 / 3, 1.0, 1.0, 0.0, 1.0])
+    assert normalize_linear(np.array([0.7, 0.7])).tolist() == [0.5, 0.5]  # all equal: the midpoint
+    assert normalize_linear(np.array([1.0, 3.5e38, 0.0]))[[0, 2]].tolist() == [1.0, 0.0]  # beyond float: left out
+    assert reciprocal_rank(values).tolist() == pytest.approx([1 / 64, 1 / 61, 1 / 62, 1 / 65, 1 / 63])  # ties: hit order
+    assert reciprocal_rank(np.array([np.nan, 1.0])).tolist() == pytest.approx([1 / 62, 1 / 61])
+
+
+def test_fusion_adds_the_normalized_scores_and_replace_keeps_the_cross_encoders():
+    two_tower, cross = np.array([3.0, 2.0, 1.0]), np.array([0.0, 10.0, 5.0])
+    assert fuse(two_tower, cross, "replace").tolist() == cross.tolist()
+    assert fuse(two_tower, cross, "normalize_linear").tolist() == pytest.approx([1.0, 1.5, 0.5])
+    assert fuse(two_tower, cross, "reciprocal_rank").tolist() == pytest.approx([1 / 61 + 1 / 63, 1 / 62 + 1 / 61,
+                                                                                1 / 63 + 1 / 62])
+    with pytest.raises(RerankError, match="unknown fusion 'max'"):
+        fuse(two_tower, cross, "max")
+
+
+def test_the_profiles_global_phase_is_the_fusion_python_serves():
+    text = re.sub(r"#[^\n]*", "", PROFILE_FILE.read_text(encoding="utf-8"))
+    expression = re.search(r"global-phase\s*\{\s*expression:\s*([^\n]+)", text).group(1).strip()
+    assert FUSION == "normalize_linear"
+    assert expression == "normalize_linear(recommendation_score) + normalize_linear(cross_encoder)"
+    assert re.search(r"function cross_encoder\(\)\s*\{\s*expression:\s*sum\(onnx\(unbert\)\.score\)", text)
+
+
+def test_the_java_tests_normalizer_cases_hold_what_python_computes():
+    spec = importlib.util.spec_from_file_location("fusion_fixture", ROOT / "tests" / "fusion_fixture.py")
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    assert json.loads(fixture.FIXTURE.read_text(encoding="utf-8"))["cases"] == fixture.cases()
+
+
 # ----------------------------------------------------------------- through the product
 
 
@@ -271,8 +310,10 @@ def test_recommend_with_unbert_reranks_the_best_n_of_the_funnel(reranked_index, 
     assert {h.news_id for h in reranked[:5]} == {h.news_id for h in plain[:5]}  # the same best 5, re-ordered
     assert [h.news_id for h in reranked[5:]] == [h.news_id for h in plain[5:]]  # the rest keeps its order
     history = backend.docs["user"][user]["history_tokens"]["values"]
-    expected = backend.rerank_scores(history, [h.news_id for h in reranked[:5]])
-    assert [h.relevance for h in reranked[:5]] == pytest.approx(expected, abs=1e-6)
+    cross = backend.rerank_scores(history, [h.news_id for h in reranked[:5]])
+    two_tower = [h.fields["matchfeatures"]["recommendation_score"] for h in reranked[:5]]
+    assert [h.relevance for h in reranked[:5]] == pytest.approx(fuse(np.array(two_tower), np.array(cross)), abs=1e-6)
+    assert max(h.relevance for h in reranked[:5]) <= 2.0 and min(h.relevance for h in reranked[:5]) >= 0.0
     with pytest.raises(RerankError, match="rerank_budget"):
         backend.recommend(user, ranking="unbert", rerank_budget=0)
 

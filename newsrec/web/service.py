@@ -17,6 +17,8 @@ the profile has, what each means, and the decimals that tell adjacent hits apart
 """
 from __future__ import annotations
 
+import re
+
 import functools
 import math
 import threading
@@ -97,7 +99,7 @@ def _checked_choice(name: str, value: str | None, choices: tuple[str, ...]) -> s
 def _checked_hits(value: str | None) -> int:
     if value is None:
         return 10
-    if not value.isdigit() or not 1 <= int(value) <= MAX_HITS:
+    if re.fullmatch(r"[0-9]{1,6}", value) is None or not 1 <= int(value) <= MAX_HITS:  # not str.isdigit: '²'
         raise WebInputError(f"hits {value[:20]!r}: a whole number from 1 to {MAX_HITS}")
     return int(value)
 
@@ -314,8 +316,9 @@ def explanation(profile, columns: list, position: int, show) -> tuple[str, str]:
     found = f"found by recall at closeness {show('recall_closeness')}"
     second = f"ranking vector · news vector = {show('second_phase')}"
     if profile.global_phase and position <= RERANK_BUDGET:
-        return "global_phase", (f"{place} by the cross-encoder's score {show('global_phase')} (global phase, "
-                                f"re-scoring the best {RERANK_BUDGET}); second phase: {second}, {found}")
+        return "global_phase", (f"{place} by the global phase's score {show('global_phase')} (the cross-encoder's "
+                                f"and the second phase's scores, each normalized over the best {RERANK_BUDGET}, "
+                                f"added); second phase: {second}, {found}")
     if profile.global_phase:
         return "second_phase", (f"{place}: below the {RERANK_BUDGET} the cross-encoder re-scores, in second-phase "
                                 f"order ({second}, {found}; rescaled to {show('global_phase')})")

@@ -29,10 +29,15 @@ rank-profile unbert inherits recommendation {
         input token_type_ids: token_type_ids
         output score: score
     }
-    # N, the hits re-ranked: 20 unless the query sets ranking.globalPhase.rerankCount (the searcher's
-    # rerank_budget). The two-tower score stays a match feature (recommendation_score).
-    global-phase {
+    function cross_encoder() {
         expression: sum(onnx(unbert).score)
+    }
+    # N, the hits re-ranked: 20 unless the query sets ranking.globalPhase.rerankCount (the searcher's
+    # rerank_budget). The cross-encoder's score is fused with the two-tower's, not put in its place: each is
+    # normalized over the N hits (normalize_linear: 0 for the lowest, 1 for the highest), then they are added
+    # (feed/reranking.py fuse; replacing lowered the funnel with a weak re-ranker, BENCHMARKS.md "UNBERT").
+    global-phase {
+        expression: normalize_linear(recommendation_score) + normalize_linear(cross_encoder)
         rerank-count: 20
     }
     match-features {

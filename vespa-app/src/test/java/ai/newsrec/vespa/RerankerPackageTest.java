@@ -41,9 +41,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>wrong ONNX input and output names fail the load (an output name: in the config model, naming it; an input
  *       name: in the container, unnamed by Vespa, named by {@link #namesMissingFromModel}); the profile's names are
  *       the test model's, and with -Dnewsrec.reranker the packaged model's;</li>
- *   <li>parity: the container's global-phase evaluation (tokenInputIds / tokenTypeIds / tokenAttentionMask + Java
- *       onnxruntime) gives the scores Python's onnxruntime gave for the same title and history pieces
- *       (cases.json, written by the pipeline with the model).</li>
+ *   <li>parity: the container's evaluation of the cross-encoder (tokenInputIds / tokenTypeIds / tokenAttentionMask +
+ *       Java onnxruntime) gives the scores Python's onnxruntime gave for the same title and history pieces
+ *       (cases.json, written by the pipeline with the model); the global phase adds its linear normalization to the
+ *       two-tower's.</li>
  * </ul>
  * The in-process container reads models/unbert.onnx relative to the working directory, so this class runs in
  * surefire execution reranker-test (tag reranker-model), in target/reranker-test, where the build puts the same
@@ -128,7 +129,7 @@ class RerankerPackageTest {
     }
 
     @Test
-    void globalPhaseGivesPythonsScores() throws Exception {
+    void crossEncoderGivesPythonsScores() throws Exception {
         JsonNode cases = new ObjectMapper().readTree(RESOURCES.resolve("cases.json").toFile()).get("cases");
         assertFalse(cases.isEmpty());
         double maxDifference = 0;
@@ -136,13 +137,13 @@ class RerankerPackageTest {
         try (Application app = TestApp.load(packageWith(tmp, profileText()))) {
             for (int i = 0; i < cases.size(); i++) {
                 JsonNode c = cases.get(i);
-                FunctionEvaluator globalPhase = evaluator(app).modelForRankProfile("unbert").evaluatorOf("globalphase");
-                arguments = globalPhase.function().arguments();
+                FunctionEvaluator crossEncoder = evaluator(app).modelForRankProfile("unbert").evaluatorOf("cross_encoder");
+                arguments = crossEncoder.function().arguments();
                 assertEquals(Set.of("attribute(title_tokens)", "query(history_tokens)"), Set.copyOf(arguments),
-                             "the global phase's arguments");
-                globalPhase.bind("attribute(title_tokens)", tensor(TITLE, c.get("title_tokens")));
-                globalPhase.bind("query(history_tokens)", tensor(HISTORY, c.get("history_tokens")));
-                double score = globalPhase.evaluate().asDouble();
+                             "the cross-encoder's arguments");
+                crossEncoder.bind("attribute(title_tokens)", tensor(TITLE, c.get("title_tokens")));
+                crossEncoder.bind("query(history_tokens)", tensor(HISTORY, c.get("history_tokens")));
+                double score = crossEncoder.evaluate().asDouble();
                 double expected = c.get("score").asDouble();
                 assertEquals(expected, score, TOLERANCE, "cases.json case " + i);
                 maxDifference = Math.max(maxDifference, Math.abs(score - expected));
@@ -150,6 +151,25 @@ class RerankerPackageTest {
         }
         System.out.printf("UNBERT parity: %d cases, arguments %s, max |Vespa - onnxruntime (Python)| = %.3g%n",
                           cases.size(), arguments, maxDifference);
+    }
+
+    /**
+     * The global phase fuses: its expression is the sum of two linear normalizers (of recommendation_score and of
+     * cross_encoder, as the profile writes them; Vespa names them normalize@HASH@linear), whose values the container
+     * computes over the N hits (com.yahoo.search.ranking.NormalizerParityTest checks that math against Python's).
+     */
+    @Test
+    void globalPhaseAddsTwoLinearNormalizers() throws Exception {
+        try (Application app = TestApp.load(packageWith(tmp, profileText()))) {
+            FunctionEvaluator globalPhase = evaluator(app).modelForRankProfile("unbert").evaluatorOf("globalphase");
+            List<String> arguments = globalPhase.function().arguments();
+            assertEquals(2, arguments.size(), arguments.toString());
+            assertTrue(arguments.stream().allMatch(a -> a.startsWith("normalize@") && a.endsWith("@linear")),
+                       arguments.toString());
+            globalPhase.bind(arguments.get(0), 0.25);
+            globalPhase.bind(arguments.get(1), 0.5);
+            assertEquals(0.75, globalPhase.evaluate().asDouble(), 1e-15);
+        }
     }
 
     /** The container's evaluator of schema news' rank profiles (component ranking-expression-evaluator.news). */
