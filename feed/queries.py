@@ -23,6 +23,15 @@ from newsrec.pipeline.errors import NewsrecError
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # matched in full: re.match("^...$") would accept "N1\n"
 FILTER_FIELDS = ("category", "subcategory")
+# The fields a query with user_id may name in its own conditions (UserProfileSearcher.CALLER_FIELDS): the filters,
+# the day of publication and the text. Anything that singles news out (news_id, a publication second) would make
+# the hits tell which news the reader has read, since those are excluded below the caller's conditions.
+CALLER_FIELDS = (*FILTER_FIELDS, "date", "title", "abstract", "default")
+# Vespa's own rerank counts: set by UserProfileSearcher on a query with user_id (refused from the request), cut to
+# the funnel's bounds on other queries (vespa-app UserProfileSearcher.vespaRerankCount).
+VESPA_RERANK_COUNTS = ("ranking.secondPhase.rerankCount", "ranking.secondPhase.totalRerankCount",
+                       "ranking.globalPhase.rerankCount", "ranking.rerankCount", "ranking.keepRankCount",
+                       "ranking.totalKeepRankCount")
 MAX_OFFSET = 1000  # Vespa's default maxOffset
 USER_INPUT = '{grammar: "linguistics"}userInput(@query)'
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
@@ -14,6 +15,7 @@ import pytest
 
 from newsrec.feed.backend import FeedReport
 from newsrec.feed.documents import news_document, user_document
+from newsrec.feed.queries import CALLER_FIELDS, VESPA_RERANK_COUNTS
 from newsrec.feed.vespa_backend import VespaBackend
 from newsrec.contract_server import ContractServer
 from newsrec.contract_server.yql import yql_sources
@@ -21,6 +23,7 @@ from newsrec.contract_server.yql import yql_sources
 REFUSED = "Only schema 'news' can be searched; not user"
 USER_YQL = "select * from user where true"
 NEWS_COUNT = 12
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def vector(seed: int) -> list[float]:
@@ -144,3 +147,43 @@ def test_yql_sources():
     assert yql_sources("news") == {"news"}
     assert yql_sources("sources news, user") == {"news", "user"}
     assert yql_sources("sources *") == set()
+
+
+# ----------------------------------------------------------------- no history oracle, no inflated budgets (issue #33)
+
+SEARCHER = ROOT / "vespa-app" / "src" / "main" / "java" / "ai" / "newsrec" / "vespa" / "UserProfileSearcher.java"
+
+
+@pytest.mark.parametrize("where", [
+    "news_id in (" + ", ".join(f'"N{i}"' for i in range(NEWS_COUNT)) + ")",  # U1 read N0: the missing one would say so
+    'news_id contains "N0"', "published > 0", "clicks > 0",
+    "!(news_id contains \"N3\")",
+])
+def test_a_condition_that_singles_news_out_is_refused_with_user_id(server, backend, where):
+    for fallback in ("error", "popularity"):
+        status, body = get(server, user_id="U1", user_fallback=fallback, hits=NEWS_COUNT,
+                           yql=f"select * from news where {where}")
+        assert status == 400 and "A query with user_id takes conditions on" in message(body), (where, body)
+        assert not body["root"].get("children")
+    status, unknown = get(server, user_id="U404", yql=f"select * from news where {where}")
+    assert status == 400  # an unknown user gets the same answer: nothing tells which users exist either
+
+
+def test_conditions_on_filters_day_and_text_still_work_with_user_id(server, backend):
+    status, body = get(server, user_id="U1", hits=NEWS_COUNT,
+                       yql='select * from news where category contains "sports" and date > 20191001')
+    assert status == 200, message(body)
+    assert {child["fields"]["category"] for child in body["root"]["children"]} == {"sports"}
+
+
+@pytest.mark.parametrize("parameter", VESPA_RERANK_COUNTS)
+def test_vespas_own_rerank_counts_are_refused_with_user_id(server, backend, parameter):
+    status, body = get(server, user_id="U1", **{parameter: 1_000_000})
+    assert status == 400 and "is set by this searcher on a personalized query" in message(body)
+
+
+def test_the_python_lists_are_the_searchers():
+    java = SEARCHER.read_text(encoding="utf-8")
+    assert "CALLER_FIELDS = List.of(" + ", ".join(f'"{f}"' for f in CALLER_FIELDS) + ")" in java
+    for parameter in VESPA_RERANK_COUNTS:
+        assert f'"{parameter}"' in java or parameter == "ranking.rerankCount"  # Vespa's alias of the second phase's

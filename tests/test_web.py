@@ -108,6 +108,8 @@ def test_an_unknown_reader_is_a_404_from_the_api_and_the_fallback_on_the_page(cl
     ({"user": "<script>alert(1)</script>"}, "user id"),
     ({"user": "U1", "hits": str(MAX_HITS + 1)}, f"1 to {MAX_HITS}"),
     ({"user": "U1", "hits": "ten"}, "whole number"),
+    ({"user": "U1", "hits": "\u00b2"}, "whole number"),  # str.isdigit() is true, int() fails
+    ({"user": "U1", "hits": "9" * 5000}, "whole number"),  # beyond int()'s 4,300 digits
     ({"user": "U1", "ranking": "secret"}, "use one of"),
     ({"q": "x" * 201}, "at most 200"),
     ({"user": "U1", "category": "no-such-category"}, "does not exist"),

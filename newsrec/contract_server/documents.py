@@ -141,8 +141,8 @@ def _updated(fields: dict, updates: dict, doc_id: str) -> dict:
 
 
 def _visit_integer(value: str, name: str) -> int:
-    if not value.isdigit():
-        raise ApiError(400, f"Invalid {name} {value!r}")
+    if re.fullmatch(r"[0-9]{1,9}", value) is None:  # not str.isdigit, which takes '²' and any length
+        raise ApiError(400, f"Invalid {name} {value[:40]!r}")
     return int(value)
 
 

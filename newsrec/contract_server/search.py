@@ -18,6 +18,8 @@ from collections import Counter
 
 from newsrec.feed import exploration, funnel
 from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, FALLBACK, LEARNED, PROFILES
+from newsrec.feed.queries import CALLER_FIELDS, VESPA_RERANK_COUNTS
+from newsrec.feed.reranking import MAX_RERANK_BUDGET
 from newsrec.feed.schema import Schema, SchemaMismatchError, check_query_inputs
 from newsrec.contract_server.protocol import ApiError, Recorded
 from newsrec.contract_server.scoring import NN_PROFILES, News, Ranked, nearest, rank, rank_now, text_score
@@ -55,7 +57,8 @@ class SearchApi:
         inputs = query_inputs(params)
         parsed = parse_yql(params["yql"], self.schema, self.attributes) if params.get("yql") else None
         refuse_private_sources(_named_sources(params, parsed), self.schema.name)
-        rerank = _integer(params, "ranking.secondPhase.totalRerankCount", funnel.DEFAULT.recall, 1, 1 << 31)
+        rerank = min(_integer(params, "ranking.secondPhase.totalRerankCount", funnel.DEFAULT.recall, 1, 1 << 31),
+                     funnel.MAX_RECALL_BUDGET)  # UserProfileSearcher cuts Vespa's counts to the funnel's bounds
         fallback = None
         if "user_id" in params:
             profile, parsed, rerank, fallback = self._user_profile(params, profile, parsed, inputs, hits + offset)
@@ -98,6 +101,11 @@ class SearchApi:
         Returns (profile, parsed, the second phase's rerank count: the recall budget, the fallback: "popularity" for
         an unknown user with user_fallback=popularity, else None)."""
         user_id, fallback = str(params["user_id"]), params.get("user_fallback", "error")
+        sent = next((name for name in VESPA_RERANK_COUNTS if name in params), None)
+        if sent is not None:
+            sent = "ranking.secondPhase.rerankCount" if sent == "ranking.rerankCount" else sent  # Vespa's alias
+            raise ApiError(400, f"{sent} is set by this searcher on a personalized query: use recall_budget (1 to "
+                                f"{funnel.MAX_RECALL_BUDGET}) or rerank_budget (1 to {MAX_RERANK_BUDGET})")
         budget = _integer(params, "recall_budget", funnel.DEFAULT.recall, 1, funnel.MAX_RECALL_BUDGET)
         base = (_integer(params, "recall_exploration", 0, 1, funnel.MAX_EXPLORATION)
                 if "recall_exploration" in params else None)  # None: follow the corpus
@@ -105,6 +113,11 @@ class SearchApi:
             raise ApiError(400, "Invalid user_id: expected 1 to 64 characters from [A-Za-z0-9_-]")
         if fallback not in USER_FALLBACKS:
             raise ApiError(400, "user_fallback must be 'error' or 'popularity'")
+        singling = next((name for name in (parsed.fields if parsed else ()) if name not in CALLER_FIELDS), None)
+        if singling is not None:  # before the lookup: no answer depends on the user's history or existence
+            raise ApiError(400, f"A query with user_id takes conditions on {', '.join(CALLER_FIELDS)} and the text "
+                                f"only, not '{singling}': a condition that singles news out would tell which of them "
+                                "the user has read")
         user = self._find_user(user_id)
         parsed = parsed or Parsed()
         if user is None:

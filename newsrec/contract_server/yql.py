@@ -54,6 +54,7 @@ class Parsed:
     order: list[tuple[str, bool]] = field(default_factory=list)  # [(attribute, descending)] from `order by`
     grouping: tuple[str, int, bool] | None = None  # (attribute, max groups or 0, ordered by -count())
     every_source: bool = False  # `from sources *`: Vespa then clears the sources parameter
+    fields: list[str] = field(default_factory=list)  # the fields the conditions name (nearestNeighbor's included)
 
 
 def parse_yql(yql: str, schema: Schema, attributes: set | None = None) -> Parsed:
@@ -126,21 +127,26 @@ def _parse_clause(clause: str, schema: Schema, parsed: Parsed) -> None:
         if not schema.fields.get(m.group(2), "").startswith("tensor<"):
             raise ApiError(400, f"nearestNeighbor: {m.group(2)!r} is not a tensor field")
         parsed.nearest = (_target_hits(m.group(1)), m.group(2), m.group(3))
+        parsed.fields.append(m.group(2))
     elif m := _NOT.match(clause):
         inner = Parsed()
         _parse_clause(m.group(1).strip(), schema, inner)
+        parsed.fields.extend(inner.fields)
         parsed.filters.append(lambda doc, predicates=inner.filters: not all(p(doc) for p in predicates))
     elif m := _CONTAINS.match(clause):
         parsed.filters.append(_contains(schema, m.group(1), m.group(2)))
+        parsed.fields.append(m.group(1))
     elif m := _RANGE.match(clause):
         if _field_type(schema, m.group(1)) not in NUMERIC_TYPES:
             raise ApiError(400, f"Could not instantiate query from YQL: '{m.group(1)}' is not a numeric field")
         compare, bound = _COMPARE[m.group(2)], int(m.group(3))
         parsed.filters.append(lambda doc, name=m.group(1): doc.get(name) is not None and compare(doc[name], bound))
+        parsed.fields.append(m.group(1))
     elif m := _IN.match(clause):
         _field_type(schema, m.group(1))
         allowed = set(re.findall(r'"([^"]*)"', m.group(2)))
         parsed.filters.append(lambda doc, name=m.group(1): doc.get(name) in allowed)
+        parsed.fields.append(m.group(1))
     else:
         raise ApiError(400, f"Could not instantiate query from YQL: unsupported clause {clause!r}")
 

@@ -4,6 +4,9 @@ import com.yahoo.component.chain.dependencies.After;
 import com.yahoo.data.access.Inspectable;
 import com.yahoo.data.access.Inspector;
 import com.yahoo.prelude.query.AndItem;
+import com.yahoo.prelude.query.CompositeItem;
+import com.yahoo.prelude.query.HasIndexItem;
+import com.yahoo.prelude.query.InItem;
 import com.yahoo.prelude.query.Item;
 import com.yahoo.prelude.query.NearestNeighborItem;
 import com.yahoo.prelude.query.NotItem;
@@ -89,6 +92,11 @@ public class UserProfileSearcher extends Searcher {
     /** The cross-encoder's profile (schemas/news/unbert.profile, in packages built with a re-ranker). */
     public static final String RERANKER_PROFILE = "unbert";
     public static final String HISTORY_TOKENS = "history_tokens";
+    /**
+     * The fields a personalized query's own conditions may name: the filters, the day of publication (a day holds
+     * many news) and the text (title, abstract, the default fieldset).
+     */
+    public static final List<String> CALLER_FIELDS = List.of("category", "subcategory", "date", "title", "abstract", "default");
 
     /** The last count of the news and when it was taken (System.nanoTime()). */
     private record Count(long news, long at) { }
@@ -100,8 +108,16 @@ public class UserProfileSearcher extends Searcher {
     @Override
     public Result search(Query query, Execution execution) {
         String userId = query.properties().getString(USER_ID);
-        if (userId == null) return execution.search(query);  // not a recommendation query
+        String vespaCount = vespaRerankCount(query);
+        if (userId == null) {  // not a recommendation query: Vespa's own counts, if sent, within the funnel's bounds
+            clampVespaRerankCounts(query);
+            return execution.search(query);
+        }
         hideTheProfile(query);
+        if (vespaCount != null)
+            return error(query, ErrorMessage.createBadRequest(
+                    vespaCount + " is set by this searcher on a personalized query: use recall_budget (1 to " +
+                    MAX_RECALL_BUDGET + ") or rerank_budget (1 to " + MAX_RERANK_BUDGET + ")"));
 
         if ( ! VALID_USER_ID.matcher(userId).matches())
             return error(query, ErrorMessage.createBadRequest(
@@ -123,6 +139,13 @@ public class UserProfileSearcher extends Searcher {
         }
         if (rerankBudget != null && (rerankBudget < 1 || rerankBudget > MAX_RERANK_BUDGET))
             return error(query, ErrorMessage.createBadRequest("rerank_budget must be an integer from 1 to " + MAX_RERANK_BUDGET));
+
+        String singling = singlingOut(query.getModel().getQueryTree().getRoot());
+        if (singling != null)  // before the lookup: no answer depends on the user's history or existence
+            return error(query, ErrorMessage.createBadRequest(
+                    "A query with user_id takes conditions on " + String.join(", ", CALLER_FIELDS) +
+                    " and the text only, not " + singling + ": a condition that singles news out would tell " +
+                    "which of them the user has read"));
 
         Result lookup = lookUp(userId, query, execution);
         if (lookup.hits().getError() != null) return error(query, lookup.hits().getError());
@@ -174,6 +197,58 @@ public class UserProfileSearcher extends Searcher {
         query.getModel().setRestrict("news");
         query.trace("Personalised for user " + userId + " with profile " + profile, 2);
         return execution.search(query);
+    }
+
+    /**
+     * The first condition of a personalized query's tree on anything but CALLER_FIELDS (by its field, or its kind
+     * when it names none), or null. The read news are excluded below the caller's conditions, so a condition that
+     * picks news out (news_id in (...), a publication second, a nearest neighbour of a news vector) would make the
+     * hits say which of those news the user has read.
+     */
+    static String singlingOut(Item item) {
+        if (item == null || item instanceof TrueItem || item instanceof NullItem) return null;
+        if (item instanceof CompositeItem composite) {
+            for (Item child : composite.items()) {
+                String found = singlingOut(child);
+                if (found != null) return found;
+            }
+            return null;
+        }
+        String field = item instanceof HasIndexItem indexed ? indexed.getIndexName()
+                       : item instanceof InItem in ? in.getIndexName()
+                       : item instanceof NearestNeighborItem nn ? nn.getIndexName() : null;
+        if (field != null) return field.isEmpty() || CALLER_FIELDS.contains(field) ? null : "'" + field + "'";
+        return item.getItemType().toString().toLowerCase();
+    }
+
+    /** The first of Vespa's own rerank and keep-rank counts the request set, by its request parameter; null if none. */
+    static String vespaRerankCount(Query query) {
+        var ranking = query.getRanking();
+        if (ranking.getSecondPhase().getRerankCount() != null) return "ranking.secondPhase.rerankCount";
+        if (ranking.getSecondPhase().getTotalRerankCount() != null) return "ranking.secondPhase.totalRerankCount";
+        if (ranking.getGlobalPhase().getRerankCount() != null) return "ranking.globalPhase.rerankCount";
+        if (ranking.getKeepRankCount() != null) return "ranking.keepRankCount";
+        if (ranking.getTotalKeepRankCount() != null) return "ranking.totalKeepRankCount";
+        return null;
+    }
+
+    /**
+     * A query without user_id (search, filters, popularity) may set Vespa's rerank counts: each is cut to the bound
+     * of the budget it stands for (MAX_RECALL_BUDGET for the content nodes' counts, per node or in total;
+     * MAX_RERANK_BUDGET for the global phase's), so no caller makes a content node reserve a heap of a million hits
+     * or the container run a model a hundred thousand times.
+     */
+    static void clampVespaRerankCounts(Query query) {
+        var ranking = query.getRanking();
+        var second = ranking.getSecondPhase();
+        if (second.getRerankCount() != null) second.setRerankCount(Math.min(second.getRerankCount(), MAX_RECALL_BUDGET));
+        if (second.getTotalRerankCount() != null)
+            second.setTotalRerankCount(Math.min(second.getTotalRerankCount(), MAX_RECALL_BUDGET));
+        if (ranking.getKeepRankCount() != null) ranking.setKeepRankCount(Math.min(ranking.getKeepRankCount(), MAX_RECALL_BUDGET));
+        if (ranking.getTotalKeepRankCount() != null)
+            ranking.setTotalKeepRankCount(Math.min(ranking.getTotalKeepRankCount(), MAX_RECALL_BUDGET));
+        var global = ranking.getGlobalPhase();
+        if (global.getRerankCount() != null) global.setRerankCount(Math.min(global.getRerankCount(), MAX_RERANK_BUDGET));
     }
 
     /**

@@ -494,6 +494,77 @@ class UserProfileSearcherTest {
         return result.hits().asList().stream().filter(h -> h.getId() != null && h.getId().toString().startsWith("id:news:user::")).count();
     }
 
+    // ---- no history oracle
+
+    @Test
+    void conditionsThatSingleNewsOutAreRefusedBeforeTheLookup() {
+        // news_id in (400 ids), as the application's YQL parser makes it (this test's parser lacks the index facts)
+        StringInItem ids = new StringInItem("news_id");
+        for (int i = 0; i < 400; i++) ids.addToken("N" + i);
+        MockBackend oracle = new MockBackend();
+        Query in = new Query("/search/?user_id=U1&user_fallback=popularity");
+        in.getModel().getQueryTree().setRoot(ids);
+        List<Searcher> searchers = new ArrayList<>(appSearchers);
+        searchers.add(oracle);
+        Result refused = new Execution(new Chain<>(searchers), Execution.Context.createContextStub()).search(in);
+        assertEquals(Error.BAD_REQUEST.code, refused.hits().getError().getCode());
+        assertTrue(refused.hits().getError().getDetailedMessage().contains("not 'news_id'"),
+                   refused.hits().getError().getDetailedMessage());
+        assertTrue(oracle.queries.isEmpty(), "news_id in (...): no lookup, no search");
+        for (String where : List.of("news_id contains 'N1'", "true and (category contains 'sports' or news_id contains 'N2')",
+                                    "published = 1573042000", "clicks = 7", "url contains 'x'",
+                                    "{targetHits: 10}nearestNeighbor(embedding, user_recall)")) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, "/search/?user_id=U1&user_fallback=popularity&yql=" +
+                                            encode("select * from news where " + where));
+            String label = where.substring(0, Math.min(60, where.length()));
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(),
+                         label + ": " + result.hits().getError().getDetailedMessage());
+            assertTrue(result.hits().getError().getDetailedMessage().startsWith("A query with user_id takes conditions on"),
+                       result.hits().getError().getDetailedMessage());
+            assertTrue(backend.queries.isEmpty(), label + ": no lookup, no search");
+        }
+        for (String where : List.of("category contains 'sports'", "subcategory contains 'golf' and title contains 'open'",
+                                    "abstract contains 'cup'", "default contains 'cup'", "date > 20191101")) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, "/search/?user_id=U1&yql=" + encode("select * from news where " + where));
+            assertNull(result.hits().getError(), where);
+        }
+    }
+
+    // ---- budgets no caller can inflate
+
+    @Test
+    void vespasOwnRerankCountsAreRefusedOnPersonalizedQueries() {
+        for (String parameter : List.of("ranking.secondPhase.rerankCount", "ranking.secondPhase.totalRerankCount",
+                                        "ranking.globalPhase.rerankCount", "ranking.rerankCount", "ranking.keepRankCount",
+                                        "ranking.totalKeepRankCount")) {
+            MockBackend backend = new MockBackend();
+            Result result = search(backend, "/search/?user_id=U1&ranking=unbert&" + parameter + "=1000000");
+            assertEquals(Error.BAD_REQUEST.code, result.hits().getError().getCode(), parameter);
+            String expected = parameter.equals("ranking.rerankCount") ? "ranking.secondPhase.rerankCount" : parameter;
+            assertTrue(result.hits().getError().getDetailedMessage().startsWith(expected + " is set by this searcher"),
+                       result.hits().getError().getDetailedMessage());
+            assertTrue(backend.queries.isEmpty(), parameter + ": nothing reached the backend");
+        }
+    }
+
+    @Test
+    void vespasOwnRerankCountsAreCutToTheBudgetsBoundsOnOtherQueries() {
+        MockBackend backend = new MockBackend();
+        search(backend, "/search/?yql=" + encode("select * from news where true") +
+                        "&ranking.secondPhase.rerankCount=1000000&ranking.secondPhase.totalRerankCount=2000000" +
+                        "&ranking.globalPhase.rerankCount=100000&ranking.keepRankCount=3000000");
+        var ranking = backend.queries.get(backend.queries.size() - 1).getRanking();
+        assertEquals(UserProfileSearcher.MAX_RECALL_BUDGET, ranking.getSecondPhase().getRerankCount());
+        assertEquals(UserProfileSearcher.MAX_RECALL_BUDGET, ranking.getSecondPhase().getTotalRerankCount());
+        assertEquals(UserProfileSearcher.MAX_RECALL_BUDGET, ranking.getKeepRankCount());
+        assertEquals(UserProfileSearcher.MAX_RERANK_BUDGET, ranking.getGlobalPhase().getRerankCount());
+        MockBackend small = new MockBackend();
+        search(small, "/search/?yql=" + encode("select * from news where true") + "&ranking.globalPhase.rerankCount=7");
+        assertEquals(7, small.queries.get(small.queries.size() - 1).getRanking().getGlobalPhase().getRerankCount());
+    }
+
     private static void assertNearestNeighbor(NearestNeighborItem nn, int totalTargetHits) {
         assertEquals("embedding", nn.getIndexName());
         assertEquals("user_recall", nn.getQueryTensorName());
