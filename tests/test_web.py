@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from newsrec.feed.local_backend import LocalBackend
 from newsrec.feed.queries import MAX_HITS
 from newsrec.cli import feed_main
-from newsrec.web.app import create_app
+from newsrec.web.app import ReaderAccess, create_app
 from newsrec.web.service import date_text, decimals, missing_for, ordinal
 
 
@@ -244,3 +244,59 @@ def test_decimals_grow_until_adjacent_distinct_values_print_differently():
     assert decimals([1e-12, 2e-12]) == 8  # at most 8
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+
+
+# ----------------------------------------------------------------- readers beyond loopback (issue #33)
+
+TOKEN = "a-reader-token-of-32-characters!"
+
+
+def test_beyond_loopback_without_a_token_no_reader_is_shown(backend, reader: str):
+    closed = TestClient(create_app(backend, ReaderAccess(token=None, loopback=False)))
+    for path in ("/api/users", f"/api/users/{reader}", f"/api/recommend?user={reader}", f"/api/search?q=a&user={reader}"):
+        answer = closed.get(path)
+        assert answer.status_code == 403 and "reader pages are off" in answer.json()["error"], path
+        assert reader not in answer.text
+    page = closed.get("/", params={"user": reader})
+    assert page.status_code == 403 and "reader pages are off" in page.text and 'id="popular"' in page.text
+    home = closed.get("/")
+    assert home.status_code == 200 and reader not in home.text
+    assert closed.get("/api/search", params={"q": "news"}).status_code != 403  # search and popular stay open
+    assert closed.get("/api/popular").status_code == 200
+
+
+def test_with_a_token_readers_need_it(backend, reader: str):
+    guarded = TestClient(create_app(backend, ReaderAccess(token=TOKEN, loopback=False)))
+    assert guarded.get("/api/users").status_code == 403
+    assert guarded.get("/api/users", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    answer = guarded.get("/api/users", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and answer.json()["users"]
+    assert guarded.get("/", params={"user": reader}, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_serve_reads_the_token_from_a_file_or_the_environment_never_the_command_line(tmp_path, monkeypatch):
+    import click
+
+    from newsrec.cli.serving import READER_TOKEN, is_loopback, reader_token, serve
+
+    assert not any(option.name == "reader_token" for option in serve.params)  # only a file or the environment
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    assert reader_token(str(path)) == TOKEN
+    monkeypatch.setenv(READER_TOKEN, TOKEN)
+    assert reader_token(None) == TOKEN
+    monkeypatch.setenv(READER_TOKEN, "short")
+    with pytest.raises(click.ClickException, match="at least 16"):
+        reader_token(None)
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+def test_port_0_listens_on_a_real_port():
+    from newsrec.cli.serving import bound_socket
+
+    sock = bound_socket("127.0.0.1", 0)
+    try:
+        assert sock.getsockname()[1] > 0
+    finally:
+        sock.close()

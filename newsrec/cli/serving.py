@@ -1,7 +1,11 @@
 """Serving commands: the main job (embed, transform, feed) and the queries (recommend, search, popular)."""
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -13,6 +17,8 @@ from newsrec.cli.base import (CONTEXT, DEFAULT_MODEL_DIR, FALLBACK_EXIT, Newsrec
                               open_target, parse_filters, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits, recommendations_json
 from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM
+
+READER_TOKEN = "NEWSREC_READER_TOKEN"  # the web page's reader token, when no --reader-token-file
 
 filter_option = click.option("--filter", "filters", multiple=True,
                              help="FIELD=VALUE on category or subcategory; repeatable.")
@@ -164,10 +170,13 @@ def popular(hits: int, filters: tuple[str, ...], as_json: bool, target: Target) 
 @click.command(cls=NewsrecCommand, context_settings=CONTEXT)
 @target_options
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 exposes the page to the network).")
+              help="Address to listen on (0.0.0.0 exposes the page to the network: reader pages then need a token).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
-def serve(target: Target, host: str, port: int) -> None:
+@click.option("--reader-token-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file holding the token that reader pages need (Authorization: Bearer TOKEN); or set "
+                   "NEWSREC_READER_TOKEN. Beyond loopback, reader pages are off without one.")
+def serve(target: Target, host: str, port: int, reader_token_file: str | None) -> None:
     """A web page over Vespa or the embedded index: readers, history, recommendations with each phase's score,
     search, the popular news; JSON under /api/.
 
@@ -175,13 +184,56 @@ def serve(target: Target, host: str, port: int) -> None:
     Example:
       newsrec serve                                  # the embedded index in ./newsrec-index
       newsrec serve --endpoint http://localhost:8080 --port 8001
+      newsrec serve --host 0.0.0.0 --reader-token-file ~/.newsrec-token
     """
     import uvicorn
 
-    from newsrec.web.app import create_app
+    from newsrec.web.app import ReaderAccess, create_app
 
+    access = ReaderAccess(reader_token(reader_token_file), is_loopback(host))
     backend = open_target(target)
     if not target.is_vespa and backend.news_count == 0:
         raise click.ClickException(f"{backend.directory}: the index holds no news; run `newsrec-feed MIND_DIR` first")
-    echo(f"newsrec serve: http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
+    if not access.loopback:
+        echo(f"newsrec serve: warning: listening on {host}, beyond this machine: " +
+             ("reader pages need the token" if access.token else "reader pages are off (no reader token)"), err=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(backend, access), log_level="warning"))
+    sock = bound_socket(host, port)
+    echo(f"newsrec serve: http://{_url_host(host)}:{sock.getsockname()[1]}/ (Ctrl-C to stop)", err=True)
+    server.run(sockets=[sock])
+
+
+def reader_token(path: str | None) -> str | None:
+    """The reader token: the file's first line, else NEWSREC_READER_TOKEN, else None; never a command-line value
+    (visible in `ps`)."""
+    token = (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0] if path else os.environ.get(READER_TOKEN)
+    if token is not None and len(token.strip()) < 16:
+        raise click.ClickException("the reader token must be at least 16 characters")
+    return token.strip() if token else None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve beyond this machine
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 takes a free one, whose number getsockname() gives."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}")
+    sock.listen(128)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
