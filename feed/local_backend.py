@@ -314,6 +314,15 @@ class LocalBackend:
 
     # ------------------------------------------------------------------------------- loading
 
+    def follow(self) -> bool:
+        """Serve the committed generation if a feed committed since this one was opened (what a long-running
+        reader such as the web page calls before answering; a command opens the index anew each run). True when it
+        changed. Outside a transaction only."""
+        if self._staged is not None or self._store.pointer() == self._generation.pointer:
+            return False
+        self._open(*self._read_current())
+        return True
+
     def _read_current(self) -> tuple[Generation, dict[str, bytes]]:
         try:
             generation, files = self._store.read()

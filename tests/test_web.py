@@ -300,3 +300,21 @@ def test_port_0_listens_on_a_real_port():
         assert sock.getsockname()[1] > 0
     finally:
         sock.close()
+
+
+def test_a_running_page_follows_each_feed(fed: Path, tmp_path):
+    import shutil
+
+    from newsrec.feed.backend import FeedReport
+
+    index = shutil.copytree(fed, tmp_path / "index")
+    page = TestClient(create_app(LocalBackend(index)))
+    assert page.get("/api/search", params={"q": "zebrafinch"}).json()["hits"] == []
+    writer = LocalBackend(index)  # another process's feed: a new generation
+    news_id, fields = next(iter(writer.docs["news"].items()))
+    report = FeedReport()
+    writer.feed([{"id": "id:news:news::NZEBRA", "fields": {**fields, "news_id": "NZEBRA", "title": "zebrafinch"}}],
+                "news", report)
+    assert report.success, report.failed
+    hits = page.get("/api/search", params={"q": "zebrafinch"}).json()["hits"]
+    assert [hit["news_id"] for hit in hits] == ["NZEBRA"]

@@ -17,11 +17,11 @@ the profile has, what each means, and the decimals that tell adjacent hits apart
 """
 from __future__ import annotations
 
-import re
-
 import functools
 import math
+import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,9 +130,19 @@ class Service:
     def description(self) -> str:
         return self.backend.description
 
+    @contextmanager
+    def _serving(self):
+        """The backend, alone, at its newest generation: the embedded index follows each feed's commit (Vespa
+        needs nothing: its answers are always current)."""
+        with self._lock:
+            follow = getattr(self.backend, "follow", None)
+            if follow is not None and follow():
+                self._profiles = None  # a new generation may serve other profiles (a re-ranker, a ranker)
+            yield
+
     def profiles(self) -> tuple[str, ...]:
         """The recommendation profiles the index can serve, asked of the backend once."""
-        with self._lock:
+        with self._serving():
             if self._profiles is None:
                 self._profiles = tuple(self.backend.rank_profiles())
             return self._profiles
@@ -150,12 +160,12 @@ class Service:
                                 f"To get it, {remedy}.")
 
     def users(self, limit: int = SAMPLE_USERS) -> list[str]:
-        with self._lock:
+        with self._serving():
             return self.backend.user_ids(limit)
 
     def history(self, user: str) -> dict:
         """The user's latest reads, newest first; unknown user -> WebInputError 404."""
-        with self._lock:
+        with self._serving():
             read = self.backend.read_items(user)
             if read is None:
                 raise self._unknown(user)
@@ -169,7 +179,7 @@ class Service:
             raise WebInputError("recommendations need a user (parameter user)")
         self.require_served(request.ranking)
         filters = self._filters(request)
-        with self._lock:
+        with self._serving():
             page = self.backend.recommend(request.user, request.hits, filters, request.ranking)
             if page.fallback is not None:  # the popular news stood in
                 raise self._unknown(request.user)
@@ -181,7 +191,7 @@ class Service:
         """BM25 over title and abstract (every news item without text), personalized for request.user when given;
         with the matches per category of the same query."""
         filters = self._filters(request)
-        with self._lock:
+        with self._serving():
             if request.user is not None and self.backend.read_items(request.user) is None:
                 raise self._unknown(request.user)
             hits = self.backend.search(request.text, request.hits, request.user, filters, request.sort)
@@ -194,14 +204,14 @@ class Service:
 
     def popular(self, request: Request) -> dict:
         filters = self._filters(request)
-        with self._lock:
+        with self._serving():
             hits = self.backend.popular(request.hits, filters)
             self._check_empty(hits, filters)
         rows = [news_row(hit, score=hit.relevance) for hit in hits]
         return {"category": request.category, "hits": rows, "decimals": column_decimals(rows, ("score",))}
 
     def categories(self) -> list[dict]:
-        with self._lock:
+        with self._serving():
             return [{"category": name, "news": count} for name, count in self.backend.group_counts("category")]
 
     def _unknown(self, user: str) -> WebInputError:
