@@ -300,3 +300,15 @@ def test_a_partial_generation_is_ignored_by_readers_and_removed_by_the_next_writ
     assert answer(LocalBackend(index)) == expected["A"]
     feed_version(LocalBackend(index), "B")
     assert not partial.exists() and answer(LocalBackend(index)) == expected["B"]
+
+
+def test_what_the_commands_create_is_private(fed, trained):
+    """Read histories are in the index and the state; models too: 0600 files, 0700 directories (issue #33). The
+    mktemp parents are the test's own; what `newsrec-feed` and `newsrec train` created must be the owner's alone."""
+    import stat
+
+    for root in (fed, trained):
+        paths = [root, *root.rglob("*")]
+        assert len(paths) >= 2
+        loose = [f"{path} {stat.filemode(path.stat().st_mode)}" for path in paths if path.stat().st_mode & 0o077]
+        assert not loose, loose

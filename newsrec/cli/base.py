@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 
 import click
@@ -16,16 +17,21 @@ from newsrec.pipeline.mind_checks import BadRowLimit
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 FALLBACK_EXIT = 3  # answered, but with a stand-in (recommend: the popular news for a user not in the index)
+PRIVATE_UMASK = 0o077  # what a command creates (index, state, models: read histories) is its owner's alone
 
 
 class NewsrecCommand(click.Command):
-    """Library errors (`NewsrecError`) become `Error: <message>` and exit status 1; usage errors exit 2."""
+    """Library errors (`NewsrecError`) become `Error: <message>` and exit status 1; usage errors exit 2. Files and
+    directories the command creates are private: 0600 and 0700 (umask PRIVATE_UMASK while it runs)."""
 
     def invoke(self, ctx: click.Context):
+        previous = os.umask(PRIVATE_UMASK)
         try:
             return super().invoke(ctx)
         except NewsrecError as error:
             raise click.ClickException(terminal_text(str(error))) from None
+        finally:
+            os.umask(previous)
 
 
 class StageGroup(click.Group):
