@@ -190,3 +190,22 @@ def test_version():
 
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and result.output == f"newsrec {version('newsrec')}\n"
+
+
+def test_a_token_on_the_command_line_or_over_plain_http_is_warned_about(tmp_path: Path, monkeypatch):
+    """Issue #33: `ps` shows a command line; plain http shows the token to the path. A file or the variable is
+    quiet about the first; https about the second."""
+    monkeypatch.delenv("NEWSREC_VESPA_TOKEN", raising=False)
+    typed = CliRunner().invoke(main, ["popular", "--endpoint", "http://127.0.0.1:9", "--token", "t0ken-t0ken-t0ken"])
+    assert "visible to every user in `ps`" in typed.output and "over plain http" in typed.output
+    assert typed.exit_code == 1 and "t0ken-t0ken-t0ken" not in typed.output
+    path = tmp_path / "token"
+    path.write_text("t0ken-t0ken-t0ken\n")
+    quiet = CliRunner().invoke(main, ["popular", "--endpoint", "https://127.0.0.1:9", "--token-file", str(path)])
+    assert "warning" not in quiet.output and quiet.exit_code == 1
+    monkeypatch.setenv("NEWSREC_VESPA_TOKEN", "t0ken-t0ken-t0ken")
+    variable = CliRunner().invoke(main, ["popular", "--endpoint", "https://127.0.0.1:9"])
+    assert "warning" not in variable.output and variable.exit_code == 1
+    both = CliRunner().invoke(main, ["popular", "--endpoint", "https://127.0.0.1:9", "--token-file", str(path),
+                                     "--token", "t0ken-t0ken-t0ken"])
+    assert both.exit_code == 2 and "give the token once" in both.output

@@ -6,6 +6,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -141,11 +142,33 @@ device_option = click.option("--device", default="auto", show_default=True,
                              help="auto (CUDA + bf16 when present), cpu or cuda.")
 
 
+TOKEN_VARIABLE = "NEWSREC_VESPA_TOKEN"
+
+
+def vespa_token(token: str | None, token_file: str | None, endpoint: str | None, ctx: click.Context) -> str | None:
+    """The data-plane token from --token-file, --token or TOKEN_VARIABLE; a warning on stderr when it was typed on
+    the command line (any user sees it in `ps`) or goes to an endpoint over plain http (anyone on the path reads
+    it)."""
+    typed = token is not None and ctx.get_parameter_source("token") == click.core.ParameterSource.COMMANDLINE
+    if token_file is not None:  # over the variable; with --token, refused
+        if typed:
+            raise click.UsageError("give the token once: --token or --token-file")
+        token = (Path(token_file).read_text(encoding="utf-8").strip().splitlines() or [""])[0].strip() or None
+    elif typed:
+        click.echo(f"warning: --token on the command line is visible to every user in `ps`: use {TOKEN_VARIABLE} "
+                   "or --token-file", err=True)
+    if token is not None and endpoint is not None and endpoint.lower().startswith("http://"):
+        click.echo(f"warning: the token goes to {endpoint} over plain http, readable on the way: use https",
+                   err=True)
+    return token
+
+
 def target_options(function):
     """--endpoint/--cert/--key/--token/--index, given to the command as one `target` (feed.connect.Target):
     Vespa when an endpoint is given, else the embedded default index."""
     @functools.wraps(function)
-    def with_target(*args, endpoint, cert, key, token, index_dir, **kwargs):
+    def with_target(*args, endpoint, cert, key, token, token_file, index_dir, **kwargs):
+        token = vespa_token(token, token_file, endpoint, click.get_current_context())
         target = Target(endpoint=endpoint, index_dir=index_dir, cert=cert, key=key, token=token)
         return function(*args, target=target, **kwargs)
 
@@ -154,8 +177,11 @@ def target_options(function):
                                                       "without it: the embedded default index."),
         click.option("--cert", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS certificate."),
         click.option("--key", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS private key."),
-        click.option("--token", envvar="NEWSREC_VESPA_TOKEN", default=None, show_envvar=True,
-                     help="Vespa Cloud data-plane token (never logged)."),
+        click.option("--token", envvar=TOKEN_VARIABLE, default=None, show_envvar=True,
+                     help="Vespa Cloud data-plane token (never logged; on the command line it shows in `ps`: prefer "
+                          f"{TOKEN_VARIABLE} or --token-file)."),
+        click.option("--token-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A file holding the Vespa Cloud data-plane token (its first line)."),
         click.option("--index", "index_dir", default=None,
                      help="Embedded index directory [default: ./newsrec-index]."),
     ]
