@@ -3,6 +3,7 @@ HTTP API (the contract server); bad input is a message on the page and a 4xx fro
 the rank profiles the index serves and says, with scores that tell adjacent hits apart, why each hit is where it is."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -318,3 +319,26 @@ def test_a_running_page_follows_each_feed(fed: Path, tmp_path):
     assert report.success, report.failed
     hits = page.get("/api/search", params={"q": "zebrafinch"}).json()["hits"]
     assert [hit["news_id"] for hit in hits] == ["NZEBRA"]
+
+
+def test_bidi_and_control_characters_of_a_title_reach_neither_the_page_nor_the_json(fed: Path, tmp_path):
+    import shutil
+
+    from newsrec.cli.output import format_hits
+    from newsrec.feed.backend import FeedReport
+
+    index = shutil.copytree(fed, tmp_path / "index")
+    writer = LocalBackend(index)
+    news_id, fields = next(iter(writer.docs["news"].items()))
+    report = FeedReport()
+    writer.feed([{"id": "id:news:news::NRLO", "fields": {**fields, "news_id": "NRLO",
+                                                       "title": "quokka \u202egnp.exe\u200b\x1b[31m"}}], "news", report)
+    assert report.success, report.failed
+    page = TestClient(create_app(LocalBackend(index)))
+    body = page.get("/api/search", params={"q": "quokka"})
+    html = page.get("/", params={"q": "quokka"}).text
+    hits = LocalBackend(index).search("quokka", 5)
+    for shown in (body.text, json.dumps(body.json(), ensure_ascii=False), html, format_hits(hits, True),
+                  format_hits(hits, False)):
+        assert "\u202e" not in shown and "\\u202e" not in shown and "\u200b" not in shown and "\x1b" not in shown
+    assert body.json()["hits"][0]["title"] == "quokka gnp.exe[31m"

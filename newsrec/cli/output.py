@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import unicodedata
 
 from newsrec.feed.replay import STREAMING_LABEL
 from newsrec.pipeline.metrics import METRIC_NAMES, RankingMetrics
+from newsrec.pipeline.visible import visible_fields, visible_text
 
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def terminal_text(text: str) -> str:
     """`text` without control characters (but newline and tab) and format characters (zero-width, bidi, BOM)."""
-    text = _UNPRINTABLE.sub("", text)
-    if text.isascii():
-        return text
-    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return visible_text(text)
 
 
 def to_json(value) -> str:
@@ -111,7 +106,7 @@ def format_serving(result, references: dict[str, RankingMetrics] | None = None) 
 
 
 def hit_json(hit) -> dict:
-    return {"news_id": hit.news_id, "relevance": hit.relevance, "fields": hit.fields}
+    return {"news_id": hit.news_id, "relevance": hit.relevance, "fields": visible_fields(hit.fields)}
 
 
 def recommendations_json(page) -> str:
@@ -126,7 +121,7 @@ def format_hits(hits, as_json: bool, show_date: bool = False) -> str:
     for rank, hit in enumerate(hits, start=1):
         date = f"{hit.fields.get('date', '')}  " if show_date else ""
         lines.append(f"{rank:>3}. {hit.news_id:<8} {hit.relevance:9.4f}  {date}[{hit.fields.get('category', '')}/"
-                     f"{hit.fields.get('subcategory', '')}] {hit.fields.get('title', '')}")
+                     f"{hit.fields.get('subcategory', '')}] {visible_text(hit.fields.get('title', ''))}")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from newsrec.feed import ranking as expressions
 from newsrec.feed.backend import Hit
+from newsrec.pipeline.visible import visible_fields
 from newsrec.feed.funnel import DEFAULT as DEFAULT_BUDGETS
 from newsrec.feed.profiles import CLOSENESS, DEFAULT_RECOMMENDATION, PROFILES, RERANKER
 from newsrec.feed.queries import MAX_HITS, RECOMMEND_PROFILES, check_filter_values, safe_value
@@ -231,7 +232,8 @@ class Service:
 
 
 def news_row(hit: Hit, score: float | None = None) -> dict:
-    fields = hit.fields
+    """What the page and the JSON show of a news item: its text without control and bidi characters."""
+    fields = visible_fields(hit.fields)
     row = {"news_id": hit.news_id, "title": fields.get("title", ""), "category": fields.get("category", ""),
            "subcategory": fields.get("subcategory", ""), "date": fields.get("date"), "url": fields.get("url", "")}
     if score is not None:
