@@ -13,11 +13,11 @@
   against Python's by tests/fixtures/exploration.json), unless a request sets `recall_exploration`; a failed count
   explores VESPA_EXPLORATION, base(N) for about 70,000 news. Queries newsrec builds itself in YQL (a recall
   vector given) without a corpus size explore VESPA_EXPLORATION as well.
-- `global_rerank` G ≤ R: the hits the global phase re-ranks in the container (the cross-encoder's
-  budget; today its expression is the second phase's, so it keeps their order).
+- `global_rerank` G ≤ R: the hits the global phase re-ranks in the container (the cross-encoder's budget, in
+  rank profile unbert; recommendation has no global phase).
 
 One definition for every path, checked equal by tests/test_schema_agreement.py: schemas/news.sd (the
-recommendation profile's `total-rerank-count` = R and global-phase `rerank-count` = G), the default query
+recommendation profile's `total-rerank-count` = R, unbert's global-phase `rerank-count` = G), the default query
 profile (`recall_budget` = R, read by the application's UserProfileSearcher, whose fallback exploration is
 VESPA_EXPLORATION),
 feed/queries.py (the bodies newsrec sends) and the embedded index (feed/local_backend.py).

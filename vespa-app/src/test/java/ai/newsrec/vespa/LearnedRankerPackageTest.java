@@ -84,7 +84,7 @@ class LearnedRankerPackageTest {
         double tolerance = fixture.get("tolerance").asDouble();
         Set<String> features = new TreeSet<>();
         new ObjectMapper().readTree(RESOURCES.resolve("cases.json").toFile()).get("features").forEach(f -> features.add(f.asText()));
-        try (Application app = TestApp.load(TestApp.APP_DIR)) {
+        try (Application app = TestApp.load(TestApp.evaluablePackage(tmp))) {
             double maxDifference = 0;
             for (JsonNode row : fixture.get("rows")) {
                 for (String feature : features) {
@@ -219,7 +219,7 @@ class LearnedRankerPackageTest {
 
     /** A copy of target/application with the profile and this objective's ranker as models/ranker.json. */
     private static Path packageWith(Path parent, String objective, String profile) throws Exception {
-        Path app = TestApp.copyOfPackage(Files.createDirectories(parent));
+        Path app = TestApp.withEvaluator(TestApp.copyOfPackage(Files.createDirectories(parent)));
         Files.createDirectories(app.resolve("schemas/news"));
         Files.writeString(app.resolve("schemas/news/learned.profile"), profile);
         Files.createDirectories(app.resolve("models"));

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,7 +59,7 @@ class LiveProfileTest {
 
     @BeforeAll
     static void load() throws Exception {
-        app = TestApp.load(TestApp.APP_DIR);
+        app = TestApp.load(TestApp.evaluablePackage(Files.createTempDirectory("live-profile")));
         fixture = new ObjectMapper().readTree(FIXTURE.toFile());
     }
 

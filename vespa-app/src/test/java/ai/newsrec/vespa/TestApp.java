@@ -38,6 +38,32 @@ final class TestApp {
         throw new AssertionError("No RankProfilesEvaluator for news among " + ids);
     }
 
+    /**
+     * `dir` (a package copy) with a test-only rank profile that has a global phase: Vespa's container creates the
+     * news RankProfilesEvaluator (which evaluates every profile of the schema) only for a schema with a global
+     * phase, and the default package has none since the placeholder on recommendation was removed.
+     */
+    static Path withEvaluator(Path dir) {
+        try {
+            Files.createDirectories(dir.resolve("schemas/news"));
+            Files.writeString(dir.resolve("schemas/news/test_evaluator.profile"), """
+                    rank-profile test_evaluator inherits base {
+                        global-phase {
+                            expression: 1
+                        }
+                    }
+                    """);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A copy of the built package whose rank profiles the container can evaluate (withEvaluator). */
+    static Path evaluablePackage(Path parent) {
+        return withEvaluator(copyOfPackage(parent));
+    }
+
     static Application load(Path dir) {
         return Application.fromApplicationPackage(dir, Networking.disable);
     }
