@@ -259,17 +259,18 @@ def _fum_line(data: dict) -> str:
 
 def _unbert_line(data: dict) -> str:
     alone = data["rows"][0]
-    best10 = next((row for row in data["rows"] if row.get("fusion") == data.get("served_fusion") and row["n"] == 10),
-                  data["rows"][1])
+    best10 = next((row for row in data["rows"]
+                   if "fusion" in row and row["fusion"] == data["served_fusion"] and row["n"] == 10), data["rows"][1])
     latency = data["latency"]
     times = " / ".join(f"{row['ms']:,.0f}" for row in latency[1:])
     ratios = " / ".join(f"{row['ratio']:.0f}×" for row in latency[1:])
     sizes = " / ".join(row["name"].rpartition("= ")[2] for row in latency[1:])
-    changed = "**lowers**" if best10["auc"] < alone["auc"] else "raises"
     trained = data["reranker"]["train_config"].get("max_impressions")
-    return (f"{best10['name'].removeprefix('+ ')} {changed} AUC {alone['auc']:.4f} → {best10['auc']:.4f} (trained on "
-            f"{f'{trained:,}' if trained else 'all'} impressions on CPU); `recommend` {times} ms at N = {sizes} "
-            f"against {latency[0]['ms']:.1f} ms ({ratios})")
+    moves = ", ".join(f"{label} {alone[key]:.4f} → {best10[key]:.4f}" for key, label in (("auc", "AUC"), ("mrr", "MRR")))
+    lowered = any(best10[key] < alone[key] for key in ("auc", "mrr", "ndcg10"))
+    return (f"{best10['name'].removeprefix('+ ')}: {moves} (trained on {f'{trained:,}' if trained else 'all'} "
+            f"impressions on CPU){'; lowers the funnel: off by default' if lowered else ''}; `recommend` {times} ms "
+            f"at N = {sizes} against {latency[0]['ms']:.1f} ms ({ratios})")
 
 
 def _recallnet_line(data: dict) -> str:
@@ -363,7 +364,7 @@ def _learned_line(data: dict) -> str:
                      + (f"; served through the replay: {w['served']['auc']:.4f})" if "auc" in w["served"] else ")"))
     if "v2" not in data["worlds"]:
         parts.append("v2: **not recorded** (target ≥ +0.01 unproven here; docs/learned.md)")
-    return "; ".join(parts) + "; UNBERT fusion not measured"
+    return "; ".join(parts) + "; UNBERT fused in the global phase: the `unbert` row"
 
 
 HEADLINES = {"learned": _learned_line, "live": _live_line, "start": _start_line, "embed": _embed_line, "users": _users_line, "training": _training_line, "metrics": _metrics_line,
