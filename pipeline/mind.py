@@ -450,6 +450,10 @@ def _labelled(path: Path, number: int, impression: str, tokens: list[str], news_
         raise MindFormatError(path, number, f"impression {impression}: candidate {shown(bad)} has no -0/-1 "
                                             "label (required in a labelled split)")
     ids = [t[:-2] for t in tokens]
+    if len(set(ids)) < len(set(tokens)):  # one news id with both labels
+        both = next(i for i in ids if f"{i}-0" in tokens and f"{i}-1" in tokens)
+        raise MindFormatError(path, number, f"impression {impression}: candidate {id_text(both)} is labelled both "
+                                            "-0 and -1")
     candidates = _news_indices(path, number, impression, "Impressions", ids, news_index, reading)
     if len(candidates) == len(tokens):
         return candidates, [t[-1] == "1" for t in tokens]

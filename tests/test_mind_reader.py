@@ -89,6 +89,13 @@ def test_label_other_than_zero_or_one(mind_dir: Path):
     assert "candidate 'N4-2' has no -0/-1 label" in _bad(mind_dir, "train", "behaviors.tsv", rows)
 
 
+def test_a_candidate_labelled_both_clicked_and_not_is_refused(mind_dir: Path):
+    rows = [row[:] for row in DEV]
+    rows[0][4] = "N2-1 N4-0 N2-0"
+    message = _bad(mind_dir, "dev", "behaviors.tsv", rows)
+    assert message == f"{mind_dir / 'dev' / 'behaviors.tsv'}:1: impression 1: candidate N2 is labelled both -0 and -1"
+
+
 def test_history_id_missing_from_every_news_file(mind_dir: Path):
     rows = [row[:] for row in TRAIN]
     rows[1][3] = "N1 N999"
