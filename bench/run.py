@@ -266,7 +266,8 @@ def _unbert_line(data: dict) -> str:
     ratios = " / ".join(f"{row['ratio']:.0f}×" for row in latency[1:])
     sizes = " / ".join(row["name"].rpartition("= ")[2] for row in latency[1:])
     trained = data["reranker"]["train_config"].get("max_impressions")
-    moves = ", ".join(f"{label} {alone[key]:.4f} → {best10[key]:.4f}" for key, label in (("auc", "AUC"), ("mrr", "MRR")))
+    moves = ", ".join(f"{label} {alone[key]:.4f} → {best10[key]:.4f}"
+                      for key, label in (("auc", "AUC"), ("mrr", "MRR")))
     lowered = any(best10[key] < alone[key] for key in ("auc", "mrr", "ndcg10"))
     return (f"{best10['name'].removeprefix('+ ')}: {moves} (trained on {f'{trained:,}' if trained else 'all'} "
             f"impressions on CPU){'; lowers the funnel: off by default' if lowered else ''}; `recommend` {times} ms "

@@ -35,7 +35,7 @@ from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, FEATURE_LOG
                                    PERSONALIZED_SEARCH, POPULARITY, PROFILES, RECALL)
 from newsrec.feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
 from newsrec.feed.state import directory_state
-from newsrec.feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, open_journal, parse_document_id,
+from newsrec.feed.vespa_feed import (FeedPolicy, FeedRun, feed_all, one_line, open_journal, parse_document_id,
                                      pending_documents, read_journal, stored, update_all, vespa_message)
 
 log = logging.getLogger(__name__)
@@ -472,7 +472,7 @@ def _json(response) -> dict:
     try:
         return response.json()
     except (ValueError, RuntimeError):
-        return {"message": response.text[:500]}
+        return {"message": one_line(response.text)}
 
 
 def _group_counts(body: dict) -> list[tuple[str, int]]:

@@ -85,16 +85,25 @@ def pending_documents(documents: Iterable[dict], namespace: str, doctype: str, d
         yield Pending(document["id"], local_id, document["fields"])
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """An error body that is not Vespa's JSON (a proxy's HTML page, a stack trace) as one short line: an HTML
+    page's title, else its text without tags, whitespace collapsed, cut at `limit` characters."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    text = " ".join((title.group(1) if title else re.sub(r"<[^>]*>", " ", text)).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def vespa_message(body) -> str:
-    """Vespa's message from a document/v1 or /search/ error body (or pyvespa's stand-in for an exception)."""
+    """Vespa's message from a document/v1 or /search/ error body (or pyvespa's stand-in for an exception); any
+    other body as one line."""
     if not isinstance(body, dict):
-        return str(body)[:500]
+        return one_line(str(body))
     errors = (body.get("root") or {}).get("errors")
     if errors:
         return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
     if "Exception" in body:
         return f"{body.get('message', 'exception')}: {body['Exception']}"
-    return str(body.get("message") or json.dumps(body)[:500])
+    return one_line(str(body.get("message") or json.dumps(body)), 500)
 
 
 def retryable(status: int) -> bool:

@@ -621,3 +621,13 @@ def test_rank_profiles_are_those_the_application_serves(vespa, fed):
     assert answer.status_code == 400
     assert answer.json()["root"]["errors"][0]["message"] == \
         "schema 'news' does not contain requested rank profile 'unbert'"
+
+
+def test_an_error_page_that_is_not_vespas_is_one_line():
+    from newsrec.feed.vespa_feed import vespa_message
+
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center>" \
+           + "<hr>" * 500 + "</body></html>"
+    assert vespa_message(page) == "502 Bad Gateway"
+    assert vespa_message({"message": "<p>proxy\n\n  down</p>" + "x" * 900}).startswith("proxy down x")
+    assert "\n" not in vespa_message("Traceback\n  line 1\n  line 2") and len(vespa_message("y" * 5000)) == 200

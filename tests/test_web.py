@@ -254,7 +254,8 @@ TOKEN = "a-reader-token-of-32-characters!"
 
 def test_beyond_loopback_without_a_token_no_reader_is_shown(backend, reader: str):
     closed = TestClient(create_app(backend, ReaderAccess(token=None, loopback=False)))
-    for path in ("/api/users", f"/api/users/{reader}", f"/api/recommend?user={reader}", f"/api/search?q=a&user={reader}"):
+    for path in ("/api/users", f"/api/users/{reader}", f"/api/recommend?user={reader}",
+                 f"/api/search?q=a&user={reader}"):
         answer = closed.get(path)
         assert answer.status_code == 403 and "reader pages are off" in answer.json()["error"], path
         assert reader not in answer.text

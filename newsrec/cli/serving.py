@@ -206,7 +206,10 @@ def serve(target: Target, host: str, port: int, reader_token_file: str | None) -
 def reader_token(path: str | None) -> str | None:
     """The reader token: the file's first line, else NEWSREC_READER_TOKEN, else None; never a command-line value
     (visible in `ps`)."""
-    token = (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0] if path else os.environ.get(READER_TOKEN)
+    if path:
+        token = (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0]
+    else:
+        token = os.environ.get(READER_TOKEN)
     if token is not None and len(token.strip()) < 16:
         raise click.ClickException("the reader token must be at least 16 characters")
     return token.strip() if token else None
