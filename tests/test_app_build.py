@@ -59,3 +59,19 @@ def test_a_reranker_is_exported_and_passed_to_maven(tmp_path: Path, monkeypatch)
     arguments = (app / "args.txt").read_text().split()
     assert arguments[:4] == ["-B", "-q", "package", "-DskipTests"] and difference <= 1e-4
     assert arguments[4].startswith("-Dnewsrec.reranker=") and arguments[4].endswith("unbert.onnx")
+
+
+def test_one_vespa_version_everywhere():
+    """The version the Java tests ran on (the pom's parent) is every doc's image tag. (services.xml cannot carry it
+    as minimum-required-vespa-version: Vespa's in-process container of the Java tests says it is 1.0.0 and refuses
+    the package.)"""
+    import re
+    from xml.etree import ElementTree
+
+    root = Path(__file__).resolve().parent.parent
+    pom = ElementTree.parse(root / "vespa-app" / "pom.xml").getroot()
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    version = pom.find("m:parent/m:version", namespace).text
+    for doc in [root / "README.md", *(root / "docs").glob("*.md"), root / "vespa-app" / "README.md"]:
+        for tag in re.findall(r"vespaengine/vespa(\S*)", doc.read_text(encoding="utf-8")):
+            assert tag == f":{version}", f"{doc}: vespaengine/vespa{tag}"
