@@ -41,7 +41,7 @@ class FeedReport:
 
     sent: int = 0  # documents attempted in this run (each once, however many retries)
     ok: int = 0
-    already_fed: int = 0  # skipped by --resume: acknowledged in an earlier run (journal checked by sampling)
+    already_fed: int = 0  # skipped by --resume: acknowledged in an earlier run (journal checked: every id at the endpoint, a sample field by field)
     retries: int = 0  # extra attempts after 429 / 5xx / timeouts
     verified: int = 0  # of `ok`: a last attempt timed out, and a GET found the document stored as sent
     failed: list[tuple[str, int, str]] = field(default_factory=list)  # (document id, HTTP status, message)

@@ -20,7 +20,7 @@ from newsrec.feed.backend import FeedReport, FeedState, FeedTarget
 from newsrec.feed.connect import Target, choose_transform, open_backend, state_dir
 from newsrec.feed.documents import category_ctr_document
 from newsrec.feed.feeding import Corpus, category_ctrs, embed_corpus, feed_corpus, news_documents, user_documents
-from newsrec.feed.journal import feed_identity, start_journals, verify_sample
+from newsrec.feed.journal import feed_identity, start_journals, verify_journals
 from newsrec.feed.reranking import reranker_inputs
 from newsrec.pipeline.checkpoint import checkpoint_exists, model_version
 from newsrec.pipeline.mind import MindDataset, read_mind
@@ -140,9 +140,10 @@ def _journals(backend: FeedTarget, options: FeedOptions, directory: Path, corpus
         documents = {"category_ctr": lambda: [category_ctr_document(category_ctrs(corpus))],
                      "news": lambda: news_documents(corpus, transform),
                      "user": lambda: user_documents(corpus, transform)}
-        checked = verify_sample(backend, journals, documents)
-        log(f"resume: the journals in {directory} belong to this endpoint, application, model, Φ and corpus, "
-            f"and the {checked} journaled documents sampled are at the endpoint as this feed writes them")
+        found, checked = verify_journals(backend, journals, documents)
+        log(f"resume: the journals in {directory} belong to this endpoint, application, model, Φ and corpus; all "
+            f"{found} journaled documents are at the endpoint (ids visited), and the {checked} sampled are there as "
+            "this feed writes them")
     return journals
 
 

@@ -5,9 +5,9 @@ state directory, and writes `journal.json`: the identity of the feed — the end
 (a fingerprint of the schemas/*.sd this client feeds for; the deployed package is not asked), the model
 (of its checkpoint file), Φ, and the corpus (of the MIND files read, and of what was read from them).
 `--resume` skips journaled documents only when the identity is the same (else it refuses, naming what
-changed) and when a random sample of the journaled documents, rebuilt, is found on the endpoint exactly
-as this feed would write them (a wiped deployment, or one fed since by something else, is caught
-before anything is skipped).
+changed), when every journaled id is at the endpoint (a visit of the ids of each type) and when a random
+sample of the journaled documents, rebuilt, is found there exactly as this feed would write them (a wiped
+or partly lost deployment, or one fed since by something else, is caught before anything is skipped).
 """
 from __future__ import annotations
 
@@ -64,14 +64,19 @@ def start_journals(directory: str | Path, identity: FeedIdentity, resume: bool) 
     return journals
 
 
-def verify_sample(backend, journals: dict[str, Path], documents: dict[str, Callable[[], Iterable[dict]]],
-                  rng: random.Random | None = None) -> int:
-    """Rebuild a random sample of the journaled documents of each type (`documents[doctype]()` yields them
-    all) and compare them with what the endpoint holds; ResumeError if any is absent or different. Returns
-    how many were compared."""
-    rng, checked = rng or random.SystemRandom(), 0
+def verify_journals(backend, journals: dict[str, Path], documents: dict[str, Callable[[], Iterable[dict]]],
+                  rng: random.Random | None = None) -> tuple[int, int]:
+    """Check that every journaled document of each type is at the endpoint (a visit of its ids), and that a
+    random sample, rebuilt (`documents[doctype]()` yields them all), is there exactly as this feed writes it;
+    ResumeError if any is absent or different. Returns (journaled ids found, documents compared)."""
+    rng, found, checked = rng or random.SystemRandom(), 0, 0
     for doctype, path in journals.items():
         journaled = sorted(read_journal(path))
+        missing = sorted(set(journaled) - backend.stored_ids(doctype)) if journaled else []
+        if missing:
+            raise ResumeError(f"cannot resume: {len(missing)} of the {len(journaled)} {doctype} documents that {path} "
+                              f"records as fed are not at {backend.description} (e.g. {missing[0]}): the deployment "
+                              "lost them; feed again without --resume")
         sample = set(rng.sample(journaled, min(SAMPLE, len(journaled))))
         rebuilt = [d for d in documents[doctype]() if d["id"].rsplit("::", 1)[-1] in sample]
         unlike = backend.unlike_stored(doctype, rebuilt)
@@ -81,8 +86,8 @@ def verify_sample(backend, journals: dict[str, Path], documents: dict[str, Calla
                               f"{doctype} documents that {path} records as fed are not at {backend.description} as "
                               f"this feed would write them (e.g. {example}): the deployment lost them or holds "
                               "others; feed again without --resume")
-        checked += len(sample)
-    return checked
+        found, checked = found + len(journaled), checked + len(sample)
+    return found, checked
 
 
 def _check_identity(directory: Path, identity: FeedIdentity) -> None:

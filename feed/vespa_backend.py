@@ -377,6 +377,18 @@ class VespaBackend:
             params["continuation"] = body["continuation"]
         return ids[:max(0, limit)]
 
+    def stored_ids(self, doctype: str) -> set[str]:
+        """Every id of `doctype` Vespa holds (the part after '::'): a visit of the whole type with fieldSet [id],
+        following every continuation (a resume checks its journal against it)."""
+        ids: set[str] = set()
+        params = {"wantedDocumentCount": "1000", "fieldSet": "[id]"}
+        while True:
+            body = self._visit_page(doctype, params)
+            ids.update(str(d.get("id", "")).split("::", 1)[-1] for d in body.get("documents", []))
+            if not body.get("continuation"):
+                return ids
+            params["continuation"] = body["continuation"]
+
     def read_items(self, user_id: str) -> list[str] | None:
         """The user document's has_read_items (oldest first); None for a user Vespa does not hold."""
         fields = self._user_fields(user_id)

@@ -134,11 +134,12 @@ def format_groups(counts: list[tuple[str, int]], as_json: bool) -> str:
 
 def format_feed(summary, target) -> str:
     """The last lines of `newsrec-feed`: what was fed where (and what an earlier, resumed run had fed, its journal
-    checked by sampling), and a user to try with the same target."""
+    checked: every id, a sample field by field), and a user to try with the same target."""
     earlier = sum(report.already_fed for report in summary.reports.values())
     text = (f"done in {summary.seconds['total']:.0f}s: {summary.fed['news']} of {summary.news} news and "
             f"{summary.fed['user']} of {summary.users} users in {summary.backend}"
-            + (f" ({earlier} of these documents fed by the run resumed, its journal checked by sampling)"
+            + (f" ({earlier} of these documents fed by the run resumed, its journal checked: every id at the "
+               "endpoint, a sample field by field)"
                if earlier else ""))
     where = f" --endpoint {target.endpoint}" if target.is_vespa else (
         f" --index {target.index_dir}" if target.is_local and target.index_dir else "")
