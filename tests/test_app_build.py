@@ -75,3 +75,18 @@ def test_one_vespa_version_everywhere():
     for doc in [root / "README.md", *(root / "docs").glob("*.md"), root / "vespa-app" / "README.md"]:
         for tag in re.findall(r"vespaengine/vespa(\S*)", doc.read_text(encoding="utf-8")):
             assert tag == f":{version}", f"{doc}: vespaengine/vespa{tag}"
+
+
+def test_the_multinode_package_is_production_shaped():
+    """Three config servers, cluster controllers and slobroks; min-redundancy; threads per search (issue #33). Vespa's
+    config model builds it (MultiNodePackageTest)."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.parse(Path(__file__).resolve().parent.parent / "vespa-app" / "multinode" / "services.xml").getroot()
+    admin = root.find("admin")
+    for group, item in (("configservers", "configserver"), ("cluster-controllers", "cluster-controller"),
+                        ("slobroks", "slobrok")):
+        assert len({node.get("hostalias") for node in admin.find(group).findall(item)}) == 3, group
+    content = root.find("content")
+    assert content.find("min-redundancy").text == "2" and content.find("redundancy") is None
+    assert int(content.find("engine/proton/tuning/searchnode/requestthreads/persearch").text) > 1
