@@ -533,6 +533,10 @@ class LocalBackend:
         if "history_tokens" not in user:
             raise RerankError(f"user {user_id} has no history_tokens: feed with a re-ranker (newsrec-feed --reranker)")
         top = order[:budget]
+        untokenized = next((row for row in rows[top] if "title_tokens" not in self._news_fields[row]), None)
+        if untokenized is not None:  # scored as an empty title it would sink: refused, named
+            raise RerankError(f"news {self._news_order[untokenized]} has no title_tokens: feed it with the re-ranker "
+                              "(newsrec-feed --reranker)")
         titles = np.array([self._news_fields[row]["title_tokens"]["values"] for row in rows[top]], dtype=np.int64)
         scores = self.reranker().scores(titles, np.asarray(user["history_tokens"]["values"], dtype=np.int64))
         return global_phase(relevance, order, fuse(two_tower[top], scores))

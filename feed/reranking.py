@@ -92,6 +92,7 @@ class WordPieces:
             raise SchemaMismatchError(f"{reranker_dir}: the re-ranker reads {config.title_tokens} title and "
                                       f"{config.history_tokens} history pieces; schemas/ hold {self.title_width} and "
                                       f"{self.history_width} (retrain with smaller budgets or widen the fields)")
+        require_vespa_special_ids(self.checkpoint.text.model, reranker_dir)
         self.features = model_news_features(news, self.checkpoint.vocab, self.checkpoint.text,
                                             self.checkpoint.model.inputs(), torch.device(device_name))
         self.titles = _pad(title_pieces(self.features.tokens, config.title_tokens), self.title_width)  # (N, width)
@@ -105,6 +106,19 @@ class WordPieces:
         clicked = self.features.select(torch.from_numpy(rows))
         return _pad(history_pieces(clicked.tokens, clicked.token_mask, torch.from_numpy(mask), self.config),
                     self.history_width)
+
+
+def require_vespa_special_ids(text_model: str, reranker_dir) -> None:
+    """Vespa's tokenInputIds puts 101 before the title and 102 after each segment (BERT's [CLS] and [SEP]): a
+    re-ranker whose tokenizer gives them other ids would read other words in Vespa than in training."""
+    from newsrec.pipeline.models.unbert import CLS, SEP
+    from newsrec.pipeline.text_encoder import load_tokenizer
+
+    tokenizer = load_tokenizer(text_model)
+    if (tokenizer.cls_token_id, tokenizer.sep_token_id) != (CLS, SEP):
+        raise SchemaMismatchError(f"{reranker_dir}: its tokenizer's [CLS] and [SEP] are {tokenizer.cls_token_id} and "
+                                  f"{tokenizer.sep_token_id}; Vespa's tokenInputIds inserts {CLS} and {SEP} (a BERT "
+                                  "vocabulary), so this re-ranker cannot be served")
 
 
 def reranker_inputs(dataset, reranker_dir: str | Path, user_history: list[np.ndarray], device_name: str = "cpu",

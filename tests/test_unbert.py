@@ -345,3 +345,36 @@ def test_a_reranked_feed_reaches_vespa_with_its_word_pieces(tiny_demo, trained, 
     users = [d for key, d in documents.items() if ":user::" in str(key)]
     assert news and all(len(d["title_tokens"]["values"]) == TITLE_TOKENS for d in news)
     assert users and all(len(d["history_tokens"]["values"]) == HISTORY_TOKENS for d in users)
+
+
+def test_a_tokenizer_whose_cls_and_sep_are_not_vespas_is_refused(tmp_path):
+    from transformers import BertTokenizerFast
+
+    from newsrec.feed.reranking import require_vespa_special_ids
+    from newsrec.feed.schema import SchemaMismatchError
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "news"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path / "lm")  # [CLS] = 2, [SEP] = 3
+    with pytest.raises(SchemaMismatchError, match=r"\[CLS\] and \[SEP\] are 2 and 3; Vespa's tokenInputIds inserts 101"):
+        require_vespa_special_ids(str(tmp_path / "lm"), "the-reranker")
+    require_vespa_special_ids("default", "the-reranker")  # all-MiniLM-L6-v2's BERT vocabulary
+
+
+def test_unbert_over_news_fed_without_tokens_is_refused_by_name(reranked_index, tiny_demo, tmp_path):
+    import shutil
+
+    from newsrec.feed.backend import FeedReport
+    from newsrec.feed.local_backend import LocalBackend
+    from newsrec.pipeline.mind import read_mind
+
+    index = shutil.copytree(reranked_index, tmp_path / "index")
+    backend = LocalBackend(index)
+    user = next(u for u in read_mind(tiny_demo).users if any(backend.docs["user"][u]["history_tokens"]["values"]))
+    best = backend.recommend(user, hits=1).hits[0].news_id
+    fields = {k: v for k, v in backend.docs["news"][best].items() if k != "title_tokens"}
+    report = FeedReport()
+    backend.feed([{"id": f"id:news:news::{best}", "fields": fields}], "news", report)  # re-fed without the re-ranker
+    assert report.success, report.failed
+    with pytest.raises(RerankError, match=f"news {best} has no title_tokens"):
+        LocalBackend(index).recommend(user, hits=10, ranking="unbert", rerank_budget=5)
