@@ -67,6 +67,12 @@ public class UserProfileSearcher extends Searcher {
     public static final CompoundName USER_ID = CompoundName.from("user_id");
     public static final CompoundName FALLBACK = CompoundName.from("user_fallback");
     public static final CompoundName RECALL_BUDGET = CompoundName.from("recall_budget");
+    /**
+     * The name of a request header that holds the caller's verified user id (set by an authenticating proxy in
+     * front of the container, which must strip it from what clients send); when the default query profile sets
+     * it (not overridable), a query's user_id must equal it. Empty: user_id is taken as given.
+     */
+    public static final CompoundName IDENTITY_HEADER = CompoundName.from("user_identity_header");
     public static final CompoundName RECALL_EXPLORATION = CompoundName.from("recall_exploration");
     /** N, the hits the global phase (profile unbert: the cross-encoder) re-ranks; unset: the profile's rerank-count. */
     public static final CompoundName RERANK_BUDGET = CompoundName.from("rerank_budget");
@@ -114,6 +120,8 @@ public class UserProfileSearcher extends Searcher {
             return execution.search(query);
         }
         hideTheProfile(query);
+        ErrorMessage identity = identityMismatch(query, userId);
+        if (identity != null) return error(query, identity);
         if (vespaCount != null)
             return error(query, ErrorMessage.createBadRequest(
                     vespaCount + " is set by this searcher on a personalized query: use recall_budget (1 to " +
@@ -219,6 +227,18 @@ public class UserProfileSearcher extends Searcher {
                        : item instanceof NearestNeighborItem nn ? nn.getIndexName() : null;
         if (field != null) return field.isEmpty() || CALLER_FIELDS.contains(field) ? null : "'" + field + "'";
         return item.getItemType().toString().toLowerCase();
+    }
+
+    /** 401 when the identity header the package names is missing, 403 when it names another user; else null. */
+    static ErrorMessage identityMismatch(Query query, String userId) {
+        String header = query.properties().getString(IDENTITY_HEADER, "");
+        if (header.isEmpty()) return null;
+        String verified = query.getHttpRequest() == null ? null : query.getHttpRequest().getHeader(header);
+        if (verified == null || verified.isEmpty())
+            return ErrorMessage.createUnauthorized("A query with user_id needs the verified identity in header " + header);
+        if ( ! verified.equals(userId))
+            return ErrorMessage.createForbidden("user_id is not the verified identity of this request");
+        return null;
     }
 
     /** The first of Vespa's own rerank and keep-rank counts the request set, by its request parameter; null if none. */
