@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpr
 import numpy as np
 from requests.exceptions import HTTPError
-from vespa.application import Vespa
+from vespa.application import Vespa, VespaSync
 from vespa.exceptions import VespaError
 from vespa.retries import NO_RETRY
 
@@ -209,9 +209,11 @@ class VespaBackend:
             await feed_all(session, items, run, doctype, self.namespace)
 
     def _async_session(self, mode: str | None = None):
-        """pyvespa's async client: our timeout, no retries of its own (every response comes back as is)."""
+        """pyvespa's async client: our timeout, no retries of its own (every response comes back as is), no
+        redirect followed (a 3xx is reported: following it would send the token and the documents elsewhere)."""
         return self._app.asyncio(connections=self.connections, timeout=self.policy.timeout_s,
-                                 docv1_retry_policy=NO_RETRY, http2_only=(mode or self.mode) == "async")
+                                 docv1_retry_policy=NO_RETRY, http2_only=(mode or self.mode) == "async",
+                                 follow_redirects=False)  # a redirect is an answer, never followed with the token
 
     def preflight(self) -> None:
         """Before any document: document/v1 and /search/ answer like this application's Vespa (within the
@@ -260,7 +262,8 @@ class VespaBackend:
             raise BackendError(f"recommend for user {user_id}: {self.description}: {type(error).__name__}: {error}")
         body = _json(response)
         if response.status_code != 200:
-            raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}: {vespa_message(body)}")
+            raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}{_redirect(response)}: "
+                               f"{vespa_message(body)}")
         return Recommendations(user_id, _hits(body), ((body.get("root") or {}).get("fields") or {}).get("fallback"))
 
     def rank_profiles(self) -> tuple[str, ...]:
@@ -441,15 +444,24 @@ class VespaBackend:
         except SchemaMismatchError as error:
             raise BackendError(f"{what}: {error}") from None
         try:
-            with self._app.syncio(session=self._client(), num_retries_429=2) as sync:
-                return sync.query(body=body).json
-        except (VespaError, HTTPError, httpr.HTTPError) as error:
-            raise BackendError(f"{what}: {_error_text(error)}")
+            response = self._client().post(self._app.search_end_point, json=body)
+        except httpr.HTTPError as error:
+            raise BackendError(f"{what}: {self.description}: {type(error).__name__}: {error}")
+        answer = _json(response)
+        if response.status_code != 200:
+            raise BackendError(f"{what}: HTTP {response.status_code}{_redirect(response)}: {vespa_message(answer)}")
+        return answer
 
     def _client(self) -> httpr.Client:
-        """One HTTP/1.1 client for queries, with the same auth headers and mTLS as the feed clients."""
+        """One HTTP/1.1 client for queries, with the same auth headers and mTLS as the feed clients (pyvespa's
+        VespaSync composes them), following no redirect: a 3xx is reported as the endpoint's answer."""
         if self._session is None:
-            self._session = self._app.get_sync_session()
+            sync = VespaSync(app=self._app)
+            config = {"headers": sync.headers, "timeout": 120, "follow_redirects": False}
+            pem = sync._prepare_mtls_cert()
+            if pem:
+                config["client_pem_data"] = pem
+            self._session = httpr.Client(**config)
         return self._session
 
 
@@ -478,6 +490,13 @@ def _error_text(error: Exception) -> str:
             if isinstance(detail, list) else [str(detail)]
         return f"HTTP {status}: {'; '.join(messages)}"
     return f"{type(error).__name__}: {error}"
+
+
+def _redirect(response) -> str:
+    """For a 3xx: where it pointed (never followed: the token or certificate would go with it)."""
+    if not 300 <= response.status_code < 400:
+        return ""
+    return f" (a redirect to {one_line(str(response.headers.get('location', '?')))}, not followed)"
 
 
 def _json(response) -> dict:

@@ -631,3 +631,54 @@ def test_an_error_page_that_is_not_vespas_is_one_line():
     assert vespa_message(page) == "502 Bad Gateway"
     assert vespa_message({"message": "<p>proxy\n\n  down</p>" + "x" * 900}).startswith("proxy down x")
     assert "\n" not in vespa_message("Traceback\n  line 1\n  line 2") and len(vespa_message("y" * 5000)) == 200
+
+
+def test_a_redirect_is_reported_never_followed_with_the_token():
+    """Issue #33: a 307 was followed silently, the token and the documents with it."""
+    import http.server
+    import threading
+
+    from newsrec.contract_server.server import free_port
+
+    seen = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_PUT = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Elsewhere)
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_port}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_PUT = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    redirecting = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Redirecting)
+    for server in (target, redirecting):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = VespaBackend(f"http://127.0.0.1:{redirecting.server_port}", token="secret-token-123456", mode="sync",
+                               timeout_s=2.0, max_attempts=1)
+        with pytest.raises(BackendError, match="307"):
+            backend.popular(5)
+        report = FeedReport()
+        backend.feed(news_docs(2), "news", report)
+        assert report.ok == 0 and [status for _, status, _ in report.failed] == [307, 307]
+        assert seen == []
+    finally:
+        for server in (target, redirecting):
+            server.shutdown()
