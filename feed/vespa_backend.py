@@ -256,14 +256,8 @@ class VespaBackend:
         ranking unbert re-ranks the best `rerank_budget`."""
         params = user_profile_params(user_id, hits, filters, fallback=FALLBACK, ranking=ranking, offset=offset,
                                      recall_budget=recall_budget, rerank_budget=rerank_budget)
-        try:
-            response = self._client().get(self._app.search_end_point, params={k: str(v) for k, v in params.items()})
-        except httpr.HTTPError as error:
-            raise BackendError(f"recommend for user {user_id}: {self.description}: {type(error).__name__}: {error}")
-        body = _json(response)
-        if response.status_code != 200:
-            raise BackendError(f"recommend for user {user_id}: HTTP {response.status_code}{_redirect(response)}: "
-                               f"{vespa_message(body)}")
+        body = self._send("get", self._app.search_end_point, f"recommend for user {user_id}",
+                          params={k: str(v) for k, v in params.items()})
         return Recommendations(user_id, _hits(body), ((body.get("root") or {}).get("fields") or {}).get("fallback"))
 
     def rank_profiles(self) -> tuple[str, ...]:
@@ -411,14 +405,7 @@ class VespaBackend:
 
     def _visit_page(self, doctype: str, params: dict) -> dict:
         url = f"{self.url}/document/v1/{self.namespace}/{doctype}/docid"
-        try:
-            response = self._client().get(url, params=params)
-        except httpr.HTTPError as error:
-            raise BackendError(f"visit {doctype} documents: {self.description}: {type(error).__name__}: {error}")
-        body = _json(response)
-        if response.status_code != 200:
-            raise BackendError(f"visit {doctype} documents: HTTP {response.status_code}: {vespa_message(body)}")
-        return body
+        return self._send("get", url, f"visit {doctype} documents", params=params)
 
     def _user_fields(self, user_id: str) -> dict | None:
         safe_value("user id", user_id)
@@ -443,8 +430,13 @@ class VespaBackend:
             check_query_inputs(self._news_schema, body["ranking"], query_inputs(body))
         except SchemaMismatchError as error:
             raise BackendError(f"{what}: {error}") from None
+        return self._send("post", self._app.search_end_point, what, json=body)
+
+    def _send(self, method: str, url: str, what: str, **arguments) -> dict:
+        """One request with the query client; its JSON, or a BackendError saying `what` failed and why (the
+        status, Vespa's message, where a redirect pointed: never followed)."""
         try:
-            response = self._client().post(self._app.search_end_point, json=body)
+            response = getattr(self._client(), method)(url, **arguments)
         except httpr.HTTPError as error:
             raise BackendError(f"{what}: {self.description}: {type(error).__name__}: {error}")
         answer = _json(response)
