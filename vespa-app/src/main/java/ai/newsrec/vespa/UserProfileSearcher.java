@@ -35,7 +35,11 @@ import java.util.regex.Pattern;
  * Turns {@code /search/?user_id=U123} into a personalised news query.
  *
  * <ol>
- *   <li>Validates user_id strictly; it is only ever used as a term value, never pasted into YQL.</li>
+ *   <li>Validates user_id strictly; it is only ever used as a term value, never pasted into YQL. Where the package
+ *       names user_identity_header, user_id must be the verified identity that header carries (401, 403).</li>
+ *   <li>Refuses, before the lookup: Vespa's own rerank and keep-rank counts (this searcher sets them from the
+ *       budgets), and caller conditions on anything but CALLER_FIELDS (a condition that singles news out would tell
+ *       which news the user has read). On queries without user_id, those counts are cut to the funnel's bounds.</li>
  *   <li>Looks the user document up (sub-query on schema user, summary class user_profile).</li>
  *   <li>For profiles that rank by closeness (recall, recommendation, recommendation_with_global_category_ctr, live, learned)
  *       retrieves with nearestNeighbor(embedding, user_recall), AND-ed with the caller's query tree (e.g.
