@@ -145,6 +145,11 @@ device_option = click.option("--device", default="auto", show_default=True,
 TOKEN_VARIABLE = "NEWSREC_VESPA_TOKEN"
 
 
+def secret_file_line(path: str) -> str:
+    """The first line of a file holding a secret (a token), stripped; "" for an empty file."""
+    return (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0].strip()
+
+
 def vespa_token(token: str | None, token_file: str | None, endpoint: str | None, ctx: click.Context) -> str | None:
     """The data-plane token from --token-file, --token or TOKEN_VARIABLE; a warning on stderr when it was typed on
     the command line (any user sees it in `ps`) or goes to an endpoint over plain http (anyone on the path reads
@@ -153,7 +158,7 @@ def vespa_token(token: str | None, token_file: str | None, endpoint: str | None,
     if token_file is not None:  # over the variable; with --token, refused
         if typed:
             raise click.UsageError("give the token once: --token or --token-file")
-        token = (Path(token_file).read_text(encoding="utf-8").strip().splitlines() or [""])[0].strip() or None
+        token = secret_file_line(token_file) or None
     elif typed:
         click.echo(f"warning: --token on the command line is visible to every user in `ps`: use {TOKEN_VARIABLE} "
                    "or --token-file", err=True)

@@ -5,7 +5,6 @@ import ipaddress
 import os
 import socket
 from dataclasses import replace
-from pathlib import Path
 
 import click
 
@@ -14,7 +13,7 @@ from newsrec.feed.funnel import DEFAULT as DEFAULT_BUDGETS, MAX_RECALL_BUDGET
 from newsrec.feed.profiles import DEFAULT_RECOMMENDATION, PROFILES, recommendation_profiles
 from newsrec.feed.queries import MAX_HITS, MAX_OFFSET, check_filter_values
 from newsrec.cli.base import (CONTEXT, DEFAULT_MODEL_DIR, FALLBACK_EXIT, NewsrecCommand, device_option, echo, json_option, mind_read_options,
-                              open_target, parse_filters, target_options)
+                              open_target, parse_filters, secret_file_line, target_options)
 from newsrec.cli.output import format_feed, format_groups, format_hits, recommendations_json
 from newsrec.pipeline.transforms import DEFAULT_PHI_HEADROOM
 
@@ -207,7 +206,7 @@ def reader_token(path: str | None) -> str | None:
     """The reader token: the file's first line, else NEWSREC_READER_TOKEN, else None; never a command-line value
     (visible in `ps`)."""
     if path:
-        token = (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0]
+        token = secret_file_line(path)
     else:
         token = os.environ.get(READER_TOKEN)
     if token is not None and len(token.strip()) < 16:
