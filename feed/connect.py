@@ -59,10 +59,12 @@ def check_endpoint(endpoint: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where documents go and queries are answered: Vespa at `endpoint` (pyvespa, `feed_mode` sync or async;
-    mTLS with cert/key or a token), a JSONL file for `vespa feed` (feeding only), or the embedded index."""
+    """Where documents go and queries are answered: Vespa at `endpoint` (its query cluster; documents go to its feed
+    cluster at `feed_endpoint`, default `endpoint`; pyvespa, `feed_mode` sync or async; mTLS with cert/key or a
+    token), a JSONL file for `vespa feed` (feeding only), or the embedded index."""
 
     endpoint: str | None = None
+    feed_endpoint: str | None = None
     index_dir: str | None = None  # embedded index directory [default: ./newsrec-index]
     cert: str | None = None
     key: str | None = None
@@ -73,6 +75,10 @@ class Target:
     def __post_init__(self) -> None:
         if self.endpoint is not None:
             check_endpoint(self.endpoint)
+        if self.feed_endpoint is not None:
+            if self.endpoint is None:
+                raise EndpointError("a feed endpoint without --endpoint (the query cluster's URL)")
+            check_endpoint(self.feed_endpoint)
 
     @property
     def is_vespa(self) -> bool:
@@ -96,7 +102,7 @@ def open_backend(target: Target = Target(), feeding: bool = False):
     from newsrec.feed.vespa_backend import VespaBackend
 
     return VespaBackend(target.endpoint, cert=target.cert, key=target.key, token=target.token,
-                        mode=target.feed_mode)
+                        mode=target.feed_mode, feed_url=target.feed_endpoint)
 
 
 def state_dir(target: Target, explicit: str | None = None) -> Path:

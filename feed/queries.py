@@ -33,6 +33,10 @@ VESPA_RERANK_COUNTS = ("ranking.secondPhase.rerankCount", "ranking.secondPhase.t
                        "ranking.globalPhase.rerankCount", "ranking.rerankCount", "ranking.keepRankCount",
                        "ranking.totalKeepRankCount")
 MAX_OFFSET = 1000  # Vespa's default maxOffset
+# The application's reader handler on the query cluster (vespa-app/.../UserHistoryHandler.java): GET READER_PATH + id
+# gives one user's history and vectors, GET READER_PATH?hits=N up to MAX_LISTED user ids (never a visit of all users)
+READER_PATH = "/newsrec/v1/user/"
+MAX_LISTED = 100
 USER_INPUT = '{grammar: "linguistics"}userInput(@query)'
 
 

@@ -60,10 +60,10 @@ def _histories_as_behaviors(histories: list[np.ndarray]):
 def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, config: ReplayConfig,
                device: str = "auto", log: Callable[[str], None] = print,
                on_impression: Callable[[int], None] | None = None, endpoint: str | None = None,
-               progress: bool = False) -> dict:
+               progress: bool = False, feed_endpoint: str | None = None) -> dict:
     """Replay `config.split` of `mind_dir` through the embedded index in `index_dir`, or Vespa at `endpoint` (fed by
-    newsrec-feed with the same model); returns the report, with the offline check."""
-
+    newsrec-feed with the same model; its partial updates go to the feed cluster at `feed_endpoint`, default
+    `endpoint`); returns the report, with the offline check."""
 
     dataset = read_mind(mind_dir)
     encoded = encode_dataset(model_dir, dataset, device)
@@ -72,7 +72,7 @@ def run_replay(mind_dir: str, model_dir: str, index_dir: str, state_dir: str, co
         config = replace(config, decay=replace(config.decay, origin=float(stream.time[0])))
     news_ids = list(dataset.news.ids)
     if endpoint:
-        index = VespaBackend(endpoint)  # a news item it lacks fails the reset's condition, named
+        index = VespaBackend(endpoint, feed_url=feed_endpoint)  # a news item it lacks fails the reset's condition
         session = nullcontext(index)
     else:
         index = LocalBackend(index_dir)

@@ -1,9 +1,13 @@
 """The Vespa backend: feed through pyvespa's async document/v1 client (feed/vespa_feed.py does the
 per-document retries, timeouts, verification and the resume journal), query /search/ (issue #5).
 
+The application has two container clusters: queries (/search/ and the reader handler, /newsrec/v1/user/ID: one
+user's history and vectors) at `url`, feeding (document/v1) at `feed_url` (the same URL where one endpoint serves
+both, e.g. the contract server). Nothing a query or a page needs goes to document/v1.
+
 Example:
-    backend = VespaBackend("http://127.0.0.1:8080")
-    backend.preflight()                      # the endpoint answers document/v1 and /search/ like Vespa
+    backend = VespaBackend("http://127.0.0.1:8080", feed_url="http://127.0.0.1:8081")
+    backend.preflight()                      # the endpoints answer document/v1 and /search/ like Vespa
     report = FeedReport()
     backend.feed(news_documents, "news", report, journal=Path("news.journal"))
     page = backend.recommend("U123", hits=10, filters={"category": "sports"})  # page.hits; page.fallback
@@ -28,9 +32,9 @@ from vespa.retries import NO_RETRY
 from newsrec.feed import ranking
 from newsrec.feed.backend import BackendError, FeedReport, Hit, Recommendations
 from newsrec.feed.funnel import MAX_RECALL_BUDGET, budgets
-from newsrec.feed.queries import (RECOMMEND_PROFILES, embedding_size, group_body, mapped_tensor, popularity_body,
-                                  query_inputs, recommend_body, require_vector, safe_value, search_body,
-                                  user_profile_params)
+from newsrec.feed.queries import (MAX_LISTED, READER_PATH, RECOMMEND_PROFILES, embedding_size, group_body,
+                                  mapped_tensor, popularity_body, query_inputs, recommend_body, require_vector,
+                                  safe_value, search_body, user_profile_params)
 from newsrec.feed.profiles import (DEFAULT_RECOMMENDATION, FALLBACK, FEATURE_LOG, LEARNED, LIVE, NOW,
                                    PERSONALIZED_SEARCH, POPULARITY, PROFILES, RECALL)
 from newsrec.feed.schema import SchemaMismatchError, check_query_inputs, load_schemas
@@ -42,7 +46,6 @@ log = logging.getLogger(__name__)
 
 FEED_MODES = ("async", "sync")  # pyvespa's async client either way: async = HTTP/2 (h2c on http://), sync = HTTP/1.1
 RANKING_SCORE_CHUNK = 200  # news ids per ranking_scores query (Vespa's default maxHits is 400)
-VISIT_ROUNDS = 8  # requests a visit for a few user ids may take (a page may come back empty with a continuation)
 PREFLIGHT_ID = "newsrec-preflight-probe"  # looked up (never written) to check document/v1 before a feed
 
 
@@ -62,7 +65,7 @@ class JsonlFeedFile:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.description = f"JSONL feed file {self.path} (send with: vespa feed {self.path})"
+        self.description = f"JSONL feed file {self.path} (send with: vespa feed --cluster feed {self.path})"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
 
@@ -112,19 +115,22 @@ def tensor_vector(value) -> list[float]:
 
 
 class VespaBackend:
-    """Vespa over HTTP: pyvespa for document/v1 and /search/; mTLS (cert/key files) or token auth."""
+    """Vespa over HTTP: pyvespa for document/v1 (the feed cluster at `feed_url`, default `url`) and /search/ (the
+    query cluster at `url`); mTLS (cert/key files) or token auth, the same for both."""
 
     graph_in_feed_order = True  # Vespa's HNSW graph inserts documents as they come: fed largest norm first (feeding.py)
 
     def __init__(self, url: str, cert: str | None = None, key: str | None = None, token: str | None = None,
                  namespace: str = "news", mode: str = "sync", max_connections: int | None = None,
                  max_workers: int | None = None, max_attempts: int = 5, backoff_s: float = 0.5,
-                 max_backoff_s: float = 8.0, timeout_s: float = 10.0, give_up_after: int = 200):
+                 max_backoff_s: float = 8.0, timeout_s: float = 10.0, give_up_after: int = 200,
+                 feed_url: str | None = None):
         if mode not in FEED_MODES:
             raise BackendError(f"feed mode {mode!r}: use one of {', '.join(FEED_MODES)}")
         if max_attempts < 1:
             raise BackendError("max_attempts must be at least 1")
         self.url = url.rstrip("/")
+        self.feed_url = (feed_url or url).rstrip("/")
         self.namespace = namespace
         self.mode = mode
         self.connections = max_connections or 8
@@ -133,19 +139,21 @@ class VespaBackend:
         self._auth = "token" if token else ("mTLS" if cert else "none")
         self._cert_path = cert
         self._app = Vespa(self.url, cert=cert, key=key, vespa_cloud_secret_token=token)
+        self._feed_app = (self._app if self.feed_url == self.url else
+                          Vespa(self.feed_url, cert=cert, key=key, vespa_cloud_secret_token=token))
         self._session: httpr.Client | None = None
         self._news_schema = load_schemas()["news"]
         self._profiles: tuple[str, ...] | None = None  # rank_profiles(), asked once
 
     @property
     def description(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
-        return f"Vespa at {urlunsplit((parts.scheme, host, parts.path, '', ''))}"
+        return f"Vespa at {_shown(self.url)}"
 
     def __repr__(self) -> str:
         auth = f"mTLS cert={self._cert_path}" if self._auth == "mTLS" else self._auth
-        return f"VespaBackend({self.description!r}, auth={auth}, namespace={self.namespace!r}, mode={self.mode!r})"
+        feed = "" if self.feed_url == self.url else f", feed_url={_shown(self.feed_url)!r}"
+        return (f"VespaBackend({self.description!r}{feed}, auth={auth}, namespace={self.namespace!r}, "
+                f"mode={self.mode!r})")
 
     def close(self) -> None:
         if self._session is not None:
@@ -208,10 +216,11 @@ class VespaBackend:
         async with self._async_session(mode) as session:
             await feed_all(session, items, run, doctype, self.namespace)
 
-    def _async_session(self, mode: str | None = None):
-        """pyvespa's async client: our timeout, no retries of its own (every response comes back as is), no
-        redirect followed (a 3xx is reported: following it would send the token and the documents elsewhere)."""
-        return self._app.asyncio(connections=self.connections, timeout=self.policy.timeout_s,
+    def _async_session(self, mode: str | None = None, app: Vespa | None = None):
+        """pyvespa's async client of the feed cluster (or `app`): our timeout, no retries of its own (every response
+        comes back as is), no redirect followed (a 3xx is reported: following it would send the token and the
+        documents elsewhere)."""
+        return (app or self._feed_app).asyncio(connections=self.connections, timeout=self.policy.timeout_s,
                                  docv1_retry_policy=NO_RETRY, http2_only=(mode or self.mode) == "async",
                                  follow_redirects=False)  # a redirect is an answer, never followed with the token
 
@@ -222,10 +231,10 @@ class VespaBackend:
 
     async def _preflight(self) -> None:
         what = f"pre-flight check of {self.description} (nothing was fed)"
-        async with self._async_session() as session:
+        async with self._async_session() as session, self._async_session(app=self._app) as queries:
             try:
                 got = await session.get_data("news", PREFLIGHT_ID, namespace=self.namespace)
-                found = await session.query(body={"yql": f'select * from news where news_id contains "{PREFLIGHT_ID}"',
+                found = await queries.query(body={"yql": f'select * from news where news_id contains "{PREFLIGHT_ID}"',
                                                   "hits": 0, "ranking": POPULARITY}, retry_policy=NO_RETRY)
             except Exception as error:
                 raise BackendError(f"{what}: {type(error).__name__}: {error}") from None
@@ -362,17 +371,14 @@ class VespaBackend:
         return [scores[news_id] for news_id in news_ids]
 
     def user_ids(self, limit: int = 20) -> list[str]:
-        """Up to `limit` user ids: a visit of the user documents (GET /document/v1/<ns>/user/docid with
-        wantedDocumentCount, only user_id fetched), following continuations for at most VISIT_ROUNDS requests."""
-        ids: list[str] = []
-        params = {"wantedDocumentCount": str(max(1, limit)), "fieldSet": "user:user_id"}
-        for _ in range(VISIT_ROUNDS):
-            body = self._visit_page("user", params)
-            ids += [str(d.get("id", "")).split("::", 1)[-1] for d in body.get("documents", [])]
-            if len(ids) >= limit or not body.get("continuation"):
-                break
-            params["continuation"] = body["continuation"]
-        return ids[:max(0, limit)]
+        """Up to `limit` (at most MAX_LISTED) user ids, from the query cluster's reader handler: one query of that
+        many hits, never a visit of every user (an application that binds user ids to verified identities refuses
+        the list: a BackendError)."""
+        if limit < 1:
+            return []
+        body = self._send("get", f"{self.url}{READER_PATH}", "list readers",
+                          params={"hits": str(min(limit, MAX_LISTED))})
+        return [str(user) for user in body.get("users", [])][:limit]
 
     def stored_ids(self, doctype: str) -> set[str]:
         """Every id of `doctype` Vespa holds (the part after '::'): a visit of the whole type with fieldSet [id],
@@ -404,17 +410,27 @@ class VespaBackend:
         return [found[n] for n in news_ids if n in found]
 
     def _visit_page(self, doctype: str, params: dict) -> dict:
-        url = f"{self.url}/document/v1/{self.namespace}/{doctype}/docid"
+        url = f"{self.feed_url}/document/v1/{self.namespace}/{doctype}/docid"
         return self._send("get", url, f"visit {doctype} documents", params=params)
 
     def _user_fields(self, user_id: str) -> dict | None:
+        """The user's has_read_items and vectors from the query cluster's reader handler; None for a user Vespa
+        does not hold (the handler's 404 "Unknown user id"; any other 404 means the application lacks the handler)."""
         safe_value("user id", user_id)
+        what = f"get user {user_id}"
         try:
-            with self._app.syncio(session=self._client(), num_retries_429=2) as sync:
-                response = sync.get_data(schema="user", data_id=user_id, namespace=self.namespace)
-        except (VespaError, HTTPError, httpr.HTTPError) as error:
-            raise BackendError(f"get user {user_id}: {_error_text(error)}")
-        return None if response.status_code == 404 else response.json.get("fields", {})
+            response = self._client().get(f"{self.url}{READER_PATH}{user_id}")
+        except httpr.HTTPError as error:
+            raise BackendError(f"{what}: {self.description}: {type(error).__name__}: {error}")
+        answer = _json(response)
+        if response.status_code == 404 and str(answer.get("message", "")).startswith("Unknown user id"):
+            return None
+        if response.status_code != 200:
+            lacks = (" (an application package without the reader handler: rebuild it, `newsrec app build`)"
+                     if response.status_code == 404 else "")
+            raise BackendError(f"{what}: HTTP {response.status_code}{_redirect(response)}: {vespa_message(answer)}"
+                               f"{lacks}")
+        return answer
 
     def _ranking_embedding(self, user_id: str) -> list[float]:
         fields = self._user_fields(user_id)
@@ -455,6 +471,13 @@ class VespaBackend:
                 config["client_pem_data"] = pem
             self._session = httpr.Client(**config)
         return self._session
+
+
+def _shown(url: str) -> str:
+    """The URL without user info, query or fragment: what messages name."""
+    parts = urlsplit(url)
+    host = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
+    return urlunsplit((parts.scheme, host, parts.path, '', ''))
 
 
 def _news_id_in(news_ids: list[str]) -> str:

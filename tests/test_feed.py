@@ -152,6 +152,26 @@ def test_feed_to_vespa_sends_every_document_once(tiny_demo: Path, trained: Path,
     assert recommended.exit_code == 0 and json.loads(recommended.stdout)["hits"]
 
 
+def test_feed_to_split_clusters_and_serve_from_the_query_cluster(tiny_demo: Path, trained: Path, tmp_path: Path):
+    """The application's two container clusters: newsrec-feed writes through the feed cluster (--feed-endpoint),
+    recommend reads through the query cluster alone (which has no document/v1: the contract server answers 404)."""
+    from newsrec.contract_server import ContractServer
+
+    with ContractServer(cluster="query") as query, ContractServer(cluster="feed", sharing=query) as feed_cluster:
+        result = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", query.url,
+                                                "--feed-endpoint", feed_cluster.url, "--state", str(tmp_path / "s")])
+        assert result.exit_code == 0, result.output
+        user = read_mind(tiny_demo).users[0]
+        recommended = CliRunner().invoke(main, ["recommend", user, "--endpoint", query.url, "--json"])
+        assert recommended.exit_code == 0, recommended.output
+        assert json.loads(recommended.stdout)["hits"] and json.loads(recommended.stdout)["fallback"] is None
+        one_url = CliRunner().invoke(feed_main, [str(tiny_demo), "--model", str(trained), "--endpoint", query.url,
+                                                 "--state", str(tmp_path / "t")])
+        assert one_url.exit_code == 1 and "document/v1 answered HTTP 404" in one_url.output
+    alone = CliRunner().invoke(main, ["recommend", user, "--feed-endpoint", feed_cluster.url])
+    assert alone.exit_code == 2 and "--feed-endpoint needs --endpoint" in alone.output
+
+
 @pytest.mark.slow
 def test_serving_path_metrics_through_vespa_equal_offline(tiny_demo: Path, trained: Path, tmp_path: Path,
                                                           vespa_server):

@@ -20,7 +20,7 @@ import pytest
 
 from newsrec.feed.backend import BackendError, FeedReport
 from newsrec.feed.documents import category_ctr_document, news_document, user_document
-from newsrec.feed.queries import QueryError
+from newsrec.feed.queries import MAX_LISTED, QueryError
 from newsrec.feed.vespa_backend import VespaBackend, parse_document_id, write_jsonl
 from newsrec.contract_server import ContractServer
 
@@ -369,7 +369,7 @@ def test_search_without_user_is_bm25(vespa, fed):
 def test_search_with_user_personalizes_with_the_ranking_embedding(vespa, fed):
     hits = fed.search("hawks", hits=50, user_id="U2")
     get, query = vespa.requests
-    assert (get.method, get.path, get.status) == ("GET", "/document/v1/news/user/docid/U2", 200)
+    assert (get.method, get.path, get.status) == ("GET", "/newsrec/v1/user/U2", 200)  # the query cluster's handler
     assert query.body["ranking"] == "personalized_search"
     assert query.body["input.query(user_ranking)"] == pytest.approx(vector(1004))
     news = {d["fields"]["news_id"]: d["fields"] for d in news_docs(30)}
@@ -567,7 +567,7 @@ def test_vespa_cli_feeds_write_jsonl_output(vespa, tmp_path):
 def test_live_vespa_feed_two_documents_and_query():
     url = os.environ["NEWSREC_VESPA_URL"]
     backend = VespaBackend(url, cert=os.environ.get("NEWSREC_VESPA_CERT"), key=os.environ.get("NEWSREC_VESPA_KEY"),
-                           token=os.environ.get("NEWSREC_VESPA_TOKEN"))
+                           token=os.environ.get("NEWSREC_VESPA_TOKEN"), feed_url=os.environ.get("NEWSREC_VESPA_FEED_URL"))
     documents = [news_document(f"NLIVETEST{i}", "news", "sub", f"Live test {i}", "", "u", 20191101, 1, 2, vector(i))
                  for i in range(2)]
     report = feed(backend, documents, "news")
@@ -577,7 +577,7 @@ def test_live_vespa_feed_two_documents_and_query():
         scores = backend.ranking_scores(user, ["NLIVETEST1", "NLIVETEST0"])
         assert scores == pytest.approx([dot(user, vector(1)), dot(user, vector(0))], rel=1e-4, abs=1e-4)
     finally:
-        app = backend._app
+        app = backend._feed_app
         for document in documents:
             app.delete_data(schema="news", data_id=parse_document_id(document["id"])[2], namespace="news")
         backend.close()
@@ -585,11 +585,33 @@ def test_live_vespa_feed_two_documents_and_query():
 
 # ------------------------------------------------------------------ what the web page reads (newsrec serve)
 
-def test_user_ids_visit_the_user_documents_across_continuations(vespa, fed):
-    assert fed.user_ids(1) == ["U1"]  # one page of one document, then stopped
-    assert fed.user_ids(10) == ["U1", "U2"]  # wantedDocumentCount 10: both, no continuation left
-    visits = [r for r in vespa.app.requests if r.path == "/document/v1/news/user/docid"]
-    assert visits and all(r.method == "GET" and r.params["fieldSet"] == "user:user_id" for r in visits)
+def test_user_ids_are_one_bounded_query_of_the_reader_handler(vespa, fed):
+    assert fed.user_ids(1) == ["U1"]
+    assert fed.user_ids(10) == ["U1", "U2"]
+    assert fed.user_ids(10_000) == ["U1", "U2"]  # asked for at most MAX_LISTED
+    lists = [r for r in vespa.app.requests if r.path == "/newsrec/v1/user/"]
+    assert [r.params["hits"] for r in lists] == ["1", "10", str(MAX_LISTED)]
+    assert not [r for r in vespa.app.requests if r.path.startswith("/document/v1/news/user")]  # no visit, no GET
+
+
+def test_split_clusters_queries_and_pages_never_touch_document_v1(server):
+    """A query cluster without document-api and a feed cluster without search, over the same documents (the
+    application's services.xml): the feed goes to one, every query and page read to the other."""
+    server.app.reset()
+    with ContractServer(cluster="query", sharing=server) as query, ContractServer(cluster="feed", sharing=server) as fd:
+        backend = VespaBackend(query.url, feed_url=fd.url, timeout_s=5.0)
+        backend.preflight()
+        assert feed(backend, news_docs(30), "news").ok == 30 and feed(backend, users(), "user").ok == 2
+        assert backend.stored_ids("user") == {"U1", "U2"}  # a visit, on the feed cluster
+        assert backend.read_items("U1") == ["N0", "N3"] and backend.read_items("U9") is None
+        assert backend.user_ids(5) == ["U1", "U2"]
+        assert backend.recommend("U1", hits=3).hits and backend.search("hawks", user_id="U2")
+        assert "feed_url='http://127.0.0.1:" in repr(backend)
+        with pytest.raises(BackendError, match="without the reader handler"):  # the feed cluster has no handler
+            VespaBackend(fd.url, timeout_s=5.0).read_items("U1")
+        with VespaBackend(query.url, timeout_s=5.0) as one_url:  # document/v1 at the query URL: refused there
+            with pytest.raises(BackendError, match="document/v1 answered HTTP 404"):
+                one_url.preflight()
 
 
 def test_visit_pages_follow_the_continuation_and_bad_parameters_are_400(vespa, fed):

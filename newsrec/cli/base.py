@@ -150,7 +150,8 @@ def secret_file_line(path: str) -> str:
     return (Path(path).read_text(encoding="utf-8").strip().splitlines() or [""])[0].strip()
 
 
-def vespa_token(token: str | None, token_file: str | None, endpoint: str | None, ctx: click.Context) -> str | None:
+def vespa_token(token: str | None, token_file: str | None, endpoints: tuple[str | None, ...],
+                ctx: click.Context) -> str | None:
     """The data-plane token from --token-file, --token or TOKEN_VARIABLE; a warning on stderr when it was typed on
     the command line (any user sees it in `ps`) or goes to an endpoint over plain http (anyone on the path reads
     it)."""
@@ -162,9 +163,10 @@ def vespa_token(token: str | None, token_file: str | None, endpoint: str | None,
     elif typed:
         click.echo(f"warning: --token on the command line is visible to every user in `ps`: use {TOKEN_VARIABLE} "
                    "or --token-file", err=True)
-    if token is not None and endpoint is not None and endpoint.lower().startswith("http://"):
-        click.echo(f"warning: the token goes to {endpoint} over plain http, readable on the way: use https",
-                   err=True)
+    for endpoint in endpoints:
+        if token is not None and endpoint is not None and endpoint.lower().startswith("http://"):
+            click.echo(f"warning: the token goes to {endpoint} over plain http, readable on the way: use https",
+                       err=True)
     return token
 
 
@@ -172,14 +174,20 @@ def target_options(function):
     """--endpoint/--cert/--key/--token/--index, given to the command as one `target` (feed.connect.Target):
     Vespa when an endpoint is given, else the embedded default index."""
     @functools.wraps(function)
-    def with_target(*args, endpoint, cert, key, token, token_file, index_dir, **kwargs):
-        token = vespa_token(token, token_file, endpoint, click.get_current_context())
-        target = Target(endpoint=endpoint, index_dir=index_dir, cert=cert, key=key, token=token)
+    def with_target(*args, endpoint, feed_endpoint, cert, key, token, token_file, index_dir, **kwargs):
+        token = vespa_token(token, token_file, (endpoint, feed_endpoint), click.get_current_context())
+        if feed_endpoint is not None and endpoint is None:
+            raise click.UsageError("--feed-endpoint needs --endpoint (the query cluster's URL)")
+        target = Target(endpoint=endpoint, feed_endpoint=feed_endpoint, index_dir=index_dir, cert=cert, key=key,
+                        token=token)
         return function(*args, target=target, **kwargs)
 
     options = [
-        click.option("--endpoint", default=None, help="Vespa endpoint URL (e.g. http://localhost:8080); "
-                                                      "without it: the embedded default index."),
+        click.option("--endpoint", default=None, help="Vespa endpoint URL, its query cluster (e.g. "
+                                                      "http://localhost:8080); without it: the embedded default index."),
+        click.option("--feed-endpoint", default=None,
+                     help="Vespa's feed cluster (document/v1), e.g. http://localhost:8081 for the single-node package "
+                          "[default: --endpoint, one URL serving both]."),
         click.option("--cert", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS certificate."),
         click.option("--key", type=click.Path(dir_okay=False), default=None, help="Vespa Cloud mTLS private key."),
         click.option("--token", envvar=TOKEN_VARIABLE, default=None, show_envvar=True,

@@ -22,6 +22,8 @@ from newsrec.feed.replay import ReplayConfig
               help="The embedded index, fed by newsrec-feed with the same model; its live fields are reset.")
 @click.option("--endpoint", default=None,
               help="Vespa endpoint URL instead of the embedded index (fed by newsrec-feed with the same model).")
+@click.option("--feed-endpoint", default=None,
+              help="Vespa's feed cluster (document/v1: the partial updates) [default: --endpoint].")
 @click.option("--state", "state_dir", default="newsrec-replay", show_default=True,
               help="The replay's checkpoints: rerun the same command to resume after a crash.")
 @click.option("--half-life", type=click.FloatRange(min=0.01), default=ReplayConfig().decay.half_life_hours,
@@ -38,7 +40,8 @@ from newsrec.feed.replay import ReplayConfig
                    "live profile's weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @device_option
-def replay_command(mind_dir: str, split: str, model_dir: str, index_dir: str, endpoint: str | None, state_dir: str,
+def replay_command(mind_dir: str, split: str, model_dir: str, index_dir: str, endpoint: str | None,
+                   feed_endpoint: str | None, state_dir: str,
                    half_life: float, window: float, max_impressions: int, log_hours: float, learned: bool,
                    as_json: bool, device: str) -> None:
     """Play SPLIT's impressions in time order through the serving path, causally: each is ranked by the live
@@ -55,7 +58,8 @@ def replay_command(mind_dir: str, split: str, model_dir: str, index_dir: str, en
                                   log_hours=max(log_hours, ReplayConfig().fit_hours), learned=learned),
                      decay=DecayConfig(half_life_hours=half_life))
     result = run_replay(mind_dir, model_dir, index_dir, state_dir, config, device,
-                        log=lambda line: echo(line, err=True), endpoint=endpoint, progress=True)
+                        log=lambda line: echo(line, err=True), endpoint=endpoint, progress=True,
+                        feed_endpoint=feed_endpoint)
     echo(json.dumps(result, indent=1) if as_json else format_replay(result, split))
 
 

@@ -10,6 +10,10 @@ what newsrec sends against Vespa's documented API and `schemas/*.sd`:
   (root, coverage, children with relevance, summary fields and match-features, grouping), ranked with
   the rank profiles' math from feed/ranking.py (the same functions as the embedded index). `user_id`
   runs an emulation of the application's UserProfileSearcher.
+- readers.py: the application's reader handler (GET /newsrec/v1/user/ID: one user's history and vectors).
+- Container clusters: the application has a query cluster (/search/, the reader handler) and a feed cluster
+  (/document/v1/); one server serves both, or `ContractServer(cluster="feed", sharing=query_server)` serves one
+  cluster's paths over the other's documents (a path the cluster does not bind: 404).
 - app.py: an optional data-plane token, every request recorded, acknowledged puts counted per document
   id, and faults injected on demand:
 

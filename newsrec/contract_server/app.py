@@ -1,5 +1,9 @@
 """The ASGI application: routing, the data-plane token, fault injection and the request record.
 
+The application package has two container clusters (vespa-app services.xml): "query" serves /search/ and the reader
+handler, "feed" serves /document/v1/. One app serves both ("both", the default), or one cluster's paths only
+(`ClusterView`, for a server per cluster over the same documents); a path the cluster does not bind is a 404.
+
 Every request is recorded (`requests`); faults injected with `inject` are served before the API sees
 the request; `GET /_contract/stats` gives request count, the server's own busy time and document count.
 """
@@ -15,9 +19,11 @@ from collections import Counter, deque
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
+from newsrec.feed.queries import READER_PATH
 from newsrec.feed.schema import SCHEMA_DIR
 from newsrec.contract_server.documents import DocumentApi, document_id
 from newsrec.contract_server.protocol import ApiError, Recorded
+from newsrec.contract_server.readers import ReaderApi
 from newsrec.contract_server.schemas import fields_indexed_as, load_full_schemas
 from newsrec.contract_server.search import SearchApi
 
@@ -25,6 +31,9 @@ FAULT_MESSAGES = {429: "Rejecting execution due to overload: too many operations
                   500: "Internal server error (injected)", 502: "Bad gateway (injected)",
                   503: "Service unavailable: no content node available (injected)",
                   400: "Injected bad request", 507: "Insufficient storage (injected)"}
+# the paths each container cluster binds (prefixes); "both": one cluster with everything, as a single container
+CLUSTER_PATHS = {"both": ("/document/v1/", "/search/", READER_PATH), "query": ("/search/", READER_PATH),
+                 "feed": ("/document/v1/",)}
 
 
 class VespaContractApp:
@@ -44,6 +53,7 @@ class VespaContractApp:
         self.lock = threading.Lock()
         self.document_api = DocumentApi(self.schemas, self.documents, self.put_counts, self.lock)
         self.search_api = SearchApi(self.schemas["news"], self.documents, self.attributes, self.summary_fields)
+        self.reader_api = ReaderApi(self.documents)
 
     def inject(self, target: str, faults: list) -> None:
         """Next requests matching `target` (a full document id, or a regex on the path) get `faults` in order:
@@ -63,13 +73,17 @@ class VespaContractApp:
             self.busy_s = 0.0
 
     async def __call__(self, scope, receive, send) -> None:
+        await self.serve(scope, receive, send, "both")
+
+    async def serve(self, scope, receive, send, cluster: str) -> None:
+        """One request to `cluster` (a key of CLUSTER_PATHS)."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
         raw = await _read_body(receive)
         started = time.perf_counter()
         record = self._record(scope, raw)
-        status, body = await self._respond(record)
+        status, body = await self._respond(record, cluster)
         record.status = status
         payload = json.dumps(body).encode()
         with self.lock:  # handler time only: not the fault holds, not the transport
@@ -91,11 +105,13 @@ class VespaContractApp:
             self.requests.append(record)
         return record
 
-    async def _respond(self, record: Recorded) -> tuple[int, dict]:
+    async def _respond(self, record: Recorded, cluster: str = "both") -> tuple[int, dict]:
         path = record.path
         try:
             if self.token is not None and record.headers.get("authorization") != f"Bearer {self.token}":
                 raise ApiError(403, "Missing or wrong data plane token")
+            if path != "/_contract/stats" and not path.startswith(CLUSTER_PATHS[cluster]):
+                return 404, {"message": f"No handler for {path} in container cluster {cluster}"}
             fault = self._next_fault(path)
             if fault is not None:
                 return await self._fault(record, fault)
@@ -111,6 +127,8 @@ class VespaContractApp:
             return self.document_api.handle(record)
         if path == "/search/":
             return 200, self.search_api.search(record)
+        if path.startswith(READER_PATH):
+            return self.reader_api.handle(record)
         return 404, {"message": f"No handler for {path}"}
 
     def _next_fault(self, path: str):
@@ -139,6 +157,19 @@ class VespaContractApp:
     async def _hold(record: Recorded, seconds: float) -> None:
         record.held_s = seconds
         await asyncio.sleep(seconds)
+
+
+class ClusterView:
+    """The ASGI app of one container cluster ("query" or "feed") of `app`: its paths, the app's documents."""
+
+    def __init__(self, app: VespaContractApp, cluster: str):
+        if cluster not in CLUSTER_PATHS:
+            raise ValueError(f"container cluster {cluster!r}: one of {', '.join(CLUSTER_PATHS)}")
+        self.app = app
+        self.cluster = cluster
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app.serve(scope, receive, send, self.cluster)
 
 
 def _error_body(path: str, error: ApiError) -> dict:

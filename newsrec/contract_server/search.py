@@ -35,6 +35,15 @@ def doc_type(doc_id: str) -> str:
     return doc_id.split(":")[2]
 
 
+def find_user(documents: dict[str, dict], user_id: str) -> dict | None:
+    """The user whose user_id equals `user_id` exactly (`u1` never finds `U1`), with both vectors."""
+    for doc_id, fields in list(documents.items()):
+        if (doc_type(doc_id) == "user" and fields.get("user_id") == user_id
+                and "recall_embedding" in fields and "ranking_embedding" in fields):
+            return fields
+    return None
+
+
 class SearchApi:
     """/search/ over the shared document store (full id -> fields; news, users and the category_ctr parent)."""
 
@@ -118,7 +127,7 @@ class SearchApi:
             raise ApiError(400, f"A query with user_id takes conditions on {', '.join(CALLER_FIELDS)} and the text "
                                 f"only, not '{singling}': a condition that singles news out would tell which of them "
                                 "the user has read")
-        user = self._find_user(user_id)
+        user = find_user(self.documents, user_id)
         parsed = parsed or Parsed()
         if user is None:
             if fallback == "error":
@@ -137,14 +146,6 @@ class SearchApi:
         inputs["user_recall"] = user["recall_embedding"]["values"]
         inputs["user_ranking"] = user["ranking_embedding"]["values"]
         return profile, parsed, budget, None
-
-    def _find_user(self, user_id: str) -> dict | None:
-        """The user whose user_id equals `user_id` exactly (`u1` never finds `U1`), with both vectors."""
-        for doc_id, fields in list(self.documents.items()):
-            if (doc_type(doc_id) == "user" and fields.get("user_id") == user_id
-                    and "recall_embedding" in fields and "ranking_embedding" in fields):
-                return fields
-        return None
 
     def _matched(self, parsed: Parsed, inputs: dict, terms: list[str]) -> list[News]:
         """The news passing the filters; with userInput, those with a query term (weakAnd-like, any term in

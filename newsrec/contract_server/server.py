@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from newsrec.feed.schema import SCHEMA_DIR
-from newsrec.contract_server.app import VespaContractApp
+from newsrec.contract_server.app import ClusterView, VespaContractApp
 
 HOST = "127.0.0.1"
 
@@ -41,8 +41,12 @@ class ContractServer:
     with ContractServer() as server:  # server.url, server.documents, server.requests, server.inject(...)
     """
 
-    def __init__(self, schema_dir: str | Path = SCHEMA_DIR, hold_s: float = 3.0, token: str | None = None):
-        self.app = VespaContractApp(schema_dir, hold_s, token)
+    def __init__(self, schema_dir: str | Path = SCHEMA_DIR, hold_s: float = 3.0, token: str | None = None,
+                 cluster: str = "both", sharing: ContractServer | None = None):
+        """`cluster`: the paths served ("both", or one container cluster: "query", "feed"); `sharing`: another
+        server whose documents (and faults, records) this one serves, e.g. the feed cluster beside a query one."""
+        self.app = sharing.app if sharing is not None else VespaContractApp(schema_dir, hold_s, token)
+        self._asgi = ClusterView(self.app, cluster)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self._thread: threading.Thread | None = None
@@ -72,7 +76,7 @@ class ContractServer:
         self._stop = asyncio.Event()
         self._loop.set_exception_handler(_quiet_cancellation)
         ready.set()
-        self._loop.run_until_complete(_serve(self.app, self.port, shutdown_trigger=self._stop.wait))
+        self._loop.run_until_complete(_serve(self._asgi, self.port, shutdown_trigger=self._stop.wait))
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:

@@ -60,7 +60,8 @@ import java.util.regex.Pattern;
  *       rerank-count).</li>
  * </ol>
  * Unknown user: HTTP 404, or popularity ranking with {@code user_fallback=popularity}, the result saying so in
- * its root field {@code fallback} ("popularity": {@code root.fields.fallback} in the JSON response). A user is known only when
+ * its root field {@code fallback} ("popularity": {@code root.fields.fallback} in the JSON response) unless the
+ * package sets user_fallback_marked to false (then a known and an unknown user get the same status and fields). A user is known only when
  * the looked-up document's user_id equals the requested one exactly ({@code u1} never gets {@code U1}'s profile).
  * The lookup is this searcher's own sub-query, run downstream of {@link NewsOnlySearcher}, which refuses the user
  * schema to every query from outside.
@@ -78,6 +79,11 @@ public class UserProfileSearcher extends Searcher {
      */
     public static final CompoundName IDENTITY_HEADER = CompoundName.from("user_identity_header");
     public static final CompoundName RECALL_EXPLORATION = CompoundName.from("recall_exploration");
+    /**
+     * Whether the popularity fallback is named in the result (FALLBACK_FIELD); set in the default query profile (not
+     * overridable). false: known and unknown users get the same status and root fields.
+     */
+    public static final CompoundName FALLBACK_MARKED = CompoundName.from("user_fallback_marked");
     /** N, the hits the global phase (profile unbert: the cross-encoder) re-ranks; unset: the profile's rerank-count. */
     public static final CompoundName RERANK_BUDGET = CompoundName.from("rerank_budget");
     public static final int MAX_RERANK_BUDGET = 1_000;
@@ -174,7 +180,8 @@ public class UserProfileSearcher extends Searcher {
             query.getModel().setRestrict("news");
             query.trace("Unknown user " + userId + ": popularity fallback", 2);
             Result popular = execution.search(query);
-            popular.hits().setField(FALLBACK_FIELD, FALLBACK_PROFILE);  // rendered as root.fields.fallback
+            if (query.properties().getBoolean(FALLBACK_MARKED, true))
+                popular.hits().setField(FALLBACK_FIELD, FALLBACK_PROFILE);  // rendered as root.fields.fallback
             return popular;
         }
 
@@ -328,7 +335,7 @@ public class UserProfileSearcher extends Searcher {
      * Fetches the user document; the id is passed as a term value, so no query syntax applies to it.
      * user_id is matched cased (schemas/user.sd), so at most the user with exactly this id comes back.
      */
-    private Result lookUp(String userId, Query query, Execution execution) {
+    static Result lookUp(String userId, Query query, Execution execution) {
         Query userQuery = new Query();
         userQuery.attachContext(query);  // shares tracing
         userQuery.setTimeout(Math.max(1, query.getTimeLeft()));
@@ -366,7 +373,7 @@ public class UserProfileSearcher extends Searcher {
     }
 
     /** array&lt;string&gt; summary fields arrive as Inspectable from the backend, as a List from test mocks. */
-    private static List<String> strings(Object field) {
+    static List<String> strings(Object field) {
         List<String> values = new ArrayList<>();
         if (field instanceof Inspectable inspectable) {
             Inspector array = inspectable.inspect();

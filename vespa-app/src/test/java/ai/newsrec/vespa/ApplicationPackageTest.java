@@ -37,7 +37,7 @@ class ApplicationPackageTest {
 
     @Test
     void defaultChainRunsUserProfileSearcherAfterYqlParsing() {
-        Chain<Searcher> chain = app.getJDisc("default").search().getChains().getComponent("default");
+        Chain<Searcher> chain = app.getJDisc(TestApp.QUERY).search().getChains().getComponent("default");
         List<String> names = chain.components().stream().map(s -> s.getClass().getSimpleName()).toList();
         assertTrue(names.contains("UserProfileSearcher"), names.toString());
         assertTrue(names.indexOf("MinimalQueryInserter") < names.indexOf("UserProfileSearcher"), names.toString());
@@ -71,7 +71,7 @@ class ApplicationPackageTest {
     }
 
     static Response get(String pathAndQuery) {
-        return app.getJDisc("default").handleRequest(new Request("http://localhost:8080" + pathAndQuery));
+        return app.getJDisc(TestApp.QUERY).handleRequest(new Request("http://localhost:8080" + pathAndQuery));
     }
 
     static String encode(String s) { return URLEncoder.encode(s, StandardCharsets.UTF_8); }

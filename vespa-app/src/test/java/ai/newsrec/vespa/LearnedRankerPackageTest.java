@@ -200,7 +200,7 @@ class LearnedRankerPackageTest {
     }
 
     private static Response handle(Application app, String uri) throws Exception {
-        return app.getJDisc("default").handleRequest(new Request(uri));
+        return app.getJDisc(TestApp.QUERY).handleRequest(new Request(uri));
     }
 
     @Test
@@ -209,7 +209,7 @@ class LearnedRankerPackageTest {
             String search = "http://localhost:8080/search/?yql=" +
                             ApplicationPackageTest.encode("select * from news where true") + "&ranking=learned";
             for (String input : List.of("history_length", "category_ctrs")) {
-                Response response = app.getJDisc("default").handleRequest(
+                Response response = app.getJDisc(TestApp.QUERY).handleRequest(
                         new Request(search + "&input.query(" + input + ")=abc"));
                 assertEquals(400, response.getStatus(), input + ": " + response.getBodyAsString());
                 assertTrue(response.getBodyAsString().contains(input), response.getBodyAsString());

@@ -202,7 +202,7 @@ class LiveProfileTest {
 
     private static Model model() {
         List<String> ids = new ArrayList<>();
-        for (AbstractComponent component : app.getJDisc("default").components().allComponents()) {
+        for (AbstractComponent component : app.getJDisc(TestApp.QUERY).components().allComponents()) {
             if (component instanceof RankProfilesEvaluator evaluator && component.getId().stringValue().contains("news"))
                 return evaluator.modelForRankProfile(PROFILE);
             ids.add(component.getId().stringValue());
@@ -211,7 +211,7 @@ class LiveProfileTest {
     }
 
     private static Response get(String pathAndQuery) {
-        return app.getJDisc("default").handleRequest(new Request("http://localhost:8080" + pathAndQuery));
+        return app.getJDisc(TestApp.QUERY).handleRequest(new Request("http://localhost:8080" + pathAndQuery));
     }
 
 }

@@ -23,7 +23,7 @@ class MultiNodePackageTest {
         for (String file : new String[] {"services.xml", "hosts.xml"})
             Files.copy(TestApp.PROJECT_DIR.resolve("multinode").resolve(file), app.resolve(file), StandardCopyOption.REPLACE_EXISTING);
         try (Application multiNode = TestApp.load(app)) {
-            Response response = multiNode.getJDisc("default").handleRequest(new Request(
+            Response response = multiNode.getJDisc(TestApp.QUERY).handleRequest(new Request(
                     "http://localhost:8080/search/?yql=" + encode("select * from user where true")));
             assertEquals(400, response.getStatus(), response.getBodyAsString());
             assertTrue(response.getBodyAsString().contains("Only schema 'news'"), response.getBodyAsString());

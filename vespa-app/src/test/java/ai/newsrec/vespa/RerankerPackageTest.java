@@ -77,7 +77,7 @@ class RerankerPackageTest {
             assertTrue(evaluator(app).modelForRankProfile("unbert").functions().stream()
                                      .anyMatch(f -> f.getName().equals("globalphase")));
             // the container knows the profile's input: a value of another type is refused
-            Response response = app.getJDisc("default").handleRequest(new Request(
+            Response response = app.getJDisc(TestApp.QUERY).handleRequest(new Request(
                     "http://localhost:8080/search/?yql=" + ApplicationPackageTest.encode("select * from news where true") +
                     "&ranking=unbert&input.query(history_tokens)=abc"));
             assertEquals(400, response.getStatus(), response.getBodyAsString());

@@ -33,7 +33,7 @@ class SearchChainPinTest {
         assertTrue(pinned.contains(PIN), pinned);
         Files.writeString(profile, pinned.replace(PIN, ""));
         try (Application unpinned = TestApp.load(app)) {
-            Response response = unpinned.getJDisc("default").handleRequest(new Request("http://localhost:8080" + USER_QUERY));
+            Response response = unpinned.getJDisc(TestApp.QUERY).handleRequest(new Request("http://localhost:8080" + USER_QUERY));
             assertFalse(response.getBodyAsString().contains("Only schema 'news'"), response.getBodyAsString());
         }
     }
@@ -41,7 +41,7 @@ class SearchChainPinTest {
     @Test
     void withThePinItIsRefused() throws Exception {
         try (Application app = TestApp.load(TestApp.APP_DIR)) {
-            Response response = app.getJDisc("default").handleRequest(new Request("http://localhost:8080" + USER_QUERY));
+            Response response = app.getJDisc(TestApp.QUERY).handleRequest(new Request("http://localhost:8080" + USER_QUERY));
             assertEquals(400, response.getStatus(), response.getBodyAsString());
             assertTrue(response.getBodyAsString().contains("Only schema 'news'"), response.getBodyAsString());
         }

@@ -13,6 +13,15 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
+import javax.xml.parsers.DocumentBuilderFactory;
+import javax.xml.transform.TransformerFactory;
+import javax.xml.transform.dom.DOMSource;
+import javax.xml.transform.stream.StreamResult;
+
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+
 /** Locations and helpers shared by the tests. */
 final class TestApp {
 
@@ -25,12 +34,16 @@ final class TestApp {
     static final Path APP_DIR = Path.of(System.getProperty("newsrec.app.dir", PROJECT_DIR.resolve("target/application").toString()));
     static final Path SCHEMAS_DIR = PROJECT_DIR.resolveSibling("schemas");
 
+    /** The container clusters of services.xml: queries (search, the reader handler) and feeding (document-api). */
+    static final String QUERY = "query";
+    static final String FEED = "feed";
+
     private TestApp() { }
 
     /** The container's evaluator of schema news's rank profiles (its RankProfilesEvaluator component). */
     static RankProfilesEvaluator newsProfiles(Application app) {
         List<String> ids = new ArrayList<>();
-        for (AbstractComponent component : app.getJDisc("default").components().allComponents()) {
+        for (AbstractComponent component : app.getJDisc(QUERY).components().allComponents()) {
             if (component instanceof RankProfilesEvaluator evaluator && component.getId().stringValue().contains("news"))
                 return evaluator;
             ids.add(component.getId().stringValue());
@@ -64,16 +77,60 @@ final class TestApp {
         return withEvaluator(copyOfPackage(parent));
     }
 
+    /** The query cluster of the package in `dir`, in Vespa's in-process container. */
     static Application load(Path dir) {
-        return Application.fromApplicationPackage(dir, Networking.disable);
+        return load(dir, QUERY);
+    }
+
+    /**
+     * One container cluster of the package in `dir`, in Vespa's in-process container, which runs one cluster only
+     * ("Found multiple container elements"): a copy of the package whose services.xml keeps that cluster's
+     * container element and drops the others' (and the content cluster's reference to them for indexing). The whole package, both clusters, is built by Vespa's config model
+     * in ClusterSplitTest.
+     */
+    static Application load(Path dir, String cluster) {
+        return Application.fromApplicationPackage(oneCluster(dir, cluster), Networking.disable);
+    }
+
+    static Path oneCluster(Path dir, String cluster) {
+        try {
+            Path copy = copyOfPackage(dir, Files.createTempDirectory("newsrec-" + cluster));
+            Path services = copy.resolve("services.xml");
+            Document xml = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(services.toFile());
+            NodeList containers = xml.getDocumentElement().getElementsByTagName("container");
+            List<Element> others = new ArrayList<>();
+            boolean found = false;
+            for (int i = 0; i < containers.getLength(); i++) {
+                Element container = (Element) containers.item(i);
+                if (container.getAttribute("id").equals(cluster)) found = true;
+                else others.add(container);
+            }
+            if ( ! found) throw new IllegalArgumentException("No container cluster '" + cluster + "' in " + services);
+            NodeList docproc = xml.getDocumentElement().getElementsByTagName("document-processing");
+            for (int i = 0; i < docproc.getLength(); i++) {  // the content cluster's reference to a dropped cluster
+                Element reference = (Element) docproc.item(i);
+                if (reference.hasAttribute("cluster") && ! reference.getAttribute("cluster").equals(cluster)) others.add(reference);
+            }
+            others.forEach(other -> other.getParentNode().removeChild(other));
+            TransformerFactory.newInstance().newTransformer().transform(new DOMSource(xml), new StreamResult(services.toFile()));
+            return copy;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (Exception e) {
+            throw new IllegalStateException("Cannot rewrite services.xml of " + dir, e);
+        }
     }
 
     /** Copies the built package to a fresh directory, for tests that modify it. */
     static Path copyOfPackage(Path parent) {
+        return copyOfPackage(APP_DIR, parent);
+    }
+
+    static Path copyOfPackage(Path from, Path parent) {
         Path target = parent.resolve("app");
-        try (Stream<Path> files = Files.walk(APP_DIR)) {
+        try (Stream<Path> files = Files.walk(from)) {
             for (Path source : (Iterable<Path>) files::iterator) {
-                Path destination = target.resolve(APP_DIR.relativize(source).toString());
+                Path destination = target.resolve(from.relativize(source).toString());
                 if (Files.isDirectory(source)) Files.createDirectories(destination);
                 else Files.copy(source, destination);
             }

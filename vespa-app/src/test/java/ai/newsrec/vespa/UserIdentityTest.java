@@ -55,7 +55,7 @@ class UserIdentityTest {
     private static Response get(Application app, String pathAndQuery, String verified) {
         Request request = new Request("http://localhost:8080" + pathAndQuery);
         if (verified != null) request.getHeaders().put(HEADER, verified);
-        return app.getJDisc("default").handleRequest(request);
+        return app.getJDisc(TestApp.QUERY).handleRequest(request);
     }
 
 }

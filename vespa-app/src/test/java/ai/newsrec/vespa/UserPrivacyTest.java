@@ -69,7 +69,7 @@ class UserPrivacyTest {
         byte[] body = "{\"yql\": \"select * from user where true\", \"hits\": 400}".getBytes(StandardCharsets.UTF_8);
         Request request = new Request("http://localhost:8080/search/", body, Request.Method.POST);
         request.getHeaders().put("Content-Type", "application/json");
-        assertRefused(app.getJDisc("default").handleRequest(request), "POST");
+        assertRefused(app.getJDisc(TestApp.QUERY).handleRequest(request), "POST");
     }
 
     @Test
@@ -126,12 +126,12 @@ class UserPrivacyTest {
     }
 
     private static List<String> chainNames(String id) {
-        Chain<Searcher> chain = app.getJDisc("default").search().getChains().getComponent(id);
+        Chain<Searcher> chain = app.getJDisc(TestApp.QUERY).search().getChains().getComponent(id);
         return chain.components().stream().map(s -> s.getClass().getSimpleName()).toList();
     }
 
     private static Response get(String pathAndQuery) {
-        return app.getJDisc("default").handleRequest(new Request("http://localhost:8080" + pathAndQuery));
+        return app.getJDisc(TestApp.QUERY).handleRequest(new Request("http://localhost:8080" + pathAndQuery));
     }
 
 }

@@ -16,6 +16,9 @@ import com.yahoo.prelude.query.WordItem;
 import com.yahoo.search.Query;
 import com.yahoo.search.Result;
 import com.yahoo.search.Searcher;
+import com.yahoo.search.query.profile.QueryProfile;
+import com.yahoo.search.query.profile.QueryProfileRegistry;
+import com.yahoo.search.query.profile.compiled.CompiledQueryProfile;
 import com.yahoo.search.rendering.JsonRenderer;
 import com.yahoo.search.result.Hit;
 import com.yahoo.search.searchchain.Execution;
@@ -60,7 +63,7 @@ class UserProfileSearcherTest {
     @BeforeAll
     static void load() {
         app = TestApp.load(TestApp.APP_DIR);
-        Chain<Searcher> chain = app.getJDisc("default").search().getChains().getComponent("default");
+        Chain<Searcher> chain = app.getJDisc(TestApp.QUERY).search().getChains().getComponent("default");
         appSearchers = new ArrayList<>();
         for (Searcher searcher : chain.components()) {  // the app's searchers up to ours: YQL parsing included
             appSearchers.add(searcher);
@@ -211,6 +214,24 @@ class UserProfileSearcherTest {
         Result known = search(new MockBackend(), "/search/?user_id=U1&user_fallback=popularity");
         assertNull(known.hits().getField("fallback"));
         assertFalse(new ObjectMapper().readTree(rendered(known)).get("root").path("fields").has("fallback"));
+    }
+
+    @Test
+    void anUnmarkedFallbackAnswersKnownAndUnknownUsersAlike() throws Exception {
+        QueryProfileRegistry registry = new QueryProfileRegistry();
+        QueryProfile unmarked = new QueryProfile("default");
+        unmarked.set(UserProfileSearcher.FALLBACK_MARKED.toString(), "false", registry);
+        unmarked.setOverridable(UserProfileSearcher.FALLBACK_MARKED.toString(), false, Map.of());
+        registry.register(unmarked);
+        CompiledQueryProfile compiled = registry.compile().getComponent("default");
+        String asked = "&user_fallback=popularity&user_fallback_marked=true";  // the request cannot mark it again
+        Result unknown = search(new MockBackend(), new Query("/search/?user_id=U404" + asked, compiled));
+        Result known = search(new MockBackend(), new Query("/search/?user_id=U1" + asked, compiled));
+        assertNull(unknown.hits().getError());
+        assertNull(unknown.hits().getField("fallback"));
+        JsonNode unknownRoot = new ObjectMapper().readTree(rendered(unknown)).get("root");
+        JsonNode knownRoot = new ObjectMapper().readTree(rendered(known)).get("root");
+        assertEquals(knownRoot.path("fields").toString(), unknownRoot.path("fields").toString());
     }
 
     /** The result as Vespa's JSON renderer writes the response body. */
@@ -585,9 +606,12 @@ class UserProfileSearcherTest {
     }
 
     private static Result search(MockBackend backend, String request) {
+        return search(backend, new Query(request));
+    }
+
+    private static Result search(MockBackend backend, Query query) {
         List<Searcher> searchers = new ArrayList<>(appSearchers);
         searchers.add(backend);
-        Query query = new Query(request);
         return new Execution(new Chain<>(searchers), Execution.Context.createContextStub()).search(query);
     }
 
