@@ -62,9 +62,9 @@ def test_a_reranker_is_exported_and_passed_to_maven(tmp_path: Path, monkeypatch)
 
 
 def test_one_vespa_version_everywhere():
-    """The version the Java tests ran on (the pom's parent) is every doc's image tag. (services.xml cannot carry it
-    as minimum-required-vespa-version: Vespa's in-process container of the Java tests says it is 1.0.0 and refuses
-    the package.)"""
+    """The version the Java tests ran on (the pom's parent) is every doc's image tag and both services.xml files'
+    minimum-required-vespa-version (VespaVersionTest checks the same on the Java side; the Java tests' own Vespa code
+    reports 1.0.0, so they build a copy without it)."""
     import re
     from xml.etree import ElementTree
 
@@ -75,6 +75,9 @@ def test_one_vespa_version_everywhere():
     for doc in [root / "README.md", *(root / "docs").glob("*.md"), root / "vespa-app" / "README.md"]:
         for tag in re.findall(r"vespaengine/vespa(\S*)", doc.read_text(encoding="utf-8")):
             assert tag == f":{version}", f"{doc}: vespaengine/vespa{tag}"
+    for services in ("src/main/application/services.xml", "multinode/services.xml"):
+        required = ElementTree.parse(root / "vespa-app" / services).getroot().get("minimum-required-vespa-version")
+        assert required == version, services
 
 
 def test_the_multinode_package_is_production_shaped():

@@ -37,6 +37,9 @@ final class TestApp {
     /** The container clusters of services.xml: queries (search, the reader handler) and feeding (document-api). */
     static final String QUERY = "query";
     static final String FEED = "feed";
+    static final String MINIMUM_VERSION = "minimum-required-vespa-version";
+    /** The Vespa version of the Maven dependencies the tests run on (pom.xml's parent). */
+    static final String VESPA_VERSION = System.getProperty("newsrec.vespa.version", "");
 
     private TestApp() { }
 
@@ -93,25 +96,26 @@ final class TestApp {
     }
 
     static Path oneCluster(Path dir, String cluster) {
+        return rewrittenServices(dir, cluster);
+    }
+
+    /** A copy of the package in `dir` that Vespa's code of the tests (version 1.0.0) builds: see rewrittenServices. */
+    static Path testable(Path dir) {
+        return rewrittenServices(dir, null);
+    }
+
+    /**
+     * A copy of the package in `dir` whose services.xml has no minimum-required-vespa-version (the config model and
+     * in-process container of the tests report version 1.0.0 and refuse it; VespaVersionTest checks its value) and,
+     * unless `cluster` is null, only that container cluster.
+     */
+    private static Path rewrittenServices(Path dir, String cluster) {
         try {
-            Path copy = copyOfPackage(dir, Files.createTempDirectory("newsrec-" + cluster));
+            Path copy = copyOfPackage(dir, Files.createTempDirectory("newsrec-" + (cluster == null ? "package" : cluster)));
             Path services = copy.resolve("services.xml");
             Document xml = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(services.toFile());
-            NodeList containers = xml.getDocumentElement().getElementsByTagName("container");
-            List<Element> others = new ArrayList<>();
-            boolean found = false;
-            for (int i = 0; i < containers.getLength(); i++) {
-                Element container = (Element) containers.item(i);
-                if (container.getAttribute("id").equals(cluster)) found = true;
-                else others.add(container);
-            }
-            if ( ! found) throw new IllegalArgumentException("No container cluster '" + cluster + "' in " + services);
-            NodeList docproc = xml.getDocumentElement().getElementsByTagName("document-processing");
-            for (int i = 0; i < docproc.getLength(); i++) {  // the content cluster's reference to a dropped cluster
-                Element reference = (Element) docproc.item(i);
-                if (reference.hasAttribute("cluster") && ! reference.getAttribute("cluster").equals(cluster)) others.add(reference);
-            }
-            others.forEach(other -> other.getParentNode().removeChild(other));
+            xml.getDocumentElement().removeAttribute(MINIMUM_VERSION);
+            if (cluster != null) keepCluster(xml, cluster, services);
             TransformerFactory.newInstance().newTransformer().transform(new DOMSource(xml), new StreamResult(services.toFile()));
             return copy;
         } catch (IOException e) {
@@ -119,6 +123,24 @@ final class TestApp {
         } catch (Exception e) {
             throw new IllegalStateException("Cannot rewrite services.xml of " + dir, e);
         }
+    }
+
+    private static void keepCluster(Document xml, String cluster, Path services) {
+        NodeList containers = xml.getDocumentElement().getElementsByTagName("container");
+        List<Element> others = new ArrayList<>();
+        boolean found = false;
+        for (int i = 0; i < containers.getLength(); i++) {
+            Element container = (Element) containers.item(i);
+            if (container.getAttribute("id").equals(cluster)) found = true;
+            else others.add(container);
+        }
+        if ( ! found) throw new IllegalArgumentException("No container cluster '" + cluster + "' in " + services);
+        NodeList docproc = xml.getDocumentElement().getElementsByTagName("document-processing");
+        for (int i = 0; i < docproc.getLength(); i++) {  // the content cluster's reference to a dropped cluster
+            Element reference = (Element) docproc.item(i);
+            if (reference.hasAttribute("cluster") && ! reference.getAttribute("cluster").equals(cluster)) others.add(reference);
+        }
+        others.forEach(other -> other.getParentNode().removeChild(other));
     }
 
     /** Copies the built package to a fresh directory, for tests that modify it. */
