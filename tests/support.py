@@ -72,7 +72,8 @@ def history_news(model, batch: Batch) -> NewsFeatures | None:
 
 
 def models():
-    return [UniRec(UniRecConfig(news=NEWS_ENCODER, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0)),
+    return [UniRec(UniRecConfig(news=NEWS_ENCODER, heads=2, max_history=H, num_bases=6, top_p=2, dropout=0.0,
+                                recency_positions=True)),
             ContentModel(ContentConfig(news=NEWS_ENCODER, num_users=4)),
             MatrixFactorization(MFConfig(num_users=4, num_news=N, dim=D)),
             MeanPoolModel(MeanPoolConfig(news=NEWS_ENCODER)),

@@ -84,6 +84,24 @@ def test_unirec_trains_over_all_bases_and_serves_top_p():
     assert not torch.allclose(train_recall, serve_recall)
 
 
+def test_unirec_positions_count_back_from_the_latest_click():
+    """Histories are left-aligned, oldest first: position 0 is the latest click for every user, whatever the length
+    (issue #34: counted from the oldest, a position meant nothing about recency). Checkpoints saved before keep
+    their own positions (the config's default)."""
+    from newsrec.pipeline.models.unirec import UniRecConfig, recency
+
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5, [False] * 5])
+    assert recency(mask).tolist() == [[2, 1, 0, 0, 0], [4, 3, 2, 1, 0], [0, 0, 0, 0, 0]]
+    encoder = models()[0].user_encoder.eval()
+    seen = []
+    encoder.attention.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False]])  # histories of length 2 and 3
+    encoder(torch.zeros(2, 4, D), mask)  # no news signal: the attention's input is the position embeddings
+    latest = seen[0][torch.arange(2), mask.sum(1) - 1]  # (2, D) each user's latest click
+    assert torch.allclose(latest, encoder.position.weight[0].expand(2, D))
+    assert UniRecConfig(news=models()[0].config.news).recency_positions is False
+
+
 def test_recall_stage_freezes_the_encoders():
     model = models()[0]
     model.set_stage("recall")

@@ -3,6 +3,8 @@
 - News encoder: `ContentNewsEncoder` (LM title/abstract vectors + category, subcategory, entities -> D).
 - User encoder (§2.1): multi-head self-attention over the clicked-news vectors plus position
   embeddings, then additive attention pooling -> the ranking user embedding u_ra; click score u_ra · r.
+  A position counts back from the latest click (0 = the latest), so it means recency for every user: histories
+  are oldest first and of any length (checkpoints saved before `recency_positions` counted from the oldest).
   A user with no history gets a learned vector (`empty_user`): defined, and not constant across news.
 - Recall (§2.2-2.3): M basis user embeddings with separate keys w_i and values v_i;
   α = softmax(u_ra · w_i), u_re = Σ α_i v_i. At inference only the top P bases, re-normalized (Eq. 4).
@@ -33,6 +35,7 @@ class UniRecConfig:
     num_bases: int = 20  # M
     top_p: int = 5  # P, bases kept at inference (0 = all)
     dropout: float = 0.1
+    recency_positions: bool = False  # positions from the latest click; False: from the oldest (older checkpoints)
 
     def __post_init__(self) -> None:
         if self.news.dim % self.heads:
@@ -41,7 +44,7 @@ class UniRecConfig:
 
     @classmethod
     def from_vocabulary(cls, vocab: Vocabulary, settings: ModelSettings) -> "UniRecConfig":
-        return cls(news=NewsEncoderConfig.from_vocabulary(vocab, settings))
+        return cls(news=NewsEncoderConfig.from_vocabulary(vocab, settings), recency_positions=True)
 
 
 class UserEncoder(nn.Module):
@@ -53,17 +56,29 @@ class UserEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.pooling = AdditiveAttention(dim, dim)
         self.empty_user = nn.Parameter(torch.zeros(dim))
+        self.recency_positions = config.recency_positions
 
     def forward(self, history_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # history_vectors (B, H, D), mask (B, H) -> u_ra (B, D)
         has_history = mask.any(dim=1)  # (B,)
         safe_mask = mask.clone()
         safe_mask[~has_history, 0] = True  # keep softmax defined; replaced by empty_user below
-        positions = torch.arange(history_vectors.shape[1], device=history_vectors.device)
+        if self.recency_positions:
+            positions = recency(mask)  # (B, H)
+        else:
+            positions = torch.arange(history_vectors.shape[1], device=history_vectors.device)
         x = history_vectors + self.position(positions)  # (B, H, D)
         attended, _ = self.attention(x, x, x, key_padding_mask=~safe_mask, need_weights=False)
         user = self.pooling(self.norm(x + attended), safe_mask)  # (B, D)
         return torch.where(has_history[:, None], user, self.empty_user.expand_as(user))
+
+
+def recency(mask: torch.Tensor) -> torch.Tensor:
+    """(B, H) position of each click counted back from the user's latest one (0 = latest) in a left-aligned,
+    oldest-first history with `mask` (B, H); padding gets 0 (masked out of the attention and the pooling)."""
+    lengths = mask.sum(dim=1, keepdim=True)  # (B, 1)
+    columns = torch.arange(mask.shape[1], device=mask.device)[None, :]
+    return torch.where(mask, lengths - 1 - columns, torch.zeros_like(columns))
 
 
 class UniRec(NewsRecModel):
