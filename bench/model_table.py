@@ -4,6 +4,8 @@ the oracle (the planted click probabilities). CPU is fine; it picks CUDA when pr
     python bench/model_table.py                 # demo-data small (world v2: the table's world), seed 0, into bench/out/small-v2/
     python bench/model_table.py --world v1      # the first world, into bench/out/small/ (as before world v2)
     python bench/model_table.py --size tiny     # a quick look
+    python bench/model_table.py --seeds 3 --models meanpool,unirec   # mean ± 95% interval over training seeds and
+                                                # the paired difference against mean-pool, seed by seed
 
 Prints a markdown table (and writes table.json beside the data). Recall is by exact maximum inner
 product over the dev-day pool (every dev candidate) and over all news. On world v2 the table ends with
@@ -21,6 +23,7 @@ from pathlib import Path
 from newsrec.pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
 from newsrec.pipeline.demo_data import config_for, generate
 from newsrec.pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
+from newsrec.pipeline.intervals import paired_interval, t_interval
 from newsrec.pipeline.metrics import per_impression_metrics
 from newsrec.pipeline.mind import read_mind
 from newsrec.pipeline.models.registry import MODELS
@@ -28,6 +31,9 @@ from newsrec.pipeline.training import TrainConfig, train
 
 
 EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
+BASELINE = "meanpool"  # the paired comparisons of --seeds are against this row
+# rows that are not results: trained far below their paper's budget on this CPU (bench/gpu_unbert.sh on a GPU)
+NOT_A_RESULT = {"unbert": "unbert (not a result: CPU budget)"}
 
 
 def main() -> None:
@@ -38,7 +44,15 @@ def main() -> None:
     parser.add_argument("--recall-epochs", type=int, default=2)
     parser.add_argument("--out", default="bench/out")
     parser.add_argument("--reuse", action="store_true", help="keep checkpoints already trained by an earlier run")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="training seeds per model (same data); 2 or more: mean ± 95%% interval per row and the "
+                             f"paired difference against {BASELINE}")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models to train")
     args = parser.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}: choose from {', '.join(MODELS)}")
     root = Path(args.out) / (args.size if args.world == "v1" else f"{args.size}-{args.world}")
     mind = root / "mind"
     if not (mind / "dev" / "truth.txt").is_file():
@@ -46,17 +60,14 @@ def main() -> None:
     dataset = read_mind(mind)
     entity = entity_split(mind)  # world v2: where a candidate names an entity the user follows
     splits = {ENTITY_SPLIT: entity[0]} if entity else {}
-    rows, timings = [], {}
-    for model in MODELS:
-        summary = trained_summary(root / "runs" / model) if args.reuse else None
-        if summary is None:
-            epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
-            summary = train(mind, root / "runs" / model, TrainConfig(model=model, epochs=epochs,
-                                                                     recall_epochs=recall_epochs), dataset=dataset)
-        timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
-                          "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
-                                                for e in s["epochs"]]}
-        rows += model_rows(model, root / "runs" / model, dataset, splits)
+    if args.seeds > 1:
+        seeded = {seed: trained_rows(models, seed, root, mind, dataset, splits, args)[0] for seed in range(args.seeds)}
+        print(seed_markdown(seeded))
+        (root / f"seeds-{args.seeds}.json").write_text(json.dumps(
+            {"world": args.world, "size": args.size, "seeds": {s: [asdict(r) for r in rows] for s, rows in seeded.items()},
+             "summary": seed_summary(seeded)}, indent=1))
+        return
+    rows, timings = trained_rows(models, 0, root, mind, dataset, splits, args)
     rows.append(popularity_evaluation(dataset))
     rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), impression_splits=splits))
     planted = planted_summary(mind) or {}
@@ -72,6 +83,65 @@ def main() -> None:
     print(json.dumps(timings, indent=1))
 
 
+def trained_rows(models: list[str], seed: int, root: Path, mind: Path, dataset, splits: dict, args) -> tuple[list, dict]:
+    """Every model trained with `seed` (seed 0 in runs/MODEL, as before seeds; others in runs/seedS/MODEL) and
+    evaluated: (rows, timings)."""
+    rows, timings = [], {}
+    for model in models:
+        model_dir = root / "runs" / (model if seed == 0 else f"seed{seed}/{model}")
+        summary = trained_summary(model_dir) if args.reuse else None
+        if summary is None:
+            epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
+            summary = train(mind, model_dir, TrainConfig(model=model, epochs=epochs, recall_epochs=recall_epochs,
+                                                         seed=seed), dataset=dataset)
+        timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
+                          "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
+                                                for e in s["epochs"]]}
+        rows += model_rows(model, model_dir, dataset, splits)
+    return rows, timings
+
+
+SEED_METRICS = {"AUC": lambda r: r.ranking.auc, "MRR": lambda r: r.ranking.mrr, "nDCG@10": lambda r: r.ranking.ndcg10,
+                "R@100 day": lambda r: r.recall.get("dev-day pool", {}).get(100, float("nan"))}
+
+
+def seed_summary(seeded: dict[int, list]) -> dict:
+    """Per row: each metric's mean ± 95% interval over the seeds, and the paired difference against BASELINE's row
+    of the same seed (when it was trained)."""
+    names = [row.model for row in seeded[0]]
+    by_name = {name: [next(r for r in rows if r.model == name) for rows in seeded.values()] for name in names}
+    summary = {}
+    for name, runs in by_name.items():
+        entry = {metric: asdict(t_interval([get(r) for r in runs])) for metric, get in SEED_METRICS.items()}
+        if BASELINE in by_name and name != BASELINE:
+            entry["paired vs " + BASELINE] = {metric: asdict(paired_interval([get(r) for r in runs],
+                                                                               [get(r) for r in by_name[BASELINE]]))
+                                              for metric, get in SEED_METRICS.items()}
+        summary[name] = entry
+    return summary
+
+
+def seed_markdown(seeded: dict[int, list]) -> str:
+    """The --seeds table: mean ± half-width of the 95% interval; the paired AUC and R@100 differences against
+    BASELINE, marked * where the interval excludes 0."""
+    summary = seed_summary(seeded)
+    lines = [f"{len(seeded)} seeds, 95% Student's t intervals",
+             "| model | AUC | MRR | nDCG@10 | R@100 day | ΔAUC vs mean-pool | ΔR@100 vs mean-pool |",
+             "|---|---|---|---|---|---|---|"]
+    for name, entry in summary.items():
+        cells = [_interval_text(entry[m]) for m in SEED_METRICS]
+        paired = entry.get("paired vs " + BASELINE, {})
+        deltas = [_interval_text(paired[m], mark=True) if m in paired else "—" for m in ("AUC", "R@100 day")]
+        lines.append(f"| {name} | " + " | ".join(cells + deltas) + " |")
+    return "\n".join(lines)
+
+
+def _interval_text(entry: dict, mark: bool = False) -> str:
+    low, high = entry["mean"] - entry["half_width"], entry["mean"] + entry["half_width"]
+    star = "*" if mark and (low > 0 or high < 0) else ""
+    return f"{entry['mean']:+.4f} ± {entry['half_width']:.4f}{star}" if mark else f"{entry['mean']:.4f} ± {entry['half_width']:.4f}"
+
+
 def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
     """The model's row; UniRec also with all its recall bases; FUM (whose recall query is its user vector)
     also with its trained bases serving recall, top P and all."""
@@ -82,7 +152,7 @@ def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
         return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=0, name="fum (all bases)", impression_splits=splits)]
-    return [evaluate_model(model_dir, dataset, name=model, impression_splits=splits)]
+    return [evaluate_model(model_dir, dataset, name=NOT_A_RESULT.get(model, model), impression_splits=splits)]
 
 
 def entity_oracle_rows(dataset, entity) -> dict:

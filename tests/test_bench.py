@@ -179,3 +179,26 @@ def test_the_gpu_script_measures_each_part_at_toy_sizes_and_renders_not_measured
             "rerank": {"10": {"median_ms": 1.0, "max_ms": 2.0}}}
     text = bench_gpu.render(data)
     assert "24 news in" in text and "peak unknown" in text and "| 10 | 1.00 ms | 2.00 ms |" in text
+
+
+def test_the_seed_table_gives_intervals_and_paired_differences_against_mean_pool():
+    """bench/model_table.py --seeds N: mean ± 95% interval per row and the difference against mean-pool seed by seed,
+    starred only where its interval excludes 0 (issue #34)."""
+    from newsrec.bench.model_table import seed_markdown, seed_summary
+    from newsrec.pipeline.evaluation import Evaluation
+    from newsrec.pipeline.metrics import RankingMetrics
+
+    def row(name, auc, recall):
+        return Evaluation(name, RankingMetrics(auc, 0.3, 0.3, 0.4, 100, 0), recall={"dev-day pool": {100: recall}})
+
+    shared = [0.01, -0.02, 0.015]  # what a seed does to both models (the data order, say)
+    seeded = {s: [row("meanpool", 0.67 + d, 0.09), row("unirec (top-P)", 0.672 + d, 0.09 + d)]
+              for s, d in enumerate(shared)}
+    summary = seed_summary(seeded)
+    assert summary["meanpool"]["AUC"]["n"] == 3 and "paired vs meanpool" not in summary["meanpool"]
+    paired = summary["unirec (top-P)"]["paired vs meanpool"]
+    assert paired["AUC"]["mean"] == pytest.approx(0.002) and paired["AUC"]["half_width"] < 1e-9
+    assert summary["unirec (top-P)"]["AUC"]["half_width"] > 0.01  # unpaired, the seeds' spread hides it
+    table = seed_markdown(seeded)
+    assert "| unirec (top-P) | 0.6737 ± " in table and "+0.0020 ± 0.0000*" in table
+    assert "+0.0017 ± " in table and "0.0017 ± 0.0" in table and table.count("*") == 1  # R@100: not established
