@@ -22,6 +22,7 @@ from pathlib import Path
 
 from newsrec.pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
 from newsrec.pipeline.demo_data import config_for, generate
+from newsrec.pipeline.world_probes import PROBES
 from newsrec.pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
 from newsrec.pipeline.intervals import paired_interval, t_interval
 from newsrec.pipeline.metrics import per_impression_metrics
@@ -38,8 +39,8 @@ NOT_A_RESULT = {"unbert": "unbert (not a result: CPU budget)"}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="small", choices=["tiny", "small"])
-    parser.add_argument("--world", default="v2", choices=["v2", "v1"])
+    parser.add_argument("--size", default="small", choices=["tiny", "medium", "small"])
+    parser.add_argument("--world", default="v2", choices=["v2", "v1", *PROBES])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--recall-epochs", type=int, default=2)
     parser.add_argument("--out", default="bench/out")
@@ -62,9 +63,12 @@ def main() -> None:
     splits = {ENTITY_SPLIT: entity[0]} if entity else {}
     if args.seeds > 1:
         seeded = {seed: trained_rows(models, seed, root, mind, dataset, splits, args)[0] for seed in range(args.seeds)}
-        print(seed_markdown(seeded))
+        bounds = (planted_summary(mind) or {}).get("bounds", {})
+        print(seed_markdown(seeded) + "".join(f"\n| {name} | {b['auc']:.4f} |" if isinstance(b, dict) else
+                                              f"\n| {name} | {b:+.4f} |" for name, b in bounds.items()))
         (root / f"seeds-{args.seeds}.json").write_text(json.dumps(
-            {"world": args.world, "size": args.size, "seeds": {s: [asdict(r) for r in rows] for s, rows in seeded.items()},
+            {"world": args.world, "size": args.size, "models": models, "bounds": bounds,
+             "seeds": {s: [asdict(r) for r in rows] for s, rows in seeded.items()},
              "summary": seed_summary(seeded)}, indent=1))
         return
     rows, timings = trained_rows(models, 0, root, mind, dataset, splits, args)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsrec.pipeline import demo_vocab, world_v2
+from newsrec.pipeline import demo_vocab, world_probes, world_v2
 from newsrec.pipeline.background import Background
 from newsrec.pipeline.leaderboard import write_leaderboard_file
 
@@ -74,6 +74,10 @@ class DemoConfig:
 SIZES = {
     "tiny": DemoConfig(num_users=400, news_per_logged_day=90, news_per_history_day=60, history_days=3,
                        train_days=6, train_impressions=2400, dev_impressions=800),
+    # between tiny and small: enough dev impressions to separate models (AUC's standard error about 0.003) in
+    # minutes of CPU training per model; the probe worlds' size (bench/model_table.py --size medium)
+    "medium": DemoConfig(num_users=5_000, news_per_logged_day=600, news_per_history_day=400, history_days=5,
+                         train_days=6, train_impressions=20_000, dev_impressions=8_000),
     "small": DemoConfig(num_users=50_000, news_per_logged_day=4_000, news_per_history_day=3_000,
                         history_days=7, train_days=6, train_impressions=156_965, dev_impressions=73_152),
     "large": DemoConfig(num_users=1_000_000, news_per_logged_day=13_000, news_per_history_day=10_000,
@@ -114,7 +118,7 @@ class Impressions:
     labels: np.ndarray  # (C,) int8
 
 
-WORLDS = ("v3", "v2", "v1")
+WORLDS = ("v3", "v2", "v1", *world_probes.PROBES)  # probes: one seed model's premise each (pipeline/world_probes.py)
 WORLD_V2_FAMILY = ("v3", "v2")  # the worlds planted by pipeline/world_v2.py (v3: v2, impressions of published news)
 
 
@@ -134,7 +138,9 @@ def plant(config: DemoConfig) -> Planted:
     if config.world not in WORLDS:
         raise ValueError(f"unknown world {config.world!r}; choose one of {', '.join(WORLDS)}")
     rng = np.random.default_rng(config.seed)
-    news, users, logit_of = _plant_v2(config, rng) if config.world in WORLD_V2_FAMILY else _plant_v1(config, rng)
+    plant_world = (_plant_v2 if config.world in WORLD_V2_FAMILY else
+                   _plant_probe if config.world in world_probes.PROBES else _plant_v1)
+    news, users, logit_of = plant_world(config, rng)
     last_train_day = config.history_days + config.train_days - 1
     published_only = config.world == "v3"
     train = _draw_impressions(config, news, users.activity, rng, range(config.history_days, last_train_day + 1),
@@ -156,8 +162,8 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     news, users, train, dev = planted.news, planted.users, planted.train, planted.dev
     out = Path(out_dir)
     v2 = config.world in WORLD_V2_FAMILY  # v2's truth (numpy over the planted arrays) is computed beside the writing
-    with Background(world_v2.planted_truth if v2 else _no_truth, world_v2.WorldV2(), news, users, train, dev,
-                    config.world == "v3", fork=v2) as truth:
+    truth_of = world_v2.planted_truth if v2 else _probe_truth if config.world in world_probes.PROBES else _no_truth
+    with Background(truth_of, world_v2.WorldV2(), news, users, train, dev, config.world == "v3", fork=v2) as truth:
         texts = news_texts(planted)
         for split, impressions in (("train", train), ("dev", dev)):
             _write_split(out / split, config, news, users, impressions, texts)
@@ -180,6 +186,22 @@ def _written(config: DemoConfig, summary: dict) -> dict:
 def _no_truth(*_) -> dict:
     """World v1's planted truth beyond the written probabilities: none."""
     return {}
+
+
+def _probe_truth(_world, news, users, train, dev, _published) -> dict:
+    """A probe world's parameters, oracle and bounds (world_probes.planted_truth)."""
+    return world_probes.planted_truth(world_probes.ProbeOrder(), news, users, train, dev)
+
+
+def _plant_probe(config: DemoConfig, rng: np.random.Generator):
+    """World v1's news; the probe's users and logit (pipeline/world_probes.py)."""
+    probe = world_probes.ProbeOrder()
+    news = _plant_news(config, rng)
+    users = world_probes.plant_users(config, probe, news, rng)
+
+    def logit_of(user, day, seconds, impression_of, candidates):
+        return world_probes.logits(probe, news, users, user, impression_of, candidates)
+    return news, users, logit_of
 
 
 def _plant_v1(config: DemoConfig, rng: np.random.Generator):

@@ -11,21 +11,23 @@ from newsrec.cli.base import (CONTEXT, COUNT, MindReading, NewsrecCommand, echo,
 from newsrec.cli.output import format_dataset, format_recall_oracle, format_statistics, format_table, to_json
 from newsrec.pipeline import baselines as scorers
 from newsrec.pipeline.baselines import decomposition_rows, generate_with_oracle
-from newsrec.pipeline.demo_data import config_for
+from newsrec.pipeline.demo_data import SIZES, WORLDS, config_for
 from newsrec.pipeline.leaderboard import score_files
 
 
 @click.command("demo-data", cls=NewsrecCommand, context_settings=CONTEXT)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small", "large"]), default="tiny", show_default=True,
-              help="tiny: seconds, for tests; small: MIND-small-like (~50k news, 50k users, 157k train impressions); "
-                   "large: MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
+@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
+              help="tiny: seconds, for tests; medium: 5k users, 20k train / 8k dev impressions (the probe worlds' "
+                   "size); small: MIND-small-like (~50k news, 50k users, 157k train impressions); large: "
+                   "MIND-large-like (~161k news, 1M users, 2.2M train impressions; ~2 GB, for benchmarks).")
 @click.option("--seed", type=COUNT, default=0, show_default=True)
-@click.option("--world", type=click.Choice(["v3", "v2", "v1"]), default="v3", show_default=True,
+@click.option("--world", type=click.Choice(list(WORLDS)), default="v3", show_default=True,
               help="v3: world v2 whose impressions show only news already published at their time (real news is "
                    "never shown before it exists; v2 showed 38.5% of small's dev candidates before). v2: entities, "
                    "several and drifting interests, freshness, the oracle decomposed (pipeline/world_v2.py); "
-                   "v1: the first world (1-4 fixed favourite topics), for comparison.")
+                   "v1: the first world (1-4 fixed favourite topics), for comparison. probe-order: one seed model's "
+                   "premise on a neutral base, with what a history can reveal (pipeline/world_probes.py).")
 def demo_data(out_dir: str, size: str, seed: int, world: str) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
 
@@ -43,6 +45,8 @@ def demo_data(out_dir: str, size: str, seed: int, world: str) -> None:
          f"{summary['shown_before_published']:.1%} of dev candidate rows shown before their publication")
     echo(format_statistics(summary["statistics"]))
     echo(format_table([("oracle (dev)", oracle), *decomposition_rows(summary)]))
+    for name, bound in summary.get("bounds", {}).items():  # probe worlds
+        echo(f"{name}: AUC {bound['auc']:.4f}" if isinstance(bound, dict) else f"{name}: {bound:+.4f}")
     if "recall_oracle" in summary:
         echo(format_recall_oracle(summary["recall_oracle"]))
 
