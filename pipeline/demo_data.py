@@ -153,6 +153,9 @@ def plant(config: DemoConfig) -> Planted:
 def news_texts(planted: Planted) -> list[tuple]:
     """(title, abstract, title_entities_json, abstract_entities_json) of every planted news item."""
     news = planted.news
+    if planted.config.world in world_probes.PROBES:  # v1's texts, the marker words after the title
+        return [(world_probes.title_with_markers(title, news.markers[n]), *rest)
+                for n, (title, *rest) in enumerate(_news_texts(news))]
     return _news_texts(news, news.entity_of) if planted.config.world in WORLD_V2_FAMILY else _news_texts(news)
 
 
@@ -162,8 +165,13 @@ def generate(out_dir: str | Path, config: DemoConfig) -> dict:
     news, users, train, dev = planted.news, planted.users, planted.train, planted.dev
     out = Path(out_dir)
     v2 = config.world in WORLD_V2_FAMILY  # v2's truth (numpy over the planted arrays) is computed beside the writing
-    truth_of = world_v2.planted_truth if v2 else _probe_truth if config.world in world_probes.PROBES else _no_truth
-    with Background(truth_of, world_v2.WorldV2(), news, users, train, dev, config.world == "v3", fork=v2) as truth:
+    if config.world in world_probes.PROBES:
+        truth_of, first = world_probes.planted_truth, config.world
+        arguments = (news, users, train, dev)
+    else:
+        truth_of, first = (world_v2.planted_truth if v2 else _no_truth), world_v2.WorldV2()
+        arguments = (news, users, train, dev, config.world == "v3")
+    with Background(truth_of, first, *arguments, fork=v2) as truth:
         texts = news_texts(planted)
         for split, impressions in (("train", train), ("dev", dev)):
             _write_split(out / split, config, news, users, impressions, texts)
@@ -188,19 +196,12 @@ def _no_truth(*_) -> dict:
     return {}
 
 
-def _probe_truth(_world, news, users, train, dev, _published) -> dict:
-    """A probe world's parameters, oracle and bounds (world_probes.planted_truth)."""
-    return world_probes.planted_truth(world_probes.ProbeOrder(), news, users, train, dev)
-
-
 def _plant_probe(config: DemoConfig, rng: np.random.Generator):
-    """World v1's news; the probe's users and logit (pipeline/world_probes.py)."""
-    probe = world_probes.ProbeOrder()
-    news = _plant_news(config, rng)
-    users = world_probes.plant_users(config, probe, news, rng)
+    """World v1's news (with the probe's marker words); the probe's users and logit (pipeline/world_probes.py)."""
+    news, users = world_probes.plant(config.world, config, _plant_news(config, rng), rng)
 
     def logit_of(user, day, seconds, impression_of, candidates):
-        return world_probes.logits(probe, news, users, user, impression_of, candidates)
+        return world_probes.logits(config.world, news, users, user, impression_of, candidates)
     return news, users, logit_of
 
 
@@ -225,6 +226,8 @@ def _plant_v2(config: DemoConfig, rng: np.random.Generator):
 
 def generated_news_texts(config: DemoConfig) -> tuple[list[str], list[str]]:
     """(titles, abstracts) of the news `generate` would write for `config`, without any behaviours."""
+    if config.world in world_probes.PROBES:  # the marker words are drawn after the news
+        return tuple(map(list, zip(*[t[:2] for t in news_texts(plant(config))])))
     rng = np.random.default_rng(config.seed)
     if config.world in WORLD_V2_FAMILY:
         news = world_v2.plant_news(config, world_v2.WorldV2(), rng, _part_sizes())

@@ -2,24 +2,37 @@
 has something to find that a mean of news vectors cannot (issue #34).
 
 The base is world v1's news (`demo_data._plant_news`: topics, texts, an appeal everyone shares) and its impression
-sampler; what a probe changes is who clicked what before the log and the user part of the click logit:
+sampler; a probe changes who clicked what before the log, the user part of the click logit and, for the word
+probes, adds planted words to the titles:
 
 - **probe-order** (UniRec's and FUM's order encodings): every user moves from an old topic A to a new topic B, and
   the move finishes late in the history window: the latest `late_share` of the history is B, everything before is A.
-  The logit gives B `new_weight` and A only `old_weight`, so the history's recent part matters more than its bulk.
-  A mean of the history's news vectors sees about 70% A and 30% B and cannot tell which one is new.
+  The logit gives B `new_weight` and A only `old_weight`. A mean of the history sees mostly A and cannot tell which
+  topic is new.
+- **probe-max** (several interests: UniRec's bases, Recallnet): a user has `interests` interests, each a topic and a
+  marker word; a candidate gets the best interest's match (topic_weight for its topic, marker_weight for its
+  marker), the maximum over interests, not their sum: the topic of one interest with the marker of another counts
+  as one match, not two. A mean of the history adds a topic part and a marker part, so it counts two.
+- **probe-pairs** (FUM's word interactions across clicked news): a user likes one pair of marker words together and
+  neither alone (`lone_weight` < 0); their history holds news with the first word and other news with the second,
+  never both in one news item. A mean of the history's words rewards each word alone as well.
 
-The parameters are fixed here, before any model runs on a probe (planted.json records them). Beside the oracle (the
-planted probabilities), planted.json gives what a history can reveal (`bounds`): a logistic regression fit on the
-train impressions over features estimable from each user's history alone, evaluated on dev like a model:
-- **mean bound**: the appeal and the candidate topic's share of the history (what a mean of news vectors dotted
-  with the candidate's gives, for news that differ by topic);
-- **premise bound**: the same plus the premise's feature (probe-order: the topic's share of the latest `recent`
-  clicks). The attainable gain is premise bound − mean bound; "gap to the oracle" reads against the premise bound.
+Half of the news carry marker words (`MARKERS`, added to the title) in probe-max and probe-pairs: one in probe-max,
+two in probe-pairs. The parameters are fixed here before any model runs on a probe (planted.json records them).
+Beside the oracle (the planted probabilities), planted.json gives what a history can reveal (`bounds`): a logistic
+regression fit on the train impressions over features estimable from each user's history alone, evaluated on dev
+like a model:
+- **mean bound**: the appeal and the additive overlap of the candidate with the history (the candidate topic's
+  share of the history, and for the word probes the history frequency of each of its markers): what a mean of news
+  vectors dotted with the candidate's gives;
+- **premise bound**: the same plus the premise's feature (order: the topic's share of the latest `recent` clicks;
+  max: the best single click's match with the candidate, 2 for its topic and marker, 1 for either, 0; pairs: the
+  product of the history frequencies of the candidate's two markers). The attainable gain is premise bound − mean bound; "gap to the
+  oracle" reads against the premise bound.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -27,108 +40,243 @@ from sklearn.linear_model import LogisticRegression
 from newsrec.pipeline import demo_vocab
 from newsrec.pipeline.metrics import per_impression_metrics
 
-PROBES = ("probe-order",)
+MARKERS = ("amber", "basalt", "cobalt", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper")
+NO_MARKER = -1
 
 
 @dataclass(frozen=True)
-class ProbeOrder:
-    """probe-order's planted parameters (fixed before any model ran on it)."""
+class ProbeParameters:
+    """A probe's planted parameters (fixed before any model ran on it)."""
 
     click_bias: float = -3.4
     appeal_weight: float = 1.0  # the neutral base: the news's appeal (quality), the same for every user
-    new_weight: float = 2.5  # the topic the user moved to
+    premise_weight: float = 2.5  # what the premise adds to a relevant candidate's logit
+    min_history: int = 4
+    # probe-order
     old_weight: float = 0.3  # the topic the user left
     late_share: float = 0.3  # the latest share of the history, in the new topic
     late_days: int = 1  # the new topic's clicks are on the last history days
-    min_history: int = 4
     recent: int = 5  # premise bound: the topic shares of the latest clicks
+    # probe-max and probe-pairs
+    marked_share: float = 0.5  # news carrying marker words
+    interests: int = 3  # probe-max: interests per user
+    topic_weight: float = 1.5  # probe-max: an interest's topic ...
+    marker_weight: float = 1.5  # ... and its marker; the candidate gets the best interest's sum
+    lone_weight: float = -1.0  # probe-pairs: one word of the pair without the other (premise_weight: both)
+    clicks_per_part: int = 3  # probe-max: clicks per interest; probe-pairs: clicks per word of the pair
 
 
 @dataclass(frozen=True, eq=False)
 class ProbeUsers:
-    """Like demo_data.PlantedUsers (the writer reads interest, activity, history, ids), with each user's topics."""
+    """What demo_data's writer reads (history, ids, activity), with what each user was planted (`planted`)."""
 
-    interest: np.ndarray  # (U, T) the user part of the logit per topic
     activity: np.ndarray  # (U,) sums to 1
     history: list[np.ndarray]  # per user, news indices, oldest first
     ids: list[str]
-    old: np.ndarray  # (U,) topic A
-    new: np.ndarray  # (U,) topic B
+    planted: dict = field(default_factory=dict)  # name -> (U, ...) array
 
 
-def plant_users(config, probe: ProbeOrder, news, rng: np.random.Generator) -> ProbeUsers:
-    """Every user: topics A (old) and B (new), drawn by how much each topic publishes before the log; a history of
-    A's news before the last `late_days` history days, then B's on them."""
-    topics = len(demo_vocab.TOPICS)
-    late = config.history_days - probe.late_days
-    early_news = [np.flatnonzero((news.topic == t) & (news.day < late)) for t in range(topics)]
-    late_news = [np.flatnonzero((news.topic == t) & (news.day >= late) & (news.day < config.history_days))
-                 for t in range(topics)]
-    usable = np.array([len(e) > 0 and len(n) > 0 for e, n in zip(early_news, late_news)])
-    weights = np.array([len(e) for e in early_news], dtype=np.float64) * usable
-    old = rng.choice(topics, size=config.num_users, p=weights / weights.sum())
-    new = np.array([rng.choice(topics, p=_normalized(weights, np.arange(topics) != a)) for a in old])
-    lengths = np.clip(np.round(rng.lognormal(np.log(config.median_history), 0.8, config.num_users)),
-                      probe.min_history, config.max_history).astype(np.int64)
-    history = []
-    for a, b, length in zip(old.tolist(), new.tolist(), lengths.tolist()):
-        recent = max(1, round(probe.late_share * length))
-        clicks = np.concatenate([rng.choice(early_news[a], size=length - recent), rng.choice(late_news[b], size=recent)])
-        _, first = np.unique(clicks, return_index=True)
-        kept = clicks[np.sort(first)]
-        history.append(kept[np.lexsort((rng.random(len(kept)), news.day[kept]))].astype(np.int32))  # oldest first
-    interest = np.zeros((config.num_users, topics))
-    interest[np.arange(config.num_users), old] = probe.old_weight
-    interest[np.arange(config.num_users), new] = probe.new_weight
+@dataclass(frozen=True, eq=False)
+class ProbeNews:
+    """The base news and each one's marker words ((N, 2), NO_MARKER where none)."""
+
+    base: object  # demo_data.PlantedNews
+    markers: np.ndarray
+
+    def __getattr__(self, name):  # topic, text, quality, day, life, ids, has_abstract: the base's
+        if name == "base":  # not set yet (copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+def plant(name: str, config, base_news, rng: np.random.Generator) -> tuple[ProbeNews, ProbeUsers]:
+    """The probe's news (the base with markers) and users."""
+    p = ProbeParameters()
+    markers = _markers(name, p, len(base_news.day), rng)
+    news = ProbeNews(base_news, markers)
+    planting = {"probe-order": _order_users, "probe-max": _max_users, "probe-pairs": _pairs_users}[name]
+    histories, planted = planting(config, p, news, rng)
     activity = rng.lognormal(0.0, 1.0, config.num_users)
     ids = [f"U{u}" for u in rng.permutation(config.num_users) + 1_001]
-    return ProbeUsers(interest, activity / activity.sum(), history, ids, old, new)
+    return news, ProbeUsers(activity / activity.sum(), histories, ids, planted)
 
 
-def _normalized(weights: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    kept = weights * keep
-    return kept / kept.sum()
+PROBES = ("probe-order", "probe-max", "probe-pairs")
 
 
-def logits(probe: ProbeOrder, news, users: ProbeUsers, user: np.ndarray, impression_of: np.ndarray,
+def _markers(name: str, p: ProbeParameters, count: int, rng: np.random.Generator) -> np.ndarray:
+    markers = np.full((count, 2), NO_MARKER, dtype=np.int64)
+    if name == "probe-order":
+        return markers
+    marked = rng.random(count) < p.marked_share
+    first = rng.integers(0, len(MARKERS), count)
+    markers[marked, 0] = first[marked]
+    if name == "probe-pairs":  # a second, different marker
+        second = (first + rng.integers(1, len(MARKERS), count)) % len(MARKERS)
+        markers[marked, 1] = second[marked]
+    return markers
+
+
+def _history_pool(config, news, p: ProbeParameters):
+    return np.flatnonzero(news.day < config.history_days)
+
+
+def _ordered(clicks: np.ndarray, news, rng: np.random.Generator) -> np.ndarray:
+    """Each item once, oldest first (by day, at random within a day)."""
+    _, first = np.unique(clicks, return_index=True)
+    kept = clicks[np.sort(first)]
+    return kept[np.lexsort((rng.random(len(kept)), news.day[kept]))].astype(np.int32)
+
+
+def _lengths(config, p: ProbeParameters, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(np.round(rng.lognormal(np.log(config.median_history), 0.8, config.num_users)),
+                   p.min_history, config.max_history).astype(np.int64)
+
+
+def _order_users(config, p: ProbeParameters, news, rng):
+    """Topics A (old) and B (new) by how much each publishes; A's news before the last `late_days` history days,
+    then B's on them."""
+    topics = len(demo_vocab.TOPICS)
+    late = config.history_days - p.late_days
+    early = [np.flatnonzero((news.topic == t) & (news.day < late)) for t in range(topics)]
+    later = [np.flatnonzero((news.topic == t) & (news.day >= late) & (news.day < config.history_days))
+             for t in range(topics)]
+    weights = np.array([len(e) * (len(e) > 0 and len(n) > 0) for e, n in zip(early, later)], dtype=np.float64)
+    old = rng.choice(topics, size=config.num_users, p=weights / weights.sum())
+    new = np.array([rng.choice(topics, p=_normalized(weights * (np.arange(topics) != a))) for a in old])
+    history = []
+    for a, b, length in zip(old.tolist(), new.tolist(), _lengths(config, p, rng).tolist()):
+        recent = max(1, round(p.late_share * length))
+        clicks = np.concatenate([rng.choice(early[a], size=length - recent), rng.choice(later[b], size=recent)])
+        history.append(_ordered(clicks, news, rng))
+    return history, {"old": old, "new": new}
+
+
+def _max_users(config, p: ProbeParameters, news, rng):
+    """`interests` (topic, marker) cells with history news; `clicks_per_part` clicks in each, the rest of the
+    history at random."""
+    pool = _history_pool(config, news, p)
+    pool = pool[news.markers[pool, 0] != NO_MARKER]
+    cell = news.topic[pool] * len(MARKERS) + news.markers[pool, 0]
+    cells, counts = np.unique(cell, return_counts=True)
+    members = {c: pool[cell == c] for c in cells.tolist()}
+    everything = _history_pool(config, news, p)
+    chosen = np.stack([rng.choice(cells, size=p.interests, replace=False) for _ in range(config.num_users)])
+    history = []
+    for interests, length in zip(chosen.tolist(), _lengths(config, p, rng).tolist()):
+        planted = np.concatenate([rng.choice(members[c], size=p.clicks_per_part) for c in interests])
+        rest = rng.choice(everything, size=max(0, length - len(planted)))
+        history.append(_ordered(np.concatenate([planted, rest]), news, rng))
+    return history, {"topic": chosen // len(MARKERS), "marker": chosen % len(MARKERS)}
+
+
+def _pairs_users(config, p: ProbeParameters, news, rng):
+    """A pair (a, b) of markers; `clicks_per_part` history news with a (not b) and as many with b (not a)."""
+    pool = _history_pool(config, news, p)
+    first = rng.integers(0, len(MARKERS), config.num_users)
+    second = (first + rng.integers(1, len(MARKERS), config.num_users)) % len(MARKERS)
+    has = [(news.markers[pool] == m).any(axis=1) for m in range(len(MARKERS))]
+    history = []
+    for a, b, length in zip(first.tolist(), second.tolist(), _lengths(config, p, rng).tolist()):
+        with_a, with_b = pool[has[a] & ~has[b]], pool[has[b] & ~has[a]]
+        planted = np.concatenate([rng.choice(with_a, size=p.clicks_per_part, replace=False),
+                                  rng.choice(with_b, size=p.clicks_per_part, replace=False)])
+        rest = rng.choice(pool[~(has[a] & has[b])], size=max(0, length - len(planted)))  # never both in one
+        history.append(_ordered(np.concatenate([planted, rest]), news, rng))
+    return history, {"first": first, "second": second}
+
+
+def _normalized(weights: np.ndarray) -> np.ndarray:
+    return weights / weights.sum()
+
+
+def logits(name: str, news: ProbeNews, users: ProbeUsers, user: np.ndarray, impression_of: np.ndarray,
            candidates: np.ndarray) -> np.ndarray:
-    """The planted click logit of each candidate row."""
-    return (probe.click_bias + users.interest[user[impression_of], news.topic[candidates]]
-            + probe.appeal_weight * news.quality[candidates])
+    """The planted click logit of each candidate row: the base (bias, appeal) and the premise's part."""
+    p = ProbeParameters()
+    u, topic, marks = user[impression_of], news.topic[candidates], news.markers[candidates]
+    planted = users.planted
+    if name == "probe-order":
+        user_part = p.premise_weight * (topic == planted["new"][u]) + p.old_weight * (topic == planted["old"][u])
+    elif name == "probe-max":  # the best interest's topic + marker match, not the sum over interests
+        per_interest = (p.topic_weight * (planted["topic"][u] == topic[:, None])
+                        + p.marker_weight * (planted["marker"][u] == marks[:, :1]))  # (C, interests)
+        user_part = per_interest.max(axis=1)
+    else:
+        first = (marks == planted["first"][u][:, None]).any(axis=1)
+        second = (marks == planted["second"][u][:, None]).any(axis=1)
+        user_part = p.premise_weight * (first & second) + p.lone_weight * (first ^ second)
+    return p.click_bias + p.appeal_weight * news.quality[candidates] + user_part
 
 
-def planted_truth(probe: ProbeOrder, news, users: ProbeUsers, train, dev) -> dict:
+def title_with_markers(title: str, markers: np.ndarray) -> str:
+    """The base title, with the news's marker words after it ("... , amber and cobalt")."""
+    words = [MARKERS[m] for m in markers.tolist() if m != NO_MARKER]
+    return title if not words else f"{title}, {' and '.join(words)}"
+
+
+def planted_truth(name: str, news: ProbeNews, users: ProbeUsers, train, dev) -> dict:
     """planted.json's probe entries: the parameters, and the oracle and both bounds on dev (AUC, MRR, nDCG@10)."""
     oracle = _metrics(dev, dev.probability)
-    mean_bound, premise_bound = (_bound(probe, news, users, train, dev, premise) for premise in (False, True))
-    return {"probe": {"name": "probe-order", "parameters": asdict(probe)},
+    mean_bound, premise_bound = (_bound(name, news, users, train, dev, premise) for premise in (False, True))
+    return {"probe": {"name": name, "parameters": asdict(ProbeParameters())},
             "bounds": {"oracle": oracle, "mean bound (history estimable)": mean_bound,
                        "premise bound (history estimable)": premise_bound,
                        "attainable gain (AUC)": premise_bound["auc"] - mean_bound["auc"]}}
 
 
-def history_features(probe: ProbeOrder, news, users: ProbeUsers, impressions, premise: bool) -> np.ndarray:
-    """(C, F) features of every candidate row from its user's history alone: appeal, the topic's share of the
-    history, and with `premise` its share of the latest `recent` clicks."""
-    topics = len(demo_vocab.TOPICS)
-    share, recent = np.zeros((len(users.history), topics)), np.zeros((len(users.history), topics))
-    for u, clicks in enumerate(users.history):
-        if len(clicks):
-            share[u] = np.bincount(news.topic[clicks], minlength=topics) / len(clicks)
-            latest = clicks[-probe.recent:]
-            recent[u] = np.bincount(news.topic[latest], minlength=topics) / len(latest)
+def history_features(name: str, news: ProbeNews, users: ProbeUsers, impressions, premise: bool) -> np.ndarray:
+    """(C, F) features of every candidate row from its user's history alone: the appeal and the additive overlap
+    (topic share; each marker's history frequency), and with `premise` the premise's feature."""
+    p = ProbeParameters()
     impression_of = np.repeat(np.arange(len(impressions.day)), np.diff(impressions.offsets))
-    user, topic = impressions.user[impression_of], news.topic[impressions.candidates]
-    columns = [news.quality[impressions.candidates], share[user, topic]]
+    user, candidates = impressions.user[impression_of], impressions.candidates
+    topic, marks = news.topic[candidates], news.markers[candidates]
+    profile = _profiles(p, news, users.history)
+    columns = [news.quality[candidates], profile["topic share"][user, topic]]
+    if name != "probe-order":
+        frequency = np.where(marks == NO_MARKER, 0.0, profile["marker share"][user[:, None], np.maximum(marks, 0)])
+        columns.append(frequency.sum(axis=1))
     if premise:
-        columns.append(recent[user, topic])
+        columns.append(_premise_feature(name, profile, user, topic, marks, frequency if name != "probe-order" else None))
     return np.stack(columns, axis=1)
 
 
-def _bound(probe: ProbeOrder, news, users: ProbeUsers, train, dev, premise: bool) -> dict:
-    fit = LogisticRegression(C=10.0, max_iter=1000).fit(history_features(probe, news, users, train, premise),
+def _premise_feature(name, profile, user, topic, marks, frequency) -> np.ndarray:
+    if name == "probe-order":
+        return profile["recent topic share"][user, topic]
+    if name == "probe-max":  # the best single click's match: 2 (topic and marker), 1 (either), 0
+        cell = topic * len(MARKERS) + np.maximum(marks[:, 0], 0)
+        both = (marks[:, 0] != NO_MARKER) & (profile["cell share"][user, cell] > 0)
+        either = (profile["topic share"][user, topic] > 0) | (frequency[:, 0] > 0)
+        return np.where(both, 2.0, either.astype(np.float64))
+    return frequency[:, 0] * frequency[:, 1]
+
+
+def _profiles(p: ProbeParameters, news: ProbeNews, histories: list[np.ndarray]) -> dict:
+    """Per user, from the history alone: topic shares, the latest clicks' topic shares, marker shares (a news item
+    counts once per marker), and (topic, first marker) cell shares."""
+    topics, users = len(demo_vocab.TOPICS), len(histories)
+    out = {"topic share": np.zeros((users, topics)), "recent topic share": np.zeros((users, topics)),
+           "marker share": np.zeros((users, len(MARKERS))), "cell share": np.zeros((users, topics * len(MARKERS)))}
+    for u, clicks in enumerate(histories):
+        if not len(clicks):
+            continue
+        out["topic share"][u] = np.bincount(news.topic[clicks], minlength=topics) / len(clicks)
+        latest = clicks[-p.recent:]
+        out["recent topic share"][u] = np.bincount(news.topic[latest], minlength=topics) / len(latest)
+        marks = news.markers[clicks]
+        out["marker share"][u] = np.bincount(marks[marks != NO_MARKER], minlength=len(MARKERS)) / len(clicks)
+        marked = marks[:, 0] != NO_MARKER
+        cells = news.topic[clicks][marked] * len(MARKERS) + marks[marked, 0]
+        out["cell share"][u] = np.bincount(cells, minlength=topics * len(MARKERS)) / len(clicks)
+    return out
+
+
+def _bound(name: str, news: ProbeNews, users: ProbeUsers, train, dev, premise: bool) -> dict:
+    fit = LogisticRegression(C=10.0, max_iter=1000).fit(history_features(name, news, users, train, premise),
                                                         train.labels)
-    return _metrics(dev, fit.decision_function(history_features(probe, news, users, dev, premise)))
+    return _metrics(dev, fit.decision_function(history_features(name, news, users, dev, premise)))
 
 
 def _metrics(impressions, scores: np.ndarray) -> dict:

@@ -20,40 +20,72 @@ def order():
     return plant(config_for("tiny", 0, "probe-order"))
 
 
+P = world_probes.ProbeParameters()
+
+
 def test_every_user_moves_late_from_the_old_topic_to_the_new(order):
-    probe, news, users = world_probes.ProbeOrder(), order.news, order.users
-    late = order.config.history_days - probe.late_days
+    news, users = order.news, order.users
+    old, new_topic = users.planted["old"], users.planted["new"]
+    late = order.config.history_days - P.late_days
     for u, clicks in enumerate(users.history):
         topics, days = news.topic[clicks], news.day[clicks]
-        assert set(topics.tolist()) == {users.old[u], users.new[u]} or set(topics.tolist()) == {users.new[u]}
-        new = topics == users.new[u]
+        assert set(topics.tolist()) <= {old[u], new_topic[u]}
+        new = topics == new_topic[u]
         assert new[-1] and (days[new] >= late).all() and (days[~new] < late).all()  # B is the latest part
         assert list(np.flatnonzero(new)) == list(range(len(clicks) - new.sum(), len(clicks)))  # ... all of it
-    assert (users.interest[np.arange(len(users.ids)), users.new] == probe.new_weight).all()
+    assert (news.markers == world_probes.NO_MARKER).all()  # no words planted in this probe
 
 
 def test_the_bounds_order_oracle_premise_and_mean(order):
-    truth = world_probes.planted_truth(world_probes.ProbeOrder(), order.news, order.users, order.train, order.dev)
+    truth = world_probes.planted_truth("probe-order", order.news, order.users, order.train, order.dev)
     bounds = truth["bounds"]
     oracle, premise = bounds["oracle"]["auc"], bounds["premise bound (history estimable)"]["auc"]
     mean = bounds["mean bound (history estimable)"]["auc"]
     assert oracle > premise > mean + 0.01  # the premise is worth something a mean of the history cannot reach
     assert bounds["attainable gain (AUC)"] == pytest.approx(premise - mean)
-    assert truth["probe"]["parameters"]["late_share"] == world_probes.ProbeOrder().late_share
+    assert truth["probe"]["parameters"]["late_share"] == P.late_share
 
 
 def test_the_order_feature_reads_the_latest_clicks_only(order):
     """Moving a click from the bulk of a history to its end changes the premise feature, not the mean's."""
-    probe, news, users = world_probes.ProbeOrder(), order.news, order.users
-    u = next(u for u in order.dev.user.tolist() if len(users.history[u]) > 2 * probe.recent)
-    before = world_probes.history_features(probe, news, users, order.dev, premise=True)
+    news, users = order.news, order.users
+    u = next(u for u in order.dev.user.tolist() if len(users.history[u]) > 2 * P.recent)
+    before = world_probes.history_features("probe-order", news, users, order.dev, premise=True)
     history = list(users.history)
-    history[u] = np.concatenate([history[u][probe.recent:], history[u][:probe.recent]])  # the old clicks last
-    moved = world_probes.ProbeUsers(users.interest, users.activity, history, users.ids, users.old, users.new)
-    after = world_probes.history_features(probe, news, moved, order.dev, premise=True)
+    history[u] = np.concatenate([history[u][P.recent:], history[u][:P.recent]])  # the old clicks last
+    moved = world_probes.ProbeUsers(users.activity, history, users.ids, users.planted)
+    after = world_probes.history_features("probe-order", news, moved, order.dev, premise=True)
     rows = np.repeat(order.dev.user, np.diff(order.dev.offsets)) == u
     assert rows.any()
     assert np.allclose(before[rows, :2], after[rows, :2]) and not np.allclose(before[rows, 2], after[rows, 2])
+
+
+def test_pairs_are_planted_across_clicks_never_in_one(tmp_path):
+    pairs = plant(config_for("tiny", 0, "probe-pairs"))
+    news, users = pairs.news, pairs.users
+    for u, clicks in enumerate(users.history):
+        marks = news.markers[clicks]
+        a, b = users.planted["first"][u], users.planted["second"][u]
+        has_a, has_b = (marks == a).any(axis=1), (marks == b).any(axis=1)
+        assert not (has_a & has_b).any() and has_a.sum() >= P.clicks_per_part and has_b.sum() >= P.clicks_per_part
+    truth = world_probes.planted_truth("probe-pairs", news, users, pairs.train, pairs.dev)["bounds"]
+    assert truth["attainable gain (AUC)"] > 0.005  # the pair is worth more than its words one by one
+    titles = [t[0] for t in __import__("newsrec.pipeline.demo_data", fromlist=["news_texts"]).news_texts(pairs)]
+    marked = int(np.flatnonzero(news.markers[:, 1] != world_probes.NO_MARKER)[0])
+    assert titles[marked].endswith(f"{world_probes.MARKERS[news.markers[marked, 0]]} and "
+                                   f"{world_probes.MARKERS[news.markers[marked, 1]]}")
+
+
+def test_several_interests_score_the_best_interest_not_the_sum():
+    world = plant(config_for("tiny", 0, "probe-max"))
+    users, news = world.users, world.news
+    u = 0
+    topic, marker = users.planted["topic"][u], users.planted["marker"][u]
+    crossing = next(n for n in range(len(news.ids)) if news.topic[n] == topic[0] and news.markers[n, 0] == marker[1]
+                    and news.topic[n] != topic[1] and news.markers[n, 0] != marker[0])
+    one = world_probes.logits("probe-max", news, users, np.array([u]), np.array([0]), np.array([crossing]))
+    base = P.click_bias + P.appeal_weight * news.quality[crossing]
+    assert one[0] - base == pytest.approx(max(P.topic_weight, P.marker_weight))  # not topic + marker
 
 
 def test_generated_probe_is_mind_format_and_reproducible(tmp_path):
