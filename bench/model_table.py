@@ -147,11 +147,13 @@ def _interval_text(entry: dict, mark: bool = False) -> str:
 
 
 def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
-    """The model's row; UniRec also with all its recall bases; FUM (whose recall query is its user vector)
-    also with its trained bases serving recall, top P and all."""
+    """The model's row; UniRec also with all its recall bases and with its ranking vector as the recall query; FUM
+    (whose recall query is its user vector) also with its trained bases serving recall, top P and all."""
     if model == "unirec":
         return [evaluate_model(model_dir, dataset, name="unirec (top-P)", impression_splits=splits),
-                evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", impression_splits=splits)]
+                evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", impression_splits=splits),
+                evaluate_model(model_dir, dataset, name="unirec (ranking vector as recall)", impression_splits=splits,
+                               recall_by_ranking=True)]
     if model == "fum":
         return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", impression_splits=splits),

@@ -95,14 +95,17 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
                    top_p: int | None = None, name: str | None = None,
-                   impression_splits: dict[str, np.ndarray] | None = None, progress: bool = False) -> Evaluation:
+                   impression_splits: dict[str, np.ndarray] | None = None, progress: bool = False,
+                   recall_by_ranking: bool = False) -> Evaluation:
     """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
-    (no recall for a cross-encoder, which has no recall vector)."""
+    (no recall for a cross-encoder, which has no recall vector); `recall_by_ranking`: the ranking user vector
+    is the recall query instead (e.g. UniRec's u_ra beside its bases)."""
     kind, scored = score_split(model_dir, dataset, split, device_name, top_p, progress)
-    pools = recall_pools(dataset, split) if scored.recall_users is not None else {}
+    queries = scored.ranking_users if recall_by_ranking else scored.recall_users
+    pools = recall_pools(dataset, split) if queries is not None else {}
     behaviors = dataset.splits[split]
     clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
-    ranks = {pool: retrieved_ranks(scored.recall_users, scored.news_matrix, max(RECALL_KS), rows, clicked_offsets,
+    ranks = {pool: retrieved_ranks(queries, scored.news_matrix, max(RECALL_KS), rows, clicked_offsets,
                                    clicked) for pool, rows in pools.items()}
     evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, ranks, impression_splits)
     evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})

@@ -103,3 +103,12 @@ def test_top_p_is_refused_by_models_without_recall_bases(tiny_demo: Path, traine
     with pytest.raises(ModelConfigError, match="no recall bases: --top-p applies to UniRec"):
         evaluate_model(out, read_mind(tiny_demo), top_p=0)
 
+
+
+def test_unirecs_ranking_vector_can_be_the_recall_query(tiny_demo: Path, trained: Path):
+    """Issue #34: UniRec's u_ra as the recall query beside its bases: the same ranking, another recall."""
+    dataset = read_mind(tiny_demo)
+    bases = evaluate_model(trained, dataset)
+    ranking = evaluate_model(trained, dataset, recall_by_ranking=True)
+    assert ranking.ranking == bases.ranking and ranking.recall != bases.recall
+    assert set(ranking.recall) == {"dev-day pool", "all news"}
