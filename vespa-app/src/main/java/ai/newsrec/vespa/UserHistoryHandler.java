@@ -105,14 +105,8 @@ public class UserHistoryHandler extends ThreadedHttpRequestHandler {
                    : requested.matches("[0-9]{1,3}") ? Integer.parseInt(requested) : -1;
         if (hits < 1 || hits > MAX_LISTED)
             return error(400, "hits must be an integer from 1 to " + MAX_LISTED);
-        Query ids = new Query();
-        ids.attachContext(query);
-        ids.setTimeout(Math.max(1, query.getTimeLeft()));
-        ids.getModel().setRestrict("user");
-        ids.getModel().getQueryTree().setRoot(new TrueItem());
-        ids.getRanking().setProfile("unranked");
+        Query ids = UserProfileSearcher.subQuery(query, "user", new TrueItem(), hits);
         ids.getPresentation().setSummary(ID_SUMMARY);
-        ids.setHits(hits);
         Execution execution = executions.get();
         Result result = execution.search(ids);
         execution.fill(result, ID_SUMMARY);

@@ -306,13 +306,7 @@ public class UserProfileSearcher extends Searcher {
         Count last = lastCount.get();
         long now = System.nanoTime();
         if (last != null && now - last.at() < CORPUS_COUNT_NANOS) return last.news();
-        Query count = new Query();
-        count.attachContext(query);
-        count.setTimeout(Math.max(1, query.getTimeLeft()));
-        count.getModel().setRestrict("news");
-        count.getModel().getQueryTree().setRoot(new TrueItem());
-        count.getRanking().setProfile("unranked");
-        count.setHits(0);
+        Query count = subQuery(query, "news", new TrueItem(), 0);
         Result result = execution.search(count);
         if (result.hits().getError() != null) return -1;
         lastCount.set(new Count(result.getTotalHitCount(), now));
@@ -336,17 +330,26 @@ public class UserProfileSearcher extends Searcher {
      * user_id is matched cased (schemas/user.sd), so at most the user with exactly this id comes back.
      */
     static Result lookUp(String userId, Query query, Execution execution) {
-        Query userQuery = new Query();
-        userQuery.attachContext(query);  // shares tracing
-        userQuery.setTimeout(Math.max(1, query.getTimeLeft()));
-        userQuery.getModel().setRestrict("user");
-        userQuery.getModel().getQueryTree().setRoot(new WordItem(userId, "user_id", true));
-        userQuery.getRanking().setProfile("unranked");
+        Query userQuery = subQuery(query, "user", new WordItem(userId, "user_id", true), 1);
         userQuery.getPresentation().setSummary(USER_SUMMARY);
-        userQuery.setHits(1);
         Result result = execution.search(userQuery);
         execution.fill(result, USER_SUMMARY);
         return result;
+    }
+
+    /**
+     * A query of this container's own on `schema` with `root` (never the caller's text), unranked, for `hits` hits,
+     * within the time `parent` has left and sharing its tracing.
+     */
+    static Query subQuery(Query parent, String schema, Item root, int hits) {
+        Query query = new Query();
+        query.attachContext(parent);
+        query.setTimeout(Math.max(1, parent.getTimeLeft()));
+        query.getModel().setRestrict(schema);
+        query.getModel().getQueryTree().setRoot(root);
+        query.getRanking().setProfile("unranked");
+        query.setHits(hits);
+        return query;
     }
 
     /**
