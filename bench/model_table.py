@@ -88,11 +88,11 @@ def main() -> None:
 
 
 def trained_rows(models: list[str], seed: int, root: Path, mind: Path, dataset, splits: dict, args) -> tuple[list, dict]:
-    """Every model trained with `seed` (seed 0 in runs/MODEL, as before seeds; others in runs/seedS/MODEL) and
-    evaluated: (rows, timings)."""
+    """Every model trained with `seed` (seed 0 in runs/MODEL, as before seeds; others in runs/MODEL-seedS, beside
+    it: one cache of the news vectors for all) and evaluated: (rows, timings)."""
     rows, timings = [], {}
     for model in models:
-        model_dir = root / "runs" / (model if seed == 0 else f"seed{seed}/{model}")
+        model_dir = root / "runs" / (model if seed == 0 else f"{model}-seed{seed}")
         summary = trained_summary(model_dir) if args.reuse else None
         if summary is None:
             epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
