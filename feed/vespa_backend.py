@@ -417,20 +417,7 @@ class VespaBackend:
         """The user's has_read_items and vectors from the query cluster's reader handler; None for a user Vespa
         does not hold (the handler's 404 "Unknown user id"; any other 404 means the application lacks the handler)."""
         safe_value("user id", user_id)
-        what = f"get user {user_id}"
-        try:
-            response = self._client().get(f"{self.url}{READER_PATH}{user_id}")
-        except httpr.HTTPError as error:
-            raise BackendError(f"{what}: {self.description}: {type(error).__name__}: {error}")
-        answer = _json(response)
-        if response.status_code == 404 and str(answer.get("message", "")).startswith("Unknown user id"):
-            return None
-        if response.status_code != 200:
-            lacks = (" (an application package without the reader handler: rebuild it, `newsrec app build`)"
-                     if response.status_code == 404 else "")
-            raise BackendError(f"{what}: HTTP {response.status_code}{_redirect(response)}: {vespa_message(answer)}"
-                               f"{lacks}")
-        return answer
+        return self._send("get", f"{self.url}{READER_PATH}{user_id}", f"get user {user_id}", absent="Unknown user id")
 
     def _ranking_embedding(self, user_id: str) -> list[float]:
         fields = self._user_fields(user_id)
@@ -448,14 +435,21 @@ class VespaBackend:
             raise BackendError(f"{what}: {error}") from None
         return self._send("post", self._app.search_end_point, what, json=body)
 
-    def _send(self, method: str, url: str, what: str, **arguments) -> dict:
+    def _send(self, method: str, url: str, what: str, absent: str | None = None, **arguments) -> dict | None:
         """One request with the query client; its JSON, or a BackendError saying `what` failed and why (the
-        status, Vespa's message, where a redirect pointed: never followed)."""
+        status, Vespa's message, where a redirect pointed: never followed). With `absent`, a 404 whose message
+        starts with it is None (any other 404: a path the application does not serve, e.g. a package without the
+        reader handler)."""
         try:
             response = getattr(self._client(), method)(url, **arguments)
         except httpr.HTTPError as error:
             raise BackendError(f"{what}: {self.description}: {type(error).__name__}: {error}")
         answer = _json(response)
+        if absent is not None and response.status_code == 404:
+            if str(answer.get("message", "")).startswith(absent):
+                return None
+            raise BackendError(f"{what}: HTTP 404: {vespa_message(answer)} (an application package without the "
+                               "reader handler: rebuild it, `newsrec app build`)")
         if response.status_code != 200:
             raise BackendError(f"{what}: HTTP {response.status_code}{_redirect(response)}: {vespa_message(answer)}")
         return answer

@@ -117,7 +117,7 @@ def _markers(name: str, p: ProbeParameters, count: int, rng: np.random.Generator
     return markers
 
 
-def _history_pool(config, news, p: ProbeParameters):
+def _history_pool(config, news):
     return np.flatnonzero(news.day < config.history_days)
 
 
@@ -155,12 +155,12 @@ def _order_users(config, p: ProbeParameters, news, rng):
 def _max_users(config, p: ProbeParameters, news, rng):
     """`interests` (topic, marker) cells with history news; `clicks_per_part` clicks in each, the rest of the
     history at random."""
-    pool = _history_pool(config, news, p)
+    pool = _history_pool(config, news)
     pool = pool[news.markers[pool, 0] != NO_MARKER]
     cell = news.topic[pool] * len(MARKERS) + news.markers[pool, 0]
     cells, counts = np.unique(cell, return_counts=True)
     members = {c: pool[cell == c] for c in cells.tolist()}
-    everything = _history_pool(config, news, p)
+    everything = _history_pool(config, news)
     chosen = np.stack([rng.choice(cells, size=p.interests, replace=False) for _ in range(config.num_users)])
     history = []
     for interests, length in zip(chosen.tolist(), _lengths(config, p, rng).tolist()):
@@ -172,7 +172,7 @@ def _max_users(config, p: ProbeParameters, news, rng):
 
 def _pairs_users(config, p: ProbeParameters, news, rng):
     """A pair (a, b) of markers; `clicks_per_part` history news with a (not b) and as many with b (not a)."""
-    pool = _history_pool(config, news, p)
+    pool = _history_pool(config, news)
     first = rng.integers(0, len(MARKERS), config.num_users)
     second = (first + rng.integers(1, len(MARKERS), config.num_users)) % len(MARKERS)
     has = [(news.markers[pool] == m).any(axis=1) for m in range(len(MARKERS))]
