@@ -9,16 +9,20 @@ probes, adds planted words to the titles:
   the move finishes late in the history window: the latest `late_share` of the history is B, everything before is A.
   The logit gives B `new_weight` and A only `old_weight`. A mean of the history sees mostly A and cannot tell which
   topic is new.
-- **probe-max** (several interests: UniRec's bases, Recallnet): a user has `interests` interests, each a topic and a
-  marker word; a candidate gets the best interest's match (topic_weight for its topic, marker_weight for its
-  marker), the maximum over interests, not their sum: the topic of one interest with the marker of another counts
-  as one match, not two. A mean of the history adds a topic part and a marker part, so it counts two.
-- **probe-pairs** (FUM's word interactions across clicked news): a user likes one pair of marker words together and
-  neither alone (`lone_weight` < 0); their history holds news with the first word and other news with the second,
-  never both in one news item. A mean of the history's words rewards each word alone as well.
+- **probe-max** (several interests: UniRec's bases, Recallnet): the marker words come in two families (A and B,
+  `marker_words` each) and a marked news item carries one of each; a user has `interests` interests, each an (A, B)
+  pair of words, no word in two interests. A candidate gets the best interest's match (`word_weight` for each of
+  its two words the interest has), the maximum over interests, not their sum: the A word of one interest with the
+  B word of another (a crossing) counts as one match, not two. A mean of the history adds an A part and a B part,
+  so it counts two.
+- **probe-pairs** (FUM's word interactions across clicked news): a marked news item carries two different words of
+  `marker_words`; a user likes one pair of them together and neither alone (`lone_weight` < 0); their history
+  holds news with the first word and other news with the second, never both in one news item. A mean of the
+  history's words rewards each word alone as well, and the pair no more than its complement.
 
-Half of the news carry marker words (`MARKERS`, added to the title) in probe-max and probe-pairs: one in probe-max,
-two in probe-pairs. The parameters are fixed here before any model runs on a probe (planted.json records them).
+In probe-max and probe-pairs `marked_share` of the news carry marker words (`MARKERS`, added to the title), and the
+rest of a history (beyond the planted clicks) is unmarked news, so the marked words of a history are the planted
+ones. The parameters are fixed here before any model runs on a probe (planted.json records them).
 Beside the oracle (the planted probabilities), planted.json gives what a history can reveal (`bounds`): a logistic
 regression fit on the train impressions over features estimable from each user's history alone, evaluated on dev
 like a model:
@@ -26,8 +30,8 @@ like a model:
   share of the history, and for the word probes the history frequency of each of its markers): what a mean of news
   vectors dotted with the candidate's gives;
 - **premise bound**: the same plus the premise's feature (order: the topic's share of the latest `recent` clicks;
-  max: the best single click's match with the candidate, 2 for its topic and marker, 1 for either, 0; pairs: the
-  product of the history frequencies of the candidate's two markers). The attainable gain is premise bound − mean bound; "gap to the
+  max: the best single click's match with the candidate, 2 for both its words, 1 for either, 0; pairs: whether both
+  of the candidate's words are in the history, each in some click). The attainable gain is premise bound − mean bound; "gap to the
   oracle" reads against the premise bound.
 """
 from __future__ import annotations
@@ -59,9 +63,10 @@ class ProbeParameters:
     recent: int = 5  # premise bound: the topic shares of the latest clicks
     # probe-max and probe-pairs
     marked_share: float = 0.5  # news carrying marker words
+    marker_words: int = 4  # probe-pairs: the words of the pairs; probe-max: the words of each family
+    paired_share: float = 0.5  # probe-pairs: marked news carrying two words (the rest carry one)
     interests: int = 3  # probe-max: interests per user
-    topic_weight: float = 1.5  # probe-max: an interest's topic ...
-    marker_weight: float = 1.5  # ... and its marker; the candidate gets the best interest's sum
+    word_weight: float = 1.5  # probe-max: each of an interest's two words; the candidate gets the best interest's sum
     lone_weight: float = -1.0  # probe-pairs: one word of the pair without the other (premise_weight: both)
     clicks_per_part: int = 3  # probe-max: clicks per interest; probe-pairs: clicks per word of the pair
 
@@ -105,15 +110,19 @@ PROBES = ("probe-order", "probe-max", "probe-pairs")
 
 
 def _markers(name: str, p: ProbeParameters, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Each news item's marker words ((N, 2) into MARKERS): probe-pairs two different words of the first
+    `marker_words`; probe-max one of family A (the first `marker_words`) and one of family B (the next)."""
     markers = np.full((count, 2), NO_MARKER, dtype=np.int64)
     if name == "probe-order":
         return markers
     marked = rng.random(count) < p.marked_share
-    first = rng.integers(0, len(MARKERS), count)
-    markers[marked, 0] = first[marked]
-    if name == "probe-pairs":  # a second, different marker
-        second = (first + rng.integers(1, len(MARKERS), count)) % len(MARKERS)
-        markers[marked, 1] = second[marked]
+    first = rng.integers(0, p.marker_words, count)
+    if name == "probe-pairs":  # `paired_share` of the marked news carry a second word, the rest one word
+        second = np.where(rng.random(count) < p.paired_share,
+                          (first + rng.integers(1, p.marker_words, count)) % p.marker_words, NO_MARKER)
+    else:
+        second = p.marker_words + rng.integers(0, p.marker_words, count)
+    markers[marked, 0], markers[marked, 1] = first[marked], second[marked]
     return markers
 
 
@@ -152,37 +161,40 @@ def _order_users(config, p: ProbeParameters, news, rng):
     return history, {"old": old, "new": new}
 
 
+def _with_rest(planted: np.ndarray, unmarked: np.ndarray, length: int, news, rng) -> np.ndarray:
+    """The planted clicks and, up to `length`, unmarked history news."""
+    rest = rng.choice(unmarked, size=max(0, length - len(planted)))
+    return _ordered(np.concatenate([planted, rest]), news, rng)
+
+
 def _max_users(config, p: ProbeParameters, news, rng):
-    """`interests` (topic, marker) cells with history news; `clicks_per_part` clicks in each, the rest of the
-    history at random."""
+    """`interests` (A, B) word pairs, no word in two; `clicks_per_part` clicks on news carrying each pair."""
     pool = _history_pool(config, news)
-    pool = pool[news.markers[pool, 0] != NO_MARKER]
-    cell = news.topic[pool] * len(MARKERS) + news.markers[pool, 0]
-    cells, counts = np.unique(cell, return_counts=True)
-    members = {c: pool[cell == c] for c in cells.tolist()}
-    everything = _history_pool(config, news)
-    chosen = np.stack([rng.choice(cells, size=p.interests, replace=False) for _ in range(config.num_users)])
+    marked, unmarked = pool[news.markers[pool, 0] != NO_MARKER], pool[news.markers[pool, 0] == NO_MARKER]
+    cells = {cell: marked[(news.markers[marked, 0] == cell[0]) & (news.markers[marked, 1] == cell[1])]
+             for cell in {tuple(c) for c in news.markers[marked].tolist()}}
+    first = np.stack([rng.permutation(p.marker_words)[:p.interests] for _ in range(config.num_users)])
+    second = np.stack([p.marker_words + rng.permutation(p.marker_words)[:p.interests]
+                       for _ in range(config.num_users)])
     history = []
-    for interests, length in zip(chosen.tolist(), _lengths(config, p, rng).tolist()):
-        planted = np.concatenate([rng.choice(members[c], size=p.clicks_per_part) for c in interests])
-        rest = rng.choice(everything, size=max(0, length - len(planted)))
-        history.append(_ordered(np.concatenate([planted, rest]), news, rng))
-    return history, {"topic": chosen // len(MARKERS), "marker": chosen % len(MARKERS)}
+    for a, b, length in zip(first.tolist(), second.tolist(), _lengths(config, p, rng).tolist()):
+        planted = np.concatenate([rng.choice(cells[cell], size=p.clicks_per_part) for cell in zip(a, b)])
+        history.append(_with_rest(planted, unmarked, length, news, rng))
+    return history, {"first": first, "second": second}
 
 
 def _pairs_users(config, p: ProbeParameters, news, rng):
-    """A pair (a, b) of markers; `clicks_per_part` history news with a (not b) and as many with b (not a)."""
+    """A pair (a, b) of words; `clicks_per_part` history news carrying a alone and as many carrying b alone."""
     pool = _history_pool(config, news)
-    first = rng.integers(0, len(MARKERS), config.num_users)
-    second = (first + rng.integers(1, len(MARKERS), config.num_users)) % len(MARKERS)
-    has = [(news.markers[pool] == m).any(axis=1) for m in range(len(MARKERS))]
+    unmarked = pool[news.markers[pool, 0] == NO_MARKER]
+    first = rng.integers(0, p.marker_words, config.num_users)
+    second = (first + rng.integers(1, p.marker_words, config.num_users)) % p.marker_words
+    alone = [pool[(news.markers[pool, 0] == m) & (news.markers[pool, 1] == NO_MARKER)] for m in range(p.marker_words)]
     history = []
     for a, b, length in zip(first.tolist(), second.tolist(), _lengths(config, p, rng).tolist()):
-        with_a, with_b = pool[has[a] & ~has[b]], pool[has[b] & ~has[a]]
-        planted = np.concatenate([rng.choice(with_a, size=p.clicks_per_part, replace=False),
-                                  rng.choice(with_b, size=p.clicks_per_part, replace=False)])
-        rest = rng.choice(pool[~(has[a] & has[b])], size=max(0, length - len(planted)))  # never both in one
-        history.append(_ordered(np.concatenate([planted, rest]), news, rng))
+        planted = np.concatenate([rng.choice(alone[a], size=p.clicks_per_part, replace=False),
+                                  rng.choice(alone[b], size=p.clicks_per_part, replace=False)])
+        history.append(_with_rest(planted, unmarked, length, news, rng))
     return history, {"first": first, "second": second}
 
 
@@ -198,9 +210,9 @@ def logits(name: str, news: ProbeNews, users: ProbeUsers, user: np.ndarray, impr
     planted = users.planted
     if name == "probe-order":
         user_part = p.premise_weight * (topic == planted["new"][u]) + p.old_weight * (topic == planted["old"][u])
-    elif name == "probe-max":  # the best interest's topic + marker match, not the sum over interests
-        per_interest = (p.topic_weight * (planted["topic"][u] == topic[:, None])
-                        + p.marker_weight * (planted["marker"][u] == marks[:, :1]))  # (C, interests)
+    elif name == "probe-max":  # the best interest's match (both words, one, none), not the sum over interests
+        per_interest = p.word_weight * ((planted["first"][u] == marks[:, :1]).astype(np.float64)
+                                        + (planted["second"][u] == marks[:, 1:]))  # (C, interests)
         user_part = per_interest.max(axis=1)
     else:
         first = (marks == planted["first"][u][:, None]).any(axis=1)
@@ -238,27 +250,28 @@ def history_features(name: str, news: ProbeNews, users: ProbeUsers, impressions,
         frequency = np.where(marks == NO_MARKER, 0.0, profile["marker share"][user[:, None], np.maximum(marks, 0)])
         columns.append(frequency.sum(axis=1))
     if premise:
-        columns.append(_premise_feature(name, profile, user, topic, marks, frequency if name != "probe-order" else None))
+        columns += _premise_features(name, profile, user, topic, marks)
     return np.stack(columns, axis=1)
 
 
-def _premise_feature(name, profile, user, topic, marks, frequency) -> np.ndarray:
+def _premise_features(name, profile, user, topic, marks) -> list[np.ndarray]:
     if name == "probe-order":
-        return profile["recent topic share"][user, topic]
-    if name == "probe-max":  # the best single click's match: 2 (topic and marker), 1 (either), 0
-        cell = topic * len(MARKERS) + np.maximum(marks[:, 0], 0)
+        return [profile["recent topic share"][user, topic]]
+    known = (marks != NO_MARKER) & (profile["marker share"][user[:, None], np.maximum(marks, 0)] > 0)
+    if name == "probe-max":  # the best single click's match: 2 (both words), 1 (either), 0
+        cell = np.maximum(marks[:, 0], 0) * len(MARKERS) + np.maximum(marks[:, 1], 0)
         both = (marks[:, 0] != NO_MARKER) & (profile["cell share"][user, cell] > 0)
-        either = (profile["topic share"][user, topic] > 0) | (frequency[:, 0] > 0)
-        return np.where(both, 2.0, either.astype(np.float64))
-    return frequency[:, 0] * frequency[:, 1]
+        return [np.where(both, 2.0, known.any(axis=1).astype(np.float64))]
+    # probe-pairs: whether both words are in the history (each in some click), or one
+    return [(known[:, 0] & known[:, 1]).astype(np.float64), (known[:, 0] ^ known[:, 1]).astype(np.float64)]
 
 
 def _profiles(p: ProbeParameters, news: ProbeNews, histories: list[np.ndarray]) -> dict:
     """Per user, from the history alone: topic shares, the latest clicks' topic shares, marker shares (a news item
-    counts once per marker), and (topic, first marker) cell shares."""
+    counts once per marker), and (first, second marker) cell shares."""
     topics, users = len(demo_vocab.TOPICS), len(histories)
     out = {"topic share": np.zeros((users, topics)), "recent topic share": np.zeros((users, topics)),
-           "marker share": np.zeros((users, len(MARKERS))), "cell share": np.zeros((users, topics * len(MARKERS)))}
+           "marker share": np.zeros((users, len(MARKERS))), "cell share": np.zeros((users, len(MARKERS) ** 2))}
     for u, clicks in enumerate(histories):
         if not len(clicks):
             continue
@@ -267,9 +280,9 @@ def _profiles(p: ProbeParameters, news: ProbeNews, histories: list[np.ndarray]) 
         out["recent topic share"][u] = np.bincount(news.topic[latest], minlength=topics) / len(latest)
         marks = news.markers[clicks]
         out["marker share"][u] = np.bincount(marks[marks != NO_MARKER], minlength=len(MARKERS)) / len(clicks)
-        marked = marks[:, 0] != NO_MARKER
-        cells = news.topic[clicks][marked] * len(MARKERS) + marks[marked, 0]
-        out["cell share"][u] = np.bincount(cells, minlength=topics * len(MARKERS)) / len(clicks)
+        both = (marks != NO_MARKER).all(axis=1)
+        cells = marks[both, 0] * len(MARKERS) + marks[both, 1]
+        out["cell share"][u] = np.bincount(cells, minlength=len(MARKERS) ** 2) / len(clicks)
     return out
 
 

@@ -68,24 +68,44 @@ def test_pairs_are_planted_across_clicks_never_in_one(tmp_path):
         a, b = users.planted["first"][u], users.planted["second"][u]
         has_a, has_b = (marks == a).any(axis=1), (marks == b).any(axis=1)
         assert not (has_a & has_b).any() and has_a.sum() >= P.clicks_per_part and has_b.sum() >= P.clicks_per_part
+        assert set(marks[marks != world_probes.NO_MARKER].tolist()) == {a, b}  # the history's only words
     truth = world_probes.planted_truth("probe-pairs", news, users, pairs.train, pairs.dev)["bounds"]
-    assert truth["attainable gain (AUC)"] > 0.005  # the pair is worth more than its words one by one
+    assert truth["attainable gain (AUC)"] > 0.03  # the pair is worth more than its words one by one
     titles = [t[0] for t in __import__("newsrec.pipeline.demo_data", fromlist=["news_texts"]).news_texts(pairs)]
     marked = int(np.flatnonzero(news.markers[:, 1] != world_probes.NO_MARKER)[0])
     assert titles[marked].endswith(f"{world_probes.MARKERS[news.markers[marked, 0]]} and "
                                    f"{world_probes.MARKERS[news.markers[marked, 1]]}")
 
 
+def test_the_pair_scores_above_its_words_alone_and_a_mean_cannot_order_them():
+    """The planted logit: both words +premise_weight, one of them lone_weight; a score linear in the history's
+    word frequencies gives the pair twice what one word gets, so it cannot put the pair first and one word last."""
+    world = plant(config_for("tiny", 0, "probe-pairs"))
+    users, news = world.users, world.news
+    a, b = users.planted["first"][0], users.planted["second"][0]
+    pair = next(n for n in range(len(news.ids)) if set(news.markers[n].tolist()) == {a, b})
+    alone = next(n for n in range(len(news.ids)) if news.markers[n].tolist() == [a, world_probes.NO_MARKER])
+    scores = world_probes.logits("probe-pairs", news, users, np.array([0]), np.array([0, 0]), np.array([pair, alone]))
+    appeal = P.click_bias + P.appeal_weight * news.quality[[pair, alone]]
+    assert list(scores - appeal) == pytest.approx([P.premise_weight, P.lone_weight])
+
+
 def test_several_interests_score_the_best_interest_not_the_sum():
     world = plant(config_for("tiny", 0, "probe-max"))
     users, news = world.users, world.news
+    first, second = users.planted["first"], users.planted["second"]
+    assert (first < P.marker_words).all() and (second >= P.marker_words).all()
+    assert all(len(set(row)) == P.interests for row in first.tolist())  # no word in two interests
     u = 0
-    topic, marker = users.planted["topic"][u], users.planted["marker"][u]
-    crossing = next(n for n in range(len(news.ids)) if news.topic[n] == topic[0] and news.markers[n, 0] == marker[1]
-                    and news.topic[n] != topic[1] and news.markers[n, 0] != marker[0])
-    one = world_probes.logits("probe-max", news, users, np.array([u]), np.array([0]), np.array([crossing]))
-    base = P.click_bias + P.appeal_weight * news.quality[crossing]
-    assert one[0] - base == pytest.approx(max(P.topic_weight, P.marker_weight))  # not topic + marker
+    crossing = next(n for n in range(len(news.ids)) if news.markers[n, 0] == first[u, 0]
+                    and news.markers[n, 1] == second[u, 1])
+    full = next(n for n in range(len(news.ids)) if news.markers[n].tolist() == [first[u, 0], second[u, 0]])
+    scores = world_probes.logits("probe-max", news, users, np.array([u]), np.array([0, 0]),
+                                 np.array([crossing, full]))
+    appeal = P.click_bias + P.appeal_weight * news.quality[[crossing, full]]
+    assert list(scores - appeal) == pytest.approx([P.word_weight, 2 * P.word_weight])  # a crossing: one, not two
+    truth = world_probes.planted_truth("probe-max", news, users, world.train, world.dev)["bounds"]
+    assert truth["attainable gain (AUC)"] > 0.02
 
 
 def test_generated_probe_is_mind_format_and_reproducible(tmp_path):
