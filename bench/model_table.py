@@ -6,6 +6,8 @@ the oracle (the planted click probabilities). CPU is fine; it picks CUDA when pr
     python bench/model_table.py --size tiny     # a quick look
     python bench/model_table.py --seeds 3 --models meanpool,unirec   # mean ± 95% interval over training seeds and
                                                 # the paired difference against mean-pool, seed by seed
+    python bench/model_table.py --models meanpool,recallnet@meanpool  # Recallnet on mean-pool's checkpoint
+                                                # (plain `recallnet`: on UniRec's, as bench/bench_recallnet.py)
 
 Prints a markdown table (and writes table.json beside the data). Recall is by exact maximum inner
 product over the dev-day pool (every dev candidate) and over all news. On world v2 the table ends with
@@ -33,6 +35,7 @@ from newsrec.pipeline.training import TrainConfig, train
 
 EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
 BASELINE = "meanpool"  # the paired comparisons of --seeds are against this row
+BASES = {"recallnet": "unirec"}  # a model trained on top of another's checkpoint (MODEL@BASE picks another base)
 # rows that are not results: trained far below their paper's budget on this CPU (bench/gpu_unbert.sh on a GPU)
 NOT_A_RESULT = {"unbert": "unbert (not a result: CPU budget)"}
 
@@ -51,7 +54,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models to train")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if any(part not in MODELS for part in m.split("@"))]
     if unknown:
         parser.error(f"unknown models {unknown}: choose from {', '.join(MODELS)}")
     root = Path(args.out) / (args.size if args.world == "v1" else f"{args.size}-{args.world}")
@@ -91,18 +94,28 @@ def trained_rows(models: list[str], seed: int, root: Path, mind: Path, dataset, 
     """Every model trained with `seed` (seed 0 in runs/MODEL, as before seeds; others in runs/MODEL-seedS, beside
     it: one cache of the news vectors for all) and evaluated: (rows, timings)."""
     rows, timings = [], {}
-    for model in models:
-        model_dir = root / "runs" / (model if seed == 0 else f"{model}-seed{seed}")
-        summary = trained_summary(model_dir) if args.reuse else None
-        if summary is None:
-            epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
-            summary = train(mind, model_dir, TrainConfig(model=model, epochs=epochs, recall_epochs=recall_epochs,
-                                                         seed=seed), dataset=dataset)
-        timings[model] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
-                          "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
-                                                for e in s["epochs"]]}
-        rows += model_rows(model, model_dir, dataset, splits)
+    for spec in models:
+        model_dir, summary = trained(spec, seed, root, mind, dataset, args)
+        timings[spec] = {"train_seconds": sum(e["seconds"] for s in summary["stages"] for e in s["epochs"]),
+                         "impressions_per_s": [round(e["impressions_per_s"]) for s in summary["stages"]
+                                               for e in s["epochs"]]}
+        rows += model_rows(spec, model_dir, dataset, splits)
     return rows, timings
+
+
+def trained(spec: str, seed: int, root: Path, mind: Path, dataset, args) -> tuple[Path, dict]:
+    """(checkpoint directory, training report) of MODEL or MODEL@BASE, trained unless --reuse finds it; a base
+    (BASES, or the one named) is trained first, with the same seed."""
+    model, _, base = spec.partition("@")
+    base = base or BASES.get(model, "")
+    model_dir = root / "runs" / (spec if seed == 0 else f"{spec}-seed{seed}")
+    summary = trained_summary(model_dir) if args.reuse else None
+    if summary is None:
+        base_dir = trained(base, seed, root, mind, dataset, args)[0] if base else None
+        epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
+        summary = train(mind, model_dir, TrainConfig(model=model, epochs=epochs, recall_epochs=recall_epochs,
+                                                     seed=seed, base=str(base_dir or "")), dataset=dataset)
+    return model_dir, summary
 
 
 SEED_METRICS = {"AUC": lambda r: r.ranking.auc, "MRR": lambda r: r.ranking.mrr, "nDCG@10": lambda r: r.ranking.ndcg10,
@@ -148,7 +161,12 @@ def _interval_text(entry: dict, mark: bool = False) -> str:
 
 def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
     """The model's row; UniRec also with all its recall bases and with its ranking vector as the recall query; FUM
-    (whose recall query is its user vector) also with its trained bases serving recall, top P and all."""
+    (whose recall query is its user vector) also with its trained bases serving recall, top P and all; a model on a
+    base is named with it (its ranking is the base's)."""
+    if model.partition("@")[0] in BASES:
+        base = model.partition("@")[2] or BASES[model]
+        return [evaluate_model(model_dir, dataset, name=f"{model.partition('@')[0]} (on {base})",
+                               impression_splits=splits)]
     if model == "unirec":
         return [evaluate_model(model_dir, dataset, name="unirec (top-P)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", impression_splits=splits),

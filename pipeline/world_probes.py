@@ -20,6 +20,12 @@ probes, adds planted words to the titles:
   holds news with the first word and other news with the second, never both in one news item. A mean of the
   history's words rewards each word alone as well, and the pair no more than its complement.
 
+- **probe-match** (UNBERT's word-level matching of the candidate with the history): histories are clicks at
+  random, but half of each on one entity (a story the user follows closely); a candidate that names the entity
+  of any one earlier click gets `premise_weight`, however often that entity was clicked. A mean of the history
+  weighs each entity by its share of the clicks: the followed story far above one read once (and a news vector
+  of a fixed size holds the user's entities only approximately).
+
 In probe-max and probe-pairs `marked_share` of the news carry marker words (`MARKERS`, added to the title), and the
 rest of a history (beyond the planted clicks) is unmarked news, so the marked words of a history are the planted
 ones. The parameters are fixed here before any model runs on a probe (planted.json records them).
@@ -31,7 +37,8 @@ like a model:
   vectors dotted with the candidate's gives;
 - **premise bound**: the same plus the premise's feature (order: the topic's share of the latest `recent` clicks;
   max: the best single click's match with the candidate, 2 for both its words, 1 for either, 0; pairs: whether both
-  of the candidate's words are in the history, each in some click). The attainable gain is premise bound − mean bound; "gap to the
+  of the candidate's words are in the history, each in some click, or one; match: whether some click names the
+  candidate's entity; the mean bound has that entity's share of the history). The attainable gain is premise bound − mean bound; "gap to the
   oracle" reads against the premise bound.
 """
 from __future__ import annotations
@@ -44,6 +51,9 @@ from sklearn.linear_model import LogisticRegression
 from newsrec.pipeline import demo_vocab
 from newsrec.pipeline.metrics import per_impression_metrics
 
+ENTITY_COLUMN = 2  # the entity's column in the base news's text choices (demo_data.TEXT_PARTS)
+ENTITIES_PER_TOPIC = 100  # entity ids: topic * 100 + the topic's entity (as demo_data's synthetic Wikidata ids)
+ENTITY_KEYS = 1_000 * ENTITIES_PER_TOPIC  # probe-match: a (user, entity) key is user * ENTITY_KEYS + entity
 MARKERS = ("amber", "basalt", "cobalt", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper")
 NO_MARKER = -1
 
@@ -69,6 +79,8 @@ class ProbeParameters:
     word_weight: float = 1.5  # probe-max: each of an interest's two words; the candidate gets the best interest's sum
     lone_weight: float = -1.0  # probe-pairs: one word of the pair without the other (premise_weight: both)
     clicks_per_part: int = 3  # probe-max: clicks per interest; probe-pairs: clicks per word of the pair
+    # probe-match
+    habit_share: float = 0.5  # the share of a history on one entity; every entity clicked counts the same
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +90,7 @@ class ProbeUsers:
     activity: np.ndarray  # (U,) sums to 1
     history: list[np.ndarray]  # per user, news indices, oldest first
     ids: list[str]
-    planted: dict = field(default_factory=dict)  # name -> (U, ...) array
+    planted: dict = field(default_factory=dict)  # name -> (U, ...) array (probe-match: sorted (user, entity) keys)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,21 +111,22 @@ def plant(name: str, config, base_news, rng: np.random.Generator) -> tuple[Probe
     p = ProbeParameters()
     markers = _markers(name, p, len(base_news.day), rng)
     news = ProbeNews(base_news, markers)
-    planting = {"probe-order": _order_users, "probe-max": _max_users, "probe-pairs": _pairs_users}[name]
+    planting = {"probe-order": _order_users, "probe-max": _max_users, "probe-pairs": _pairs_users,
+                "probe-match": _match_users}[name]
     histories, planted = planting(config, p, news, rng)
     activity = rng.lognormal(0.0, 1.0, config.num_users)
     ids = [f"U{u}" for u in rng.permutation(config.num_users) + 1_001]
     return news, ProbeUsers(activity / activity.sum(), histories, ids, planted)
 
 
-PROBES = ("probe-order", "probe-max", "probe-pairs")
+PROBES = ("probe-order", "probe-max", "probe-pairs", "probe-match")
 
 
 def _markers(name: str, p: ProbeParameters, count: int, rng: np.random.Generator) -> np.ndarray:
     """Each news item's marker words ((N, 2) into MARKERS): probe-pairs two different words of the first
     `marker_words`; probe-max one of family A (the first `marker_words`) and one of family B (the next)."""
     markers = np.full((count, 2), NO_MARKER, dtype=np.int64)
-    if name == "probe-order":
+    if name in ("probe-order", "probe-match"):
         return markers
     marked = rng.random(count) < p.marked_share
     first = rng.integers(0, p.marker_words, count)
@@ -198,6 +211,31 @@ def _pairs_users(config, p: ProbeParameters, news, rng):
     return history, {"first": first, "second": second}
 
 
+def _match_users(config, p: ProbeParameters, news, rng):
+    """`habit_share` of each history on one entity (the story the user follows closely), the rest at random from
+    the history days; what the user follows is the entities of their clicks (`follows`: the sorted keys
+    user * ENTITY_KEYS + entity), each worth the same however often it was clicked."""
+    pool = _history_pool(config, news)
+    entity = entity_ids(news)
+    history = []
+    for length in _lengths(config, p, rng).tolist():
+        habit = round(p.habit_share * length)
+        same = pool[entity[pool] == entity[rng.choice(pool)]]
+        history.append(_ordered(np.concatenate([rng.choice(same, size=habit), rng.choice(pool, size=length - habit)]),
+                                news, rng))
+    follows = np.unique(np.concatenate([u * ENTITY_KEYS + entity[clicks] for u, clicks in enumerate(history)]))
+    return history, {"follows": follows}
+
+
+def entity_ids(news) -> np.ndarray:
+    """(N,) each news item's entity (the one its title names)."""
+    return news.topic.astype(np.int64) * ENTITIES_PER_TOPIC + news.text[:, ENTITY_COLUMN]
+
+
+def _follows(users: "ProbeUsers", user: np.ndarray, entity: np.ndarray) -> np.ndarray:
+    return np.isin(user.astype(np.int64) * ENTITY_KEYS + entity, users.planted["follows"])
+
+
 def _normalized(weights: np.ndarray) -> np.ndarray:
     return weights / weights.sum()
 
@@ -214,6 +252,8 @@ def logits(name: str, news: ProbeNews, users: ProbeUsers, user: np.ndarray, impr
         per_interest = p.word_weight * ((planted["first"][u] == marks[:, :1]).astype(np.float64)
                                         + (planted["second"][u] == marks[:, 1:]))  # (C, interests)
         user_part = per_interest.max(axis=1)
+    elif name == "probe-match":  # the candidate names the entity of some earlier click
+        user_part = p.premise_weight * _follows(users, u, entity_ids(news)[candidates])
     else:
         first = (marks == planted["first"][u][:, None]).any(axis=1)
         second = (marks == planted["second"][u][:, None]).any(axis=1)
@@ -246,6 +286,9 @@ def history_features(name: str, news: ProbeNews, users: ProbeUsers, impressions,
     topic, marks = news.topic[candidates], news.markers[candidates]
     profile = _profiles(p, news, users.history)
     columns = [news.quality[candidates], profile["topic share"][user, topic]]
+    if name == "probe-match":  # the candidate's entity's share of the history; with the premise, whether it is there
+        share = _entity_share(news, users.history, user, entity_ids(news)[candidates])
+        return np.stack(columns + [share] + ([(share > 0).astype(np.float64)] if premise else []), axis=1)
     if name != "probe-order":
         frequency = np.where(marks == NO_MARKER, 0.0, profile["marker share"][user[:, None], np.maximum(marks, 0)])
         columns.append(frequency.sum(axis=1))
@@ -264,6 +307,17 @@ def _premise_features(name, profile, user, topic, marks) -> list[np.ndarray]:
         return [np.where(both, 2.0, known.any(axis=1).astype(np.float64))]
     # probe-pairs: whether both words are in the history (each in some click), or one
     return [(known[:, 0] & known[:, 1]).astype(np.float64), (known[:, 0] ^ known[:, 1]).astype(np.float64)]
+
+
+def _entity_share(news, histories: list[np.ndarray], user: np.ndarray, entity: np.ndarray) -> np.ndarray:
+    """Per row, the share of the user's history clicks that name `entity` (histories are never empty here)."""
+    ids = entity_ids(news)
+    keys, counts = np.unique(np.concatenate([u * ENTITY_KEYS + ids[c] for u, c in enumerate(histories)]),
+                             return_counts=True)
+    wanted = user.astype(np.int64) * ENTITY_KEYS + entity
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    lengths = np.array([len(c) for c in histories])
+    return np.where(keys[at] == wanted, counts[at], 0) / lengths[user]
 
 
 def _profiles(p: ProbeParameters, news: ProbeNews, histories: list[np.ndarray]) -> dict:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from newsrec.cli import main
 from newsrec.pipeline import world_probes
-from newsrec.pipeline.demo_data import config_for, generate, plant
+from newsrec.pipeline.demo_data import TEXT_PARTS, config_for, generate, news_texts, plant
 from newsrec.pipeline.mind import read_mind
 
 
@@ -71,7 +71,7 @@ def test_pairs_are_planted_across_clicks_never_in_one(tmp_path):
         assert set(marks[marks != world_probes.NO_MARKER].tolist()) == {a, b}  # the history's only words
     truth = world_probes.planted_truth("probe-pairs", news, users, pairs.train, pairs.dev)["bounds"]
     assert truth["attainable gain (AUC)"] > 0.03  # the pair is worth more than its words one by one
-    titles = [t[0] for t in __import__("newsrec.pipeline.demo_data", fromlist=["news_texts"]).news_texts(pairs)]
+    titles = [t[0] for t in news_texts(pairs)]
     marked = int(np.flatnonzero(news.markers[:, 1] != world_probes.NO_MARKER)[0])
     assert titles[marked].endswith(f"{world_probes.MARKERS[news.markers[marked, 0]]} and "
                                    f"{world_probes.MARKERS[news.markers[marked, 1]]}")
@@ -124,3 +124,23 @@ def test_demo_data_offers_the_probe_and_prints_its_bounds(tmp_path):
     result = CliRunner().invoke(main, ["demo-data", str(tmp_path / "p"), "--world", "probe-order"])
     assert result.exit_code == 0, result.output
     assert "premise bound (history estimable): AUC 0." in result.output and "attainable gain (AUC): +0.0" in result.output
+
+
+def test_a_matched_entity_counts_the_same_however_often_it_was_clicked():
+    """probe-match: the followed story and an entity read once give the same logit; the mean's feature (the share
+    of the history) tells them apart, the premise's (whether a click names it) does not."""
+    world = plant(config_for("tiny", 0, "probe-match"))
+    news, users = world.news, world.users
+    entity = world_probes.entity_ids(news)
+    assert world_probes.ENTITY_COLUMN == TEXT_PARTS.index("entity")
+    u = 0
+    clicked, counts = np.unique(entity[users.history[u]], return_counts=True)
+    habit, once = clicked[np.argmax(counts)], clicked[np.argmin(counts)]
+    assert counts.max() >= 2 * counts.min()
+    candidates = np.array([np.flatnonzero(entity == e)[0] for e in (habit, once)]
+                          + [np.flatnonzero(~np.isin(entity, clicked))[0]])
+    scores = world_probes.logits("probe-match", news, users, np.array([u]), np.zeros(3, int), candidates)
+    appeal = P.click_bias + P.appeal_weight * news.quality[candidates]
+    assert list(scores - appeal) == pytest.approx([P.premise_weight, P.premise_weight, 0.0])
+    truth = world_probes.planted_truth("probe-match", news, users, world.train, world.dev)["bounds"]
+    assert truth["attainable gain (AUC)"] > 0.01

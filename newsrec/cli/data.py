@@ -26,8 +26,10 @@ from newsrec.pipeline.leaderboard import score_files
               help="v3: world v2 whose impressions show only news already published at their time (real news is "
                    "never shown before it exists; v2 showed 38.5% of small's dev candidates before). v2: entities, "
                    "several and drifting interests, freshness, the oracle decomposed (pipeline/world_v2.py); "
-                   "v1: the first world (1-4 fixed favourite topics), for comparison. probe-order: one seed model's "
-                   "premise on a neutral base, with what a history can reveal (pipeline/world_probes.py).")
+                   "v1: the first world (1-4 fixed favourite topics), for comparison. probe-*: one seed model's "
+                   "premise each on a neutral base (order: UniRec/FUM's order; max: several interests; pairs: FUM's "
+                   "word pairs; match: UNBERT's word match), with what a history can reveal "
+                   "(pipeline/world_probes.py).")
 def demo_data(out_dir: str, size: str, seed: int, world: str) -> None:
     """Generate MIND-format data with a planted ground truth; print the oracle dev metrics.
 
