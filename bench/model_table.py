@@ -36,7 +36,7 @@ from newsrec.pipeline.training import TrainConfig, train
 EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
 BASELINE = "meanpool"  # the paired comparisons of --seeds are against this row
 BASES = {"recallnet": "unirec"}  # a model trained on top of another's checkpoint (MODEL@BASE picks another base)
-# rows that are not results: trained far below their paper's budget on this CPU (bench/gpu_unbert.sh on a GPU)
+# rows that are not results when trained on CPU: far below their paper's budget (bench/gpu_probe_match.sh on a GPU)
 NOT_A_RESULT = {"unbert": "unbert (not a result: CPU budget)"}
 
 
@@ -176,7 +176,8 @@ def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
         return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", impression_splits=splits),
                 evaluate_model(model_dir, dataset, top_p=0, name="fum (all bases)", impression_splits=splits)]
-    return [evaluate_model(model_dir, dataset, name=NOT_A_RESULT.get(model, model), impression_splits=splits)]
+    name = NOT_A_RESULT.get(model, model) if trained_on(model_dir) == "cpu" else model
+    return [evaluate_model(model_dir, dataset, name=name, impression_splits=splits)]
 
 
 def entity_oracle_rows(dataset, entity) -> dict:
@@ -187,6 +188,11 @@ def entity_oracle_rows(dataset, entity) -> dict:
     dev = dataset.splits["dev"]
     return {name: per_impression_metrics(dev.labels, scores, dev.candidate_offsets).mean(mask)
             for name, scores in parts.items()}
+
+
+def trained_on(model_dir: Path) -> str:
+    """The device a checkpoint was trained on ("cpu", "cuda", ...)."""
+    return (trained_summary(model_dir) or {}).get("device", "cpu")
 
 
 def trained_summary(model_dir: Path) -> dict | None:

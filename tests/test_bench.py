@@ -202,3 +202,25 @@ def test_the_seed_table_gives_intervals_and_paired_differences_against_mean_pool
     table = seed_markdown(seeded)
     assert "| unirec (top-P) | 0.6737 ± " in table and "+0.0020 ± 0.0000*" in table
     assert "+0.0017 ± " in table and "0.0017 ± 0.0" in table and table.count("*") == 1  # R@100: not established
+
+
+def test_a_model_on_a_base_trains_the_base_first_with_the_same_seed(tmp_path, monkeypatch):
+    """bench/model_table.py: recallnet trains on UniRec's checkpoint, recallnet@meanpool on mean-pool's, each base
+    with the model's seed and in that seed's directory (issue #34: Recallnet compared in mean-pool's vector space)."""
+    from argparse import Namespace
+
+    from newsrec.bench import model_table
+
+    calls = []
+
+    def fake_train(mind, out, config, dataset=None):
+        calls.append((out.name, config.model, config.seed, config.base and type(out)(config.base).name))
+        return {"stages": []}
+
+    monkeypatch.setattr(model_table, "train", fake_train)
+    args = Namespace(reuse=False, epochs=3, recall_epochs=2)
+    model_dir, _ = model_table.trained("recallnet@meanpool", 2, tmp_path, tmp_path / "mind", None, args)
+    model_table.trained("recallnet", 0, tmp_path, tmp_path / "mind", None, args)
+    assert model_dir == tmp_path / "runs" / "recallnet@meanpool-seed2"
+    assert calls == [("meanpool-seed2", "meanpool", 2, ""), ("recallnet@meanpool-seed2", "recallnet", 2, "meanpool-seed2"),
+                     ("unirec", "unirec", 0, ""), ("recallnet", "recallnet", 0, "unirec")]
