@@ -5,12 +5,7 @@
 # row is a result only for checkpoints trained on CUDA. CPU here cannot train UNBERT at this budget (hours a seed).
 # Results land in $OUT (or bench/out/gpu): probe-match.md and probe-match-seeds3.json (commit it to bench/results/).
 #   bash bench/gpu_probe_match.sh   (after bench/gpu.sh and bench/gpu_unbert.sh)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT="${OUT:-bench/out/gpu}"
-mkdir -p "$OUT"
-python3 -m pip install -q -e '.[bench]'
-python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "bench/gpu_probe_match.sh: no CUDA GPU")'
+source "$(dirname "$0")/gpu_prelude.sh"  # repository root, $OUT, install, CUDA or stop
 ROOT=bench/out/medium-probe-match
 [ -f "$ROOT/mind/dev/truth.txt" ] || newsrec demo-data "$ROOT/mind" --size medium --world probe-match
 for seed in 0 1 2; do

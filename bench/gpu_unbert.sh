@@ -4,12 +4,7 @@
 # history word pieces; bf16 autocast on CUDA), then the funnel row (bench/bench_unbert.py) with that model.
 # CPU here trains on 2,000 impressions only (BENCHMARKS "UNBERT"). Results land in $OUT (or bench/out/gpu).
 #   bash bench/gpu_unbert.sh   (the second GPU check, after bench/gpu.sh: UNBERT at full budgets, ~10 min)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT="${OUT:-bench/out/gpu}"
-mkdir -p "$OUT"
-python3 -m pip install -q -e '.[bench]'
-python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "bench/gpu.sh: no CUDA GPU")'
+source "$(dirname "$0")/gpu_prelude.sh"  # repository root, $OUT, install, CUDA or stop
 SMALL=bench/out/small-v2
 [ -f "$SMALL/mind/dev/behaviors.tsv" ] || newsrec demo-data "$SMALL/mind" --size small
 [ -f "$SMALL/runs/unirec/model.pt" ] || newsrec train "$SMALL/mind" --out "$SMALL/runs/unirec" --device cuda
