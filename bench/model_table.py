@@ -33,7 +33,9 @@ from newsrec.pipeline.models.registry import MODELS
 from newsrec.pipeline.training import TrainConfig, train
 
 
-EPOCHS = {"fum": (2, 1)}  # (ranking, recall) epochs where CPU time forbids the default: FUM reads words
+# (ranking, recall) epochs where CPU time forbids the default, by size: FUM reads words (hours an epoch on small);
+# on the probes' size every model trains the same epochs
+EPOCHS = {"small": {"fum": (2, 1)}, "large": {"fum": (2, 1)}}
 BASELINE = "meanpool"  # the paired comparisons of --seeds are against this row
 BASES = {"recallnet": "unirec"}  # a model trained on top of another's checkpoint (MODEL@BASE picks another base)
 # rows that are not results when trained on CPU: far below their paper's budget (bench/gpu_probe_match.sh on a GPU)
@@ -71,6 +73,7 @@ def main() -> None:
                                               f"\n| {name} | {b:+.4f} |" for name, b in bounds.items()))
         (root / f"seeds-{args.seeds}.json").write_text(json.dumps(
             {"world": args.world, "size": args.size, "models": models, "bounds": bounds,
+             "epochs": {m: epochs_of(m.partition("@")[0], args) for m in models},
              "seeds": {s: [asdict(r) for r in rows] for s, rows in seeded.items()},
              "summary": seed_summary(seeded)}, indent=1))
         return
@@ -81,8 +84,7 @@ def main() -> None:
     entity_oracle = entity_oracle_rows(dataset, entity)
     print(markdown(rows, planted, entity_oracle))
     (root / "table.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "timings": timings,
-                                                 "world": args.world, "epochs": {m: EPOCHS.get(m, (args.epochs,
-                                                 args.recall_epochs)) for m in MODELS},
+                                                 "world": args.world, "epochs": {m: epochs_of(m, args) for m in MODELS},
                                                  "entity_oracle": {k: asdict(v) for k, v in entity_oracle.items()},
                                                  **{k: planted[k] for k in
                                                  ("oracle_decomposition", "recall_oracle") if k in planted}},
@@ -112,7 +114,7 @@ def trained(spec: str, seed: int, root: Path, mind: Path, dataset, args) -> tupl
     summary = trained_summary(model_dir) if args.reuse else None
     if summary is None:
         base_dir = trained(base, seed, root, mind, dataset, args)[0] if base else None
-        epochs, recall_epochs = EPOCHS.get(model, (args.epochs, args.recall_epochs))
+        epochs, recall_epochs = epochs_of(model, args)
         summary = train(mind, model_dir, TrainConfig(model=model, epochs=epochs, recall_epochs=recall_epochs,
                                                      seed=seed, base=str(base_dir or "")), dataset=dataset)
     return model_dir, summary
@@ -157,6 +159,11 @@ def _interval_text(entry: dict, mark: bool = False) -> str:
     low, high = entry["mean"] - entry["half_width"], entry["mean"] + entry["half_width"]
     star = "*" if mark and (low > 0 or high < 0) else ""
     return f"{entry['mean']:+.4f} ± {entry['half_width']:.4f}{star}" if mark else f"{entry['mean']:.4f} ± {entry['half_width']:.4f}"
+
+
+def epochs_of(model: str, args) -> tuple[int, int]:
+    """(ranking, recall) epochs of `model` at args.size."""
+    return EPOCHS.get(args.size, {}).get(model, (args.epochs, args.recall_epochs))
 
 
 def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:

@@ -218,7 +218,7 @@ def test_a_model_on_a_base_trains_the_base_first_with_the_same_seed(tmp_path, mo
         return {"stages": []}
 
     monkeypatch.setattr(model_table, "train", fake_train)
-    args = Namespace(reuse=False, epochs=3, recall_epochs=2)
+    args = Namespace(reuse=False, epochs=3, recall_epochs=2, size="medium")
     model_dir, _ = model_table.trained("recallnet@meanpool", 2, tmp_path, tmp_path / "mind", None, args)
     model_table.trained("recallnet", 0, tmp_path, tmp_path / "mind", None, args)
     assert model_dir == tmp_path / "runs" / "recallnet@meanpool-seed2"
