@@ -49,7 +49,8 @@ class FUMConfig:
     news: NewsEncoderConfig
     word_vocab: int  # word pieces of the LM's tokenizer (the token ids the features carry)
     word_dim: int  # width of the LM's word-piece embeddings
-    words_per_news: int = 16  # word pieces read per clicked title, [CLS] and [SEP] included
+    words_per_news: int = 32  # word pieces read per clicked title, [CLS] and [SEP] included (the news encoder's
+    # title budget: every generated title whole; 16 before issue #34 cut 80% of titles, and their ends with them)
     abstract_words: int = 0  # word pieces of each clicked abstract read after its title (0 = titles only)
     word_history: int = 20  # latest clicks read word by word (the coarse model reads the whole history)
     layers: int = 1  # Fastformer layers
