@@ -3,6 +3,7 @@ the oracle (the planted click probabilities). CPU is fine; it picks CUDA when pr
 
     python bench/model_table.py                 # demo-data small (world v2: the table's world), seed 0, into bench/out/small-v2/
     python bench/model_table.py --world v1      # the first world, into bench/out/small/ (as before world v2)
+    python bench/model_table.py --size medium --world v3 --seeds 3   # world v3 (only published news shown)
     python bench/model_table.py --size tiny     # a quick look
     python bench/model_table.py --seeds 3 --models meanpool,unirec   # mean ± 95% interval over training seeds and
                                                 # the paired difference against mean-pool, seed by seed
@@ -45,7 +46,7 @@ NOT_A_RESULT = {"unbert": "unbert (not a result: CPU budget)"}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=["tiny", "medium", "small"])
-    parser.add_argument("--world", default="v2", choices=["v2", "v1", *PROBES])
+    parser.add_argument("--world", default="v2", choices=["v2", "v3", "v1", *PROBES])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--recall-epochs", type=int, default=2)
     parser.add_argument("--out", default="bench/out")
