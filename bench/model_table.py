@@ -23,9 +23,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from newsrec.pipeline.baselines import ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary
+import numpy as np
+
+from newsrec.pipeline.baselines import (ENTITY_SPLIT, decomposition_rows, entity_split, oracle_scores, planted_summary,
+                                        premise_split)
 from newsrec.pipeline.demo_data import config_for, generate
-from newsrec.pipeline.world_probes import PROBES
+from newsrec.pipeline.world_probes import PREMISE_ROWS, PROBES
 from newsrec.pipeline.evaluation import evaluate_model, evaluate_scores, popularity_evaluation
 from newsrec.pipeline.intervals import paired_interval, t_interval
 from newsrec.pipeline.metrics import per_impression_metrics
@@ -66,21 +69,26 @@ def main() -> None:
         generate(mind, config_for(args.size, 0, args.world))
     dataset = read_mind(mind)
     entity = entity_split(mind)  # world v2: where a candidate names an entity the user follows
-    splits = {ENTITY_SPLIT: entity[0]} if entity else {}
+    # evaluate_model's splits: world v2's entity impressions; a probe's premise rows (where its premise decides)
+    splits = {"impression_splits": {ENTITY_SPLIT: entity[0]} if entity else {},
+              "row_splits": premise_split(mind, dataset)}
     if args.seeds > 1:
         seeded = {seed: trained_rows(models, seed, root, mind, dataset, splits, args)[0] for seed in range(args.seeds)}
         bounds = (planted_summary(mind) or {}).get("bounds", {})
+        oracle = evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), **splits)
         print(seed_markdown(seeded) + "".join(f"\n| {name} | {b['auc']:.4f} |" if isinstance(b, dict) else
-                                              f"\n| {name} | {b:+.4f} |" for name, b in bounds.items()))
+                                              f"\n| {name} | {b:+.4f} |" for name, b in bounds.items())
+              + "".join(f"\n| oracle, {name} | {m.auc:.4f} |" for name, m in oracle.splits.items()
+                        if name in splits["row_splits"]))
         (root / f"seeds-{args.seeds}.json").write_text(json.dumps(
             {"world": args.world, "size": args.size, "models": models, "bounds": bounds,
              "epochs": {m: epochs_of(m.partition("@")[0], args) for m in models},
              "seeds": {s: [asdict(r) for r in rows] for s, rows in seeded.items()},
-             "summary": seed_summary(seeded)}, indent=1))
+             "summary": seed_summary(seeded), "oracle": asdict(oracle)}, indent=1))
         return
     rows, timings = trained_rows(models, 0, root, mind, dataset, splits, args)
     rows.append(popularity_evaluation(dataset))
-    rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), impression_splits=splits))
+    rows.append(evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), **splits))
     planted = planted_summary(mind) or {}
     entity_oracle = entity_oracle_rows(dataset, entity)
     print(markdown(rows, planted, entity_oracle))
@@ -122,7 +130,9 @@ def trained(spec: str, seed: int, root: Path, mind: Path, dataset, args) -> tupl
 
 
 SEED_METRICS = {"AUC": lambda r: r.ranking.auc, "MRR": lambda r: r.ranking.mrr, "nDCG@10": lambda r: r.ranking.ndcg10,
-                "R@100 day": lambda r: r.recall.get("dev-day pool", {}).get(100, float("nan"))}
+                "R@100 day": lambda r: r.recall.get("dev-day pool", {}).get(100, float("nan")),
+                "AUC premise rows": lambda r: r.splits[PREMISE_ROWS].auc if PREMISE_ROWS in r.splits else float("nan")}
+DELTAS = ("AUC", "R@100 day", "AUC premise rows")  # the paired differences the table shows
 
 
 def seed_summary(seeded: dict[int, list]) -> dict:
@@ -132,11 +142,12 @@ def seed_summary(seeded: dict[int, list]) -> dict:
     by_name = {name: [next(r for r in rows if r.model == name) for rows in seeded.values()] for name in names}
     summary = {}
     for name, runs in by_name.items():
-        entry = {metric: asdict(t_interval([get(r) for r in runs])) for metric, get in SEED_METRICS.items()}
+        metrics = {metric: get for metric, get in SEED_METRICS.items() if not np.isnan(get(runs[0]))}
+        entry = {metric: asdict(t_interval([get(r) for r in runs])) for metric, get in metrics.items()}
         if BASELINE in by_name and name != BASELINE:
             entry["paired vs " + BASELINE] = {metric: asdict(paired_interval([get(r) for r in runs],
                                                                                [get(r) for r in by_name[BASELINE]]))
-                                              for metric, get in SEED_METRICS.items()}
+                                              for metric, get in metrics.items()}
         summary[name] = entry
     return summary
 
@@ -145,14 +156,16 @@ def seed_markdown(seeded: dict[int, list]) -> str:
     """The --seeds table: mean ± half-width of the 95% interval; the paired AUC and R@100 differences against
     BASELINE, marked * where the interval excludes 0."""
     summary = seed_summary(seeded)
+    shown = [m for m in SEED_METRICS if m in next(iter(summary.values()))]
+    deltas = [m for m in DELTAS if m in shown]
     lines = [f"{len(seeded)} seeds, 95% Student's t intervals",
-             "| model | AUC | MRR | nDCG@10 | R@100 day | ΔAUC vs mean-pool | ΔR@100 vs mean-pool |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | " + " | ".join(shown + [f"Δ{m} vs mean-pool" for m in deltas]) + " |",
+             "|---|" + "---|" * (len(shown) + len(deltas))]
     for name, entry in summary.items():
-        cells = [_interval_text(entry[m]) for m in SEED_METRICS]
+        cells = [_interval_text(entry[m]) for m in shown]
         paired = entry.get("paired vs " + BASELINE, {})
-        deltas = [_interval_text(paired[m], mark=True) if m in paired else "—" for m in ("AUC", "R@100 day")]
-        lines.append(f"| {name} | " + " | ".join(cells + deltas) + " |")
+        deltas_cells = [_interval_text(paired[m], mark=True) if m in paired else "—" for m in deltas]
+        lines.append(f"| {name} | " + " | ".join(cells + deltas_cells) + " |")
     return "\n".join(lines)
 
 
@@ -174,18 +187,18 @@ def model_rows(model: str, model_dir: Path, dataset, splits: dict) -> list:
     if model.partition("@")[0] in BASES:
         base = model.partition("@")[2] or BASES[model]
         return [evaluate_model(model_dir, dataset, name=f"{model.partition('@')[0]} (on {base})",
-                               impression_splits=splits)]
+                               **splits)]
     if model == "unirec":
-        return [evaluate_model(model_dir, dataset, name="unirec (top-P)", impression_splits=splits),
-                evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", impression_splits=splits),
-                evaluate_model(model_dir, dataset, name="unirec (ranking vector as recall)", impression_splits=splits,
+        return [evaluate_model(model_dir, dataset, name="unirec (top-P)", **splits),
+                evaluate_model(model_dir, dataset, top_p=0, name="unirec (all bases)", **splits),
+                evaluate_model(model_dir, dataset, name="unirec (ranking vector as recall)", **splits,
                                recall_by_ranking=True)]
     if model == "fum":
-        return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", impression_splits=splits),
-                evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", impression_splits=splits),
-                evaluate_model(model_dir, dataset, top_p=0, name="fum (all bases)", impression_splits=splits)]
+        return [evaluate_model(model_dir, dataset, name="fum (user vector as recall)", **splits),
+                evaluate_model(model_dir, dataset, top_p=5, name="fum (bases, top-P)", **splits),
+                evaluate_model(model_dir, dataset, top_p=0, name="fum (all bases)", **splits)]
     name = NOT_A_RESULT.get(model, model) if trained_on(model_dir) == "cpu" else model
-    return [evaluate_model(model_dir, dataset, name=name, impression_splits=splits)]
+    return [evaluate_model(model_dir, dataset, name=name, **splits)]
 
 
 def entity_oracle_rows(dataset, entity) -> dict:

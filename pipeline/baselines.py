@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsrec.pipeline import world_v2
+from newsrec.pipeline import world_probes, world_v2
 from newsrec.pipeline.demo_data import PROBABILITIES_FILE, DemoConfig, generate, plant, read_probabilities
 from newsrec.pipeline.errors import NewsrecError
 from newsrec.pipeline.leaderboard import scores_to_ranks, write_leaderboard_file
@@ -149,6 +149,21 @@ def entity_split(mind_dir: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray
     parts = world_v2.components(world_v2.WorldV2(), planted.news, planted.users, user, item, time)
     return world_v2.entity_impressions(planted.news, planted.users, planted.dev), \
         {name: parts[name] for name in ("topic", "entity")}
+
+
+def premise_split(mind_dir: str | Path, dataset: MindDataset) -> dict[str, np.ndarray]:
+    """For probe-world data: {"premise rows": (C,) the dev candidate rows where the probe's premise decides}
+    (`world_probes.premise_rows`), by planting the world again; {} for other data."""
+    summary = planted_summary(mind_dir)
+    if not summary or summary.get("world") not in world_probes.PROBES:
+        return {}
+    planted = plant(DemoConfig(**summary["config"]))
+    dev = dataset.splits["dev"]
+    if not np.array_equal(planted.dev.labels, dev.labels):
+        raise MissingGroundTruthError(f"{mind_dir}: dev/behaviors.tsv is not the world its planted.json plants "
+                                      "(edited or regenerated with another version?)")
+    return {world_probes.PREMISE_ROWS: world_probes.premise_rows(summary["world"], planted.news, planted.users,
+                                                                 planted.dev)}
 
 
 def generate_with_oracle(out_dir: str | Path, config: DemoConfig) -> tuple[dict, RankingMetrics]:

@@ -61,10 +61,12 @@ def score_split(model_dir: str | Path, dataset: MindDataset, split: str, device_
 
 def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndarray,
                     recall_ranks: dict[str, np.ndarray] | None = None,
-                    impression_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
+                    impression_splits: dict[str, np.ndarray] | None = None,
+                    row_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
     """Ranking metrics (overall and split) of candidate scores, and Recall@K per pool from the rank of each
     clicked item in the retrieved lists (`recall_ranks`, `pipeline.metrics.clicked_ranks` over the impressions'
-    clicks in `clicked_sets` order). `impression_splits`: more named (I,) bool masks of impressions."""
+    clicks in `clicked_sets` order). `impression_splits`: more named (I,) bool masks of impressions;
+    `row_splits`: named (C,) bool masks of candidate rows, each impression ranked over its rows in the mask."""
     behaviors = dataset.splits[split]
     per = per_impression_metrics(behaviors.labels, scores, behaviors.candidate_offsets)
     history_lengths = np.diff(behaviors.history_offsets)
@@ -73,6 +75,8 @@ def evaluate_scores(name: str, dataset: MindDataset, split: str, scores: np.ndar
     warm = np.isin(behaviors.candidates, dataset.splits["train"].candidates)
     splits["cold news"] = _subset_metrics(behaviors, scores, ~warm)
     splits["warm news"] = _subset_metrics(behaviors, scores, warm)
+    splits.update({split_name: _subset_metrics(behaviors, scores, rows)
+                   for split_name, rows in (row_splits or {}).items()})
     evaluation = Evaluation(name, per.mean(), splits)
     if recall_ranks:
         clicked_offsets, _ = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
@@ -96,10 +100,10 @@ def recall_pools(dataset: MindDataset, split: str) -> dict[str, np.ndarray]:
 def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "dev", device_name: str = "auto",
                    top_p: int | None = None, name: str | None = None,
                    impression_splits: dict[str, np.ndarray] | None = None, progress: bool = False,
-                   recall_by_ranking: bool = False) -> Evaluation:
+                   recall_by_ranking: bool = False, row_splits: dict[str, np.ndarray] | None = None) -> Evaluation:
     """Ranking metrics of the checkpoint on `split`, and Recall@K of its recall vectors over both pools
     (no recall for a cross-encoder, which has no recall vector); `recall_by_ranking`: the ranking user vector
-    is the recall query instead (e.g. UniRec's u_ra beside its bases)."""
+    is the recall query instead (e.g. UniRec's u_ra beside its bases); splits as `evaluate_scores`."""
     kind, scored = score_split(model_dir, dataset, split, device_name, top_p, progress)
     queries = scored.ranking_users if recall_by_ranking else scored.recall_users
     pools = recall_pools(dataset, split) if queries is not None else {}
@@ -107,7 +111,7 @@ def evaluate_model(model_dir: str | Path, dataset: MindDataset, split: str = "de
     clicked_offsets, clicked = clicked_sets(behaviors, np.arange(behaviors.num_impressions))
     ranks = {pool: retrieved_ranks(queries, scored.news_matrix, max(RECALL_KS), rows, clicked_offsets,
                                    clicked) for pool, rows in pools.items()}
-    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, ranks, impression_splits)
+    evaluation = evaluate_scores(name or kind, dataset, split, scored.scores, ranks, impression_splits, row_splits)
     evaluation.pool_sizes.update({pool: len(rows) for pool, rows in pools.items()})
     return evaluation
 

@@ -261,6 +261,24 @@ def logits(name: str, news: ProbeNews, users: ProbeUsers, user: np.ndarray, impr
     return p.click_bias + p.appeal_weight * news.quality[candidates] + user_part
 
 
+PREMISE_ROWS = "premise rows"  # the split of the candidate rows where the premise decides (premise_rows)
+
+
+def premise_rows(name: str, news: ProbeNews, users: ProbeUsers, impressions) -> np.ndarray:
+    """(C,) the candidate rows whose planted user part the premise decides, where a model without it errs: the
+    user's old or new topic (order); a word of an interest (max: full matches, crossings, one word); a word of the
+    pair (pairs: the pair against one word alone); an entity the user clicked (match: followed closely or once)."""
+    impression_of = np.repeat(np.arange(len(impressions.day)), np.diff(impressions.offsets))
+    u, candidates = impressions.user[impression_of], impressions.candidates
+    topic, marks, planted = news.topic[candidates], news.markers[candidates], users.planted
+    if name == "probe-order":
+        return (topic == planted["old"][u]) | (topic == planted["new"][u])
+    if name == "probe-match":
+        return _follows(users, u, entity_ids(news)[candidates])
+    words = np.concatenate([planted[part][u].reshape(len(u), -1) for part in ("first", "second")], axis=1)
+    return ((marks[:, :, None] == words[:, None, :]) & (marks[:, :, None] != NO_MARKER)).any(axis=(1, 2))
+
+
 def title_with_markers(title: str, markers: np.ndarray) -> str:
     """The base title, with the news's marker words after it ("... , amber and cobalt")."""
     words = [MARKERS[m] for m in markers.tolist() if m != NO_MARKER]

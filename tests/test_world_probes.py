@@ -144,3 +144,29 @@ def test_a_matched_entity_counts_the_same_however_often_it_was_clicked():
     assert list(scores - appeal) == pytest.approx([P.premise_weight, P.premise_weight, 0.0])
     truth = world_probes.planted_truth("probe-match", news, users, world.train, world.dev)["bounds"]
     assert truth["attainable gain (AUC)"] > 0.01
+
+
+@pytest.mark.parametrize("name", world_probes.PROBES)
+def test_the_premise_rows_are_the_rows_with_a_planted_user_part(name):
+    world = plant(config_for("tiny", 0, name))
+    dev = world.dev
+    impression_of = np.repeat(np.arange(len(dev.day)), np.diff(dev.offsets))
+    user_part = (world_probes.logits(name, world.news, world.users, dev.user, impression_of, dev.candidates)
+                 - P.click_bias - P.appeal_weight * world.news.quality[dev.candidates])
+    rows = world_probes.premise_rows(name, world.news, world.users, dev)
+    assert 0 < rows.mean() < 1
+    assert np.array_equal(rows, ~np.isclose(user_part, 0.0))
+
+
+def test_the_premise_split_of_generated_data_and_its_metrics(tmp_path):
+    from newsrec.pipeline.baselines import oracle_scores, premise_split
+    from newsrec.pipeline.evaluation import evaluate_scores
+
+    generate(tmp_path / "p", config_for("tiny", 0, "probe-pairs"))
+    generate(tmp_path / "v3", config_for("tiny", 0, "v3"))
+    dataset = read_mind(tmp_path / "p")
+    rows = premise_split(tmp_path / "p", dataset)[world_probes.PREMISE_ROWS]
+    assert len(rows) == len(dataset.splits["dev"].labels) and 0 < rows.mean() < 1
+    assert premise_split(tmp_path / "v3", read_mind(tmp_path / "v3")) == {}
+    oracle = evaluate_scores("oracle", dataset, "dev", oracle_scores(dataset, "dev"), row_splits={"premise": rows})
+    assert oracle.splits["premise"].auc > 0.6  # on those rows the planted truth ranks by the premise
