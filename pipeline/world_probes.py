@@ -15,11 +15,11 @@ probes, adds planted words to the titles:
   its two words the interest has), the maximum over interests, not their sum: the A word of one interest with the
   B word of another (a crossing) counts as one match, not two. A mean of the history adds an A part and a B part,
   so it counts two.
-- **probe-pairs** (FUM's word interactions across clicked news): a marked news item carries two different words of
-  `marker_words`; a user likes one pair of them together and neither alone (`lone_weight` < 0); their history
-  holds news with the first word and other news with the second, never both in one news item. A mean of the
-  history's words rewards each word alone as well, and the pair no more than its complement.
-
+- **probe-pairs** (FUM's word interactions across clicked news): a marked news item carries one word of
+  `marker_words`, or (`paired_share`) two different ones; a user likes one pair of them together and neither alone
+  (`lone_weight` < 0); their history holds news with the first word alone and other news with the second alone,
+  never both in one news item. A mean of the history's words rewards each word alone as well, and the pair no
+  more than its complement.
 - **probe-match** (UNBERT's word-level matching of the candidate with the history): histories are clicks at
   random, but half of each on one entity (a story the user follows closely); a candidate that names the entity
   of any one earlier click gets `premise_weight`, however often that entity was clicked. A mean of the history
@@ -38,8 +38,8 @@ like a model:
 - **premise bound**: the same plus the premise's feature (order: the topic's share of the latest `recent` clicks;
   max: the best single click's match with the candidate, 2 for both its words, 1 for either, 0; pairs: whether both
   of the candidate's words are in the history, each in some click, or one; match: whether some click names the
-  candidate's entity; the mean bound has that entity's share of the history). The attainable gain is premise bound − mean bound; "gap to the
-  oracle" reads against the premise bound.
+  candidate's entity; the mean bound has that entity's share of the history). The attainable gain is premise
+  bound − mean bound; "gap to the oracle" reads against the premise bound.
 """
 from __future__ import annotations
 
