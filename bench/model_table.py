@@ -162,7 +162,7 @@ def seed_markdown(seeded: dict[int, list]) -> str:
              "| model | " + " | ".join(shown + [f"Δ{m} vs mean-pool" for m in deltas]) + " |",
              "|---|" + "---|" * (len(shown) + len(deltas))]
     for name, entry in summary.items():
-        cells = [_interval_text(entry[m]) for m in shown]
+        cells = [_interval_text(entry[m]) if m in entry else "—" for m in shown]  # e.g. no recall: UNBERT
         paired = entry.get("paired vs " + BASELINE, {})
         deltas_cells = [_interval_text(paired[m], mark=True) if m in paired else "—" for m in deltas]
         lines.append(f"| {name} | " + " | ".join(cells + deltas_cells) + " |")

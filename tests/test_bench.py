@@ -224,3 +224,19 @@ def test_a_model_on_a_base_trains_the_base_first_with_the_same_seed(tmp_path, mo
     assert model_dir == tmp_path / "runs" / "recallnet@meanpool-seed2"
     assert calls == [("meanpool-seed2", "meanpool", 2, ""), ("recallnet@meanpool-seed2", "recallnet", 2, "meanpool-seed2"),
                      ("unirec", "unirec", 0, ""), ("recallnet", "recallnet", 0, "unirec")]
+
+
+def test_the_seeded_table_shows_a_dash_for_a_metric_a_row_lacks():
+    """A cross-encoder (UNBERT) has no recall vector: its R@100 is NaN, shown "—", the other rows' intervals stand."""
+    from newsrec.bench.model_table import seed_markdown
+    from newsrec.pipeline.evaluation import Evaluation
+    from newsrec.pipeline.metrics import RankingMetrics
+
+    def row(name, auc, recall):
+        return Evaluation(name, RankingMetrics(auc, 0.3, 0.3, 0.4, 100, 0),
+                          recall={"dev-day pool": {100: recall}} if recall else {})
+
+    seeded = {s: [row("meanpool", 0.67 + d, 0.09), row("unbert", 0.68 + d, None)] for s, d in enumerate([0, 0.01, 0.02])}
+    lines = seed_markdown(seeded).splitlines()
+    unbert = next(line for line in lines if line.startswith("| unbert |"))
+    assert unbert.count("—") == 2 and "+0.0100 ± 0.0000*" in unbert  # its R@100 and ΔR@100; ΔAUC paired
